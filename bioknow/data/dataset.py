@@ -1,0 +1,106 @@
+"""The data configuration and the dataset it builds: lists, tokenizer, tables, population."""
+
+import dataclasses
+import functools
+
+import numpy as np
+import sentencepiece as spm
+
+from bioknow.data import biography
+from bioknow.data import lists as lists_lib
+from bioknow.data import tokenizer as tok
+from bioknow.data.population import Population, make_population
+from bioknow.data.templates import ATTRIBUTES, TEMPLATES
+
+MAX_INDIVIDUALS = 1_000_000  # a design limit (memory of the template table), not a name limit
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """What a run's data is. Defaults are the paper's (64k individuals, 20/5 template split)."""
+
+  n_individuals: int = 64_000
+  n_heldout: int = 4_096  # never sampled in training; hallucination metrics
+  n_extra: int = 0  # further individuals after the held-out ones (e.g. for fine-tuning)
+  n_templates_train: int = 20
+  n_templates_eval: int = 5
+  shuffle_sentences: bool = True
+  tokenizer: str = "bio_32k"  # 'bio_4k', 'bio_32k' or a path to a .model file
+  lists_dir: str | None = None  # None: the checked-in third_party/ lists
+  attributes: tuple[str, ...] = ATTRIBUTES
+  seed: int = 0
+
+  def validate(self) -> lists_lib.ValueLists:
+    """Checks every field (reading the lists); raises one sentence naming the bad field."""
+    for name in ("n_individuals", "n_heldout", "n_extra", "n_templates_train",
+                 "n_templates_eval", "seed"):
+      value = getattr(self, name)
+      if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name}: got {value!r}; it must be an integer >= 0.")
+    if self.n_individuals < 1 or self.n_individuals > MAX_INDIVIDUALS:
+      raise ValueError(f"n_individuals: got {self.n_individuals}; allowed 1..{MAX_INDIVIDUALS:,}.")
+    if self.n_templates_train < 1 or self.n_templates_eval < 1:
+      raise ValueError("n_templates_train and n_templates_eval: each must be at least 1.")
+    lists_lib.check_attributes(tuple(self.attributes))
+    tok.check_tokenizer(self.tokenizer)
+    n_templates = min(len(TEMPLATES[a]) for a in self.attributes)
+    if self.n_templates_train + self.n_templates_eval > n_templates:
+      raise ValueError(
+          f"n_templates_train: {self.n_templates_train} + n_templates_eval "
+          f"{self.n_templates_eval} must be at most the {n_templates} templates per attribute.")
+    lists = lists_lib.load_lists(self.lists_dir, tuple(self.attributes))
+    size = self.n_individuals + self.n_heldout + self.n_extra
+    if size > lists.n_full_names:
+      raise ValueError(
+          f"n_individuals: {self.n_individuals} + n_heldout {self.n_heldout} + n_extra "
+          f"{self.n_extra} = {size:,} exceeds the {lists.n_full_names:,} unique full names "
+          "that the name lists allow.")
+    return lists
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """Everything needed to assemble biographies for one run."""
+
+  config: DataConfig
+  lists: lists_lib.ValueLists
+  sp: spm.SentencePieceProcessor
+  tables: biography.TokenTables
+  population: Population
+
+  @property
+  def seq_len(self) -> int:
+    return self.tables.seq_len
+
+  @property
+  def vocab_size(self) -> int:
+    return self.sp.vocab_size()
+
+  @functools.cached_property
+  def no_knowledge_baseline(self) -> float:
+    return lists_lib.no_knowledge_baseline(self.lists)
+
+  def assemble(self, individual_B: np.ndarray, pool: str,
+               rng: np.random.Generator) -> biography.Biographies:
+    return biography.assemble(self.tables, self.population, individual_B, pool, rng,
+                              shuffle=self.config.shuffle_sentences)
+
+
+@functools.lru_cache(maxsize=8)
+def _tables(tokenizer: str, lists_dir: str | None, attributes: tuple[str, ...]):
+  lists = lists_lib.load_lists(lists_dir, attributes)
+  sp = tok.load_tokenizer(tokenizer)
+  return lists, sp, biography.build_tables(sp, lists)
+
+
+def build_dataset(config: DataConfig) -> Dataset:
+  """Validates `config`, then builds the tables (cached per tokenizer) and the population."""
+  config.validate()
+  lists, sp, tables = _tables(config.tokenizer, config.lists_dir, tuple(config.attributes))
+  population = make_population(
+      n_individuals=config.n_individuals, n_heldout=config.n_heldout, n_extra=config.n_extra,
+      n_first_names=len(lists.first_names), n_last_names=len(lists.last_names),
+      n_values_A=tuple(len(v) for v in lists.values.values()),
+      n_templates=tables.codes_AxKxC.shape[1], n_templates_train=config.n_templates_train,
+      n_templates_eval=config.n_templates_eval, seed=config.seed)
+  return Dataset(config, lists, sp, tables, population)

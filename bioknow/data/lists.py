@@ -1,0 +1,107 @@
+"""Value lists of the six attribute types, read from `third_party/`, and the no-knowledge baseline.
+
+Five attribute types take their values from checked-in text files (one value per line, rank
+order); birth dates are generated: every (year, month, day) with year in 1900..2100, month 1..12
+and day 1..31, impossible dates included, as in the paper. Nothing is downloaded.
+"""
+
+import dataclasses
+import math
+import pathlib
+
+from bioknow.data.templates import ATTRIBUTES
+
+# The repository's checked-in lists (bioknow is used from a clone: `pip install -e .`).
+DEFAULT_LISTS_DIR = pathlib.Path(__file__).resolve().parents[2] / "third_party"
+
+NAME_FILES = {"first_names": "first_names.txt", "last_names": "last_names.txt"}
+# Attribute type -> list file; birth_date has no file (generated).
+VALUE_FILES = {
+    "birth_city": "cities.txt",
+    "university": "universities.txt",
+    "major": "majors.txt",
+    "company": "companies.txt",
+    "current_city": "cities.txt",
+}
+# Sizes of the paper's lists; the shipped files must match them (tested), user lists may differ.
+PAPER_SIZES = {
+    "first_names.txt": 900,
+    "last_names.txt": 1000,
+    "cities.txt": 800,
+    "universities.txt": 200,
+    "majors.txt": 100,
+    "companies.txt": 500,
+}
+MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)
+YEARS = range(1900, 2101)
+DAYS = range(1, 32)
+_FORBIDDEN = set("<>\t")
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueLists:
+  """Names and, per attribute type, the tuple of its possible values (index = value id)."""
+
+  first_names: tuple[str, ...]
+  last_names: tuple[str, ...]
+  values: dict[str, tuple[str, ...]]
+
+  @property
+  def n_full_names(self) -> int:
+    """Distinct (first, middle, last) combinations: first and middle share one list."""
+    return len(self.first_names) ** 2 * len(self.last_names)
+
+
+def birth_dates() -> tuple[str, ...]:
+  """All dates as 'March 16, 2042'; value id = ((year - 1900) * 12 + month - 1) * 31 + day - 1."""
+  return tuple(f"{m} {d}, {y}" for y in YEARS for m in MONTHS for d in DAYS)
+
+
+def read_list(path: pathlib.Path) -> tuple[str, ...]:
+  """Reads one list file; a missing or malformed file raises one sentence naming it."""
+  if not path.is_file():
+    raise ValueError(f"lists_dir: list file {path} is missing (expected one value per line).")
+  lines = path.read_text(encoding="utf-8").splitlines()
+  for i, line in enumerate(lines, start=1):
+    if not line.strip() or line != line.strip() or _FORBIDDEN & set(line):
+      raise ValueError(
+          f"lists_dir: {path} line {i} is malformed ({line!r}); each line must be one value "
+          "without surrounding spaces, tabs, '<' or '>'.")
+  if len(set(lines)) != len(lines):
+    dup = next(x for x in lines if lines.count(x) > 1)
+    raise ValueError(f"lists_dir: {path} lists {dup!r} more than once; values must be unique.")
+  if not lines:
+    raise ValueError(f"lists_dir: {path} is empty; it needs at least one value.")
+  return tuple(lines)
+
+
+def load_lists(lists_dir: str | pathlib.Path | None = None,
+               attributes: tuple[str, ...] = ATTRIBUTES) -> ValueLists:
+  """Loads names and the values of `attributes` from `lists_dir` (default: third_party/)."""
+  check_attributes(attributes)
+  root = pathlib.Path(lists_dir) if lists_dir is not None else DEFAULT_LISTS_DIR
+  cache: dict[str, tuple[str, ...]] = {}
+
+  def get(name: str) -> tuple[str, ...]:
+    if name not in cache:
+      cache[name] = read_list(root / name)
+    return cache[name]
+
+  values = {a: birth_dates() if a == "birth_date" else get(VALUE_FILES[a]) for a in attributes}
+  return ValueLists(get(NAME_FILES["first_names"]), get(NAME_FILES["last_names"]), values)
+
+
+def check_attributes(attributes: tuple[str, ...]) -> None:
+  unknown = [a for a in attributes if a not in ATTRIBUTES]
+  if unknown or not attributes or len(set(attributes)) != len(attributes):
+    raise ValueError(
+        f"attributes: got {tuple(attributes)}; use distinct names among {', '.join(ATTRIBUTES)}.")
+
+
+def no_knowledge_baseline(lists: ValueLists) -> float:
+  """Mean over attribute types of ln(number of possible values): the loss of a model that knows
+  the (uniform) value distribution but nothing about individuals. ~6.78 nats for the paper."""
+  return sum(math.log(len(v)) for v in lists.values.values()) / len(lists.values)

@@ -1,0 +1,99 @@
+"""Grain input pipeline: training batches under a schedule, and the fixed evaluation sets.
+
+One dataset element is one whole batch, and element k is the batch of step k: a pure function
+of (dataset, schedule, seed, k), drawn with its own generator seeded by (seed, k). So batches
+are identical whatever the number of workers or threads, and a restored iterator (its state is
+just the next step) yields exactly the batches that would have followed.
+"""
+
+import dataclasses
+import zlib
+
+import grain
+import numpy as np
+
+from bioknow.data.biography import Biographies
+from bioknow.data.dataset import Dataset
+
+BATCH_FIELDS = ("tokens_BxT", "role_BxT", "attribute_BxT", "sentence_BxT", "length_B",
+                "individual_B")
+
+
+def batch_at(ds: Dataset, schedule, batch_size: int, seed: int, step: int,
+             pool: str = "train") -> dict[str, np.ndarray]:
+  """The training batch of `step`: individuals from schedule.at(step), biographies from `pool`."""
+  rng = np.random.default_rng([seed, step])
+  individual_B = schedule.at(step).sample(rng, batch_size)
+  bios = ds.assemble(individual_B, pool, rng)
+  return {f: getattr(bios, f) for f in BATCH_FIELDS} | {"step": np.int64(step)}
+
+
+@dataclasses.dataclass(frozen=True)
+class _BatchOfStep:
+  """Picklable map function (workers receive it) from a step to its batch."""
+
+  ds: Dataset
+  schedule: object
+  batch_size: int
+  seed: int
+
+  def __call__(self, step: int) -> dict[str, np.ndarray]:
+    return batch_at(self.ds, self.schedule, self.batch_size, self.seed, int(step))
+
+
+def training_batches(ds: Dataset, schedule, *, batch_size: int, n_steps: int, seed: int,
+                     num_threads: int = 1, num_workers: int = 0) -> grain.IterDataset:
+  """Batches for steps 0..n_steps-1. Threads or worker processes only prefetch: the batches
+  themselves do not depend on them."""
+  if batch_size < 1:
+    raise ValueError(f"batch_size: got {batch_size}; it must be >= 1.")
+  if n_steps < 0:
+    raise ValueError(f"n_steps: got {n_steps}; it must be >= 0.")
+  steps = grain.MapDataset.range(n_steps).map(_BatchOfStep(ds, schedule, batch_size, seed))
+  batches = steps.to_iter_dataset(
+      grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=max(2, 2 * num_threads)))
+  if num_workers > 0:
+    batches = batches.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
+  return batches
+
+
+def _rng(seed: int, name: str) -> np.random.Generator:
+  return np.random.default_rng([seed, zlib.crc32(name.encode())])
+
+
+def eval_set(ds: Dataset, ids: np.ndarray, n_sequences: int, *, pool: str, seed: int,
+             name: str) -> Biographies:
+  """A fixed evaluation set: n_sequences biographies of individuals drawn uniformly from `ids`
+  (every individual once before any repeats, when n_sequences >= len(ids))."""
+  rng = _rng(seed, name)
+  ids = np.asarray(ids)
+  reps = -(-n_sequences // len(ids))
+  order = np.concatenate([rng.permutation(len(ids)) for _ in range(reps)])[:n_sequences]
+  return ds.assemble(ids[order], pool, rng)
+
+
+def standard_eval_sets(ds: Dataset, n_sequences: int, seed: int,
+                       groups: dict[str, tuple[int, int]] | None = None) -> dict[str, Biographies]:
+  """The run's fixed evaluation sets, generated once from the run's seed.
+
+  seen: training individuals, evaluation templates (knowledge); seen_train_templates: the
+  same individuals with training templates (memorisation gap); heldout: held-out individuals,
+  evaluation templates (hallucination); and one set per named id range in `groups`.
+  """
+  population = ds.population
+  seen_ids = np.arange(population.n_individuals)
+  sets = {
+      "seen": eval_set(ds, seen_ids, n_sequences, pool="eval", seed=seed, name="seen"),
+      "seen_train_templates": eval_set(ds, seen_ids, n_sequences, pool="train", seed=seed,
+                                       name="seen"),
+  }
+  if population.n_heldout:
+    sets["heldout"] = eval_set(ds, population.heldout_ids, n_sequences, pool="eval", seed=seed,
+                               name="heldout")
+  for name, (start, stop) in (groups or {}).items():
+    if not 0 <= start < stop <= population.size:
+      raise ValueError(f"groups: {name} = [{start}, {stop}) is outside the population "
+                       f"[0, {population.size}).")
+    sets[name] = eval_set(ds, np.arange(start, stop), n_sequences, pool="eval", seed=seed,
+                          name=name)
+  return sets

@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+from absl import flags
+
+from bioknow.data import pipeline
+from bioknow.data import schedules as sch
+
+
+def _collect(iterator, n):
+  return [next(iterator) for _ in range(n)]
+
+
+def _assert_same(batches_a, batches_b):
+  assert len(batches_a) == len(batches_b)
+  for a, b in zip(batches_a, batches_b):
+    assert a.keys() == b.keys()
+    for k in a:
+      np.testing.assert_array_equal(a[k], b[k])
+
+
+@pytest.fixture
+def schedule(small_dataset):
+  return sch.PowerLaw(small_dataset.config.n_individuals, alpha=0.7)
+
+
+def test_same_batches_whatever_the_threads(small_dataset, schedule):
+  kw = dict(batch_size=16, n_steps=6, seed=1)
+  one = list(pipeline.training_batches(small_dataset, schedule, num_threads=1, **kw))
+  four = list(pipeline.training_batches(small_dataset, schedule, num_threads=4, **kw))
+  _assert_same(one, four)
+  assert [int(b["step"]) for b in one] == list(range(6))
+  other = list(pipeline.training_batches(small_dataset, schedule, batch_size=16, n_steps=6,
+                                         seed=2))
+  assert not np.array_equal(one[0]["tokens_BxT"], other[0]["tokens_BxT"])
+
+
+def test_same_batches_with_worker_processes(small_dataset, schedule):
+  flags.FLAGS.mark_as_parsed()  # grain's mp_prefetch reads an absl flag
+  kw = dict(batch_size=8, n_steps=4, seed=1)
+  inline = list(pipeline.training_batches(small_dataset, schedule, **kw))
+  it = iter(pipeline.training_batches(small_dataset, schedule, num_workers=2, **kw))
+  try:
+    _assert_same(inline, _collect(it, 4))
+  finally:
+    it.close()
+
+
+def test_restored_iterator_continues_batch_for_batch(small_dataset, schedule):
+  kw = dict(batch_size=8, n_steps=10, seed=5, num_threads=2)
+  uninterrupted = list(pipeline.training_batches(small_dataset, schedule, **kw))
+  first = iter(pipeline.training_batches(small_dataset, schedule, **kw))
+  _collect(first, 4)
+  state = first.get_state()
+  resumed = iter(pipeline.training_batches(small_dataset, schedule, **kw))
+  resumed.set_state(state)
+  _assert_same(uninterrupted[4:], list(resumed))
+
+
+def test_batches_follow_the_schedule_of_their_step(small_dataset):
+  warm = sch.Warmup(small_dataset.config.n_individuals, indiv_warmup=10, epochs_warmup=0.02,
+                    batch_size=4)  # switch after 10 steps
+  batches = list(pipeline.training_batches(small_dataset, warm, batch_size=4, n_steps=30, seed=0))
+  assert max(b["individual_B"].max() for b in batches[:10]) < 10
+  assert max(b["individual_B"].max() for b in batches[10:]) >= 10
+
+
+def test_eval_sets_are_fixed_and_use_the_right_pools(small_dataset):
+  ds = small_dataset
+  a = pipeline.standard_eval_sets(ds, 300, seed=0, groups={"first_ten": (0, 10)})
+  b = pipeline.standard_eval_sets(ds, 300, seed=0, groups={"first_ten": (0, 10)})
+  assert set(a) == {"seen", "seen_train_templates", "heldout", "first_ten"}
+  for name in a:
+    np.testing.assert_array_equal(a[name].tokens_BxT, b[name].tokens_BxT)
+  assert a["seen"].individual_B.max() < ds.config.n_individuals
+  assert (a["heldout"].individual_B >= ds.config.n_individuals).all()
+  assert len(np.unique(a["heldout"].individual_B)) == 100  # all held-out people, then repeats
+  assert set(np.unique(a["first_ten"].individual_B)) == set(range(10))
+  np.testing.assert_array_equal(a["seen"].individual_B, a["seen_train_templates"].individual_B)
+  eval_pool = ds.population.pool("eval")
+  used = eval_pool[a["seen"].individual_B[:, None], a["seen"].attribute_BxS]
+  assert (used == a["seen"].template_BxS[..., None]).any(-1).all()
+  used = eval_pool[a["seen_train_templates"].individual_B[:, None],
+                   a["seen_train_templates"].attribute_BxS]
+  assert not (used == a["seen_train_templates"].template_BxS[..., None]).any()
+  with pytest.raises(ValueError, match="groups: bad"):
+    pipeline.standard_eval_sets(ds, 10, seed=0, groups={"bad": (0, 10**9)})
