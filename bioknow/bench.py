@@ -1,6 +1,6 @@
 """Throughput benchmarks; each prints one JSON line per measured setting.
 
-  python -m bioknow.bench data   # biographies/s on one core, batch 128, paper-scale data
+  python -m bioknow.bench data   # biographies/s on one core: assembly, then the Grain pipeline
 
 Benchmarks are not tests: run them on a quiet machine and compare against the targets in the
 README.
@@ -37,21 +37,30 @@ def _rate(fn, seconds: float) -> float:
 
 
 def bench_data() -> None:
+  """Assembly alone at 64k people, then the whole Grain pipeline (sampling, assembly,
+  iteration) under the uniform and power-law schedules at 256k people."""
+  from bioknow.data import pipeline, schedules
   from bioknow.data.dataset import DataConfig, build_dataset
 
   core = _pin_to_one_core()
+  b = _BATCH.value
   ds = build_dataset(DataConfig(n_individuals=_N_INDIVIDUALS.value, tokenizer="bio_32k"))
   rng = np.random.default_rng(0)
-  b = _BATCH.value
+  rate = _rate(lambda: ds.assemble(rng.integers(0, ds.config.n_individuals, size=b), "train",
+                                   rng), _SECONDS.value)
+  common = {"bench": "data", "core": core, "batch_size": b, "seq_len": ds.seq_len,
+            "target": 20_000}
+  print(json.dumps(common | {"stage": "assembly", "n_individuals": ds.config.n_individuals,
+                             "biographies_per_second": round(rate * b)}))
 
-  def step():
-    ds.assemble(rng.integers(0, ds.config.n_individuals, size=b), "train", rng)
-
-  rate = _rate(step, _SECONDS.value)
-  print(json.dumps({
-      "bench": "data", "stage": "uniform sampling + assembly", "core": core,
-      "batch_size": b, "n_individuals": ds.config.n_individuals, "seq_len": ds.seq_len,
-      "biographies_per_second": round(rate * b), "target": 20_000}))
+  n = 256_000
+  ds = build_dataset(DataConfig(n_individuals=n, tokenizer="bio_32k"))
+  for name, schedule in [("uniform", schedules.Uniform(n)),
+                         ("power_law", schedules.PowerLaw(n, alpha=0.8))]:
+    it = iter(pipeline.training_batches(ds, schedule, batch_size=b, n_steps=10**9, seed=0))
+    rate = _rate(lambda: next(it), _SECONDS.value)
+    print(json.dumps(common | {"stage": f"grain pipeline, {name}", "n_individuals": n,
+                               "biographies_per_second": round(rate * b)}))
 
 
 BENCHES = {"data": bench_data}
