@@ -1,0 +1,51 @@
+"""Fiddle base configs: the paper's settings and their CPU-sized counterparts.
+
+  cfg = configs.pretrain("small")          # a fdl.Config[PretrainConfig]
+  cfg.data.n_individuals = 500             # change anything, then
+  fdl.build(cfg).run("runs/mine")          # or launch it through a sweep file
+
+Only this module, the launcher and sweep files import fiddle; experiments see plain
+dataclasses.
+"""
+
+import fiddle as fdl
+
+from bioknow.data import schedules
+from bioknow.data.dataset import DataConfig
+from bioknow.experiments.pretrain import PretrainConfig
+from bioknow.models.transformer import ModelConfig
+from bioknow.train.evaluation import EvalConfig
+from bioknow.train.loop import TrainConfig
+from bioknow.train.step import OptimizerConfig
+
+SCALES = ("small", "paper")
+
+
+def pretrain(scale: str) -> fdl.Config[PretrainConfig]:
+  """Pretraining with a uniform schedule.
+
+  paper: 64k individuals, 32k vocabulary, the 8-layer 512-wide model (~42M), batch 128, 16k
+  steps, lr 4e-4, bf16 compute, evaluations every 125 steps up to 2k then 32 evenly spaced,
+  on 16k sequences each. small: 400 individuals, 4k vocabulary, a 2-layer 64-wide model,
+  batch 32, a few thousand steps; it shows the three phases on a 2-core CPU in minutes.
+  """
+  if scale == "paper":
+    return fdl.Config(
+        PretrainConfig,
+        data=fdl.Config(DataConfig, n_individuals=64_000, n_heldout=4_096, tokenizer="bio_32k"),
+        model=fdl.Config(ModelConfig, preset="paper"),
+        optimizer=fdl.Config(OptimizerConfig, lr=4e-4),
+        train=fdl.Config(TrainConfig, n_steps=16_000, batch_size=128, compute_dtype="bfloat16"),
+        eval=fdl.Config(EvalConfig),
+        schedule=fdl.Partial(schedules.Uniform))
+  if scale == "small":
+    return fdl.Config(
+        PretrainConfig,
+        data=fdl.Config(DataConfig, n_individuals=400, n_heldout=256, tokenizer="bio_4k"),
+        model=fdl.Config(ModelConfig, preset="mini"),
+        optimizer=fdl.Config(OptimizerConfig, lr=3e-3),
+        train=fdl.Config(TrainConfig, n_steps=2_000, batch_size=32),
+        eval=fdl.Config(EvalConfig, every=100, dense_until=2_000, n_spaced=20, n_sequences=512,
+                        batch_size=256, n_attention=256),
+        schedule=fdl.Partial(schedules.Uniform))
+  raise ValueError(f"scale: got {scale!r}; allowed: {', '.join(SCALES)}.")

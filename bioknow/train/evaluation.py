@@ -1,0 +1,119 @@
+"""Evaluation at scheduled steps: the paper's metrics on the fixed evaluation sets.
+
+`evaluate` turns per-sequence, per-attribute results of the jitted eval step into one flat
+dict of metrics (the keys of metrics.jsonl) plus the per-individual attribute loss.
+"""
+
+import dataclasses
+
+import jax.numpy as jnp
+import numpy as np
+
+from bioknow.data.biography import Biographies
+from bioknow.train import metrics, step as step_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+  """When and on what to evaluate. Default schedule: every `every` steps up to `dense_until`,
+  then `n_spaced` evenly spaced evaluations over the run (step 0 and the last step always)."""
+
+  every: int = 125
+  dense_until: int = 2_000
+  n_spaced: int = 32
+  steps: tuple[int, ...] | None = None  # explicit schedule, replaces the rule above
+  n_sequences: int = 16_384  # per evaluation set
+  batch_size: int = 512
+  n_attention: int = 512  # sequences of the seen set used for attention statistics
+
+  def check(self, n_steps: int, n_devices: int) -> None:
+    for name in ("every", "dense_until", "n_spaced", "n_sequences", "batch_size"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"eval.{name}: got {getattr(self, name)!r}; it must be >= 1.")
+    if self.steps is not None and any(not 0 <= s <= n_steps for s in self.steps):
+      raise ValueError(f"eval.steps: got {tuple(self.steps)}; every step must be in "
+                       f"[0, {n_steps}] (the run's steps).")
+    if self.n_sequences % self.batch_size or self.batch_size % n_devices:
+      raise ValueError(f"eval.batch_size: {self.batch_size} must divide eval.n_sequences "
+                       f"{self.n_sequences} and be divisible by the {n_devices} devices.")
+    if not 0 <= self.n_attention <= self.n_sequences:
+      raise ValueError(f"eval.n_attention: got {self.n_attention}; allowed: 0..n_sequences.")
+
+  def schedule(self, n_steps: int) -> list[int]:
+    if self.steps is not None:
+      return sorted(set(self.steps) | {n_steps})
+    dense = range(0, min(self.dense_until, n_steps) + 1, self.every)
+    spaced = (round(i * n_steps / self.n_spaced) for i in range(self.n_spaced + 1))
+    return sorted(set(dense) | set(spaced))
+
+
+def _run_set(model, bios: Biographies, cfg: EvalConfig, mesh, dtype, n_attention: int):
+  """Runs the eval step over a set in chunks; returns host arrays [N, A] and attention sums."""
+  n_attributes = bios.attribute_BxS.shape[1]
+  outs, attention = [], []
+  for start in range(0, len(bios.tokens_BxT), cfg.batch_size):
+    chunk = slice(start, start + cfg.batch_size)
+    batch = step_lib.shard_batch(
+        {"tokens": bios.tokens_BxT[chunk], "role": bios.role_BxT[chunk],
+         "attribute": bios.attribute_BxT[chunk], "sentence": bios.sentence_BxT[chunk]}, mesh)
+    with_attention = start < n_attention
+    out = step_lib.eval_step(model, batch["tokens"], batch["role"], batch["attribute"],
+                             batch["sentence"], n_attributes, dtype, with_attention)
+    if "attention" in out:
+      attention.append(out.pop("attention"))
+    outs.append(out)
+  result = {k: np.concatenate([np.asarray(o[k]) for o in outs]) for k in outs[0]}
+  if attention:
+    result["attention"] = {k: np.mean([np.asarray(a[k]) for a in attention], axis=0)
+                           for k in attention[0]}
+  return result
+
+
+def _summarise(prefix: str, r: dict, attributes: tuple[str, ...]) -> dict:
+  out = {f"{prefix}attribute_loss": float(r["loss"].mean()),
+         f"{prefix}attribute_accuracy": float(r["correct"].mean())}
+  for a, name in enumerate(attributes):
+    out[f"{prefix}attribute_loss/{name}"] = float(r["loss"][:, a].mean())
+    out[f"{prefix}attribute_accuracy/{name}"] = float(r["correct"][:, a].mean())
+  return out
+
+
+def evaluate(model, sets: dict[str, Biographies], cfg: EvalConfig, mesh, dtype,
+             attributes: tuple[str, ...], population_size: int) -> tuple[dict, np.ndarray]:
+  """All metrics of one evaluation, and the attribute loss per individual (NaN where the
+  seen set has no sequence of that individual)."""
+  m, seen = {}, _run_set(model, sets["seen"], cfg, mesh, dtype, cfg.n_attention)
+  m.update(_summarise("", seen, attributes))
+  m["seen_max_prob"] = float(seen["max_prob"].mean())
+  m["seen_entropy"] = float(seen["entropy"].mean())
+  for k, v in seen.get("attention", {}).items():
+    m[k] = [float(x) for x in v]
+  if "seen_train_templates" in sets:
+    train = _run_set(model, sets["seen_train_templates"], cfg, mesh, dtype, 0)
+    m.update(_summarise("train_templates_", train, attributes))
+  if "heldout" in sets:
+    unseen = _run_set(model, sets["heldout"], cfg, mesh, dtype, 0)
+    m["unseen_attribute_loss"] = float(unseen["loss"].mean())
+    m["unseen_attribute_accuracy"] = float(unseen["correct"].mean())
+    m["unseen_max_prob"] = float(unseen["max_prob"].mean())
+    m["unseen_entropy"] = float(unseen["entropy"].mean())
+    # Hallucination detection: does max-probability tell seen from held-out individuals?
+    m["hallucination_auroc"] = metrics.auroc(seen["max_prob"].ravel(), unseen["max_prob"].ravel())
+  for name, bios in sets.items():
+    if name not in ("seen", "seen_train_templates", "heldout"):
+      m.update(_summarise(f"{name}/", _run_set(model, bios, cfg, mesh, dtype, 0), attributes))
+
+  ids = sets["seen"].individual_B
+  total = np.bincount(ids, weights=seen["loss"].mean(axis=1), minlength=population_size)
+  count = np.bincount(ids, minlength=population_size)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    per_individual = np.where(count > 0, total / count, np.nan).astype(np.float32)
+  return m, per_individual
+
+
+def phase_ends(records: list[dict], baseline: float) -> dict:
+  """plateau_end_step: first evaluation with attribute loss < 0.99 x baseline;
+  first_phase_end_step: first evaluation with attribute loss within 5% of the baseline."""
+  plateau = next((r["step"] for r in records if r["attribute_loss"] < 0.99 * baseline), None)
+  first = next((r["step"] for r in records if r["attribute_loss"] <= 1.05 * baseline), None)
+  return {"plateau_end_step": plateau, "first_phase_end_step": first}

@@ -1,0 +1,200 @@
+"""The training loop shared by every experiment: train, evaluate on schedule, checkpoint, resume.
+
+A run directory holds metrics.jsonl (one line per evaluation), per_individual.zarr, the orbax
+checkpoints/ and, once finished, summary.json. Re-running the same run continues from the
+latest checkpoint: metrics lines past it are dropped and recomputed, so the final files are
+identical to an uninterrupted run's. The accelerator is never waited on inside the loop except
+at progress lines (every few seconds) and evaluations.
+"""
+
+import dataclasses
+import json
+import math
+import pathlib
+import time
+from typing import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tensorstore as ts
+
+from bioknow.train import evaluation
+from bioknow.train import step as step_lib
+from bioknow.train.checkpoint import Checkpointer
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  n_steps: int = 16_000
+  batch_size: int = 128
+  seed: int = 0  # model initialisation and data sampling
+  compute_dtype: str = "float32"  # 'bfloat16' on accelerators: bf16 compute, f32 parameters
+  n_devices: int | None = None  # data-parallel devices (None: all local devices)
+  progress_seconds: float = 5.0
+  data_threads: int = 2  # prefetching only: batches do not depend on it
+
+  def check(self) -> int:
+    """Validates the fields; returns the number of devices used."""
+    for name in ("n_steps", "batch_size"):
+      if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+        raise ValueError(f"train.{name}: got {getattr(self, name)!r}; it must be an integer >= 1.")
+    if self.compute_dtype not in DTYPES:
+      raise ValueError(f"train.compute_dtype: got {self.compute_dtype!r}; allowed: "
+                       f"{', '.join(DTYPES)}.")
+    available = len(jax.local_devices())
+    n = self.n_devices or available
+    if not 1 <= n <= available:
+      raise ValueError(f"train.n_devices: got {n}; this machine has {available}.")
+    if self.batch_size % n:
+      raise ValueError(f"train.batch_size: {self.batch_size} is not divisible by the {n} "
+                       "devices; use a multiple of the device count.")
+    return n
+
+
+class TrainingDiverged(RuntimeError):
+  pass
+
+
+@dataclasses.dataclass
+class RunFiles:
+  """metrics.jsonl and per_individual.zarr, truncated to a resumed step."""
+
+  workdir: pathlib.Path
+  population_size: int
+
+  def __post_init__(self):
+    self.metrics_path = self.workdir / "metrics.jsonl"
+    self.zarr = ts.open({"driver": "zarr3", "kvstore": {"driver": "file",
+                                                        "path": str(self.workdir / "per_individual.zarr")}},
+                        create=True, open=True, dtype=ts.float32,
+                        shape=[0, self.population_size],
+                        chunk_layout=ts.ChunkLayout(write_chunk_shape=[1, self.population_size]),
+                        fill_value=np.nan).result()
+
+  def records(self) -> list[dict]:
+    if not self.metrics_path.exists():
+      return []
+    return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line]
+
+  def truncate(self, last_step: int | None) -> list[dict]:
+    """Keeps the evaluations at steps <= last_step (none if None); returns them."""
+    kept = [r for r in self.records() if last_step is not None and r["step"] <= last_step]
+    self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    self.zarr = self.zarr.resize(exclusive_max=[len(kept), self.population_size],
+                                 shrink_only=True).result()
+    return kept
+
+  def append(self, record: dict, per_individual: np.ndarray) -> None:
+    n = self.zarr.shape[0]
+    self.zarr = self.zarr.resize(exclusive_max=[n + 1, self.population_size],
+                                 expand_only=True).result()
+    self.zarr[n].write(per_individual).result()
+    with self.metrics_path.open("a") as f:
+      f.write(json.dumps(record) + "\n")
+
+
+def _format_seconds(s: float) -> str:
+  s = int(s)
+  return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def train(*, workdir: pathlib.Path, model, optimizer, lr_schedule: Callable, batches,
+          eval_sets: dict, eval_cfg: evaluation.EvalConfig, train_cfg: TrainConfig,
+          attributes: tuple[str, ...], population_size: int, baseline: float,
+          patterns_fn: Callable | None = None, reset_opt_at: int | None = None,
+          extra_summary: dict | None = None) -> dict:
+  """Runs (or resumes) training in `workdir` and returns the summary.
+
+  batches: a Grain IterDataset of the run's batches, element k = batch of step k.
+  patterns_fn(tokens_BxT, step) -> patterns or None: attention patterns to use instead of the
+  model's own (patching); reset_opt_at: step at which the optimizer state is re-initialised.
+  """
+  n_devices = train_cfg.check()
+  mesh = step_lib.data_mesh(n_devices)
+  dtype = DTYPES[train_cfg.compute_dtype]
+  files = RunFiles(workdir, population_size)
+  ckpt = Checkpointer(workdir / "checkpoints")
+  model = step_lib.replicate(model, mesh)
+  opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
+  iterator = iter(batches)
+
+  start = ckpt.latest_step()
+  if start is not None:
+    model, opt_state, _ = ckpt.restore(start, model, opt_state, iterator)
+    model, opt_state = step_lib.replicate((model, opt_state), mesh)
+    print(f"resuming from step {start}", flush=True)
+  records = files.truncate(start)
+  step = start or 0
+  eval_steps = [s for s in eval_cfg.schedule(train_cfg.n_steps) if s > step or start is None]
+
+  def run_eval(step, loss_sum, n_losses):
+    record, per_individual = evaluation.evaluate(
+        model, eval_sets, eval_cfg, mesh, dtype, attributes, population_size)
+    train_loss = float(loss_sum) / n_losses if n_losses else None
+    if train_loss is not None and not math.isfinite(train_loss):
+      raise TrainingDiverged(
+          f"the training loss became {train_loss} before step {step}; the last good checkpoint "
+          f"is step {ckpt.latest_step()}.")
+    record = {"step": step, "lr": float(lr_schedule(step)), "train_loss": train_loss,
+              "no_knowledge_baseline": baseline} | record
+    files.append(record, per_individual)
+    ckpt.save(step, model, opt_state, iterator, {"step": step})
+    records.append(record)
+    return record
+
+  t_start = time.perf_counter()
+  loss_sum, n_losses, n_tokens = jnp.zeros(()), 0, 0
+  last_print, steps_at_print = t_start, step
+  if eval_steps and eval_steps[0] == step:
+    run_eval(step, loss_sum, 0)
+    eval_steps.pop(0)
+  try:
+    while step < train_cfg.n_steps:
+      batch = next(iterator)
+      n_tokens += int(batch["length_B"].sum()) - len(batch["length_B"])  # targets, not BOS
+      if reset_opt_at is not None and step == reset_opt_at:
+        opt_state = step_lib.replicate(optimizer.init(eqx.filter(model, eqx.is_array)), mesh)
+      device_batch = step_lib.shard_batch(
+          {"tokens": batch["tokens_BxT"], "role": batch["role_BxT"]}, mesh)
+      patterns = patterns_fn(device_batch["tokens"], step) if patterns_fn else None
+      model, opt_state, loss = step_lib.train_step(
+          optimizer, model, opt_state, device_batch["tokens"], device_batch["role"], dtype,
+          patterns)
+      loss_sum, n_losses, step = loss_sum + loss, n_losses + 1, step + 1
+
+      now = time.perf_counter()
+      if now - last_print >= train_cfg.progress_seconds:
+        mean = float(loss_sum) / n_losses
+        if not math.isfinite(mean):
+          raise TrainingDiverged(f"the training loss became {mean} before step {step}; the last "
+                                 f"good checkpoint is step {ckpt.latest_step()}.")
+        rate = (step - steps_at_print) / (now - last_print)
+        eta = (train_cfg.n_steps - step) / max(rate, 1e-9)
+        print(f"step {step}/{train_cfg.n_steps}  loss {mean:.4f}  {rate:.2f} steps/s  "
+              f"ETA {_format_seconds(eta)}", flush=True)
+        last_print, steps_at_print = now, step
+      if eval_steps and eval_steps[0] == step:
+        r = run_eval(step, loss_sum, n_losses)
+        print(f"eval step {step}: attribute loss {r['attribute_loss']:.4f} (baseline "
+              f"{baseline:.4f}), accuracy {r['attribute_accuracy']:.3f}, held-out loss "
+              f"{r.get('unseen_attribute_loss', float('nan')):.4f}", flush=True)
+        loss_sum, n_losses = jnp.zeros(()), 0
+        eval_steps.pop(0)
+  finally:
+    ckpt.wait()
+    ckpt.close()
+    if hasattr(iterator, "close"):
+      iterator.close()
+
+  wall = time.perf_counter() - t_start
+  steps_done = step - (start or 0)
+  summary = (records[-1] if records else {}) | evaluation.phase_ends(records, baseline) | {
+      "wall_seconds": wall, "steps_per_second": steps_done / wall,
+      "tokens_per_second": n_tokens / wall, "device_kind": jax.local_devices()[0].device_kind,
+      "n_devices": n_devices} | (extra_summary or {})
+  (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+  return summary
