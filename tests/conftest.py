@@ -1,6 +1,10 @@
 """Shared fixtures: one small dataset built from the shipped lists and the small tokenizer."""
 
+import jax
 import pytest
+
+# Two CPU devices for the data-parallel tests; must happen before any backend use.
+jax.config.update("jax_num_cpu_devices", 2)
 
 from bioknow.data.dataset import DataConfig, build_dataset
 

@@ -66,3 +66,27 @@ def test_bad_list_files_name_the_file(tmp_path, name, text, match):
 def test_unknown_attribute_is_rejected():
   with pytest.raises(ValueError, match="attributes: .*'age'"):
     lists_lib.load_lists(attributes=("major", "age"))
+
+
+def test_caps_keep_the_head_of_each_list():
+  full = lists_lib.load_lists()
+  small = lists_lib.load_lists(n_first_names=10, n_last_names=12, max_values=7,
+                               birth_years=(1990, 1999))
+  assert small.first_names == full.first_names[:10]
+  assert small.last_names == full.last_names[:12]
+  assert small.values["company"] == full.values["company"][:7]
+  assert small.values["birth_date"][0] == "January 1, 1990"
+  assert len(small.values["birth_date"]) == 10 * 12 * 31
+  assert lists_lib.no_knowledge_baseline(small) == pytest.approx(
+      (math.log(3720) + 5 * math.log(7)) / 6)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(max_values=0), "max_values: got 0"),
+    (dict(n_first_names=-3), "n_first_names"),
+    (dict(birth_years=(2000, 1990)), "birth_years"),
+    (dict(birth_years=(1800, 1990)), "birth_years"),
+])
+def test_bad_caps_are_rejected(kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    lists_lib.load_lists(**kwargs)

@@ -28,7 +28,19 @@ class DataConfig:
   tokenizer: str = "bio_32k"  # 'bio_4k', 'bio_32k' or a path to a .model file
   lists_dir: str | None = None  # None: the checked-in third_party/ lists
   attributes: tuple[str, ...] = ATTRIBUTES
+  # Caps on the lists (None: the whole list). Small populations need small lists, or most
+  # names and values never occur in training and the baseline is not what a model can reach.
+  n_first_names: int | None = None
+  n_last_names: int | None = None
+  max_values: int | None = None  # per attribute type other than birth dates
+  birth_years: tuple[int, int] = (1900, 2100)
   seed: int = 0
+
+  @property
+  def list_options(self) -> dict:
+    return dict(attributes=tuple(self.attributes), n_first_names=self.n_first_names,
+                n_last_names=self.n_last_names, max_values=self.max_values,
+                birth_years=tuple(self.birth_years))
 
   def validate(self) -> lists_lib.ValueLists:
     """Checks every field (reading the lists); raises one sentence naming the bad field."""
@@ -48,7 +60,7 @@ class DataConfig:
       raise ValueError(
           f"n_templates_train: {self.n_templates_train} + n_templates_eval "
           f"{self.n_templates_eval} must be at most the {n_templates} templates per attribute.")
-    lists = lists_lib.load_lists(self.lists_dir, tuple(self.attributes))
+    lists = lists_lib.load_lists(self.lists_dir, **self.list_options)
     size = self.n_individuals + self.n_heldout + self.n_extra
     if size > lists.n_full_names:
       raise ValueError(
@@ -87,8 +99,8 @@ class Dataset:
 
 
 @functools.lru_cache(maxsize=8)
-def _tables(tokenizer: str, lists_dir: str | None, attributes: tuple[str, ...]):
-  lists = lists_lib.load_lists(lists_dir, attributes)
+def _tables(tokenizer: str, lists_dir: str | None, options: tuple):
+  lists = lists_lib.load_lists(lists_dir, **dict(options))
   sp = tok.load_tokenizer(tokenizer)
   return lists, sp, biography.build_tables(sp, lists)
 
@@ -96,7 +108,8 @@ def _tables(tokenizer: str, lists_dir: str | None, attributes: tuple[str, ...]):
 def build_dataset(config: DataConfig) -> Dataset:
   """Validates `config`, then builds the tables (cached per tokenizer) and the population."""
   config.validate()
-  lists, sp, tables = _tables(config.tokenizer, config.lists_dir, tuple(config.attributes))
+  lists, sp, tables = _tables(config.tokenizer, config.lists_dir,
+                              tuple(config.list_options.items()))
   population = make_population(
       n_individuals=config.n_individuals, n_heldout=config.n_heldout, n_extra=config.n_extra,
       n_first_names=len(lists.first_names), n_last_names=len(lists.last_names),

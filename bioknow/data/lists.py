@@ -55,9 +55,11 @@ class ValueLists:
     return len(self.first_names) ** 2 * len(self.last_names)
 
 
-def birth_dates() -> tuple[str, ...]:
-  """All dates as 'March 16, 2042'; value id = ((year - 1900) * 12 + month - 1) * 31 + day - 1."""
-  return tuple(f"{m} {d}, {y}" for y in YEARS for m in MONTHS for d in DAYS)
+def birth_dates(first_year: int = YEARS[0], last_year: int = YEARS[-1]) -> tuple[str, ...]:
+  """All dates as 'March 16, 2042'; value id = ((year - first_year) * 12 + month - 1) * 31 +
+  day - 1."""
+  return tuple(f"{m} {d}, {y}" for y in range(first_year, last_year + 1) for m in MONTHS
+               for d in DAYS)
 
 
 def read_list(path: pathlib.Path) -> tuple[str, ...]:
@@ -79,9 +81,23 @@ def read_list(path: pathlib.Path) -> tuple[str, ...]:
 
 
 def load_lists(lists_dir: str | pathlib.Path | None = None,
-               attributes: tuple[str, ...] = ATTRIBUTES) -> ValueLists:
-  """Loads names and the values of `attributes` from `lists_dir` (default: third_party/)."""
+               attributes: tuple[str, ...] = ATTRIBUTES, *, n_first_names: int | None = None,
+               n_last_names: int | None = None, max_values: int | None = None,
+               birth_years: tuple[int, int] = (YEARS[0], YEARS[-1])) -> ValueLists:
+  """Loads names and the values of `attributes` from `lists_dir` (default: third_party/).
+
+  The caps keep the head of each list (the most common names, largest cities, ...): small
+  populations need small lists, or most names and values never occur in training.
+  """
   check_attributes(attributes)
+  for name, cap in (("n_first_names", n_first_names), ("n_last_names", n_last_names),
+                    ("max_values", max_values)):
+    if cap is not None and (not isinstance(cap, int) or cap < 1):
+      raise ValueError(f"{name}: got {cap!r}; it must be None (whole list) or an integer >= 1.")
+  if not (isinstance(birth_years, (tuple, list)) and len(birth_years) == 2
+          and YEARS[0] <= birth_years[0] <= birth_years[1] <= YEARS[-1]):
+    raise ValueError(f"birth_years: got {birth_years!r}; give (first, last) with "
+                     f"{YEARS[0]} <= first <= last <= {YEARS[-1]}.")
   root = pathlib.Path(lists_dir) if lists_dir is not None else DEFAULT_LISTS_DIR
   cache: dict[str, tuple[str, ...]] = {}
 
@@ -90,8 +106,10 @@ def load_lists(lists_dir: str | pathlib.Path | None = None,
       cache[name] = read_list(root / name)
     return cache[name]
 
-  values = {a: birth_dates() if a == "birth_date" else get(VALUE_FILES[a]) for a in attributes}
-  return ValueLists(get(NAME_FILES["first_names"]), get(NAME_FILES["last_names"]), values)
+  values = {a: birth_dates(*birth_years) if a == "birth_date" else get(VALUE_FILES[a])[:max_values]
+            for a in attributes}
+  return ValueLists(get(NAME_FILES["first_names"])[:n_first_names],
+                    get(NAME_FILES["last_names"])[:n_last_names], values)
 
 
 def check_attributes(attributes: tuple[str, ...]) -> None:

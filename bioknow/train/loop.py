@@ -68,12 +68,14 @@ class RunFiles:
 
   def __post_init__(self):
     self.metrics_path = self.workdir / "metrics.jsonl"
-    self.zarr = ts.open({"driver": "zarr3", "kvstore": {"driver": "file",
-                                                        "path": str(self.workdir / "per_individual.zarr")}},
-                        create=True, open=True, dtype=ts.float32,
-                        shape=[0, self.population_size],
-                        chunk_layout=ts.ChunkLayout(write_chunk_shape=[1, self.population_size]),
-                        fill_value=np.nan).result()
+    path = self.workdir / "per_individual.zarr"
+    spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)}}
+    if (path / "zarr.json").exists():
+      self.zarr = ts.open(spec, open=True).result()
+    else:  # one row per evaluation, one column per individual id
+      self.zarr = ts.open(spec, create=True, dtype=ts.float32, shape=[0, self.population_size],
+                          chunk_layout=ts.ChunkLayout(write_chunk_shape=[1, self.population_size]),
+                          fill_value=np.nan).result()
 
   def records(self) -> list[dict]:
     if not self.metrics_path.exists():

@@ -1,0 +1,119 @@
+"""Optimizer, and the jitted train and evaluation steps, data parallel over local devices.
+
+Parameters and optimizer state are replicated; batches are split along their first axis over
+a one-axis mesh ("data") with NamedSharding, and XLA inserts the gradient all-reduce. The
+step index travels as an array, so nothing recompiles as training advances.
+"""
+
+import dataclasses
+from typing import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import NamedSharding, PartitionSpec
+
+from bioknow.models.transformer import LanguageModel
+from bioknow.train import metrics
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+  """AdamW with a cosine decay from lr to lr_end and no warm-up (the paper's defaults);
+  schedule='constant' keeps lr (fine-tuning). Weight decay applies to matrices only."""
+
+  lr: float = 4e-4
+  lr_end: float = 1e-7
+  schedule: str = "cosine"
+  b1: float = 0.9
+  b2: float = 0.95
+  weight_decay: float = 0.1
+  eps: float = 1e-8
+
+  def check(self) -> None:
+    if not self.lr > 0:
+      raise ValueError(f"optimizer.lr: got {self.lr!r}; it must be > 0.")
+    if self.schedule not in ("cosine", "constant"):
+      raise ValueError(f"optimizer.schedule: got {self.schedule!r}; allowed: 'cosine', 'constant'.")
+    if not 0 <= self.lr_end <= self.lr:
+      raise ValueError(f"optimizer.lr_end: got {self.lr_end!r}; allowed: 0 <= lr_end <= lr.")
+    for name in ("b1", "b2"):
+      if not 0 <= getattr(self, name) < 1:
+        raise ValueError(f"optimizer.{name}: got {getattr(self, name)!r}; allowed: [0, 1).")
+    if self.weight_decay < 0:
+      raise ValueError(f"optimizer.weight_decay: got {self.weight_decay!r}; it must be >= 0.")
+
+
+def learning_rate(cfg: OptimizerConfig, n_steps: int) -> Callable:
+  if cfg.schedule == "constant":
+    return optax.constant_schedule(cfg.lr)
+  return optax.cosine_decay_schedule(cfg.lr, max(n_steps, 1), alpha=cfg.lr_end / cfg.lr)
+
+
+def make_optimizer(cfg: OptimizerConfig, n_steps: int) -> optax.GradientTransformation:
+  decay_mask = lambda params: jax.tree.map(lambda x: x.ndim >= 2, params)
+  return optax.adamw(learning_rate(cfg, n_steps), b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
+                     weight_decay=cfg.weight_decay, mask=decay_mask)
+
+
+def data_mesh(n_devices: int | None = None) -> jax.sharding.Mesh:
+  devices = jax.local_devices()[:n_devices]
+  return jax.sharding.Mesh(np.array(devices), ("data",),
+                           axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def shard_batch(batch: dict, mesh: jax.sharding.Mesh) -> dict:
+  """Puts host arrays on the devices, split along the batch axis."""
+  sharding = NamedSharding(mesh, PartitionSpec("data"))
+  return {k: jax.device_put(v, sharding) for k, v in batch.items()}
+
+
+def replicate(tree, mesh: jax.sharding.Mesh):
+  sharding = NamedSharding(mesh, PartitionSpec())
+  return jax.tree.map(lambda x: jax.device_put(x, sharding) if eqx.is_array(x) else x, tree)
+
+
+def _forward(model: LanguageModel, tokens_BxT, dtype, patterns=None, return_patterns=False):
+  return jax.vmap(lambda t, p: model(t, patterns_LxHxTxT=p, return_patterns=return_patterns,
+                                     dtype=dtype))(tokens_BxT, patterns)
+
+
+@eqx.filter_jit(donate="all-except-first")
+def train_step(optimizer: optax.GradientTransformation, model: LanguageModel, opt_state,
+               tokens_BxT, role_BxT, dtype=jnp.float32, patterns_BxLxHxTxT=None):
+  """One AdamW step on the mean next-token loss; returns (model, opt_state, loss)."""
+
+  from bioknow.models.transformer import tied_cross_entropy  # pylint: disable=import-outside-toplevel
+
+  # metrics.next_token_loss without materialising [B, T, V] log-probabilities: position t
+  # predicts token t + 1 and counts when that token is a real target (not BOS or padding).
+  target_BxT = (role_BxT != metrics.ROLE_PAD).at[:, 0].set(False)
+  weight_BxT = jnp.concatenate([target_BxT[:, 1:], jnp.zeros_like(target_BxT[:, :1])], axis=1)
+  weight_BxT = weight_BxT / jnp.maximum(target_BxT.sum(), 1)
+  next_BxT = jnp.concatenate([tokens_BxT[:, 1:], tokens_BxT[:, :1]], axis=1)
+
+  def loss_fn(model):
+    h_BxTxD, _ = jax.vmap(lambda t, p: model.features(t, patterns_LxHxTxT=p, dtype=dtype))(
+        tokens_BxT, patterns_BxLxHxTxT)
+    b, t, d = h_BxTxD.shape
+    return tied_cross_entropy(h_BxTxD.reshape(b * t, d), model.embed_VxD,
+                              next_BxT.reshape(b * t), weight_BxT.reshape(b * t))
+
+  loss, grads = eqx.filter_value_and_grad(loss_fn)(model)
+  updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_array))
+  return eqx.apply_updates(model, updates), opt_state, loss
+
+
+@eqx.filter_jit
+def eval_step(model: LanguageModel, tokens_BxT, role_BxT, attribute_BxT, sentence_BxT,
+              n_attributes: int, dtype=jnp.float32, with_attention: bool = False):
+  """Per sequence and attribute [B, A] metrics, and per-layer attention statistics (summed
+  over the batch, with their normalisers) when `with_attention`."""
+  logits_BxTxV, patterns = _forward(model, tokens_BxT, dtype, return_patterns=with_attention)
+  scores = metrics.token_scores(logits_BxTxV, tokens_BxT)
+  out = metrics.attribute_metrics(scores, role_BxT, attribute_BxT, n_attributes)
+  if with_attention and patterns is not None:
+    out["attention"] = metrics.attention_statistics(patterns, role_BxT, sentence_BxT)
+  return out

@@ -1,0 +1,130 @@
+"""End to end: a tiny pretraining run through the launcher, killed and resumed."""
+
+import dataclasses
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorstore as ts
+
+from bioknow.experiments.pretrain import PretrainConfig
+from bioknow.data.dataset import DataConfig
+from bioknow.models.transformer import ModelConfig
+from bioknow.train import loop, step as step_lib
+from bioknow.train.evaluation import EvalConfig
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+TINY = [
+    "--config=set:train.n_steps=40", "--config=set:train.batch_size=8",
+    "--config=set:eval.steps=(0,10,20,30,40)", "--config=set:eval.n_sequences=64",
+    "--config=set:eval.batch_size=32", "--config=set:eval.n_attention=32",
+    "--config=set:model.preset='tiny'", "--config=set:data.n_individuals=50",
+    "--config=set:data.n_heldout=16",
+]
+
+
+def _launch(workdir, *extra, wait=True):
+  cmd = [sys.executable, "-m", "bioknow.launch", "--sweep=sweeps/quickstart.py",
+         f"--workdir={workdir}", *TINY, *extra]
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  if wait:
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+  return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+
+
+def _zarr(run):
+  spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(run / "per_individual.zarr")}}
+  return ts.open(spec).result().read().result()
+
+
+def test_killed_run_resumes_to_identical_metrics(tmp_path):
+  done = _launch(tmp_path / "a")
+  assert done.returncode == 0, done.stderr[-2000:]
+  reference = tmp_path / "a" / "quickstart"
+
+  proc = _launch(tmp_path / "b", wait=False)
+  run = tmp_path / "b" / "quickstart"
+  deadline = time.time() + 300
+  while not (run / "checkpoints" / "20").is_dir() and time.time() < deadline:
+    assert proc.poll() is None, "the run ended before it could be killed"
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert not (run / "summary.json").exists()
+  resumed = _launch(tmp_path / "b")
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert "resuming from step" in resumed.stdout
+
+  assert (run / "metrics.jsonl").read_text() == (reference / "metrics.jsonl").read_text()
+  np.testing.assert_array_equal(_zarr(run), _zarr(reference))
+  records = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in records] == [0, 10, 20, 30, 40]
+  summary = json.loads((run / "summary.json").read_text())
+  for key in ("plateau_end_step", "wall_seconds", "steps_per_second", "tokens_per_second",
+              "device_kind", "attribute_loss", "unseen_attribute_loss"):
+    assert key in summary
+  for key in ("step", "lr", "train_loss", "attribute_loss", "attribute_accuracy",
+              "no_knowledge_baseline", "unseen_attribute_loss", "unseen_attribute_accuracy",
+              "seen_max_prob", "seen_entropy", "unseen_max_prob", "unseen_entropy",
+              "hallucination_auroc", "attribute_loss/birth_date", "attn_name_to_name",
+              "attn_value_to_name", "attn_value_to_text", "attn_sharpness"):
+    assert key in records[-1], key
+  assert len(records[-1]["attn_sharpness"]) == 2  # one per layer
+  assert (run / "config.json").exists() and "train.n_steps = 40" in (run / "config.txt").read_text()
+
+  again = _launch(tmp_path / "b")  # finished points are skipped
+  assert again.returncode == 0 and "done (skipped)" in again.stdout
+
+
+def test_bad_config_fails_before_anything_is_written(tmp_path):
+  out = _launch(tmp_path / "c", "--config=set:model.n_heads=3")
+  assert out.returncode != 0
+  assert "model.n_heads: 3 heads do not divide d_model 32" in out.stderr
+  assert not (tmp_path / "c").exists()
+  out = _launch(tmp_path / "c", "--config=set:trian.n_steps=5")
+  assert "closest valid path: train.n_steps" in out.stderr and not (tmp_path / "c").exists()
+  out = _launch(tmp_path / "c", "--config=set:train.batch_size=0")
+  assert "train.batch_size: got 0" in out.stderr and not (tmp_path / "c").exists()
+  out = _launch(tmp_path / "c", "--config=set:eval.steps=(0,100)")
+  assert "eval.steps" in out.stderr and not (tmp_path / "c").exists()
+
+
+def test_dry_run_lists_points_and_runs_nothing(tmp_path):
+  out = _launch(tmp_path / "d", "--dry_run")
+  assert out.returncode == 0
+  assert "quickstart" in out.stdout and "1 points, 40 training steps" in out.stdout
+  assert not (tmp_path / "d").exists()
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+  real_step = step_lib.train_step
+  calls = []
+
+  def poisoned(*args):
+    model, opt_state, loss = real_step(*args)
+    calls.append(1)
+    return model, opt_state, loss * (np.nan if len(calls) > 12 else 1.0)
+
+  monkeypatch.setattr(step_lib, "train_step", poisoned)
+  cfg = PretrainConfig(
+      data=DataConfig(n_individuals=50, n_heldout=16, tokenizer="bio_4k"),
+      model=ModelConfig(preset="tiny"),
+      train=loop.TrainConfig(n_steps=30, batch_size=8, progress_seconds=0.0),
+      eval=EvalConfig(steps=(0, 10, 20, 30), n_sequences=32, batch_size=32, n_attention=0))
+  with pytest.raises(loop.TrainingDiverged, match="last good checkpoint is step 10"):
+    cfg.run(tmp_path)
+  assert not (tmp_path / "summary.json").exists()
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == ["0", "10"]
+
+
+def test_batch_must_split_over_the_devices():
+  with pytest.raises(ValueError, match="train.batch_size: 7 is not divisible by the 2 devices"):
+    loop.TrainConfig(batch_size=7).check()
+  assert loop.TrainConfig(batch_size=8, n_devices=1).check() == 1

@@ -1,0 +1,59 @@
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bioknow.data import pipeline, schedules
+from bioknow.models.transformer import LanguageModel, ModelConfig
+from bioknow.train import step as step_lib
+
+
+def _losses(ds, n_devices, n_steps=3):
+  mesh = step_lib.data_mesh(n_devices)
+  model = step_lib.replicate(
+      LanguageModel(ModelConfig(preset="tiny"), ds.vocab_size, key=jax.random.key(0)), mesh)
+  optimizer = step_lib.make_optimizer(step_lib.OptimizerConfig(lr=1e-3), n_steps)
+  opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
+  losses = []
+  for s in range(n_steps):
+    batch = pipeline.batch_at(ds, schedules.Uniform(ds.config.n_individuals), 8, 0, s)
+    b = step_lib.shard_batch({"t": batch["tokens_BxT"], "r": batch["role_BxT"]}, mesh)
+    model, opt_state, loss = step_lib.train_step(optimizer, model, opt_state, b["t"], b["r"])
+    losses.append(float(loss))
+  return losses
+
+
+def test_two_devices_give_the_losses_of_one(small_dataset):
+  assert len(jax.local_devices()) >= 2
+  np.testing.assert_allclose(_losses(small_dataset, 2), _losses(small_dataset, 1), rtol=1e-5)
+
+
+def test_adamw_and_cosine_follow_the_paper():
+  cfg = step_lib.OptimizerConfig(lr=4e-4)
+  lr = step_lib.learning_rate(cfg, 16_000)
+  assert float(lr(0)) == pytest.approx(4e-4)
+  assert float(lr(8_000)) == pytest.approx((4e-4 + 1e-7) / 2, rel=1e-3)
+  assert float(lr(16_000)) == pytest.approx(1e-7, rel=1e-3)
+  assert float(step_lib.learning_rate(step_lib.OptimizerConfig(schedule="constant"), 10)(9)) == (
+      pytest.approx(4e-4))
+  assert (cfg.b1, cfg.b2, cfg.weight_decay) == (0.9, 0.95, 0.1)
+
+
+def test_weight_decay_spares_norm_scales():
+  model = LanguageModel(ModelConfig(preset="tiny"), 50, key=jax.random.key(0))
+  optimizer = step_lib.make_optimizer(step_lib.OptimizerConfig(lr=1.0, weight_decay=0.5), 10)
+  params = eqx.filter(model, eqx.is_array)
+  zero_grads = jax.tree.map(jnp.zeros_like, params)
+  updates, _ = optimizer.update(zero_grads, optimizer.init(params), params)
+  assert float(jnp.abs(updates.norm_D).max()) == 0.0  # 1-d: no decay
+  np.testing.assert_allclose(updates.embed_VxD, -0.5 * model.embed_VxD, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(lr=0), "optimizer.lr"), (dict(b2=1.0), "optimizer.b2"),
+    (dict(schedule="linear"), "optimizer.schedule"), (dict(weight_decay=-1), "weight_decay"),
+])
+def test_bad_optimizer_configs(kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    step_lib.OptimizerConfig(**kwargs).check()
