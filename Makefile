@@ -15,14 +15,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The quickstart: one small pretraining run showing the three phases (minutes on 2 cores),
+# then its summary and learning-curve figure.
 demo: $(STAMP)
-	$(PY) -m bioknow.data
+	$(PY) -m bioknow.launch --sweep=sweeps/quickstart.py --scale=small --workdir=runs/quickstart
+	$(PY) -m bioknow.report --workdir=runs/quickstart
 
 test: $(STAMP)
 	$(PY) -m pytest tests
 
 bench: $(STAMP)
 	$(PY) -m bioknow.bench data
+	$(PY) -m bioknow.bench train
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
