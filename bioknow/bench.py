@@ -1,6 +1,7 @@
 """Throughput benchmarks; each prints one JSON line per measured setting.
 
   python -m bioknow.bench data   # biographies/s on one core: assembly, then the Grain pipeline
+  python -m bioknow.bench train  # tokens/s, steps/s and model FLOP utilisation, paper and small
 
 Benchmarks are not tests: run them on a quiet machine and compare against the targets in the
 README.
@@ -63,7 +64,87 @@ def bench_data() -> None:
                                "biographies_per_second": round(rate * b)}))
 
 
-BENCHES = {"data": bench_data}
+def peak_matmul_flops(dtype) -> float:
+  """Best FLOP/s of a large square matmul on the default device: the machine's own peak."""
+  import jax
+  import jax.numpy as jnp
+
+  n = 2048 if jax.default_backend() == "cpu" else 8192
+  a = jnp.ones((n, n), dtype)
+  f = jax.jit(lambda a: a @ a)
+  f(a).block_until_ready()
+  best = 0.0
+  for _ in range(5):
+    start = time.perf_counter()
+    for _ in range(4):
+      out = f(a)
+    out.block_until_ready()
+    best = max(best, 4 * 2 * n**3 / (time.perf_counter() - start))
+  return best
+
+
+def bench_train() -> None:
+  """Training throughput of the paper-shape and the small-shape model on real batches.
+
+  Model FLOPs per step: 6 x parameters x tokens (embeddings are tied, so the table is also the
+  output projection) + 12 x layers x d_model x seq_len x tokens (attention), where tokens are
+  the real target tokens of the batch: padding counts as waste.
+  """
+  import equinox as eqx
+  import jax
+  import jax.numpy as jnp
+
+  from bioknow import configs
+  import fiddle as fdl
+  from bioknow.data import pipeline
+  from bioknow.data.dataset import build_dataset
+  from bioknow.models.transformer import LanguageModel, count_parameters
+  from bioknow.train import step as step_lib
+
+  on_cpu = jax.default_backend() == "cpu"
+  for scale in ("paper", "small"):
+    cfg = fdl.build(configs.pretrain(scale))
+    dtype = jnp.float32 if on_cpu else jnp.bfloat16
+    batch_size = (8 if scale == "paper" else cfg.train.batch_size) if on_cpu else cfg.train.batch_size
+    ds = build_dataset(cfg.data)
+    schedule = cfg.build_schedule()
+    mesh = step_lib.data_mesh(1)
+    model = step_lib.replicate(LanguageModel(cfg.model, ds.vocab_size, key=jax.random.key(0)), mesh)
+    optimizer = step_lib.make_optimizer(cfg.optimizer, 10_000)
+    opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
+    batches = [pipeline.batch_at(ds, schedule, batch_size, 0, s) for s in range(8)]
+    device_batches = [step_lib.shard_batch({"t": b["tokens_BxT"], "r": b["role_BxT"]}, mesh)
+                      for b in batches]
+    model, opt_state, loss = step_lib.train_step(optimizer, model, opt_state,
+                                                 device_batches[0]["t"], device_batches[0]["r"], dtype)
+    loss.block_until_ready()
+    n_steps, start = 0, time.perf_counter()
+    tokens = 0
+    while (elapsed := time.perf_counter() - start) < _SECONDS.value or n_steps < 3:
+      b = device_batches[n_steps % len(device_batches)]
+      model, opt_state, loss = step_lib.train_step(optimizer, model, opt_state, b["t"], b["r"], dtype)
+      tokens += int(batches[n_steps % len(batches)]["length_B"].sum())
+      n_steps += 1
+      if n_steps % 4 == 0:
+        loss.block_until_ready()
+    loss.block_until_ready()
+    elapsed = time.perf_counter() - start
+    m = model.cfg
+    params = count_parameters(model)["total"]
+    flops = tokens * (6 * params + 12 * m.n_layers * m.d_model * ds.seq_len)
+    peak = peak_matmul_flops(dtype)
+    print(json.dumps({
+        "bench": "train", "scale": scale, "device": jax.devices()[0].device_kind,
+        "dtype": jnp.dtype(dtype).name, "batch_size": batch_size, "seq_len": ds.seq_len,
+        "n_parameters": params, "steps_per_second": round(n_steps / elapsed, 3),
+        "tokens_per_second": round(tokens / elapsed),
+        "real_token_fraction": round(tokens / (n_steps * batch_size * ds.seq_len), 3),
+        "model_flops_per_second": round(flops / elapsed / 1e9, 2) * 1e9,
+        "peak_matmul_flops_per_second": round(peak / 1e9, 2) * 1e9,
+        "mfu": round(flops / elapsed / peak, 4)}))
+
+
+BENCHES = {"data": bench_data, "train": bench_train}
 
 
 def main(argv):
