@@ -1,6 +1,6 @@
-"""One small pretraining run that shows the three phases of knowledge acquisition.
+"""python -m bioknow.launch --sweep=sweeps/quickstart.py        (what `make demo` runs)
 
-  python -m bioknow.launch --sweep=sweeps/quickstart.py        (what `make demo` runs)
+One small pretraining run that shows the three phases of knowledge acquisition.
 
 Runtime: about 4 minutes on 2 CPU cores; under a minute on one GPU (--scale=paper runs the
 paper's default run instead: 64k individuals, 16k steps, ~42M parameters, minutes on an H100).

@@ -6,6 +6,7 @@ and day 1..31, impossible dates included, as in the paper. Nothing is downloaded
 """
 
 import dataclasses
+import functools
 import math
 import pathlib
 
@@ -62,8 +63,21 @@ def birth_dates(first_year: int = YEARS[0], last_year: int = YEARS[-1]) -> tuple
                for d in DAYS)
 
 
+@functools.lru_cache(maxsize=8)
+def _birth_dates(years: tuple[int, int]) -> tuple[str, ...]:
+  return birth_dates(*years)
+
+
 def read_list(path: pathlib.Path) -> tuple[str, ...]:
   """Reads one list file; a missing or malformed file raises one sentence naming it."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise ValueError(f"lists_dir: list file {path} is missing (expected one value per line).")
+  return _read_list(path, path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _read_list(path: pathlib.Path, mtime_ns: int) -> tuple[str, ...]:
   if not path.is_file():
     raise ValueError(f"lists_dir: list file {path} is missing (expected one value per line).")
   lines = path.read_text(encoding="utf-8").splitlines()
@@ -106,7 +120,7 @@ def load_lists(lists_dir: str | pathlib.Path | None = None,
       cache[name] = read_list(root / name)
     return cache[name]
 
-  values = {a: birth_dates(*birth_years) if a == "birth_date" else get(VALUE_FILES[a])[:max_values]
+  values = {a: _birth_dates(tuple(birth_years)) if a == "birth_date" else get(VALUE_FILES[a])[:max_values]
             for a in attributes}
   return ValueLists(get(NAME_FILES["first_names"])[:n_first_names],
                     get(NAME_FILES["last_names"])[:n_last_names], values)

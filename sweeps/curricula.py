@@ -1,0 +1,76 @@
+"""python -m bioknow.launch --sweep=sweeps/curricula.py [--scale=small|paper] [--only='warmup_*']
+python -m bioknow.report --workdir=runs/curricula
+
+Curricula over individuals: power laws, celebrities, warm-ups, and gradual growth.
+
+Runtime: small, ~40 runs on a population too large for its budget, ~2 hours on 2 CPU cores
+(filter with --only); paper, 6 alphas x 5 populations x 3 budgets + 12 celebrity + 25 warm-up
++ 4 growth runs, many GPU hours: spread them with --executor=ray.
+Reproduces Figures 4 and I-L of the paper (claims 3 and 4): imbalanced sampling shortens the
+plateau (alpha around 0.6-0.8 minimises it), the alpha that minimises the final loss grows
+with the population and shrinks with the budget, celebrities behave like power laws, and a
+warm-up on a subset beats every static distribution when the population is large for the
+budget. Gradual growth of the population is proposed, not tested, in the paper.
+"""
+
+import fiddle as fdl
+
+from bioknow import configs
+from bioknow.data import schedules
+
+PAPER = dict(alphas=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0), populations=(16_000, 32_000, 64_000,
+             128_000, 256_000), budgets=(8_000, 16_000, 32_000),
+             celebrities=(4_000, 16_000, 64_000), weights=(2, 4, 8, 16), celebrity_n=128_000,
+             warmup_indiv=(2_000, 4_000, 8_000, 16_000, 32_000), warmup_epochs=(1, 2, 3, 4, 8),
+             warmup_n=128_000, growth_start=(4_000, 16_000))
+SMALL = dict(alphas=(0.0, 0.4, 0.8, 1.2), populations=(1_600,), budgets=(3_000,),
+             celebrities=(100, 400), weights=(4, 16), celebrity_n=1_600,
+             warmup_indiv=(100, 400), warmup_epochs=(4, 16), warmup_n=1_600,
+             growth_start=(100, 400))
+
+
+def base(scale: str):
+  return configs.pretrain(scale)
+
+
+def _point(scale, n, n_steps=None):
+  cfg = base(scale)
+  cfg.data.n_individuals = n
+  if n_steps:
+    cfg.train.n_steps = n_steps
+  elif scale == "small":
+    cfg.train.n_steps = SMALL["budgets"][0]
+  return cfg
+
+
+def sweep(scale: str):
+  grid = PAPER if scale == "paper" else SMALL
+  for n in grid["populations"]:
+    for steps in grid["budgets"]:
+      for alpha in grid["alphas"]:
+        cfg = _point(scale, n, steps)
+        cfg.schedule = fdl.Partial(schedules.PowerLaw, alpha=alpha)
+        yield f"powerlaw_n{n}_steps{steps}_alpha{alpha:g}", cfg
+  n = grid["celebrity_n"]
+  for n_celebrities in grid["celebrities"]:
+    for weight in grid["weights"]:
+      cfg = _point(scale, n)
+      cfg.schedule = fdl.Partial(schedules.Celebrities, n_celebrities=n_celebrities,
+                                 weight_celebrities=weight)
+      cfg.eval_groups = (("celebrities", 0, n_celebrities), ("non_celebrities", n_celebrities, n))
+      yield f"celebrities_n{n_celebrities}_w{weight}", cfg
+  n = grid["warmup_n"]
+  cfg = _point(scale, n)
+  yield f"uniform_n{n}", cfg
+  for indiv in grid["warmup_indiv"]:
+    for epochs in grid["warmup_epochs"]:
+      cfg = _point(scale, n)
+      cfg.schedule = fdl.Partial(schedules.Warmup, indiv_warmup=indiv, epochs_warmup=epochs)
+      cfg.eval_groups = (("warmup", 0, indiv),)
+      yield f"warmup_n{n}_indiv{indiv}_epochs{epochs}", cfg
+  for start in grid["growth_start"]:
+    for mode in ("linear", "geometric"):
+      cfg = _point(scale, n)
+      cfg.schedule = fdl.Partial(schedules.Growth, n_start=start, mode=mode,
+                                 growth_steps=cfg.train.n_steps // 2)
+      yield f"growth_n{n}_start{start}_{mode}", cfg
