@@ -12,6 +12,7 @@ import zlib
 import grain
 import numpy as np
 
+from bioknow.data import packing
 from bioknow.data.biography import Biographies
 from bioknow.data.dataset import Dataset
 
@@ -36,20 +37,36 @@ class _BatchOfStep:
   schedule: object
   batch_size: int
   seed: int
+  pack_shape: tuple[int, int] | None = None
 
   def __call__(self, step: int) -> dict[str, np.ndarray]:
-    return batch_at(self.ds, self.schedule, self.batch_size, self.seed, int(step))
+    batch = batch_at(self.ds, self.schedule, self.batch_size, self.seed, int(step))
+    if self.pack_shape is None:
+      return batch
+    return packing.pack(batch, *self.pack_shape) | {
+        k: batch[k] for k in ("length_B", "individual_B", "step")}
+
+
+def pack_shape_for(ds: Dataset, schedule, batch_size: int, seed: int) -> tuple[int, int]:
+  """The packed [rows, row_len] of a run, from the lengths of 4096 biographies sampled at
+  steps no run reaches."""
+  lengths = np.concatenate([batch_at(ds, schedule, 512, seed, 2**40 + i)["length_B"]
+                            for i in range(8)])
+  return packing.packed_shape(lengths, batch_size, ds.seq_len)
 
 
 def training_batches(ds: Dataset, schedule, *, batch_size: int, n_steps: int, seed: int,
-                     num_threads: int = 1, num_workers: int = 0) -> grain.IterDataset:
+                     num_threads: int = 1, num_workers: int = 0,
+                     pack_shape: tuple[int, int] | None = None) -> grain.IterDataset:
   """Batches for steps 0..n_steps-1. Threads or worker processes only prefetch: the batches
-  themselves do not depend on them."""
+  themselves do not depend on them. With `pack_shape`, each batch is also packed into
+  fixed rows (fields *_RxL, position_RxL, segment_RxL; see packing.py)."""
   if batch_size < 1:
     raise ValueError(f"batch_size: got {batch_size}; it must be >= 1.")
   if n_steps < 0:
     raise ValueError(f"n_steps: got {n_steps}; it must be >= 0.")
-  steps = grain.MapDataset.range(n_steps).map(_BatchOfStep(ds, schedule, batch_size, seed))
+  steps = grain.MapDataset.range(n_steps).map(
+      _BatchOfStep(ds, schedule, batch_size, seed, pack_shape))
   batches = steps.to_iter_dataset(
       grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=max(2, 2 * num_threads)))
   if num_workers > 0:
