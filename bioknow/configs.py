@@ -26,7 +26,7 @@ def pretrain(scale: str) -> fdl.Config[PretrainConfig]:
 
   paper: 64k individuals, 32k vocabulary, the 8-layer 512-wide model (~42M), batch 128, 16k
   steps, lr 4e-4, bf16 compute, evaluations every 125 steps up to 2k then 32 evenly spaced,
-  on 16k sequences each. small: 400 individuals with short lists (24 first and last names,
+  on 16k sequences each. small: 300 individuals with short lists (24 first and last names,
   16 values per attribute type, births in the 1990s), 4k vocabulary, a 2-layer 64-wide
   model, batch 32; it shows the three phases on a 2-core CPU in minutes.
   """
@@ -44,13 +44,13 @@ def pretrain(scale: str) -> fdl.Config[PretrainConfig]:
         PretrainConfig,
         # Short lists keep the population large relative to them, as in the paper (64k people,
         # 900 first names): every name and value token then occurs in training.
-        data=fdl.Config(DataConfig, n_individuals=400, n_heldout=256, tokenizer="bio_4k",
+        data=fdl.Config(DataConfig, n_individuals=300, n_heldout=256, tokenizer="bio_4k",
                         n_first_names=24, n_last_names=24, max_values=16,
                         birth_years=(1990, 1999)),
         model=fdl.Config(ModelConfig, preset="mini"),
-        optimizer=fdl.Config(OptimizerConfig, lr=3e-3),
-        train=fdl.Config(TrainConfig, n_steps=2_000, batch_size=32),
-        eval=fdl.Config(EvalConfig, every=100, dense_until=2_000, n_spaced=20, n_sequences=512,
+        optimizer=fdl.Config(OptimizerConfig, lr=6e-3),
+        train=fdl.Config(TrainConfig, n_steps=1_400, batch_size=32),
+        eval=fdl.Config(EvalConfig, every=100, dense_until=1_400, n_spaced=14, n_sequences=256,
                         batch_size=256, n_attention=256),
         schedule=fdl.Partial(schedules.Uniform))
   raise ValueError(f"scale: got {scale!r}; allowed: {', '.join(SCALES)}.")
