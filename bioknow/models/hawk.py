@@ -84,3 +84,10 @@ class Hawk(eqx.Module):
     norm_TxD = jnp.sqrt(-jnp.expm1(2 * log_a_TxD))  # sqrt(1 - a^2), stable near a = 1
     h_TxD = linear_recurrence(a_TxD, norm_TxD * i_TxD * u_TxD.astype(jnp.float32))
     return (gate_TxD * h_TxD.astype(dtype)) @ self.w_out_DxD.astype(dtype), None
+
+  def batch(self, x_BxTxD: Float[Array, "B T D"], positions_BxT, segment_BxT,
+            pattern=None) -> tuple[Float[Array, "B T D"], None]:
+    """`__call__` on a batch."""
+    if pattern is not None:
+      raise ValueError("model.mixer: 'hawk' has no attention pattern to patch; use 'attention'.")
+    return jax.vmap(self)(x_BxTxD, positions_BxT, segment_BxT)[0], None

@@ -4,6 +4,11 @@ Blocks are built stacked (one leading layer axis on every parameter) and applied
 `lax.scan`, which compiles one block instead of L. Each block: x += mixer(norm(x));
 x += mlp(norm(x)). The mixer is attention (returns its pattern [H, T, T], accepts one to use
 instead) or Hawk's RG-LRU recurrence (no pattern). Embeddings are tied.
+
+The blocks work on a batch [B, T, D] with their projections as 2-D matmuls over all B * T
+tokens: vmapping single examples makes XLA:CPU transpose every [B, T, F] cotangent for the
+weight gradients, which cost more than the matmuls. `LanguageModel.__call__` (one example)
+is the B = 1 view of `LanguageModel.batch`.
 """
 
 import dataclasses
@@ -11,6 +16,7 @@ import dataclasses
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from bioknow.models.attention import Attention
@@ -50,7 +56,7 @@ class ModelConfig:
 
 
 # preset: (n_layers, n_heads, d_model, d_mlp); key size d_model / n_heads unless set.
-UNROLL = 1  # layers unrolled per scan iteration
+UNROLL = 4  # layers unrolled per scan iteration (a rolled loop stacks residuals with copies)
 PRESETS = {
     "paper": (8, 8, 512, 2048),  # ~42M with the 32k vocabulary
     "paper_896": (12, 16, 896, 3584),
@@ -80,22 +86,34 @@ class Block(eqx.Module):
     self.w_in_DxF = jax.random.normal(k_in, (d, f)) / d**0.5
     self.w_out_FxD = jax.random.normal(k_out, (f, d)) / f**0.5 / (2 * cfg.n_layers) ** 0.5
 
-  def __call__(self, x_TxD, positions_T, segment_T, pattern_HxTxT=None):
-    y_TxD, pattern = self.mixer(rms_norm(x_TxD, self.norm1_D), positions_T, segment_T,
-                                pattern_HxTxT)
-    x_TxD = x_TxD + y_TxD
-    h_TxF = jax.nn.gelu(rms_norm(x_TxD, self.norm2_D) @ self.w_in_DxF.astype(x_TxD.dtype))
-    return x_TxD + h_TxF @ self.w_out_FxD.astype(x_TxD.dtype), pattern
+  def __call__(self, x_BxTxD, positions_BxT, segment_BxT, pattern_BxHxTxT=None):
+    """One block on a batch; the MLP runs as 2-D matmuls over all B * T tokens."""
+    b, t, d = x_BxTxD.shape
+    dtype = x_BxTxD.dtype
+    y_BxTxD, pattern = self.mixer.batch(rms_norm(x_BxTxD, self.norm1_D), positions_BxT,
+                                        segment_BxT, pattern_BxHxTxT)
+    x_NxD = (x_BxTxD + y_BxTxD).reshape(b * t, d)
+    # Recomputing GELU in the backward pass from the pre-activation is cheaper on CPU than
+    # saving and re-reading its intermediates.
+    pre_NxF = rms_norm(x_NxD, self.norm2_D) @ self.w_in_DxF.astype(dtype)
+    h_NxF = jax.checkpoint(jax.nn.gelu)(pre_NxF)
+    x_NxD = x_NxD + h_NxF @ self.w_out_FxD.astype(dtype)
+    return x_NxD.reshape(b, t, d), pattern
 
 
-def rms_norm(x_TxD, scale_D, eps: float = 1e-6):
-  x32 = x_TxD.astype(jnp.float32)
+def rms_norm(x_etcxD, scale_D, eps: float = 1e-6):
+  """Normalises over the last axis, in float32."""
+  x32 = x_etcxD.astype(jnp.float32)
   x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + eps)
-  return (x32 * scale_D).astype(x_TxD.dtype)
+  return (x32 * scale_D).astype(x_etcxD.dtype)
 
 
 class LanguageModel(eqx.Module):
-  """Single-example model: tokens [T] -> logits [T, V] (position t predicts token t + 1)."""
+  """Single-example model: tokens [T] -> logits [T, V] (position t predicts token t + 1).
+
+  `__call__` is the single-example view of `batch` (tokens [B, T]); vmapping `__call__` works,
+  but `batch` is much faster on a batch.
+  """
 
   embed_VxD: Float[Array, "V D"]
   blocks: Block  # every array has a leading layer axis
@@ -122,23 +140,125 @@ class LanguageModel(eqx.Module):
     `patterns_LxHxTxT` replaces every attention layer's pattern (patching); `dtype` is the
     compute dtype of activations and matmuls (parameters stay float32).
     """
+    add_batch = lambda x: None if x is None else x[None]
+    logits_1xTxV, patterns = self.batch(
+        tokens_T[None], positions_BxT=add_batch(positions_T), segment_BxT=add_batch(segment_T),
+        patterns_BxLxHxTxT=add_batch(patterns_LxHxTxT), return_patterns=return_patterns,
+        dtype=dtype)
+    return logits_1xTxV[0], None if patterns is None else patterns[0]
+
+  def batch(self, tokens_BxT: Int[Array, "B T"], *,
+            positions_BxT: Int[Array, "B T"] | None = None,
+            segment_BxT: Int[Array, "B T"] | None = None,
+            patterns_BxLxHxTxT: Float[Array, "B L H T T"] | None = None,
+            return_patterns: bool = False, dtype=jnp.float32):
+    """`__call__` on a batch: (logits [B, T, V] in float32, patterns [B, L, H, T, T] or None)."""
+    h_BxTxD, patterns = self.features(tokens_BxT, positions_BxT=positions_BxT,
+                                      segment_BxT=segment_BxT,
+                                      patterns_BxLxHxTxT=patterns_BxLxHxTxT,
+                                      return_patterns=return_patterns, dtype=dtype)
+    logits_BxTxV = (h_BxTxD @ self.embed_VxD.T.astype(dtype)).astype(jnp.float32)
+    return logits_BxTxV, patterns
+
+  def features(self, tokens_BxT: Int[Array, "B T"], *,
+               positions_BxT: Int[Array, "B T"] | None = None,
+               segment_BxT: Int[Array, "B T"] | None = None,
+               patterns_BxLxHxTxT: Float[Array, "B L H T T"] | None = None,
+               return_patterns: bool = False, dtype=jnp.float32):
+    """`batch` without the output layer: (final normalised hidden states [B, T, D] in `dtype`,
+    patterns), for losses that apply the tied output layer themselves."""
     d = self.cfg.d_model
-    if positions_T is None:
-      positions_T = jnp.arange(tokens_T.shape[0])
-    if segment_T is None:
-      segment_T = jnp.zeros_like(tokens_T)
-    x_TxD = (self.embed_VxD[tokens_T] * d**0.5).astype(dtype)
+    if positions_BxT is None:  # numpy, so that rotary tables are compile-time constants
+      positions_BxT = np.broadcast_to(np.arange(tokens_BxT.shape[1]), tokens_BxT.shape)
+    if segment_BxT is None:
+      segment_BxT = jnp.zeros_like(tokens_BxT)
+    x_BxTxD = (self.embed_VxD[tokens_BxT] * d**0.5).astype(dtype)
     params, static = eqx.partition(self.blocks, eqx.is_array)
+    if patterns_BxLxHxTxT is not None:  # scanned over layers
+      patterns_BxLxHxTxT = jnp.moveaxis(patterns_BxLxHxTxT, 1, 0)
 
-    def layer(x_TxD, xs):
+    def layer(x_BxTxD, xs):
       block_params, pattern = xs
-      x_TxD, pattern = eqx.combine(block_params, static)(x_TxD, positions_T, segment_T, pattern)
-      return x_TxD, pattern if return_patterns else None
+      x_BxTxD, pattern = eqx.combine(block_params, static)(x_BxTxD, positions_BxT, segment_BxT,
+                                                           pattern)
+      return x_BxTxD, pattern if return_patterns else None
 
-    x_TxD, patterns = jax.lax.scan(layer, x_TxD, (params, patterns_LxHxTxT), unroll=UNROLL)
-    h_TxD = rms_norm(x_TxD, self.norm_D)
-    logits_TxV = (h_TxD @ self.embed_VxD.T.astype(dtype)).astype(jnp.float32)
-    return logits_TxV, patterns
+    x_BxTxD, patterns = jax.lax.scan(layer, x_BxTxD, (params, patterns_BxLxHxTxT), unroll=UNROLL)
+    if patterns is not None:
+      patterns = jnp.moveaxis(patterns, 0, 1)
+    return rms_norm(x_BxTxD, self.norm_D), patterns
+
+
+# Tokens of the loss are processed in chunks of about this many logits (16 MB of float32).
+CE_CHUNK_LOGITS = 2**22
+
+
+@jax.custom_vjp
+def tied_cross_entropy(h_NxD: Float[Array, "N D"], embed_VxD: Float[Array, "V D"],
+                       targets_N: Int[Array, " N"], weights_N: Float[Array, " N"],
+                       ) -> Float[Array, ""]:
+  """sum_n weights_n * -log softmax(h_n @ embed^T)[targets_n]: the loss that log_softmax and a
+  gather of the model's logits give, for hidden states of any number of tokens.
+
+  The gradient is computed with the loss (its cotangent is a scalar), so the logits are
+  materialised once and read twice, instead of the log_softmax, gather, scatter and
+  transposes that autodiff of the plain version costs; and they are materialised a chunk of
+  tokens at a time, so a step touches (and page-faults) less fresh memory.
+  """
+  return _tied_cross_entropy_fwd(h_NxD, embed_VxD, targets_N, weights_N)[0]
+
+
+def _token_chunks(n: int, v: int, d: int) -> int:
+  """Number of equal token chunks: logits of about CE_CHUNK_LOGITS per chunk, but at least
+  4 d tokens per chunk, which keeps re-reading the [V, D] gradient accumulator cheap."""
+  sizes = [n // c for c in range(1, n + 1) if n % c == 0]  # decreasing
+  fits = [m for m in sizes if m * v <= CE_CHUNK_LOGITS and m >= 4 * d]
+  return n // fits[0] if fits else 1
+
+
+def _cross_entropy_and_grads(h_NxD, embed_VxD, targets_N, weights_N):
+  """(loss, d loss / d h, d loss / d embed) of one chunk of tokens."""
+  dtype = h_NxD.dtype
+  logits_NxV = (h_NxD @ embed_VxD.T.astype(dtype)).astype(jnp.float32)
+  lse_N = jax.nn.logsumexp(logits_NxV, axis=-1)
+  target_logit_N = jnp.take_along_axis(logits_NxV, targets_N[:, None], axis=-1)[:, 0]
+  loss = jnp.sum(weights_N * (lse_N - target_logit_N))
+  # d loss / d logits = weight * (softmax - onehot(target)).
+  onehot_NxV = targets_N[:, None] == jnp.arange(logits_NxV.shape[1])
+  dlogits_NxV = (weights_N[:, None] * (jnp.exp(logits_NxV - lse_N[:, None]) - onehot_NxV)
+                 ).astype(dtype)
+  dh_NxD = dlogits_NxV @ embed_VxD.astype(dtype)
+  dembed_VxD = jnp.einsum("nv,nd->vd", dlogits_NxV, h_NxD,
+                          preferred_element_type=jnp.float32)
+  return loss, dh_NxD, dembed_VxD
+
+
+def _tied_cross_entropy_fwd(h_NxD, embed_VxD, targets_N, weights_N):
+  (n, d), v = h_NxD.shape, embed_VxD.shape[0]
+  c = _token_chunks(n, v, d)
+  if c == 1:
+    loss, dh_NxD, dembed_VxD = _cross_entropy_and_grads(h_NxD, embed_VxD, targets_N, weights_N)
+    return loss, (dh_NxD, dembed_VxD)
+
+  def chunk(dembed_VxD, xs):
+    h_MxD, targets_M, weights_M = xs
+    loss, dh_MxD, dembed_chunk_VxD = _cross_entropy_and_grads(h_MxD, embed_VxD, targets_M,
+                                                              weights_M)
+    return dembed_VxD + dembed_chunk_VxD, (loss, dh_MxD)
+
+  m = n // c
+  xs = (h_NxD.reshape(c, m, d), targets_N.reshape(c, m), weights_N.reshape(c, m))
+  dembed_VxD, (loss_C, dh_CxMxD) = jax.lax.scan(
+      chunk, jnp.zeros(embed_VxD.shape, jnp.float32), xs)
+  return loss_C.sum(), (dh_CxMxD.reshape(n, d), dembed_VxD)
+
+
+def _tied_cross_entropy_bwd(res, g):
+  dh_NxD, dembed_VxD = res
+  return (g * dh_NxD).astype(dh_NxD.dtype), g * dembed_VxD, None, None
+
+
+tied_cross_entropy.defvjp(_tied_cross_entropy_fwd, _tied_cross_entropy_bwd)
 
 
 def count_parameters(model: LanguageModel) -> dict[str, int]:

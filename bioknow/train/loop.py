@@ -112,8 +112,9 @@ def train(*, workdir: pathlib.Path, model, optimizer, lr_schedule: Callable, bat
   """Runs (or resumes) training in `workdir` and returns the summary.
 
   batches: a Grain IterDataset of the run's batches, element k = batch of step k.
-  patterns_fn(tokens_BxT, step) -> patterns or None: attention patterns to use instead of the
-  model's own (patching); reset_opt_at: step at which the optimizer state is re-initialised.
+  patterns_fn(batch, step) -> patterns [B, L, H, T, T] or None: attention patterns to use
+  instead of the model's own (patching); `batch` is the step's device batch, a dict with
+  'tokens' [B, T] and, when packed, 'positions' and 'segment' [B, T]; reset_opt_at: step at which the optimizer state is re-initialised.
   """
   n_devices = train_cfg.check()
   mesh = step_lib.data_mesh(n_devices)
@@ -162,7 +163,7 @@ def train(*, workdir: pathlib.Path, model, optimizer, lr_schedule: Callable, bat
         opt_state = step_lib.replicate(optimizer.init(eqx.filter(model, eqx.is_array)), mesh)
       device_batch = step_lib.shard_batch(
           {"tokens": batch["tokens_BxT"], "role": batch["role_BxT"]}, mesh)
-      patterns = patterns_fn(device_batch["tokens"], step) if patterns_fn else None
+      patterns = patterns_fn(device_batch, step) if patterns_fn else None
       model, opt_state, loss = step_lib.train_step(
           optimizer, model, opt_state, device_batch["tokens"], device_batch["role"], dtype,
           patterns)

@@ -15,7 +15,7 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
-from bioknow.models.transformer import LanguageModel
+from bioknow.models.transformer import LanguageModel, tied_cross_entropy
 from bioknow.train import metrics
 
 
@@ -76,8 +76,8 @@ def replicate(tree, mesh: jax.sharding.Mesh):
 
 
 def _forward(model: LanguageModel, tokens_BxT, dtype, patterns=None, return_patterns=False):
-  return jax.vmap(lambda t, p: model(t, patterns_LxHxTxT=p, return_patterns=return_patterns,
-                                     dtype=dtype))(tokens_BxT, patterns)
+  return model.batch(tokens_BxT, patterns_BxLxHxTxT=patterns, return_patterns=return_patterns,
+                     dtype=dtype)
 
 
 @eqx.filter_jit(donate="all-except-first")
@@ -85,9 +85,18 @@ def train_step(optimizer: optax.GradientTransformation, model: LanguageModel, op
                tokens_BxT, role_BxT, dtype=jnp.float32, patterns_BxLxHxTxT=None):
   """One AdamW step on the mean next-token loss; returns (model, opt_state, loss)."""
 
+  # metrics.next_token_loss without materialising [B, T, V] log-probabilities: position t
+  # predicts token t + 1 and counts when that token is a real target (not BOS or padding).
+  target_BxT = (role_BxT != metrics.ROLE_PAD).at[:, 0].set(False)
+  weight_BxT = jnp.concatenate([target_BxT[:, 1:], jnp.zeros_like(target_BxT[:, :1])], axis=1)
+  weight_BxT = weight_BxT / jnp.maximum(target_BxT.sum(), 1)
+  next_BxT = jnp.concatenate([tokens_BxT[:, 1:], tokens_BxT[:, :1]], axis=1)
+
   def loss_fn(model):
-    logits_BxTxV, _ = _forward(model, tokens_BxT, dtype, patterns_BxLxHxTxT)
-    return metrics.next_token_loss(logits_BxTxV, tokens_BxT, role_BxT)
+    h_BxTxD, _ = model.features(tokens_BxT, patterns_BxLxHxTxT=patterns_BxLxHxTxT, dtype=dtype)
+    b, t, d = h_BxTxD.shape
+    return tied_cross_entropy(h_BxTxD.reshape(b * t, d), model.embed_VxD,
+                              next_BxT.reshape(b * t), weight_BxT.reshape(b * t))
 
   loss, grads = eqx.filter_value_and_grad(loss_fn)(model)
   updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_array))
