@@ -98,7 +98,7 @@ def bench_train() -> None:
   import fiddle as fdl
   from bioknow.data import pipeline
   from bioknow.data.dataset import build_dataset
-  from bioknow.models.transformer import LanguageModel, count_parameters
+  from bioknow.models.transformer import LanguageModel, count_parameters, flops_per_token
   from bioknow.train import step as step_lib
 
   on_cpu = jax.default_backend() == "cpu"
@@ -131,7 +131,7 @@ def bench_train() -> None:
     elapsed = time.perf_counter() - start
     m = model.cfg
     params = count_parameters(model)["total"]
-    flops = tokens * (6 * params + 12 * m.n_layers * m.d_model * ds.seq_len)
+    flops = tokens * flops_per_token(m, ds.vocab_size, ds.seq_len)
     peak = peak_matmul_flops(dtype)
     print(json.dumps({
         "bench": "train", "scale": scale, "device": jax.devices()[0].device_kind,

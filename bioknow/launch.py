@@ -2,31 +2,30 @@
 
   python -m bioknow.launch --sweep=sweeps/quickstart.py [--workdir=runs/quickstart]
       [--scale=small|paper] [--only=GLOB] [--dry_run] [--config=set:PATH=VALUE ...]
+      [--executor=inline|ray] [--ray_address=ADDRESS]
 
 A sweep file is plain Python with a function `sweep(scale)` yielding (run_name, fdl.Config)
 pairs. Every point is built and checked before anything runs or is written; a bad config
 stops the launch with one sentence. Finished points (summary.json present) are skipped,
-interrupted ones continue from their latest checkpoint.
+interrupted ones continue from their latest checkpoint. A point whose experiment reads other
+runs (`sources()`, e.g. fine-tuning from a pretraining run) runs after them.
 """
 
 import ast
 import difflib
 import fnmatch
 import importlib.util
-import json
 import pathlib
 import sys
-import time
-import traceback
+from typing import NamedTuple
 
 import fiddle as fdl
 import jax
 from absl import app, flags, logging
 from fiddle import absl_flags as fdl_flags
 from fiddle import printing
-from fiddle.experimental import serialization
 
-from bioknow import configs
+from bioknow import configs, executors
 
 _SWEEP = flags.DEFINE_string("sweep", None, "Path of a sweep file, e.g. sweeps/quickstart.py.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Root of the run directories (runs/NAME).")
@@ -35,6 +34,11 @@ _SCALE = flags.DEFINE_enum("scale", None, configs.SCALES,
 _ONLY = flags.DEFINE_string("only", None, "Run only points whose name matches this glob.")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the points and run nothing.")
 _CONFIG = flags.DEFINE_multi_string("config", [], "Overrides for every point: set:PATH=VALUE.")
+_EXECUTOR = flags.DEFINE_enum("executor", "inline", ["inline", "ray"],
+                              "inline: points one after another in this process; ray: one Ray "
+                              "task per point (pip install 'bioknow[ray]').")
+_RAY_ADDRESS = flags.DEFINE_string("ray_address", None,
+                                   "Address of an existing Ray cluster (default: start one here).")
 
 
 def load_sweep(path: str):
@@ -56,7 +60,8 @@ def _leaves(cfg) -> dict[str, str]:
 
 
 def apply_overrides(cfg, directives: list[str]):
-  """Applies set:PATH=VALUE directives; an unknown path names the closest valid one."""
+  """Applies set:PATH=VALUE directives; an unknown path names the closest valid one, and a
+  value must have the type of the one it replaces."""
   for directive in directives:
     if not directive.startswith("set:") or "=" not in directive:
       raise ValueError(f"--config: got {directive!r}; use set:PATH=VALUE.")
@@ -66,13 +71,42 @@ def apply_overrides(cfg, directives: list[str]):
       close = difflib.get_close_matches(path, paths, n=1, cutoff=0.0)
       raise ValueError(f"--config: {path} is not a config path; closest valid path: "
                        f"{close[0] if close else None}.")
-    fdl_flags.set_value_at_path(cfg, path, _parse_value(value, path))
+    old = _value_at(cfg, path)
+    fdl_flags.set_value_at_path(cfg, path, _typed(_parse_value(value, path), old, path))
   return cfg
+
+
+def _value_at(cfg, path: str):
+  """The current value at a flattened path (None where the path has indexing in it)."""
+  try:
+    for part in path.split("."):
+      cfg = getattr(cfg, part)
+    return cfg
+  except AttributeError:
+    return None
+
+
+def _typed(new, old, path: str):
+  """`new` converted to the type of `old` where that is lossless (int -> float, list ->
+  tuple); otherwise a mismatch is an error naming both types."""
+  if old is None or isinstance(old, (fdl.Buildable, type)) or callable(old):
+    return new
+  if isinstance(old, float) and isinstance(new, int) and not isinstance(new, bool):
+    return float(new)
+  if isinstance(old, tuple) and isinstance(new, list):
+    new = tuple(new)
+  same = type(new) is type(old) or (isinstance(old, tuple) and isinstance(new, tuple))
+  if not same:
+    raise ValueError(f"--config: {path} must be of type {type(old).__name__} (now {old!r}); "
+                     f"got {new!r} of type {type(new).__name__}.")
+  return new
 
 
 def _parse_value(value: str, path: str):
   if value.lower() in ("true", "false"):
     return value.lower() == "true"
+  if value.lower() == "none":
+    return None
   try:
     return ast.literal_eval(value)
   except (ValueError, SyntaxError):
@@ -80,16 +114,27 @@ def _parse_value(value: str, path: str):
                      f"strings, e.g. set:{path}=\"{value}\".") from None
 
 
-def build_points(module, scale: str, directives: list[str], only: str | None):
-  """(name, fiddle config, built experiment, overrides) of every selected point, all checked."""
-  points, seen = [], set()
+class Point(NamedTuple):
+  name: str
+  cfg: fdl.Buildable
+  experiment: object  # the built config: has check() and run(run_dir)
+  overrides: dict[str, str]
+  sources: tuple[str, ...]  # run directories it reads, relative to the sweep's workdir
+
+
+def build_points(module, scale: str, directives: list[str], only: str | None,
+                 workdir: pathlib.Path | None = None) -> list[Point]:
+  """Every selected point of a sweep, built, checked and ordered so that a point comes after
+  the points it reads (e.g. fine-tuning after its pretraining run). A source outside the
+  selection must already exist under `workdir` (checked here, before anything runs)."""
+  points, names = [], set()
+  base = _leaves(module.base(scale)) if hasattr(module, "base") else {}
   for name, cfg in module.sweep(scale):
-    if name in seen:
+    if name in names:
       raise ValueError(f"sweep: two points are named {name!r}; run names must be unique.")
-    seen.add(name)
+    names.add(name)
     if only and not fnmatch.fnmatch(name, only):
       continue
-    base = _leaves(module.base(scale)) if hasattr(module, "base") else {}
     cfg = apply_overrides(cfg, directives)
     try:
       experiment = fdl.build(cfg)
@@ -97,16 +142,60 @@ def build_points(module, scale: str, directives: list[str], only: str | None):
     except (ValueError, TypeError) as e:
       raise ValueError(f"point {name}: {e}") from None
     overrides = {k: v for k, v in _leaves(cfg).items() if base.get(k) != v}
-    points.append((name, cfg, experiment, overrides))
-  return points
+    sources = tuple(getattr(experiment, "sources", tuple)())
+    points.append(Point(name, cfg, experiment, overrides, sources))
+  selected = {p.name for p in points}
+  for p in points:
+    if any(s not in selected for s in p.sources) and workdir is not None:
+      _check_sources(p, workdir)
+  return _in_dependency_order(points)
 
 
-def _run_point(name, cfg, experiment, workdir: pathlib.Path) -> dict:
-  run_dir = workdir / name
-  run_dir.mkdir(parents=True, exist_ok=True)
-  (run_dir / "config.json").write_text(serialization.dump_json(cfg, indent=2))
-  (run_dir / "config.txt").write_text(printing.as_str_flattened(cfg, include_types=False) + "\n")
-  return experiment.run(run_dir)
+def _check_sources(point: Point, workdir: pathlib.Path) -> None:
+  if hasattr(point.experiment, "check_sources"):
+    try:
+      point.experiment.check_sources(workdir / point.name)
+    except ValueError as e:
+      raise ValueError(f"point {point.name}: {e}") from None
+
+
+def _in_dependency_order(points: list[Point]) -> list[Point]:
+  """Sweep order, except that a point moves after the selected points it reads."""
+  by_name = {p.name: p for p in points}
+  ordered, placed, visiting = [], set(), set()
+
+  def place(p: Point):
+    if p.name in placed:
+      return
+    if p.name in visiting:
+      raise ValueError(f"sweep: point {p.name} depends on itself through its sources.")
+    visiting.add(p.name)
+    for s in p.sources:
+      if s in by_name:
+        place(by_name[s])
+    placed.add(p.name)
+    ordered.append(p)
+
+  for p in points:
+    place(p)
+  return ordered
+
+
+def _estimate(points) -> str:
+  """Training steps in total and a rough time: model FLOPs at 40% of this device's measured
+  matmul peak (evaluations and data not counted)."""
+  steps = sum(getattr(getattr(p.experiment, "train", None), "n_steps", 0) for p in points)
+  flops = sum(p.experiment.train_flops() for p in points if hasattr(p.experiment, "train_flops"))
+  if not flops:
+    return f"{steps} training steps in total"
+  from bioknow.bench import peak_matmul_flops  # pylint: disable=import-outside-toplevel
+  dtype = getattr(getattr(points[0].experiment, "train", None), "compute_dtype", "float32")
+  peak = peak_matmul_flops(dtype)
+  seconds = flops / (0.4 * peak)
+  time = f"{seconds / 3600:.1f} h" if seconds > 3600 else f"{seconds / 60:.1f} min"
+  return (f"{steps} training steps in total, estimated {time} on this machine "
+          f"({flops:.2e} model FLOPs at 40% of its measured {peak / 1e9:.0f} GFLOP/s {dtype} "
+          "matmul peak, one point at a time)")
 
 
 def main(argv):
@@ -118,39 +207,28 @@ def main(argv):
   scale = _SCALE.value or ("paper" if has_accelerator else "small")
   if not _SCALE.value:
     print(f"scale: {scale} ({'an accelerator' if has_accelerator else 'no accelerator'} found)")
+  workdir = pathlib.Path(_WORKDIR.value or f"runs/{pathlib.Path(_SWEEP.value).stem}")
   try:
     module = load_sweep(_SWEEP.value)
-    points = build_points(module, scale, _CONFIG.value, _ONLY.value)
+    points = build_points(module, scale, _CONFIG.value, _ONLY.value, workdir)
   except ValueError as e:
     sys.exit(str(e))
-  workdir = pathlib.Path(_WORKDIR.value or f"runs/{pathlib.Path(_SWEEP.value).stem}")
 
   if _DRY_RUN.value:
-    total = 0
-    for name, _, experiment, overrides in points:
-      total += experiment.train.n_steps
-      print(name, " ".join(f"{k}={v}" for k, v in overrides.items()))
-    print(f"{len(points)} points, {total} training steps in total")
+    for p in points:
+      print(p.name, " ".join(f"{k}={v}" for k, v in p.overrides.items()))
+    print(f"{len(points)} points, {_estimate(points)}")
     return
 
-  results = []
-  for name, cfg, experiment, _ in points:
-    if (workdir / name / "summary.json").exists():
-      results.append((name, "done (skipped)", json.loads((workdir / name / "summary.json").read_text())))
-      continue
-    print(f"== {name}", flush=True)
-    start = time.perf_counter()
-    try:
-      summary = _run_point(name, cfg, experiment, workdir)
-      results.append((name, f"done in {time.perf_counter() - start:.0f}s", summary))
-    except Exception as e:  # one failing point does not stop the others
-      traceback.print_exc()
-      results.append((name, f"FAILED: {type(e).__name__}: {e}".splitlines()[0], {}))
-
+  if _EXECUTOR.value == "ray":
+    results = executors.run_ray(points, workdir, _RAY_ADDRESS.value)
+  else:
+    results = executors.run_inline(points, workdir)
   print(f"\n{'point':40s} {'status':32s} plateau_end  attribute_loss  accuracy")
   for name, status, s in results:
     print(f"{name:40s} {status[:32]:32s} {str(s.get('plateau_end_step')):>11s}  "
-          f"{s.get('attribute_loss', float('nan')):14.4f}  {s.get('attribute_accuracy', float('nan')):8.3f}")
+          f"{s.get('attribute_loss', float('nan')):14.4f}  "
+          f"{s.get('attribute_accuracy', float('nan')):8.3f}")
   if any(status.startswith("FAILED") for _, status, _ in results):
     sys.exit(1)
 

@@ -51,6 +51,6 @@ def test_only_filters_and_overrides_apply():
   module = launch.load_sweep(str(SWEEPS[0].parent / "templates.py"))
   points = launch.build_points(module, "small", ["set:train.n_steps=50"], "templates1_*")
   assert [name for name, *_ in points] == ["templates1_shuffled", "templates1_fixed"]
-  assert all(exp.train.n_steps == 50 for _, _, exp, _ in points)
+  assert all(p.experiment.train.n_steps == 50 for p in points)
   with pytest.raises(ValueError, match="closest valid path: optimizer.lr"):
     launch.build_points(module, "small", ["set:optimizer.lrr=1"], None)

@@ -9,7 +9,8 @@ import jax
 from bioknow.data import pipeline, schedules
 from bioknow.data.dataset import DataConfig, Dataset, build_dataset
 from bioknow.experiments.common import build_schedule
-from bioknow.models.transformer import LanguageModel, ModelConfig, count_parameters
+from bioknow.data.tokenizer import load_tokenizer
+from bioknow.models.transformer import LanguageModel, ModelConfig, count_parameters, flops_per_token
 from bioknow.train import loop
 from bioknow.train.evaluation import EvalConfig
 from bioknow.train.step import OptimizerConfig, learning_rate, make_optimizer
@@ -46,6 +47,13 @@ class PretrainConfig:
     return build_schedule(self.schedule, n_individuals=self.data.n_individuals,
                           batch_size=self.train.batch_size, n_steps=self.train.n_steps)
 
+  def train_flops(self) -> float:
+    """Rough model FLOPs of the run's training, for time estimates: biographies of about
+    90 tokens in sequences of about 130 (both vary a little with the lists and tokenizer)."""
+    vocab_size = load_tokenizer(self.data.tokenizer).vocab_size()
+    tokens = self.train.n_steps * self.train.batch_size * 90
+    return tokens * flops_per_token(self.model, vocab_size, seq_len=130)
+
   def run(self, workdir: str | pathlib.Path) -> dict:
     return run(self, pathlib.Path(workdir))
 
@@ -62,16 +70,30 @@ def prepare(cfg: PretrainConfig):
   return ds, schedule, model, optimizer, eval_sets
 
 
-def run(cfg: PretrainConfig, workdir: pathlib.Path, **loop_kwargs) -> dict:
+def training_batches(train: loop.TrainConfig, ds: Dataset, schedule):
+  """The run's batches, packed into rows (a whole number per device) unless train.pack is
+  False."""
+  pack_shape = None
+  if train.pack:
+    rows, row_len = pipeline.pack_shape_for(ds, schedule, train.batch_size, train.seed)
+    n_devices = train.check()
+    pack_shape = (-(-rows // n_devices) * n_devices, row_len)
+  return pipeline.training_batches(ds, schedule, batch_size=train.batch_size,
+                                   n_steps=train.n_steps, seed=train.seed,
+                                   num_threads=train.data_threads, pack_shape=pack_shape)
+
+
+def run(cfg: PretrainConfig, workdir: pathlib.Path, extra_summary: dict | None = None,
+        **loop_kwargs) -> dict:
+  """Trains `cfg` in `workdir`; loop_kwargs go to loop.train (e.g. patterns_fn)."""
   ds, schedule, model, optimizer, eval_sets = prepare(cfg)
-  batches = pipeline.training_batches(ds, schedule, batch_size=cfg.train.batch_size,
-                                      n_steps=cfg.train.n_steps, seed=cfg.train.seed,
-                                      num_threads=cfg.train.data_threads)
+  batches = training_batches(cfg.train, ds, schedule)
   return loop.train(
       workdir=workdir, model=model, optimizer=optimizer,
       lr_schedule=learning_rate(cfg.optimizer, cfg.train.n_steps), batches=batches,
       eval_sets=eval_sets, eval_cfg=cfg.eval, train_cfg=cfg.train,
       attributes=ds.tables.attributes, population_size=ds.population.size,
       baseline=ds.no_knowledge_baseline,
-      extra_summary={"n_parameters": count_parameters(model)["total"], "seq_len": ds.seq_len},
+      extra_summary={"experiment": "pretrain", "n_parameters": count_parameters(model)["total"],
+                     "seq_len": ds.seq_len} | (extra_summary or {}),
       **loop_kwargs)

@@ -261,6 +261,15 @@ def _tied_cross_entropy_bwd(res, g):
 tied_cross_entropy.defvjp(_tied_cross_entropy_fwd, _tied_cross_entropy_bwd)
 
 
+def flops_per_token(cfg: ModelConfig, vocab_size: int, seq_len: int) -> float:
+  """Model FLOPs to train on one token: 6 x parameters (the tied table counted once, as the
+  output layer; lookups are free) + 12 x layers x d_model x seq_len (attention)."""
+  cfg = cfg.resolved()
+  shapes = jax.eval_shape(lambda: LanguageModel(cfg, vocab_size, key=jax.random.key(0)))
+  params = sum(x.size for x in jax.tree.leaves(shapes))
+  return 6 * params + 12 * cfg.n_layers * cfg.d_model * seq_len
+
+
 def count_parameters(model: LanguageModel) -> dict[str, int]:
   """Parameter counts: all, and those other than the embedding table (for FLOP counts)."""
   total = sum(x.size for x in jax.tree.leaves(eqx.filter(model, eqx.is_array)))

@@ -47,7 +47,8 @@ class EvalConfig:
     return sorted(set(dense) | set(spaced))
 
 
-def _run_set(model, bios: Biographies, cfg: EvalConfig, mesh, dtype, n_attention: int):
+def _run_set(model, bios: Biographies, cfg: EvalConfig, mesh, dtype, n_attention: int,
+             patterns_fn=None):
   """Runs the eval step over a set in chunks; returns host arrays [N, A] and attention sums."""
   n_attributes = bios.attribute_BxS.shape[1]
   outs, attention = [], []
@@ -57,8 +58,9 @@ def _run_set(model, bios: Biographies, cfg: EvalConfig, mesh, dtype, n_attention
         {"tokens": bios.tokens_BxT[chunk], "role": bios.role_BxT[chunk],
          "attribute": bios.attribute_BxT[chunk], "sentence": bios.sentence_BxT[chunk]}, mesh)
     with_attention = start < n_attention
+    patterns = patterns_fn(batch) if patterns_fn else None
     out = step_lib.eval_step(model, batch["tokens"], batch["role"], batch["attribute"],
-                             batch["sentence"], n_attributes, dtype, with_attention)
+                             batch["sentence"], n_attributes, dtype, with_attention, patterns)
     if "attention" in out:
       attention.append(out.pop("attention"))
     outs.append(out)
@@ -79,20 +81,28 @@ def _summarise(prefix: str, r: dict, attributes: tuple[str, ...]) -> dict:
 
 
 def evaluate(model, sets: dict[str, Biographies], cfg: EvalConfig, mesh, dtype,
-             attributes: tuple[str, ...], population_size: int) -> tuple[dict, np.ndarray]:
+             attributes: tuple[str, ...], population_size: int,
+             patterns_fn=None) -> tuple[dict, np.ndarray]:
   """All metrics of one evaluation, and the attribute loss per individual (NaN where the
-  seen set has no sequence of that individual)."""
-  m, seen = {}, _run_set(model, sets["seen"], cfg, mesh, dtype, cfg.n_attention)
+  seen set has no sequence of that individual).
+
+  patterns_fn(batch) -> patterns [B, L, H, T, T] or None: the attention patterns the model
+  uses on an evaluation batch (a dict with 'tokens' [B, T]) in place of its own (patching);
+  the attention statistics are then those of the patterns used.
+  """
+  run_set = lambda bios, n_attention: _run_set(model, bios, cfg, mesh, dtype, n_attention,
+                                               patterns_fn)
+  m, seen = {}, run_set(sets["seen"], cfg.n_attention)
   m.update(_summarise("", seen, attributes))
   m["seen_max_prob"] = float(seen["max_prob"].mean())
   m["seen_entropy"] = float(seen["entropy"].mean())
   for k, v in seen.get("attention", {}).items():
     m[k] = [float(x) for x in v]
   if "seen_train_templates" in sets:
-    train = _run_set(model, sets["seen_train_templates"], cfg, mesh, dtype, 0)
+    train = run_set(sets["seen_train_templates"], 0)
     m.update(_summarise("train_templates_", train, attributes))
   if "heldout" in sets:
-    unseen = _run_set(model, sets["heldout"], cfg, mesh, dtype, 0)
+    unseen = run_set(sets["heldout"], 0)
     m["unseen_attribute_loss"] = float(unseen["loss"].mean())
     m["unseen_attribute_accuracy"] = float(unseen["correct"].mean())
     m["unseen_max_prob"] = float(unseen["max_prob"].mean())
@@ -101,7 +111,7 @@ def evaluate(model, sets: dict[str, Biographies], cfg: EvalConfig, mesh, dtype,
     m["hallucination_auroc"] = metrics.auroc(seen["max_prob"].ravel(), unseen["max_prob"].ravel())
   for name, bios in sets.items():
     if name not in ("seen", "seen_train_templates", "heldout"):
-      m.update(_summarise(f"{name}/", _run_set(model, bios, cfg, mesh, dtype, 0), attributes))
+      m.update(_summarise(f"{name}/", run_set(bios, 0), attributes))
 
   ids = sets["seen"].individual_B
   total = np.bincount(ids, weights=seen["loss"].mean(axis=1), minlength=population_size)

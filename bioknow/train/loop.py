@@ -36,12 +36,15 @@ class TrainConfig:
   n_devices: int | None = None  # data-parallel devices (None: all local devices)
   progress_seconds: float = 5.0
   data_threads: int = 2  # prefetching only: batches do not depend on it
+  pack: bool = True  # biographies end to end in fixed rows: no compute on padding
 
   def check(self) -> int:
     """Validates the fields; returns the number of devices used."""
     for name in ("n_steps", "batch_size"):
       if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
         raise ValueError(f"train.{name}: got {getattr(self, name)!r}; it must be an integer >= 1.")
+    if not isinstance(self.pack, bool):
+      raise ValueError(f"train.pack: got {self.pack!r}; allowed: True, False.")
     if self.compute_dtype not in DTYPES:
       raise ValueError(f"train.compute_dtype: got {self.compute_dtype!r}; allowed: "
                        f"{', '.join(DTYPES)}.")
@@ -99,6 +102,14 @@ class RunFiles:
       f.write(json.dumps(record) + "\n")
 
 
+def _model_inputs(batch: dict) -> dict:
+  """The arrays the train step reads, from a plain ([B, T]) or a packed ([R, L]) batch."""
+  if "tokens_RxL" in batch:
+    return {"tokens": batch["tokens_RxL"], "role": batch["role_RxL"],
+            "positions": batch["position_RxL"], "segment": batch["segment_RxL"]}
+  return {"tokens": batch["tokens_BxT"], "role": batch["role_BxT"]}
+
+
 def _format_seconds(s: float) -> str:
   s = int(s)
   return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
@@ -135,8 +146,10 @@ def train(*, workdir: pathlib.Path, model, optimizer, lr_schedule: Callable, bat
   eval_steps = [s for s in eval_cfg.schedule(train_cfg.n_steps) if s > step or start is None]
 
   def run_eval(step, loss_sum, n_losses):
+    # A patched run is evaluated as it trains: with the patterns it would use at this step.
+    eval_patterns = (lambda batch: patterns_fn(batch, step)) if patterns_fn else None
     record, per_individual = evaluation.evaluate(
-        model, eval_sets, eval_cfg, mesh, dtype, attributes, population_size)
+        model, eval_sets, eval_cfg, mesh, dtype, attributes, population_size, eval_patterns)
     train_loss = float(loss_sum) / n_losses if n_losses else None
     if train_loss is not None and not math.isfinite(train_loss):
       raise TrainingDiverged(
@@ -150,7 +163,7 @@ def train(*, workdir: pathlib.Path, model, optimizer, lr_schedule: Callable, bat
     return record
 
   t_start = time.perf_counter()
-  loss_sum, n_losses, n_tokens = jnp.zeros(()), 0, 0
+  loss_sum, n_losses, n_tokens, n_dropped = jnp.zeros(()), 0, 0, 0
   last_print, steps_at_print = t_start, step
   if eval_steps and eval_steps[0] == step:
     run_eval(step, loss_sum, 0)
@@ -161,12 +174,12 @@ def train(*, workdir: pathlib.Path, model, optimizer, lr_schedule: Callable, bat
       n_tokens += int(batch["length_B"].sum()) - len(batch["length_B"])  # targets, not BOS
       if reset_opt_at is not None and step == reset_opt_at:
         opt_state = step_lib.replicate(optimizer.init(eqx.filter(model, eqx.is_array)), mesh)
-      device_batch = step_lib.shard_batch(
-          {"tokens": batch["tokens_BxT"], "role": batch["role_BxT"]}, mesh)
+      device_batch = step_lib.shard_batch(_model_inputs(batch), mesh)
+      n_dropped += int(batch.get("dropped", 0))
       patterns = patterns_fn(device_batch, step) if patterns_fn else None
       model, opt_state, loss = step_lib.train_step(
           optimizer, model, opt_state, device_batch["tokens"], device_batch["role"], dtype,
-          patterns)
+          patterns, device_batch.get("positions"), device_batch.get("segment"))
       loss_sum, n_losses, step = loss_sum + loss, n_losses + 1, step + 1
 
       now = time.perf_counter()
@@ -198,6 +211,6 @@ def train(*, workdir: pathlib.Path, model, optimizer, lr_schedule: Callable, bat
   summary = (records[-1] if records else {}) | evaluation.phase_ends(records, baseline) | {
       "wall_seconds": wall, "steps_per_second": steps_done / wall,
       "tokens_per_second": n_tokens / wall, "device_kind": jax.local_devices()[0].device_kind,
-      "n_devices": n_devices} | (extra_summary or {})
+      "n_devices": n_devices, "dropped_biographies": n_dropped} | (extra_summary or {})
   (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
   return summary

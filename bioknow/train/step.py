@@ -82,18 +82,27 @@ def _forward(model: LanguageModel, tokens_BxT, dtype, patterns=None, return_patt
 
 @eqx.filter_jit(donate="all-except-first")
 def train_step(optimizer: optax.GradientTransformation, model: LanguageModel, opt_state,
-               tokens_BxT, role_BxT, dtype=jnp.float32, patterns_BxLxHxTxT=None):
-  """One AdamW step on the mean next-token loss; returns (model, opt_state, loss)."""
+               tokens_BxT, role_BxT, dtype=jnp.float32, patterns_BxLxHxTxT=None,
+               positions_BxT=None, segment_BxT=None):
+  """One AdamW step on the mean next-token loss; returns (model, opt_state, loss).
 
+  Rows may hold several biographies (packing): positions_BxT / segment_BxT give each token's
+  position in its biography and the biography's index (default: one biography per row).
+  """
+  if positions_BxT is None:  # numpy: compile-time constants (see LanguageModel.features)
+    positions_BxT = np.broadcast_to(np.arange(tokens_BxT.shape[1]), tokens_BxT.shape)
   # metrics.next_token_loss without materialising [B, T, V] log-probabilities: position t
-  # predicts token t + 1 and counts when that token is a real target (not BOS or padding).
-  target_BxT = (role_BxT != metrics.ROLE_PAD).at[:, 0].set(False)
+  # predicts token t + 1 where that token is a real target: not padding, and not the BOS
+  # that starts the next biography of a packed row.
+  target_BxT = (role_BxT != metrics.ROLE_PAD) & (positions_BxT != 0)
   weight_BxT = jnp.concatenate([target_BxT[:, 1:], jnp.zeros_like(target_BxT[:, :1])], axis=1)
   weight_BxT = weight_BxT / jnp.maximum(target_BxT.sum(), 1)
   next_BxT = jnp.concatenate([tokens_BxT[:, 1:], tokens_BxT[:, :1]], axis=1)
 
   def loss_fn(model):
-    h_BxTxD, _ = model.features(tokens_BxT, patterns_BxLxHxTxT=patterns_BxLxHxTxT, dtype=dtype)
+    h_BxTxD, _ = model.features(tokens_BxT, positions_BxT=positions_BxT,
+                                segment_BxT=segment_BxT,
+                                patterns_BxLxHxTxT=patterns_BxLxHxTxT, dtype=dtype)
     b, t, d = h_BxTxD.shape
     return tied_cross_entropy(h_BxTxD.reshape(b * t, d), model.embed_VxD,
                               next_BxT.reshape(b * t), weight_BxT.reshape(b * t))
@@ -105,10 +114,13 @@ def train_step(optimizer: optax.GradientTransformation, model: LanguageModel, op
 
 @eqx.filter_jit
 def eval_step(model: LanguageModel, tokens_BxT, role_BxT, attribute_BxT, sentence_BxT,
-              n_attributes: int, dtype=jnp.float32, with_attention: bool = False):
+              n_attributes: int, dtype=jnp.float32, with_attention: bool = False,
+              patterns_BxLxHxTxT=None):
   """Per sequence and attribute [B, A] metrics, and per-layer attention statistics (summed
-  over the batch, with their normalisers) when `with_attention`."""
-  logits_BxTxV, patterns = _forward(model, tokens_BxT, dtype, return_patterns=with_attention)
+  over the batch, with their normalisers) when `with_attention`. Given patterns (patching)
+  replace the model's own, and the statistics are those of the given patterns."""
+  logits_BxTxV, patterns = _forward(model, tokens_BxT, dtype, patterns_BxLxHxTxT,
+                                    return_patterns=with_attention)
   scores = metrics.token_scores(logits_BxTxV, tokens_BxT)
   out = metrics.attribute_metrics(scores, role_BxT, attribute_BxT, n_attributes)
   if with_attention and patterns is not None:

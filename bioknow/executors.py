@@ -1,0 +1,117 @@
+"""Running the points of a sweep: in this process, one after another, or as Ray tasks.
+
+Both executors run a point only after the points it reads (its `sources`) have finished, skip
+points whose run directory already holds summary.json, and let interrupted points continue
+from their latest checkpoint. A failing point is reported, not raised: the others go on,
+except those that read it.
+
+With Ray, each point is one task that rebuilds its config from the serialized fiddle config
+(the same JSON written to config.json), so sweep files need not be importable on workers. The
+run directories must be on a filesystem every worker sees (this machine, or a shared disk).
+"""
+
+import json
+import pathlib
+import time
+import traceback
+
+import fiddle as fdl
+from fiddle import printing
+from fiddle.experimental import serialization
+
+# (name, status, summary) of each point, in run order.
+Result = tuple[str, str, dict]
+
+
+def _summary(run_dir: pathlib.Path) -> dict | None:
+  path = run_dir / "summary.json"
+  return json.loads(path.read_text()) if path.exists() else None
+
+
+def run_point(name: str, cfg: fdl.Buildable, experiment, workdir: pathlib.Path
+              ) -> tuple[str, dict]:
+  """Runs (or resumes, or skips if finished) one point; returns (status, summary)."""
+  run_dir = workdir / name
+  if (done := _summary(run_dir)) is not None:
+    return "done (skipped)", done
+  start = time.perf_counter()
+  try:
+    if hasattr(experiment, "check_sources"):  # before anything is written
+      experiment.check_sources(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(serialization.dump_json(cfg, indent=2))
+    (run_dir / "config.txt").write_text(
+        printing.as_str_flattened(cfg, include_types=False) + "\n")
+    summary = experiment.run(run_dir)
+  except Exception as e:  # one failing point does not stop the others
+    traceback.print_exc()
+    return f"FAILED: {type(e).__name__}: {e}".splitlines()[0], {}
+  return f"done in {time.perf_counter() - start:.0f}s", summary
+
+
+def _blocked_by(point, statuses: dict[str, str]) -> str | None:
+  """The first source of `point` that failed, if any."""
+  return next((s for s in point.sources if statuses.get(s, "").startswith("FAILED")), None)
+
+
+def run_inline(points, workdir: pathlib.Path) -> list[Result]:
+  """Runs the points here, in order (sources come first: see launch.build_points)."""
+  results, statuses = [], {}
+  for p in points:
+    if (failed := _blocked_by(p, statuses)) is not None:
+      status, summary = f"FAILED: its source {failed} failed", {}
+    else:
+      if _summary(workdir / p.name) is None:
+        print(f"== {p.name}", flush=True)
+      status, summary = run_point(p.name, p.cfg, p.experiment, workdir)
+    statuses[p.name] = status
+    results.append((p.name, status, summary))
+  return results
+
+
+def _run_serialized(name: str, config_json: str, workdir: str) -> tuple[str, dict]:
+  """The body of a Ray task: rebuild the point from its serialized config and run it."""
+  cfg = serialization.load_json(config_json)
+  return run_point(name, cfg, fdl.build(cfg), pathlib.Path(workdir))
+
+
+def run_ray(points, workdir: pathlib.Path, address: str | None) -> list[Result]:
+  """One Ray task per point, each asking for one GPU where the cluster has any; a point is
+  submitted once the points it reads have finished."""
+  try:
+    import ray  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    raise SystemExit("--executor=ray needs Ray: pip install 'bioknow[ray]' (or pip install "
+                     "ray), then run the same command again.") from None
+  ray.init(address=address, logging_level="WARNING", log_to_driver=True)
+  try:
+    gpus = ray.cluster_resources().get("GPU", 0)
+    task = ray.remote(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1,
+                      max_retries=0)(_run_serialized)
+    by_name = {p.name: p for p in points}
+    selected = set(by_name)
+    statuses: dict[str, str] = {}
+    summaries: dict[str, dict] = {}
+    waiting = list(points)
+    running = {}  # object ref -> name
+    while waiting or running:
+      for p in list(waiting):
+        pending = [s for s in p.sources if s in selected and s not in statuses]
+        if (failed := _blocked_by(p, statuses)) is not None:
+          statuses[p.name], summaries[p.name] = f"FAILED: its source {failed} failed", {}
+          waiting.remove(p)
+        elif not pending:
+          print(f"== {p.name} (submitted to Ray)", flush=True)
+          ref = task.remote(p.name, serialization.dump_json(p.cfg), str(workdir.resolve()))
+          running[ref] = p.name
+          waiting.remove(p)
+      if running:
+        (ref,), _ = ray.wait(list(running), num_returns=1)
+        name = running.pop(ref)
+        try:
+          statuses[name], summaries[name] = ray.get(ref)
+        except Exception as e:  # the worker died, or Ray could not run the task
+          statuses[name], summaries[name] = f"FAILED: {type(e).__name__}", {}
+  finally:
+    ray.shutdown()
+  return [(p.name, statuses[p.name], summaries[p.name]) for p in points]
