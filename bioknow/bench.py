@@ -86,9 +86,10 @@ def peak_matmul_flops(dtype) -> float:
 def bench_train() -> None:
   """Training throughput of the paper-shape and the small-shape model on real batches.
 
-  Model FLOPs per step: 6 x parameters x tokens (embeddings are tied, so the table is also the
-  output projection) + 12 x layers x d_model x seq_len x tokens (attention), where tokens are
-  the real target tokens of the batch: padding counts as waste.
+  Batches are packed into rows as in training. Model FLOPs per step: 6 x parameters x tokens
+  (embeddings are tied, so the table is also the output projection) + 12 x layers x d_model x
+  seq_len x tokens (attention), where tokens are the real tokens of the batch: the padding
+  left at the end of packed rows, and attention across biographies in a row, count as waste.
   """
   import equinox as eqx
   import jax
@@ -96,7 +97,7 @@ def bench_train() -> None:
 
   from bioknow import configs
   import fiddle as fdl
-  from bioknow.data import pipeline
+  from bioknow.data import packing, pipeline
   from bioknow.data.dataset import build_dataset
   from bioknow.models.transformer import LanguageModel, count_parameters, flops_per_token
   from bioknow.train import step as step_lib
@@ -112,17 +113,26 @@ def bench_train() -> None:
     model = step_lib.replicate(LanguageModel(cfg.model, ds.vocab_size, key=jax.random.key(0)), mesh)
     optimizer = step_lib.make_optimizer(cfg.optimizer, 10_000)
     opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
-    batches = [pipeline.batch_at(ds, schedule, batch_size, 0, s) for s in range(8)]
-    device_batches = [step_lib.shard_batch({"t": b["tokens_BxT"], "r": b["role_BxT"]}, mesh)
-                      for b in batches]
-    model, opt_state, loss = step_lib.train_step(optimizer, model, opt_state,
-                                                 device_batches[0]["t"], device_batches[0]["r"], dtype)
+    # Packed rows, as training uses them: no compute on padding.
+    rows, row_len = pipeline.pack_shape_for(ds, schedule, batch_size, 0)
+    batches = [packing.pack(pipeline.batch_at(ds, schedule, batch_size, 0, s), rows, row_len)
+               | {"length_B": pipeline.batch_at(ds, schedule, batch_size, 0, s)["length_B"]}
+               for s in range(8)]
+    device_batches = [step_lib.shard_batch(
+        {"t": b["tokens_RxL"], "r": b["role_RxL"], "p": b["position_RxL"],
+         "s": b["segment_RxL"]}, mesh) for b in batches]
+
+    def train_step(model, opt_state, b):
+      return step_lib.train_step(optimizer, model, opt_state, b["t"], b["r"], dtype, None,
+                                 b["p"], b["s"])
+
+    model, opt_state, loss = train_step(model, opt_state, device_batches[0])
     loss.block_until_ready()
     n_steps, start = 0, time.perf_counter()
     tokens = 0
     while (elapsed := time.perf_counter() - start) < _SECONDS.value or n_steps < 3:
-      b = device_batches[n_steps % len(device_batches)]
-      model, opt_state, loss = step_lib.train_step(optimizer, model, opt_state, b["t"], b["r"], dtype)
+      model, opt_state, loss = train_step(model, opt_state,
+                                          device_batches[n_steps % len(device_batches)])
       tokens += int(batches[n_steps % len(batches)]["length_B"].sum())
       n_steps += 1
       if n_steps % 4 == 0:
@@ -138,7 +148,8 @@ def bench_train() -> None:
         "dtype": jnp.dtype(dtype).name, "batch_size": batch_size, "seq_len": ds.seq_len,
         "n_parameters": params, "steps_per_second": round(n_steps / elapsed, 3),
         "tokens_per_second": round(tokens / elapsed),
-        "real_token_fraction": round(tokens / (n_steps * batch_size * ds.seq_len), 3),
+        "packed_rows": [rows, row_len],
+        "real_token_fraction": round(tokens / (n_steps * rows * row_len), 3),
         "model_flops_per_second": round(flops / elapsed / 1e9, 2) * 1e9,
         "peak_matmul_flops_per_second": round(peak / 1e9, 2) * 1e9,
         "mfu": round(flops / elapsed / peak, 4)}))
