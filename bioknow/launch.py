@@ -198,6 +198,25 @@ def _estimate(points) -> str:
           "matmul peak, one point at a time)")
 
 
+# What the status table shows of each experiment kind's summary.json.
+KEY_METRICS = {
+    "pretrain": ("plateau_end_step", "attribute_loss", "attribute_accuracy",
+                 "unseen_attribute_loss"),
+    "patching": ("plateau_end_step", "attribute_loss", "attribute_accuracy"),
+    "finetune": ("pretrain/attribute_accuracy", "finetune/attribute_accuracy",
+                 "min_pretrain_accuracy"),
+    "toy_memory": ("pretrain/accuracy_before_finetune", "min_pretrain_accuracy_during_finetune",
+                   "min_pretrain_accuracy_finetune_step", "finetune/accuracy"),
+}
+
+
+def _key_metrics(summary: dict) -> str:
+  keys = KEY_METRICS.get(summary.get("experiment", "pretrain"), KEY_METRICS["pretrain"])
+  shown = {k: summary[k] for k in keys if k in summary}
+  return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                   for k, v in shown.items())
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
@@ -224,11 +243,9 @@ def main(argv):
     results = executors.run_ray(points, workdir, _RAY_ADDRESS.value)
   else:
     results = executors.run_inline(points, workdir)
-  print(f"\n{'point':40s} {'status':32s} plateau_end  attribute_loss  accuracy")
-  for name, status, s in results:
-    print(f"{name:40s} {status[:32]:32s} {str(s.get('plateau_end_step')):>11s}  "
-          f"{s.get('attribute_loss', float('nan')):14.4f}  "
-          f"{s.get('attribute_accuracy', float('nan')):8.3f}")
+  print(f"\n{'point':40s} {'status':32s} key final metrics")
+  for name, status, summary in results:
+    print(f"{name:40s} {status[:32]:32s} {_key_metrics(summary)}")
   if any(status.startswith("FAILED") for _, status, _ in results):
     sys.exit(1)
 
