@@ -2,92 +2,68 @@
 
   python -m bioknow.report --workdir=runs/quickstart
 
-Finds every run (a directory with metrics.jsonl) under --workdir, writes PNGs into
-WORKDIR/figures/ and prints their paths and a short summary of each run.
+Finds every run (a directory with metrics.jsonl) under --workdir, works out which figures its
+runs allow, writes them as PNGs into WORKDIR/figures/, prints a short summary of each run and
+of each figure family (e.g. the fitted plateau law), then the figure paths. Works on partial
+sweeps and unfinished runs: it draws what exists. The figure families live in
+bioknow/figures/; where the paper keeps the best learning rate of a setting by final training
+loss (mean over seeds), so do they.
 """
 
-import json
+import math
 import pathlib
+import sys
 
-import matplotlib
+from absl import app, flags
 
-matplotlib.use("Agg")  # files only; no display
-import matplotlib.pyplot as plt  # noqa: E402
-from absl import app, flags  # noqa: E402
+from bioknow.figures import curricula, finetune, patching, population, pretrain, toy
+from bioknow.figures import runs as R
+from bioknow.figures.pretrain import learning_curves, summarise  # noqa: F401 (public)
+from bioknow.figures.runs import find_runs, load_run  # noqa: F401 (public)
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory holding one or more run directories.")
 
-
-def load_run(run_dir: pathlib.Path) -> dict:
-  records = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines() if l]
-  summary_path = run_dir / "summary.json"
-  summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-  return {"name": run_dir.name, "dir": run_dir, "records": records, "summary": summary}
+FAMILIES = {"pretraining runs": pretrain, "population": population, "curricula": curricula,
+            "attention patching": patching, "fine-tuning": finetune, "toy memory": toy}
 
 
-def find_runs(workdir: pathlib.Path) -> list[dict]:
-  return [load_run(p.parent) for p in sorted(workdir.rglob("metrics.jsonl"))
-          if "figures" not in p.parts]
-
-
-def learning_curves(run: dict, out_dir: pathlib.Path) -> pathlib.Path:
-  """Attribute loss of seen (evaluation templates) and held-out individuals over training,
-  with the no-knowledge baseline and the three phases marked."""
-  records = run["records"]
-  steps = [r["step"] for r in records]
-  baseline = records[0]["no_knowledge_baseline"]
-  fig, (ax, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
-  ax.plot(steps, [r["attribute_loss"] for r in records], label="seen individuals", color="C0")
-  if "unseen_attribute_loss" in records[0]:
-    ax.plot(steps, [r["unseen_attribute_loss"] for r in records], label="held-out individuals",
-            color="C3")
-  ax.axhline(baseline, color="k", ls="--", lw=1, label=f"no-knowledge baseline ({baseline:.2f})")
-  first = next((r["step"] for r in records if r["attribute_loss"] <= 1.05 * baseline), None)
-  plateau = next((r["step"] for r in records if r["attribute_loss"] < 0.99 * baseline), None)
-  top = max(r["attribute_loss"] for r in records)
-  if first is not None:
-    ax.axvspan(0, first, color="C1", alpha=0.08)
-    ax.axvspan(first, plateau if plateau is not None else steps[-1], color="C2", alpha=0.12)
-    ax.text(first / 2, top, "1: value\ndistribution", ha="center", va="top", fontsize=8)
-    end = plateau if plateau is not None else steps[-1]
-    ax.text((first + end) / 2, top, "2: plateau", ha="center", va="top", fontsize=8)
-  if plateau is not None:
-    ax.text((plateau + steps[-1]) / 2, top, "3: knowledge", ha="center", va="top", fontsize=8)
-  ax.set_yscale("log")
-  ax.set_xlabel("training step")
-  ax.set_ylabel("attribute loss (nats)")
-  ax.set_title(f"{run['name']}: attribute loss")
-  ax.legend(fontsize=8, loc="lower left")
-  ax_acc.plot(steps, [r["attribute_accuracy"] for r in records], color="C0", label="seen")
-  if "unseen_attribute_accuracy" in records[0]:
-    ax_acc.plot(steps, [r["unseen_attribute_accuracy"] for r in records], color="C3",
-                label="held-out")
-  ax_acc.set_xlabel("training step")
-  ax_acc.set_ylabel("attribute accuracy")
-  ax_acc.set_ylim(0, 1)
-  ax_acc.legend(fontsize=8)
-  fig.tight_layout()
-  out_dir.mkdir(parents=True, exist_ok=True)
-  path = out_dir / f"learning_curves_{run['name']}.png"
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
-
-
-def summarise(run: dict) -> str:
-  s = run["summary"] or run["records"][-1]
-  keys = ("plateau_end_step", "first_phase_end_step", "attribute_loss", "attribute_accuracy",
-          "unseen_attribute_loss", "no_knowledge_baseline", "wall_seconds")
-  return f"{run['name']}: " + ", ".join(
-      f"{k}={s[k]:.4g}" if isinstance(s.get(k), float) else f"{k}={s.get(k)}" for k in keys)
+def best_lr_lines(runs: list[dict]) -> list[str]:
+  """One line per setting that was run at several learning rates: the one kept."""
+  choices = {k: v for k, v in R.best_lr_choices(runs).items() if len(v[1]) > 1}
+  if not choices:
+    return []
+  examples = {R.setting(r): r for r in runs}
+  keys = R.varying([examples[k] for k in choices])
+  lines = []
+  for key, (best, scores) in choices.items():
+    others = ", ".join(f"{lr:g}: {s:.4g}" for lr, s in sorted(scores.items()) if lr != best)
+    label = R.describe(examples[key], keys) if keys else (
+        f"the {R.name_word(examples[key]['name'])} runs")
+    lines.append(f"best lr for {label}: {best:g} (final training loss {scores[best]:.4g}, "
+                 f"mean over seeds; others {others})")
+  return lines
 
 
 def report(workdir: pathlib.Path) -> list[pathlib.Path]:
+  """Draws every figure the runs under workdir allow; prints summaries; returns the paths."""
+  workdir = pathlib.Path(workdir)
   runs = find_runs(workdir)
   out_dir = workdir / "figures"
-  paths = [learning_curves(run, out_dir) for run in runs if run["records"]]
+  paths, lines = [], []
+  for name, family in FAMILIES.items():
+    try:
+      family_paths, family_lines = family.draw(runs, out_dir)
+    except Exception as e:  # one malformed family must not cost the others their figures
+      print(f"report: {name} figures skipped: {type(e).__name__}: {e}", file=sys.stderr)
+      continue
+    paths += family_paths
+    lines += family_lines
   for run in runs:
-    print(summarise(run))
+    if R.experiment(run) in ("pretrain", "patching") and math.isfinite(
+        R.final(run, "attribute_loss")):
+      print(summarise(run))
+  for line in best_lr_lines(runs) + lines:
+    print(line)
   return paths
 
 
@@ -96,7 +72,10 @@ def main(argv):
   workdir = pathlib.Path(_WORKDIR.value or "runs")
   if not workdir.is_dir():
     raise SystemExit(f"--workdir: {workdir} is not a directory of runs.")
-  for path in report(workdir):
+  paths = report(workdir)
+  if not paths:
+    print(f"no figures: no run under {workdir} has evaluations yet.")
+  for path in paths:
     print(path)
 
 

@@ -7,8 +7,8 @@ Runtime: small, 4 populations (100 to 800 people), ~20 minutes on 2 CPU cores; p
 7 populations (4k to 256k) x 5 seeds x 5 learning rates = 175 runs of 16k steps, a few
 minutes each on one H100 (hours in all: spread it with --executor=ray).
 Reproduces Figure 2 (right) of the paper: the plateau grows almost linearly (a power law
-with exponent below 1) with the population; the report fits it, keeping per population and
-seed the learning rate with the best final training loss.
+with exponent below 1) with the population; the report fits it, keeping per population the learning
+rate with the best final training loss (mean over seeds).
 """
 
 from bioknow import configs

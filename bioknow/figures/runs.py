@@ -1,0 +1,326 @@
+"""Runs as the report sees them, and the rules every figure shares.
+
+A run is a dict: name, dir, records (metrics.jsonl), summary (summary.json, {} while the run is
+unfinished) and config (config.txt parsed into {"data.n_individuals": 4000, ...}, with fiddle's
+"<[unset; default: X]>" read as X). Nothing here needs JAX.
+"""
+
+import ast
+import json
+import math
+import pathlib
+import re
+from typing import Callable, Iterable
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib import ticker
+
+# Summary or config fields that only one experiment has: they identify unfinished runs.
+_EXPERIMENT_FIELDS = {"reference_run": "patching", "reference_step": "patching",
+                      "start_patching": "patching", "source_run": "finetune",
+                      "n_finetune": "finetune", "n_new": "toy_memory"}
+DPI = 110
+
+
+# Loading ---------------------------------------------------------------------------------------
+
+def parse_value(text: str):
+  """One config.txt value: a Python literal where possible, else the text itself."""
+  text = text.strip()
+  unset = re.fullmatch(r"<\[unset(?:; default: (.*))?\]>", text)
+  if unset:
+    if unset.group(1) is None:
+      return None
+    text = unset.group(1)
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError, MemoryError, RecursionError):
+    return text
+
+
+def parse_config_txt(text: str) -> dict:
+  pairs = (line.split(" = ", 1) for line in text.splitlines() if " = " in line)
+  return {key.strip(): parse_value(value) for key, value in pairs}
+
+
+def _read_json(path: pathlib.Path) -> dict:
+  try:
+    value = json.loads(path.read_text())
+  except (OSError, json.JSONDecodeError):
+    return {}
+  return value if isinstance(value, dict) else {}
+
+
+def _read_records(path: pathlib.Path) -> list[dict]:
+  records = []
+  for line in path.read_text().splitlines():
+    try:
+      record = json.loads(line)
+    except json.JSONDecodeError:  # a line a live run is still writing
+      continue
+    if isinstance(record, dict) and "step" in record:
+      records.append(record)
+  return records
+
+
+def load_run(run_dir: pathlib.Path) -> dict:
+  run_dir = pathlib.Path(run_dir)
+  metrics, config = run_dir / "metrics.jsonl", run_dir / "config.txt"
+  return {"name": run_dir.name, "dir": run_dir,
+          "records": _read_records(metrics) if metrics.exists() else [],
+          "summary": _read_json(run_dir / "summary.json"),
+          "config": parse_config_txt(config.read_text()) if config.exists() else {}}
+
+
+def find_runs(workdir: pathlib.Path) -> list[dict]:
+  """Every directory under workdir holding a metrics.jsonl (figures/ excluded), sorted."""
+  workdir = pathlib.Path(workdir)
+  return [load_run(p.parent) for p in sorted(workdir.rglob("metrics.jsonl"))
+          if "figures" not in p.relative_to(workdir).parts]
+
+
+# Reading values --------------------------------------------------------------------------------
+
+def param(run: dict, name: str):
+  """A field from the summary, else the config entry named `name` or ending in `.name`."""
+  if run["summary"].get(name) is not None:
+    return run["summary"][name]
+  if name in run["config"]:
+    return run["config"][name]
+  return next((v for k, v in run["config"].items() if k.endswith("." + name) and v is not None),
+              None)
+
+
+def experiment(run: dict) -> str:
+  """'pretrain', 'patching', 'finetune' or 'toy_memory'; inferred while a run is unfinished."""
+  if run["summary"].get("experiment"):
+    return run["summary"]["experiment"]
+  for key in list(run["summary"]) + list(run["config"]):
+    kind = _EXPERIMENT_FIELDS.get(key.rsplit(".", 1)[-1])
+    if kind:
+      return kind
+  first = run["records"][0] if run["records"] else {}
+  if "phase" in first:
+    return "toy_memory"
+  if "pretrain/attribute_loss" in first and "finetune/attribute_loss" in first:
+    return "finetune"
+  return "pretrain"
+
+
+def is_number(v) -> bool:
+  return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def order(value) -> tuple:
+  """A sort key: numbers numerically, anything else after them by its text."""
+  return (0, value, "") if is_number(value) else (1, 0, str(value))
+
+
+def _finite(v) -> bool:
+  return is_number(v) and math.isfinite(v)
+
+
+def series(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+  """(steps, values) of the records where `key` holds a finite number."""
+  pairs = [(r["step"], r[key]) for r in records if _finite(r.get(key))]
+  return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs], dtype=float)
+
+
+def layer_series(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+  """(steps [T], values [T, n_layers]) of a per-layer statistic."""
+  rows = [(r["step"], r[key]) for r in records if isinstance(r.get(key), list) and r[key]]
+  n_layers = min((len(v) for _, v in rows), default=0)
+  return (np.array([s for s, _ in rows]),
+          np.array([[x if _finite(x) else np.nan for x in v[:n_layers]] for _, v in rows]))
+
+
+def final(run: dict, key: str) -> float:
+  """The last finite value of `key` over the records, else the summary's, else NaN."""
+  _, values = series(run["records"], key)
+  if len(values):
+    return float(values[-1])
+  value = run["summary"].get(key)
+  return float(value) if _finite(value) else math.nan
+
+
+def baseline(run: dict) -> float:
+  return final(run, "no_knowledge_baseline")
+
+
+def phase_ends(run: dict) -> tuple[float | None, float | None]:
+  """(first_phase_end_step, plateau_end_step), None where not reached. The summary's values
+  when the run finished; otherwise PAPER.md's rule on the records: the first evaluation with
+  attribute loss within 5% of the baseline, and below 0.99 x the baseline."""
+  s = run["summary"]
+  if "plateau_end_step" in s:
+    return s.get("first_phase_end_step"), s["plateau_end_step"]
+  b = baseline(run)
+  steps, loss = series(run["records"], "attribute_loss")
+  if not math.isfinite(b):
+    return None, None
+  first = next((int(t) for t, l in zip(steps, loss) if l <= 1.05 * b), None)
+  plateau = next((int(t) for t, l in zip(steps, loss) if l < 0.99 * b), None)
+  return first, plateau
+
+
+def learning_rate(run: dict) -> float:
+  """optimizer.lr from the config, else the first evaluation's lr."""
+  config = run["config"]
+  lr = config.get("optimizer.lr")
+  if lr is None:
+    lr = next((v for k, v in config.items() if k.endswith(".optimizer.lr")), None)
+  if lr is None and run["records"]:
+    lr = run["records"][0].get("lr")
+  return float(lr) if _finite(lr) else math.nan
+
+
+# Schedules: which curriculum a pretraining run follows ------------------------------------------
+
+_SCHEDULE_FIELDS = {"alpha": "powerlaw", "n_celebrities": "celebrities",
+                    "indiv_warmup": "warmup", "n_start": "growth", "n_groups": "sequential"}
+_FILLED_IN = ("n_individuals", "batch_size", "n_steps", "seed")  # given by the run, not chosen
+KINDS = ("uniform", "powerlaw", "celebrities", "warmup", "growth", "sequential")
+
+
+def name_word(name: str) -> str:
+  """The first word of a run name without its number: 'lr_0.001' -> 'lr', 'n400_...' -> 'n'."""
+  first = name.split("_")[0]
+  return re.sub(r"\d[\d.e+-]*$", "", first) or first
+
+
+def population(run: dict):
+  return run["config"].get("data.n_individuals", run["summary"].get("n_individuals"))
+
+
+def schedule_kind(run: dict) -> str:
+  """'uniform', 'powerlaw', 'celebrities', 'warmup', 'growth', 'sequential', from the
+  schedule's fields in config.txt; another schedule is named by its run name's first word."""
+  fields = {k[len("schedule."):]: v for k, v in run["config"].items()
+            if k.startswith("schedule.")}
+  for field, kind in _SCHEDULE_FIELDS.items():
+    if fields.get(field) is not None:
+      return kind
+  word = name_word(run["name"])
+  chosen = [f for f, v in fields.items() if v is not None and f not in _FILLED_IN]
+  if chosen or (not run["config"] and word in KINDS):
+    return word
+  return "uniform"
+
+
+# Settings and the best learning rate ----------------------------------------------------------
+
+def _is_tuned(key: str) -> bool:
+  """Config entries a setting leaves out: learning rates and seeds (the best-lr rule picks or
+  averages over them) and how a run was executed (which does not change what it tests)."""
+  last = key.rsplit(".", 1)[-1]
+  return last in ("lr", "seed", "n_devices", "progress_seconds", "data_threads")
+
+
+def setting(run: dict, ignore: Iterable[str] = ()) -> tuple:
+  """What a run tests, less its learning rate, seeds and the `ignore`d config entries."""
+  ignore = set(ignore)
+  if run["config"]:
+    items = tuple(sorted((k, repr(v)) for k, v in run["config"].items()
+                         if not _is_tuned(k) and k not in ignore))
+  else:  # no config.txt: the run name without its lr and seed parts
+    items = (("name", re.sub(r"_?(lr|seed)[0-9.e+-]+", "", run["name"])),)
+  return (experiment(run),) + items
+
+
+def group_by(items: Iterable, key: Callable) -> dict:
+  groups = {}
+  for item in items:
+    groups.setdefault(key(item), []).append(item)
+  return groups
+
+
+def final_train_loss(run: dict) -> float:
+  loss = final(run, "train_loss")
+  return loss if math.isfinite(loss) else math.inf  # diverged runs lose
+
+
+def best_lr_choices(runs: list[dict]) -> dict:
+  """setting -> (best lr, {lr: mean final training loss over seeds}), as the paper picks."""
+  choices = {}
+  for key, group in group_by(runs, setting).items():
+    by_lr = group_by(group, learning_rate)
+    scores = {lr: float(np.mean([final_train_loss(r) for r in rs])) for lr, rs in by_lr.items()}
+    choices[key] = (min(scores, key=lambda lr: (scores[lr], lr)), scores)
+  return choices
+
+
+def best_lr(runs: list[dict]) -> list[dict]:
+  """The runs (every seed) at the best learning rate of their setting, in input order."""
+  choices = best_lr_choices(runs)
+  return [r for r in runs if learning_rate(r) == choices[setting(r)][0]
+          or math.isnan(learning_rate(r))]
+
+
+def varying(runs: list[dict]) -> list[str]:
+  """Config entries (not lr or seeds) whose value differs between runs."""
+  keys = sorted({k for r in runs for k in r["config"]
+                 if not _is_tuned(k) and not k.endswith("eval_groups")})  # derived, long
+  return [k for k in keys if len({repr(r["config"].get(k)) for r in runs}) > 1]
+
+
+def describe(run: dict, keys: list[str]) -> str:
+  """A short label: the given config entries' values, else the run name."""
+  parts = [f"{k.rsplit('.', 1)[-1]}={run['config'].get(k)}" for k in keys]
+  return ", ".join(parts) if parts else run["name"]
+
+
+# Fits and drawing helpers ----------------------------------------------------------------------
+
+def fit_power_law(x, y) -> tuple[float, float, float]:
+  """y = c * x^k by least squares in log-log; returns (k, c, R^2 in log space)."""
+  log_x, log_y = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
+  k, log_c = np.polyfit(log_x, log_y, 1)
+  residual = log_y - (k * log_x + log_c)
+  total = np.sum((log_y - log_y.mean()) ** 2)
+  r2 = 1.0 - np.sum(residual ** 2) / total if total > 0 else 1.0
+  return float(k), float(np.exp(log_c)), float(r2)
+
+
+def fmt_count(n) -> str:
+  """4000 -> '4k', 1600 -> '1.6k', 300 -> '300'."""
+  if not _finite(n):
+    return str(n)
+  return f"{n / 1000:g}k" if n >= 1000 else f"{n:g}"
+
+
+def palette(n: int, cmap: str = "viridis") -> list:
+  return [plt.get_cmap(cmap)(x) for x in np.linspace(0.0, 0.9, max(n, 1))]
+
+
+def panels(n: int, width: float, height: float, max_cols: int = 4):
+  """A figure with n panels in rows of at most max_cols; returns (fig, the n axes)."""
+  cols = max(1, min(n, max_cols))
+  rows = (n + cols - 1) // cols
+  fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+  for ax in axes.flat[n:]:
+    ax.axis("off")
+  return fig, list(axes.flat[:n])
+
+
+def log_y(ax) -> None:
+  """A log loss axis labelled at 1-2-5 steps (cheaper and easier to read than minor labels)."""
+  ax.set_yscale("log")
+  ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+  ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+  ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+
+
+def mark_baseline(ax, value: float, label: bool = True) -> None:
+  if math.isfinite(value):
+    ax.axhline(value, color="k", ls="--", lw=1,
+               label=f"no-knowledge baseline ({value:.2f})" if label else None)
+
+
+def save(fig, out_dir: pathlib.Path, name: str) -> pathlib.Path:
+  out_dir.mkdir(parents=True, exist_ok=True)
+  path = out_dir / f"{name}.png"
+  fig.tight_layout()
+  fig.savefig(path, dpi=DPI)
+  plt.close(fig)
+  return path
