@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench install clean tour
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,3 +30,19 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# The README's tour: every sweep at --scale=small, then its figures, then a copy of the ones
+# the README shows in docs/tour/ (hours on 2 CPU cores; re-running resumes where it stopped).
+TOUR_SWEEPS := quickstart toy_memory population templates ablations curricula patching finetune sequential
+TOUR_FIGURES := quickstart/figures/learning_curves_quickstart.png \
+	quickstart/figures/hallucination_quickstart.png quickstart/figures/attention_quickstart.png \
+	toy_memory/figures/toy_memory_steps.png population/figures/plateau_vs_population.png \
+	templates/figures/compare_templates.png curricula/figures/strategies.png \
+	curricula/figures/alpha_heatmaps.png patching/figures/patching_curves.png \
+	finetune/figures/finetune_steps.png finetune/figures/finetune_frame.png
+tour: $(STAMP)
+	for s in $(TOUR_SWEEPS); do \
+	  $(PY) -m bioknow.launch --sweep=sweeps/$$s.py --scale=small --workdir=runs/$$s && \
+	  $(PY) -m bioknow.report --workdir=runs/$$s; done
+	mkdir -p docs/tour
+	for f in $(TOUR_FIGURES); do if [ -f runs/$$f ]; then cp runs/$$f docs/tour/; fi; done
