@@ -28,7 +28,9 @@ from fiddle import printing
 from bioknow import configs, executors
 
 _SWEEP = flags.DEFINE_string("sweep", None, "Path of a sweep file, e.g. sweeps/quickstart.py.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Root of the run directories (runs/NAME).")
+# bioknow.report defines the same flag; a process importing both (the tests) shares it.
+if "workdir" not in flags.FLAGS:
+  flags.DEFINE_string("workdir", None, "Root of the run directories (runs/NAME).")
 _SCALE = flags.DEFINE_enum("scale", None, configs.SCALES,
                            "Grid to run (default: small without an accelerator, else paper).")
 _ONLY = flags.DEFINE_string("only", None, "Run only points whose name matches this glob.")
@@ -226,7 +228,7 @@ def main(argv):
   scale = _SCALE.value or ("paper" if has_accelerator else "small")
   if not _SCALE.value:
     print(f"scale: {scale} ({'an accelerator' if has_accelerator else 'no accelerator'} found)")
-  workdir = pathlib.Path(_WORKDIR.value or f"runs/{pathlib.Path(_SWEEP.value).stem}")
+  workdir = pathlib.Path(flags.FLAGS.workdir or f"runs/{pathlib.Path(_SWEEP.value).stem}")
   try:
     module = load_sweep(_SWEEP.value)
     points = build_points(module, scale, _CONFIG.value, _ONLY.value, workdir)

@@ -21,7 +21,9 @@ from bioknow.figures import runs as R
 from bioknow.figures.pretrain import learning_curves, summarise  # noqa: F401 (public)
 from bioknow.figures.runs import find_runs, load_run  # noqa: F401 (public)
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory holding one or more run directories.")
+# bioknow.launch defines the same flag; a process importing both (the tests) shares it.
+if "workdir" not in flags.FLAGS:
+  flags.DEFINE_string("workdir", None, "Directory holding one or more run directories.")
 
 FAMILIES = {"pretraining runs": pretrain, "population": population, "curricula": curricula,
             "attention patching": patching, "fine-tuning": finetune, "toy memory": toy}
@@ -69,7 +71,7 @@ def report(workdir: pathlib.Path) -> list[pathlib.Path]:
 
 def main(argv):
   del argv
-  workdir = pathlib.Path(_WORKDIR.value or "runs")
+  workdir = pathlib.Path(flags.FLAGS.workdir or "runs")
   if not workdir.is_dir():
     raise SystemExit(f"--workdir: {workdir} is not a directory of runs.")
   paths = report(workdir)
