@@ -18,6 +18,7 @@ from absl import app, flags
 _BATCH = flags.DEFINE_integer("batch_size", 128, "Biographies per batch.")
 _SECONDS = flags.DEFINE_float("seconds", 5.0, "Minimum measuring time per setting.")
 _N_INDIVIDUALS = flags.DEFINE_integer("n_individuals", 64_000, "Population size.")
+_SCALES = flags.DEFINE_list("scales", ["paper", "small"], "Model scales for `train`.")
 
 
 def _pin_to_one_core() -> int:
@@ -103,7 +104,7 @@ def bench_train() -> None:
   from bioknow.train import step as step_lib
 
   on_cpu = jax.default_backend() == "cpu"
-  for scale in ("paper", "small"):
+  for scale in _SCALES.value:
     cfg = fdl.build(configs.pretrain(scale))
     dtype = jnp.float32 if on_cpu else jnp.bfloat16
     batch_size = (8 if scale == "paper" else cfg.train.batch_size) if on_cpu else cfg.train.batch_size
@@ -113,27 +114,34 @@ def bench_train() -> None:
     model = step_lib.replicate(LanguageModel(cfg.model, ds.vocab_size, key=jax.random.key(0)), mesh)
     optimizer = step_lib.make_optimizer(cfg.optimizer, 10_000)
     opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
-    # Packed rows, as training uses them: no compute on padding.
-    rows, row_len = pipeline.pack_shape_for(ds, schedule, batch_size, 0)
-    batches = [packing.pack(pipeline.batch_at(ds, schedule, batch_size, 0, s), rows, row_len)
-               | {"length_B": pipeline.batch_at(ds, schedule, batch_size, 0, s)["length_B"]}
-               for s in range(8)]
-    device_batches = [step_lib.shard_batch(
-        {"t": b["tokens_RxL"], "r": b["role_RxL"], "p": b["position_RxL"],
-         "s": b["segment_RxL"]}, mesh) for b in batches]
+    # The batches training uses: packed rows (no compute on padding) where the config packs.
+    plain = [pipeline.batch_at(ds, schedule, batch_size, 0, s) for s in range(8)]
+    if cfg.train.pack:
+      rows, row_len = pipeline.pack_shape_for(ds, schedule, batch_size, 0)
+      batches = [packing.pack(b, rows, row_len) for b in plain]
+      arrays = [{"t": b["tokens_RxL"], "r": b["role_RxL"], "p": b["position_RxL"],
+                 "s": b["segment_RxL"]} for b in batches]
+    else:
+      rows, row_len = batch_size, ds.seq_len
+      arrays = [{"t": b["tokens_BxT"], "r": b["role_BxT"]} for b in plain]
+    device_batches = [step_lib.shard_batch(a, mesh) for a in arrays]
+    tokens_per_batch = [int(b["length_B"].sum()) for b in plain]
 
     def train_step(model, opt_state, b):
       return step_lib.train_step(optimizer, model, opt_state, b["t"], b["r"], dtype, None,
-                                 b["p"], b["s"])
+                                 b.get("p"), b.get("s"))
 
-    model, opt_state, loss = train_step(model, opt_state, device_batches[0])
-    loss.block_until_ready()
+    # Warm up for a while: the first few dozen steps on CPU run at half speed.
+    start = time.perf_counter()
+    while time.perf_counter() - start < _SECONDS.value / 2:
+      model, opt_state, loss = train_step(model, opt_state, device_batches[0])
+      loss.block_until_ready()
     n_steps, start = 0, time.perf_counter()
     tokens = 0
     while (elapsed := time.perf_counter() - start) < _SECONDS.value or n_steps < 3:
       model, opt_state, loss = train_step(model, opt_state,
                                           device_batches[n_steps % len(device_batches)])
-      tokens += int(batches[n_steps % len(batches)]["length_B"].sum())
+      tokens += tokens_per_batch[n_steps % len(tokens_per_batch)]
       n_steps += 1
       if n_steps % 4 == 0:
         loss.block_until_ready()
@@ -148,7 +156,7 @@ def bench_train() -> None:
         "dtype": jnp.dtype(dtype).name, "batch_size": batch_size, "seq_len": ds.seq_len,
         "n_parameters": params, "steps_per_second": round(n_steps / elapsed, 3),
         "tokens_per_second": round(tokens / elapsed),
-        "packed_rows": [rows, row_len],
+        "packed": cfg.train.pack, "rows": [rows, row_len],
         "real_token_fraction": round(tokens / (n_steps * rows * row_len), 3),
         "model_flops_per_second": round(flops / elapsed / 1e9, 2) * 1e9,
         "peak_matmul_flops_per_second": round(peak / 1e9, 2) * 1e9,

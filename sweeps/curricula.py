@@ -23,10 +23,10 @@ PAPER = dict(alphas=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0), populations=(16_000, 32_000,
              celebrities=(4_000, 16_000, 64_000), weights=(2, 4, 8, 16), celebrity_n=128_000,
              warmup_indiv=(2_000, 4_000, 8_000, 16_000, 32_000), warmup_epochs=(1, 2, 3, 4, 8),
              warmup_n=128_000, growth_start=(4_000, 16_000))
-SMALL = dict(alphas=(0.0, 0.4, 0.8, 1.2), populations=(1_600,), budgets=(3_000,),
-             celebrities=(100, 400), weights=(4, 16), celebrity_n=1_600,
-             warmup_indiv=(100, 400), warmup_epochs=(4, 16), warmup_n=1_600,
-             growth_start=(100, 400))
+SMALL = dict(alphas=(0.0, 0.5, 1.0), populations=(1_200,), budgets=(1_500,),
+             celebrities=(120,), weights=(8,), celebrity_n=1_200,
+             warmup_indiv=(150,), warmup_epochs=(16,), warmup_n=1_200,
+             growth_start=(150,))
 
 
 def base(scale: str):
@@ -60,8 +60,8 @@ def sweep(scale: str):
       cfg.eval_groups = (("celebrities", 0, n_celebrities), ("non_celebrities", n_celebrities, n))
       yield f"celebrities_n{n_celebrities}_w{weight}", cfg
   n = grid["warmup_n"]
-  cfg = _point(scale, n)
-  yield f"uniform_n{n}", cfg
+  if n not in grid["populations"] or _point(scale, n).train.n_steps not in grid["budgets"]:
+    yield f"uniform_n{n}", _point(scale, n)  # else the alpha = 0 power law is this run
   for indiv in grid["warmup_indiv"]:
     for epochs in grid["warmup_epochs"]:
       cfg = _point(scale, n)

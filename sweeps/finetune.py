@@ -35,10 +35,11 @@ from bioknow.train.step import OptimizerConfig
 PAPER = dict(new=(1_000, 2_000, 4_000, 8_000, 16_000), replay_new=4_000,
              replay_weights=(2, 1, 1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32), lr=3e-5,
              steps=4_000, celebrity_n=128_000, n_celebrities=8_000, weight_celebrities=8)
-# The small pretraining run ends at lr ~0 from a peak of 6e-3; 1/10 of the peak reproduces
-# the collapse within ~100 steps (the paper's 3e-5 is 1/13 of its 4e-4 peak).
+# The small pretraining run ends at lr ~0 from a peak of 8e-3; fine-tuning uses 1/13 of the
+# peak, as the paper's 3e-5 is 1/13 of its 4e-4. The celebrities run has 600 people so that
+# its non-celebrities stay rare (~50 sequences each; ~11 in the paper).
 SMALL = dict(new=(50, 100, 200), replay_new=100, replay_weights=(1, 1 / 4, 1 / 16), lr=6e-4,
-             steps=400, celebrity_n=300, n_celebrities=30, weight_celebrities=8)
+             steps=400, celebrity_n=600, n_celebrities=40, weight_celebrities=8)
 
 
 def base(scale: str):

@@ -12,9 +12,9 @@ The launcher runs the reference first. The attention statistics of every run (na
 value->name, value->text, sharpness per layer, in metrics.jsonl) show how attention changes
 over training (Figure 3, right; for patched runs, those of the patterns in use).
 
-Runtime: small, the reference, S = 0 with R in {0, 100, 200, 400, 800, 1400} and S = R in
-{100, 200}: 9 runs of 1.4k steps, each as long as the quickstart (22 minutes measured on 2
-busy CPU cores, so about 3 hours in all); paper,
+Runtime: small, the reference, S = 0 with R in {0, 50, 100, 200, 400, 1400} and S = R in
+{100, 200}: 9 runs of 1.4k steps, each about as long as the quickstart (4 minutes on 2 CPU
+cores), so about 40 minutes in all; paper,
 the reference and the full grid S, R in {0, 0.5k, 1k, 2k, 4k, 8k, 16k} (S < 16k): 43 runs of
 16k steps, many GPU hours (spread them with --executor=ray once the reference is done).
 Reproduces Figure 3 (middle and right) and Figure D of the paper (claim 2): patterns from a
@@ -30,11 +30,11 @@ from bioknow.experiments.patching import PatchingConfig
 
 REFERENCE = "reference"
 # Reference steps; frozen: the S = R points (the paper's grid has every S, R pair). At small
-# scale the plateau ends near step 300, so freezing at 400 or 800 repeats the reference's
-# plateau; evaluations every 50 steps up to 600 resolve plateau ends of a few hundred steps.
+# scale the plateau ends near step 175, so freezing at 400 repeats the reference's plateau;
+# evaluations every 25 steps up to 400 resolve plateau ends of a few hundred steps.
 PAPER = dict(steps=(0, 500, 1_000, 2_000, 4_000, 8_000, 16_000), frozen=None, eval_steps=None)
-SMALL = dict(steps=(0, 100, 200, 400, 800, 1_400), frozen=(100, 200),
-             eval_steps=tuple(range(0, 600, 50)) + tuple(range(600, 1_401, 100)))
+SMALL = dict(steps=(0, 50, 100, 200, 400, 1_400), frozen=(100, 200),
+             eval_steps=tuple(range(0, 400, 25)) + tuple(range(400, 1_401, 100)))
 
 
 def base(scale: str):

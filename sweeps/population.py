@@ -16,7 +16,7 @@ from bioknow import configs
 PAPER_N = (4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000)
 PAPER_LR = (1e-4, 2e-4, 4e-4, 8e-4, 1.6e-3)
 SMALL_N = (100, 200, 400, 800)
-SMALL_LR = (3e-3,)
+SMALL_LR = (8e-3,)
 
 
 def base(scale: str):
@@ -33,6 +33,9 @@ def sweep(scale: str):
         cfg.data.n_individuals = n
         cfg.data.seed = cfg.train.seed = seed
         cfg.optimizer.lr = lr
-        if scale == "small":
-          cfg.train.n_steps = 3_000
+        if scale == "small":  # only the plateau matters here: short runs, dense evaluations
+          cfg.train.n_steps = 1_000
+          cfg.eval.every, cfg.eval.dense_until, cfg.eval.n_spaced = 25, 1_000, 1
+          cfg.eval.n_sequences = cfg.eval.batch_size = 128
+          cfg.eval.n_attention = 0
         yield f"n{n}_seed{seed}_lr{lr:g}", cfg

@@ -2,7 +2,7 @@
 
 One small pretraining run that shows the three phases of knowledge acquisition.
 
-Runtime: about 9 minutes on 2 quiet CPU cores (the target is 5). --scale=paper runs the
+Runtime: about 4 minutes on 2 quiet CPU cores. --scale=paper runs the
 paper's default run instead: 64k individuals, 16k steps, ~42M parameters, minutes on an H100.
 Reproduces Figure 2 (left) of the paper: the attribute loss on evaluation templates of seen
 individuals drops to the no-knowledge baseline, stays there (the plateau), then falls as

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from bioknow.data.dataset import DataConfig, build_dataset
+from bioknow.data.dataset import DataConfig, build_dataset, vocab_size
 from bioknow.data.__main__ import decode_marked, statistics
 
 
@@ -26,6 +26,7 @@ def test_same_config_same_population(small_config, small_dataset):
     (dict(attributes=("major", "shoe_size")), "attributes: .*shoe_size"),
     (dict(tokenizer="nope"), "tokenizer: got 'nope'"),
     (dict(lists_dir="/nonexistent"), "lists_dir: list file /nonexistent/.* is missing"),
+    (dict(compact_vocab=1), "compact_vocab: got 1; it must be True or False"),
 ])
 def test_bad_configs_fail_with_one_sentence(overrides, match):
   config = dataclasses.replace(DataConfig(tokenizer="bio_4k"), **overrides)
@@ -41,6 +42,25 @@ def test_more_individuals_than_names_is_rejected(tmp_path):
   config = DataConfig(n_individuals=7, n_heldout=2, tokenizer="bio_4k", lists_dir=str(tmp_path))
   with pytest.raises(ValueError, match="exceeds the 8 unique full names"):
     build_dataset(config)
+
+
+def test_compact_vocabulary_renumbers_the_same_biographies():
+  config = DataConfig(n_individuals=300, n_heldout=50, tokenizer="bio_4k", n_first_names=24,
+                      n_last_names=24, max_values=16, birth_years=(1990, 1999))
+  full = build_dataset(config)
+  compact = build_dataset(dataclasses.replace(config, compact_vocab=True))
+  assert vocab_size(dataclasses.replace(config, compact_vocab=True)) == compact.vocab_size
+  assert 4 < compact.vocab_size < full.vocab_size // 4
+  for pool in ("train", "eval"):
+    a = compact.assemble(np.arange(350), pool, np.random.default_rng(1))
+    b = full.assemble(np.arange(350), pool, np.random.default_rng(1))
+    assert a.tokens_BxT.max() < compact.vocab_size
+    np.testing.assert_array_equal(compact.sp_ids(a.tokens_BxT), b.tokens_BxT)
+    np.testing.assert_array_equal(a.role_BxT, b.role_BxT)
+    assert decode_marked(compact, a.tokens_BxT[0], a.role_BxT[0]) == decode_marked(
+        full, b.tokens_BxT[0], b.role_BxT[0])
+  # Special tokens keep their ids.
+  np.testing.assert_array_equal(compact.sp_ids(np.arange(4)), np.arange(4))
 
 
 def test_subset_of_attributes_builds_shorter_biographies():

@@ -25,7 +25,7 @@ def test_sweep_point_counts():
   counts = {(p.stem, s): len(launch.build_points(launch.load_sweep(str(p)), s, [], None))
             for p in SWEEPS for s in ("small", "paper")}
   assert counts[("population", "paper")] == 7 * 5 * 5
-  assert counts[("curricula", "paper")] == 6 * 5 * 3 + 3 * 4 + 1 + 5 * 5 + 4
+  assert counts[("curricula", "paper")] == 6 * 5 * 3 + 3 * 4 + 5 * 5 + 4  # uniform: alpha 0
   assert counts[("templates", "paper")] == 10
 
 

@@ -39,6 +39,11 @@ class TokenTables:
   codes_AxKxC: np.ndarray  # int32 template codes: token id, slot (<0), or the empty row
   seq_len: int  # longest biography these tables can produce, BOS included
   attributes: tuple[str, ...]
+  tokenizer_ids_V: np.ndarray  # int32 tokenizer id of each model token id
+
+  @property
+  def vocab_size(self) -> int:
+    return len(self.tokenizer_ids_V)
 
   @property
   def empty_row(self) -> int:
@@ -70,14 +75,33 @@ def _pad_rows(rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
   return out_RxL, len_R
 
 
-def build_tables(sp: spm.SentencePieceProcessor, lists: lists_lib.ValueLists) -> TokenTables:
-  """Tokenizes every name, value and template once."""
+def build_tables(sp: spm.SentencePieceProcessor, lists: lists_lib.ValueLists,
+                 compact_vocab: bool = False) -> TokenTables:
+  """Tokenizes every name, value and template once.
+
+  compact_vocab: number the tokens that biographies can contain 0..V-1 (the special tokens
+  keep their ids) and leave out the rest of the tokenizer's vocabulary, so that the model
+  computes no logits for tokens that never occur.
+  """
   attributes = tuple(lists.values)
   name_tag, value_tag = tok.tag_ids(sp)
-  vocab = [[i] for i in range(sp.vocab_size())]
   first = tok.encode_spans(sp, lists.first_names)
   last = tok.encode_spans(sp, lists.last_names)
   values = [tok.encode_spans(sp, lists.values[a]) for a in attributes]
+  # Template codes: the name tag expands to three slots (< 0); text tokens stay token ids.
+  codes = [[[c for t in ids for c in ((SLOT_FIRST, SLOT_MIDDLE, SLOT_LAST) if t == name_tag else
+                                      (SLOT_VALUE,) if t == value_tag else (t,))]
+            for ids in tok.encode_templates(sp, TEMPLATES[a])] for a in attributes]
+  tokenizer_ids_V = np.arange(sp.vocab_size(), dtype=np.int32)
+  if compact_vocab:
+    occurring = {i for rows in [first, last, *values, *codes] for r in rows for i in r if i >= 0}
+    tokenizer_ids_V = np.array(sorted(occurring | set(range(tok.N_SPECIAL))), np.int32)
+    model_id = {int(t): i for i, t in enumerate(tokenizer_ids_V)}
+    renumber = lambda rows: [[model_id[i] if i >= 0 else i for i in r] for r in rows]
+    first, last = renumber(first), renumber(last)
+    values = [renumber(v) for v in values]
+    codes = [renumber(per) for per in codes]
+  vocab = [[i] for i in range(len(tokenizer_ids_V))]
   rows = vocab + first + last + [r for v in values for r in v] + [[]]  # last row: empty
   pieces_PxL, piece_len_P = _pad_rows(rows)
   first_row0 = len(vocab)
@@ -86,17 +110,9 @@ def build_tables(sp: spm.SentencePieceProcessor, lists: lists_lib.ValueLists) ->
   empty_row = len(rows) - 1
 
   max_name = 2 * max(map(len, first)) + max(map(len, last))
-  codes, longest = [], []
-  for a, attribute in enumerate(attributes):
-    encoded = tok.encode_templates(sp, TEMPLATES[attribute])
-    # The name tag expands to three slots; text tokens stay token ids.
-    per_template = [
-        [c for t in ids for c in ((SLOT_FIRST, SLOT_MIDDLE, SLOT_LAST) if t == name_tag else
-                                  (SLOT_VALUE,) if t == value_tag else (t,))]
-        for ids in encoded]
-    codes.append(per_template)
-    max_value = max(map(len, values[a]))
-    longest.append(max(len(ids) - 2 + max_name + max_value for ids in encoded))
+  # Longest sentence: its text, the longest name (3 slots) and the longest value (1 slot).
+  longest = [max(len(c) - 4 + max_name + max(map(len, values[a])) for c in per)
+             for a, per in enumerate(codes)]
   width = max(len(c) for per in codes for c in per)
   codes_AxKxC = np.full((len(attributes), len(codes[0]), width), empty_row, dtype=np.int32)
   for a, per in enumerate(codes):
@@ -105,7 +121,8 @@ def build_tables(sp: spm.SentencePieceProcessor, lists: lists_lib.ValueLists) ->
   return TokenTables(
       pieces_PxL=pieces_PxL, piece_len_P=piece_len_P, first_row0=first_row0,
       last_row0=last_row0, value_row0_A=value_row0_A.astype(np.int32),
-      codes_AxKxC=codes_AxKxC, seq_len=1 + sum(longest), attributes=attributes)
+      codes_AxKxC=codes_AxKxC, seq_len=1 + sum(longest), attributes=attributes,
+      tokenizer_ids_V=tokenizer_ids_V)
 
 
 def assemble(tables: TokenTables, population: Population, individual_B: np.ndarray,

@@ -34,6 +34,10 @@ class DataConfig:
   n_last_names: int | None = None
   max_values: int | None = None  # per attribute type other than birth dates
   birth_years: tuple[int, int] = (1900, 2100)
+  # Number only the tokens that biographies can contain (the special ones keep their ids):
+  # with short lists most of a tokenizer's vocabulary never occurs, and the model then
+  # computes no logits for it. Model token ids are then not tokenizer ids (Dataset.sp_ids).
+  compact_vocab: bool = False
   seed: int = 0
 
   @property
@@ -53,6 +57,9 @@ class DataConfig:
       raise ValueError(f"n_individuals: got {self.n_individuals}; allowed 1..{MAX_INDIVIDUALS:,}.")
     if self.n_templates_train < 1 or self.n_templates_eval < 1:
       raise ValueError("n_templates_train and n_templates_eval: each must be at least 1.")
+    for name in ("shuffle_sentences", "compact_vocab"):
+      if not isinstance(getattr(self, name), bool):
+        raise ValueError(f"{name}: got {getattr(self, name)!r}; it must be True or False.")
     lists_lib.check_attributes(tuple(self.attributes))
     tok.check_tokenizer(self.tokenizer)
     n_templates = min(len(TEMPLATES[a]) for a in self.attributes)
@@ -86,7 +93,11 @@ class Dataset:
 
   @property
   def vocab_size(self) -> int:
-    return self.sp.vocab_size()
+    return self.tables.vocab_size
+
+  def sp_ids(self, tokens: np.ndarray) -> np.ndarray:
+    """The tokenizer ids of model token ids (the same ids unless compact_vocab)."""
+    return self.tables.tokenizer_ids_V[tokens]
 
   @functools.cached_property
   def no_knowledge_baseline(self) -> float:
@@ -99,17 +110,27 @@ class Dataset:
 
 
 @functools.lru_cache(maxsize=8)
-def _tables(tokenizer: str, lists_dir: str | None, options: tuple):
+def _tables(tokenizer: str, lists_dir: str | None, options: tuple, compact_vocab: bool):
   lists = lists_lib.load_lists(lists_dir, **dict(options))
   sp = tok.load_tokenizer(tokenizer)
-  return lists, sp, biography.build_tables(sp, lists)
+  return lists, sp, biography.build_tables(sp, lists, compact_vocab)
+
+
+def _cached_tables(config: DataConfig):
+  return _tables(config.tokenizer, config.lists_dir, tuple(config.list_options.items()),
+                 bool(config.compact_vocab))
+
+
+def vocab_size(config: DataConfig) -> int:
+  """The model vocabulary of `config`'s data, without building a population."""
+  config.validate()
+  return _cached_tables(config)[2].vocab_size
 
 
 def build_dataset(config: DataConfig) -> Dataset:
   """Validates `config`, then builds the tables (cached per tokenizer) and the population."""
   config.validate()
-  lists, sp, tables = _tables(config.tokenizer, config.lists_dir,
-                              tuple(config.list_options.items()))
+  lists, sp, tables = _cached_tables(config)
   population = make_population(
       n_individuals=config.n_individuals, n_heldout=config.n_heldout, n_extra=config.n_extra,
       n_first_names=len(lists.first_names), n_last_names=len(lists.last_names),

@@ -20,6 +20,7 @@ from bioknow.data import lists as lists_lib
 from bioknow.data.templates import NAME_TAG, TEMPLATES, VALUE_TAG
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+N_SPECIAL = 4  # ids below this are special tokens
 TOKENIZER_DIR = pathlib.Path(__file__).resolve().parent / "tokenizers"
 SHIPPED = ("bio_4k", "bio_32k")  # small (CPU scale) and paper-scale vocabularies
 

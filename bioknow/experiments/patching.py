@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bioknow.data.tokenizer import load_tokenizer
+from bioknow.data import dataset
 from bioknow.experiments import pretrain
 from bioknow.experiments.pretrain import PretrainConfig
 from bioknow.models.transformer import LanguageModel, ModelConfig
@@ -164,8 +164,8 @@ def _config_leaves(path: pathlib.Path) -> dict | None:
 
 def initial_model(cfg: PretrainConfig) -> LanguageModel:
   """The model a pretraining run starts from (as pretrain.prepare builds it)."""
-  vocab_size = load_tokenizer(cfg.data.tokenizer).vocab_size()
-  return LanguageModel(cfg.model, vocab_size, key=jax.random.key(cfg.train.seed))
+  return LanguageModel(cfg.model, dataset.vocab_size(cfg.data),
+                       key=jax.random.key(cfg.train.seed))
 
 
 @eqx.filter_jit

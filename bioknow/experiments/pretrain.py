@@ -6,10 +6,9 @@ from typing import Callable
 
 import jax
 
-from bioknow.data import pipeline, schedules
+from bioknow.data import dataset, pipeline, schedules
 from bioknow.data.dataset import DataConfig, Dataset, build_dataset
 from bioknow.experiments.common import build_schedule
-from bioknow.data.tokenizer import load_tokenizer
 from bioknow.models.transformer import LanguageModel, ModelConfig, count_parameters, flops_per_token
 from bioknow.train import loop
 from bioknow.train.evaluation import EvalConfig
@@ -50,9 +49,8 @@ class PretrainConfig:
   def train_flops(self) -> float:
     """Rough model FLOPs of the run's training, for time estimates: biographies of about
     90 tokens in sequences of about 130 (both vary a little with the lists and tokenizer)."""
-    vocab_size = load_tokenizer(self.data.tokenizer).vocab_size()
     tokens = self.train.n_steps * self.train.batch_size * 90
-    return tokens * flops_per_token(self.model, vocab_size, seq_len=130)
+    return tokens * flops_per_token(self.model, dataset.vocab_size(self.data), seq_len=130)
 
   def run(self, workdir: str | pathlib.Path) -> dict:
     return run(self, pathlib.Path(workdir))

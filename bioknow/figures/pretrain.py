@@ -32,7 +32,8 @@ def _phase_spans(ax, run: dict, top: float) -> None:
   ax.axvspan(0, first, color="C1", alpha=0.08)
   ax.axvspan(first, end, color="C2", alpha=0.12)
   ax.text(first / 2, top, "1: value\ndistribution", ha="center", va="top", fontsize=8)
-  ax.text((first + end) / 2, top, "2: plateau", ha="center", va="top", fontsize=8)
+  # Lower than the other names (the loss axis is logarithmic): short plateaus stay legible.
+  ax.text((first + end) / 2, top / 4, "2: plateau", ha="left", va="top", fontsize=8)
   if plateau is not None:
     ax.text((plateau + steps[-1]) / 2, top, "3: knowledge", ha="center", va="top", fontsize=8)
 
