@@ -1,7 +1,7 @@
 """Runs the points of a sweep file, each in its own run directory; re-running resumes.
 
   python -m bioknow.launch --sweep=sweeps/quickstart.py [--workdir=runs/quickstart]
-      [--scale=small|paper] [--only=GLOB] [--dry_run] [--config=set:PATH=VALUE ...]
+      [--scale=small|paper] [--only=GLOB[,GLOB...]] [--dry_run] [--config=set:PATH=VALUE ...]
       [--executor=inline|ray] [--ray_address=ADDRESS]
 
 A sweep file is plain Python with a function `sweep(scale)` yielding (run_name, fdl.Config)
@@ -33,7 +33,8 @@ if "workdir" not in flags.FLAGS:
   flags.DEFINE_string("workdir", None, "Root of the run directories (runs/NAME).")
 _SCALE = flags.DEFINE_enum("scale", None, configs.SCALES,
                            "Grid to run (default: small without an accelerator, else paper).")
-_ONLY = flags.DEFINE_string("only", None, "Run only points whose name matches this glob.")
+_ONLY = flags.DEFINE_string("only", None, "Run only points whose name matches this glob "
+                            "(or one of these comma-separated globs).")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the points and run nothing.")
 _CONFIG = flags.DEFINE_multi_string("config", [], "Overrides for every point: set:PATH=VALUE.")
 _EXECUTOR = flags.DEFINE_enum("executor", "inline", ["inline", "ray"],
@@ -135,7 +136,7 @@ def build_points(module, scale: str, directives: list[str], only: str | None,
     if name in names:
       raise ValueError(f"sweep: two points are named {name!r}; run names must be unique.")
     names.add(name)
-    if only and not fnmatch.fnmatch(name, only):
+    if only and not any(fnmatch.fnmatch(name, glob) for glob in only.split(",")):
       continue
     cfg = apply_overrides(cfg, directives)
     try:

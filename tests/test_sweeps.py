@@ -52,5 +52,8 @@ def test_only_filters_and_overrides_apply():
   points = launch.build_points(module, "small", ["set:train.n_steps=50"], "templates1_*")
   assert [name for name, *_ in points] == ["templates1_shuffled", "templates1_fixed"]
   assert all(p.experiment.train.n_steps == 50 for p in points)
+  points = launch.build_points(module, "small", [], "templates1_fixed,templates2_*")
+  assert [name for name, *_ in points] == ["templates1_fixed", "templates2_shuffled",
+                                           "templates2_fixed"]
   with pytest.raises(ValueError, match="closest valid path: optimizer.lr"):
     launch.build_points(module, "small", ["set:optimizer.lrr=1"], None)
