@@ -38,6 +38,7 @@ TOUR_FIGURES := quickstart/figures/learning_curves_quickstart.png \
 	quickstart/figures/hallucination_quickstart.png quickstart/figures/attention_quickstart.png \
 	toy_memory/figures/toy_memory_steps.png population/figures/plateau_vs_population.png \
 	templates/figures/compare_templates.png curricula/figures/strategies.png \
+	curricula/figures/strategies_curves.png \
 	curricula/figures/alpha_heatmaps.png patching/figures/patching_curves.png \
 	finetune/figures/finetune_steps.png finetune/figures/finetune_frame.png
 tour: $(STAMP)

@@ -22,7 +22,7 @@ from bioknow.train.step import OptimizerConfig, make_optimizer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DATA = DataConfig(n_individuals=50, n_heldout=16, tokenizer="bio_4k", n_first_names=24,
-                  n_last_names=24, max_values=16, birth_years=(1990, 1999))
+                  n_last_names=24, max_values=16, birth_years=(1990, 1999), compact_vocab=True)
 MODEL = ModelConfig(preset="tiny")
 EVAL = EvalConfig(steps=(0, 5, 10, 20), n_sequences=32, batch_size=32, n_attention=0)
 

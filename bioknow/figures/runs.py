@@ -306,7 +306,10 @@ def panels(n: int, width: float, height: float, max_cols: int = 4):
 def log_y(ax) -> None:
   """A log loss axis labelled at 1-2-5 steps (cheaper and easier to read than minor labels)."""
   ax.set_yscale("log")
-  ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+  low, high = ax.get_ylim()
+  # Over less than a factor of 30, 1-2-5 steps may leave one label or none.
+  subs = (1.0, 2.0, 5.0) if high / low > 30 else (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0)
+  ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=subs))
   ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
   ax.yaxis.set_minor_formatter(ticker.NullFormatter())
 
