@@ -11,6 +11,7 @@ import numpy as np
 from absl import app, flags
 
 from bioknow.data import biography as bio
+from bioknow.data import tokenizer as tok
 from bioknow.data.dataset import DataConfig, Dataset, build_dataset
 
 _TOKENIZER = flags.DEFINE_string("tokenizer", "bio_32k", "Shipped tokenizer name or .model path.")
@@ -40,7 +41,7 @@ def decode_marked(ds: Dataset, tokens_T: np.ndarray, role_T: np.ndarray) -> str:
       out.append(" " if piece.startswith(" ") else "")
       out.append(_OPEN[kind])
       piece = piece.lstrip(" ")
-    out.append(piece if token >= 4 else "")  # special tokens (BOS) print as nothing
+    out.append(piece if token >= tok.N_SPECIAL else "")  # special tokens (BOS) print as nothing
     current = kind
   if current is not None:
     out.append(_CLOSE[current])

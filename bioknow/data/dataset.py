@@ -118,7 +118,7 @@ def _tables(tokenizer: str, lists_dir: str | None, options: tuple, compact_vocab
 
 def _cached_tables(config: DataConfig):
   return _tables(config.tokenizer, config.lists_dir, tuple(config.list_options.items()),
-                 bool(config.compact_vocab))
+                 config.compact_vocab)
 
 
 def vocab_size(config: DataConfig) -> int:
