@@ -309,3 +309,19 @@ def test_parse_config_txt():
   assert config == {"data.n_individuals": 1600, "data.tokenizer": "bio_4k", "train.seed": 0,
                     "schedule.n_individuals": None, "eval_groups": (("warmup", 0, 100),),
                     "model.mixer": "attention", "x": "<function f at 0x1>"}
+
+
+def test_ablations_share_the_base_run(tmp_path, capsys):
+  """The ablations run their unchanged config once, as 'base'; every family's comparison
+  overlays it, labelled by what the family varies."""
+  pretrain_run(tmp_path, "base", 300, 1_400, 175, full=True)
+  pretrain_run(tmp_path, "lr_0.002", 300, 1_400, 400, lr=2e-3)
+  pretrain_run(tmp_path, "mixer_hawk", 300, 1_400, 250,
+               schedule={"model.mixer": "hawk"})
+  sizes, _ = run_report(tmp_path, capsys)
+  assert {"compare_lr.png", "compare_mixer.png", "learning_curves_base.png",
+          "learning_curves_mixer_hawk.png"} <= set(sizes)
+  runs = R.find_runs(tmp_path)
+  [base] = [r for r in runs if r["name"] == "base"]
+  [hawk] = [r for r in runs if r["name"] == "mixer_hawk"]
+  assert R.varying([base, hawk]) == ["model.mixer"]

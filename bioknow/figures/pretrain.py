@@ -7,7 +7,8 @@ hallucination (Figure 5 left, M): loss, max-probability and entropy on seen and 
 individuals, and the AUROC of telling them apart by max-probability.
 groups (Figures S-U, P): per-group curves (sequential groups, celebrities, warm-up subset),
 with the periods each sequential group is trained on shaded.
-compare (Figures A, C, I): runs whose names share their first word, overlaid.
+compare (Figures A, C, I): runs whose names share their first word, overlaid (with the run
+named 'base', if any).
 """
 
 import math
@@ -204,14 +205,17 @@ def compare(family_name: str, members: list[dict], out_dir: pathlib.Path):
 
 def draw(runs: list[dict], out_dir: pathlib.Path):
   """Per-run figures of every pretraining run (at its setting's best lr, see `tuned`), and one
-  comparison per family of runs (runs whose names share their first word)."""
+  comparison per family of runs (runs whose names share their first word). A run named 'base'
+  (the ablations' unchanged config) joins every family as its point of comparison."""
   pre = [r for r in runs if R.experiment(r) == "pretrain" and r["records"]]
-  families = R.group_by(pre, lambda r: R.name_word(r["name"]))
+  base = [r for r in pre if r["name"] == "base"]
+  families = R.group_by([r for r in pre if r["name"] != "base"],
+                        lambda r: R.name_word(r["name"]))
   paths = []
-  for run in (r for members in families.values() for r in tuned(members)):
+  for run in base + [r for members in families.values() for r in tuned(members)]:
     paths += [learning_curves(run, out_dir), attention(run, out_dir),
               hallucination(run, out_dir), groups(run, out_dir)]
-  paths += [compare(name, members, out_dir) for name, members in families.items()]
+  paths += [compare(name, members + base, out_dir) for name, members in families.items()]
   return [p for p in paths if p is not None], []
 
 
