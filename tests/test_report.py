@@ -325,3 +325,19 @@ def test_ablations_share_the_base_run(tmp_path, capsys):
   [base] = [r for r in runs if r["name"] == "base"]
   [hawk] = [r for r in runs if r["name"] == "mixer_hawk"]
   assert R.varying([base, hawk]) == ["model.mixer"]
+
+
+def test_template_diversity(tmp_path, capsys):
+  """Runs that vary the number of training templates and the sentence order get Figure A and
+  one line each with their final loss on both kinds of template."""
+  for n in (1, 4):
+    for shuffle in (True, False):
+      plateau = None if (n, shuffle) == (1, False) else 300  # memorises, never leaves it
+      pretrain_run(tmp_path, f"templates{n}_{'shuffled' if shuffle else 'fixed'}", 300, 1_400,
+                   plateau, full=True, schedule={"data.n_templates_train": n,
+                                                 "data.shuffle_sentences": shuffle})
+  sizes, out = run_report(tmp_path, capsys)
+  assert {"template_diversity.png", "compare_templates.png"} <= set(sizes)
+  assert ("templates: 1 training templates, fixed order: attribute loss 4 on evaluation "
+          "templates, 2 on training templates") in out
+  assert out.count("templates: ") == 4

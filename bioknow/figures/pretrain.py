@@ -7,6 +7,7 @@ hallucination (Figure 5 left, M): loss, max-probability and entropy on seen and 
 individuals, and the AUROC of telling them apart by max-probability.
 groups (Figures S-U, P): per-group curves (sequential groups, celebrities, warm-up subset),
 with the periods each sequential group is trained on shaded.
+template_diversity (Figure A): final loss against the number of training templates.
 compare (Figures A, C, I): runs whose names share their first word, overlaid (with the run
 named 'base', if any).
 """
@@ -203,6 +204,40 @@ def compare(family_name: str, members: list[dict], out_dir: pathlib.Path):
   return R.save(fig, out_dir, f"compare_{family_name}")
 
 
+def template_diversity(pre: list[dict], out_dir: pathlib.Path):
+  """Final attribute loss and accuracy on evaluation and on training templates against the
+  number of training templates, for shuffled and fixed sentence order (Figure A). A gap
+  between the two kinds of template is memorised text rather than knowledge."""
+  runs = [r for r in pre if R.is_number(R.param(r, "n_templates_train"))]
+  if len({R.param(r, "n_templates_train") for r in runs}) < 2:
+    return None, []
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+  lines = []
+  for shuffled, color in ((True, "C0"), (False, "C1")):
+    members = sorted((r for r in runs if bool(R.param(r, "shuffle_sentences")) == shuffled),
+                     key=lambda r: R.param(r, "n_templates_train"))
+    if not members:
+      continue
+    n_V = [R.param(r, "n_templates_train") for r in members]
+    order = "shuffled" if shuffled else "fixed"
+    for ax, metric in zip(axes, ("attribute_loss", "attribute_accuracy")):
+      for prefix, style, where in (("", "-o", "evaluation"), ("train_templates_", ":s", "training")):
+        ax.plot(n_V, [R.final(r, prefix + metric) for r in members], style, color=color,
+                label=f"{order} order, {where} templates")
+    lines += [f"templates: {n} training templates, {order} order: attribute loss "
+              f"{R.final(r, 'attribute_loss'):.4g} on evaluation templates, "
+              f"{R.final(r, 'train_templates_attribute_loss'):.4g} on training templates"
+              for n, r in zip(n_V, members)]
+  R.mark_baseline(axes[0], R.baseline(runs[0]))
+  axes[0].set(xscale="log", xlabel="training templates per attribute",
+              ylabel="final attribute loss (nats)")
+  axes[1].set(xscale="log", xlabel="training templates per attribute",
+              ylabel="final attribute accuracy", ylim=(0, 1))
+  axes[1].legend(fontsize=7)
+  fig.suptitle("template diversity and sentence order", fontsize=10)
+  return R.save(fig, out_dir, "template_diversity"), lines
+
+
 def draw(runs: list[dict], out_dir: pathlib.Path):
   """Per-run figures of every pretraining run (at its setting's best lr, see `tuned`), and one
   comparison per family of runs (runs whose names share their first word). A run named 'base'
@@ -216,7 +251,9 @@ def draw(runs: list[dict], out_dir: pathlib.Path):
     paths += [learning_curves(run, out_dir), attention(run, out_dir),
               hallucination(run, out_dir), groups(run, out_dir)]
   paths += [compare(name, members + base, out_dir) for name, members in families.items()]
-  return [p for p in paths if p is not None], []
+  diversity, lines = template_diversity(
+      [r for members in families.values() for r in tuned(members)], out_dir)
+  return [p for p in paths + [diversity] if p is not None], lines
 
 
 def summarise(run: dict) -> str:
