@@ -320,7 +320,7 @@ def test_ablations_share_the_base_run(tmp_path, capsys):
                schedule={"model.mixer": "hawk"})
   sizes, _ = run_report(tmp_path, capsys)
   assert {"compare_lr.png", "compare_mixer.png", "learning_curves_base.png",
-          "learning_curves_mixer_hawk.png"} <= set(sizes)
+          "learning_curves_mixer_hawk.png", "ablations.png"} <= set(sizes)
   runs = R.find_runs(tmp_path)
   [base] = [r for r in runs if r["name"] == "base"]
   [hawk] = [r for r in runs if r["name"] == "mixer_hawk"]

@@ -7,6 +7,7 @@ hallucination (Figure 5 left, M): loss, max-probability and entropy on seen and 
 individuals, and the AUROC of telling them apart by max-probability.
 groups (Figures S-U, P): per-group curves (sequential groups, celebrities, warm-up subset),
 with the periods each sequential group is trained on shaded.
+ablations (Figures B, C): one panel per family of changes to the run named 'base'.
 template_diversity (Figure A): final loss against the number of training templates.
 compare (Figures A, C, I): runs whose names share their first word, overlaid (with the run
 named 'base', if any).
@@ -238,6 +239,37 @@ def template_diversity(pre: list[dict], out_dir: pathlib.Path):
   return R.save(fig, out_dir, "template_diversity"), lines
 
 
+def ablations(base: dict, families: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
+  """One panel per family of changes to the base run: attribute loss over training, the base
+  run in black (Figures B, C: the plateau survives every change)."""
+  families = {k: v for k, v in families.items() if 1 <= len(v) <= _MAX_OVERLAID}
+  if len(families) < 2:
+    return None
+  fig, axes = R.panels(len(families), 4.2, 3.4, max_cols=3)
+  for ax, (name, members) in zip(axes, families.items()):
+    keys = R.varying(members + [base]) or ["optimizer.lr"]
+    members = sorted(members, key=lambda r: [R.order(r["config"].get(k)) for k in keys])
+    # Batch sizes are compared at equal data seen, so their x axis counts sequences.
+    per_step = any(k.endswith("batch_size") for k in keys) and all(
+        R.is_number(R.param(r, "batch_size")) for r in members + [base])
+
+    def curve(run):
+      steps, loss = R.series(run["records"], "attribute_loss")
+      return steps * (R.param(run, "batch_size") if per_step else 1), loss
+
+    ax.plot(*curve(base), color="k", lw=1.8, label=f"base: {R.describe(base, keys)}")
+    for run, color in zip(members, R.palette(len(members), "plasma")):
+      ax.plot(*curve(run), color=color, label=R.describe(run, keys))
+    R.mark_baseline(ax, R.baseline(base), label=False)
+    R.log_y(ax)
+    ax.set(xlabel="sequences seen" if per_step else "training step",
+           ylabel="attribute loss (nats)", title=name)
+    ax.legend(fontsize=6)
+  fig.suptitle("one change at a time to the base run (dashed: no-knowledge baseline)",
+               fontsize=10)
+  return R.save(fig, out_dir, "ablations")
+
+
 def draw(runs: list[dict], out_dir: pathlib.Path):
   """Per-run figures of every pretraining run (at its setting's best lr, see `tuned`), and one
   comparison per family of runs (runs whose names share their first word). A run named 'base'
@@ -251,6 +283,8 @@ def draw(runs: list[dict], out_dir: pathlib.Path):
     paths += [learning_curves(run, out_dir), attention(run, out_dir),
               hallucination(run, out_dir), groups(run, out_dir)]
   paths += [compare(name, members + base, out_dir) for name, members in families.items()]
+  if base:
+    paths.append(ablations(base[0], {k: tuned(v) for k, v in families.items()}, out_dir))
   diversity, lines = template_diversity(
       [r for members in families.values() for r in tuned(members)], out_dir)
   return [p for p in paths + [diversity] if p is not None], lines
