@@ -37,10 +37,13 @@ TOUR_SWEEPS := quickstart toy_memory population templates ablations curricula pa
 TOUR_FIGURES := quickstart/figures/learning_curves_quickstart.png \
 	quickstart/figures/hallucination_quickstart.png quickstart/figures/attention_quickstart.png \
 	toy_memory/figures/toy_memory_steps.png population/figures/plateau_vs_population.png \
-	templates/figures/compare_templates.png curricula/figures/strategies.png \
+	templates/figures/template_diversity.png ablations/figures/ablations.png \
+	curricula/figures/strategies.png \
 	curricula/figures/strategies_curves.png \
 	curricula/figures/alpha_heatmaps.png patching/figures/patching_curves.png \
-	finetune/figures/finetune_steps.png finetune/figures/finetune_frame.png
+	finetune/figures/finetune_steps.png finetune/figures/finetune_frame.png \
+	finetune/figures/groups_celebrities_pretrain.png \
+	sequential/figures/groups_groups4_repeats1.png sequential/figures/groups_groups2_repeats4.png
 tour: $(STAMP)
 	for s in $(TOUR_SWEEPS); do \
 	  $(PY) -m bioknow.launch --sweep=sweeps/$$s.py --scale=small --workdir=runs/$$s && \

@@ -81,7 +81,7 @@ def draw(runs: list[dict], out_dir: pathlib.Path):
     R.log_y(ax)
     ax.set(xlabel="training step", ylabel="attribute loss (nats)",
            title=_title(start))
-  axes[0].legend(fontsize=6)
+    ax.legend(fontsize=6)
   paths = [R.save(fig, out_dir, "patching_curves")]
 
   fig, axes = plt.subplots(1, 2, figsize=(11, 4))
