@@ -157,7 +157,8 @@ def groups(run: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
   names = group_names(records)
   if not names:
     return None
-  colors = dict(zip(names, R.palette(len(names), "tab10" if len(names) <= 10 else "viridis")))
+  colors = dict(zip(names, [f"C{i}" for i in range(len(names))] if len(names) <= 10
+                    else R.palette(len(names))))
   fig, axes = plt.subplots(1, 2, figsize=(11, 4))
   for ax, metric in zip(axes, ("attribute_loss", "attribute_accuracy")):
     ax.plot(*R.series(records, metric), color="k", lw=1.5, label="all seen individuals")
@@ -166,6 +167,7 @@ def groups(run: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
     _shade_sequential(ax, run, colors)
     ax.set(xlabel="training step", ylabel=metric.replace("_", " "))
   R.mark_baseline(axes[0], R.baseline(run))
+  R.log_y(axes[0])
   axes[1].set_ylim(0, 1)
   axes[0].legend(fontsize=7, ncol=2 if len(names) > 8 else 1)
   fig.suptitle(f"{run['name']}: per group", fontsize=10)
