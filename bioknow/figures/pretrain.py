@@ -18,6 +18,7 @@ import pathlib
 import re
 
 import matplotlib.pyplot as plt
+from matplotlib import ticker
 import numpy as np
 
 from bioknow.figures import runs as R
@@ -232,10 +233,13 @@ def template_diversity(pre: list[dict], out_dir: pathlib.Path):
               f"{R.final(r, 'train_templates_attribute_loss'):.4g} on training templates"
               for n, r in zip(n_V, members)]
   R.mark_baseline(axes[0], R.baseline(runs[0]))
-  axes[0].set(xscale="log", xlabel="training templates per attribute",
-              ylabel="final attribute loss (nats)")
-  axes[1].set(xscale="log", xlabel="training templates per attribute",
-              ylabel="final attribute accuracy", ylim=(0, 1))
+  axes[0].set(ylabel="final attribute loss (nats)")
+  axes[1].set(ylabel="final attribute accuracy", ylim=(0, 1))
+  for ax in axes:
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted({R.param(r, "n_templates_train") for r in runs}))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel("training templates per attribute")
   axes[1].legend(fontsize=7)
   fig.suptitle("template diversity and sentence order", fontsize=10)
   return R.save(fig, out_dir, "template_diversity"), lines
