@@ -13,8 +13,9 @@ value->name, value->text, sharpness per layer, in metrics.jsonl) show how attent
 over training (Figure 3, right; for patched runs, those of the patterns in use).
 
 Runtime: small, the reference, S = 0 with R in {0, 50, 100, 200, 400, 1400} and S = R in
-{100, 200}: 9 runs of 1.4k steps, 3-5 minutes each on 2 CPU cores (measured: the reference
-and the S = 0 runs with R = 0, 200, 1400 took 16 minutes), about 40 minutes in all; paper,
+{100, 200}: 9 runs of 1.4k steps, 3-8 minutes each on 2 CPU cores (measured: the reference
+and the S = 0 runs with R = 0, 200, 1400 took 16 minutes alone, the other 5 runs 36 minutes
+with another sweep running alongside), about 50 minutes in all; paper,
 the reference and the full grid S, R in {0, 0.5k, 1k, 2k, 4k, 8k, 16k} (S < 16k): 43 runs of
 16k steps, many GPU hours (spread them with --executor=ray once the reference is done).
 Reproduces Figure 3 (middle and right) and Figure D of the paper (claim 2): patterns from a
