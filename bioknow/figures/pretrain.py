@@ -269,7 +269,8 @@ def ablations(base: dict, families: dict, out_dir: pathlib.Path) -> pathlib.Path
     R.mark_baseline(ax, R.baseline(base), label=False)
     R.log_y(ax)
     ax.set(xlabel="sequences seen" if per_step else "training step",
-           ylabel="attribute loss (nats)", title=name)
+           ylabel="attribute loss (nats)",
+           title=", ".join(k.rsplit(".", 1)[-1] for k in keys if "n_steps" not in k))
     ax.legend(fontsize=6)
   fig.suptitle("one change at a time to the base run (dashed: no-knowledge baseline)",
                fontsize=10)
