@@ -32,7 +32,7 @@ clean:
 	rm -rf $(VENV) runs .pytest_cache
 
 # The README's tour: every sweep at --scale=small, then its figures, then a copy of the ones
-# the README shows in docs/tour/ (hours on 2 CPU cores; re-running resumes where it stopped).
+# the README shows in docs/tour/ (about 4 hours on 2 CPU cores; re-running resumes where it stopped).
 TOUR_SWEEPS := quickstart toy_memory population templates ablations curricula patching finetune sequential
 TOUR_FIGURES := quickstart/figures/learning_curves_quickstart.png \
 	quickstart/figures/hallucination_quickstart.png quickstart/figures/attention_quickstart.png \
