@@ -41,6 +41,7 @@ TOUR_FIGURES := quickstart/figures/learning_curves_quickstart.png \
 	curricula/figures/strategies.png \
 	curricula/figures/strategies_curves.png \
 	curricula/figures/alpha_heatmaps.png patching/figures/patching_curves.png \
+	patching/figures/patching_final.png \
 	finetune/figures/finetune_steps.png finetune/figures/finetune_frame.png \
 	finetune/figures/groups_celebrities_pretrain.png \
 	sequential/figures/groups_groups4_repeats1.png sequential/figures/groups_groups2_repeats4.png
