@@ -54,7 +54,6 @@ def changes(scale: str):
 
 
 def sweep(scale: str):
-  yield "base", base(scale)
-  for name, cfg in changes(scale):
-    if cfg != base(scale):
-      yield name, cfg
+  unchanged = base(scale)
+  yield "base", unchanged
+  yield from ((name, cfg) for name, cfg in changes(scale) if cfg != unchanged)

@@ -5,8 +5,8 @@ Fine-tuning on new individuals, with and without replay, and on already-seen rar
 
 Runtime: small, 2 pretraining runs (300 people, 1.4k steps) and 7 fine-tuning runs of 400
 steps, about 30 minutes on 2 CPU cores (measured: fine-tuning runs 2-4 minutes each, the
-celebrities pretraining run 6 minutes); paper, 2 pretraining runs (64k people, and 128k with 8k celebrities,
-16k steps) and 13 fine-tuning runs of 4k steps, about an hour on one
+celebrities pretraining run 6 minutes); paper, 2 pretraining runs (64k people, and 128k
+with 8k celebrities, 16k steps) and 13 fine-tuning runs of 4k steps, about an hour on one
 H100 (spread them with --executor=ray).
 Reproduces Figures 5 (middle, right), N and P of the paper (claim 6): fine-tuning on new
 individuals (constant lr, 3e-5 at paper scale) erases much of the pre-training knowledge

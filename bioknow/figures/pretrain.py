@@ -181,6 +181,11 @@ def tuned(members: list[dict]) -> list[dict]:
   return R.best_lr(members) if len({R.setting(r) for r in members}) > 1 else members
 
 
+def _by_keys(runs: list[dict], keys: list[str]) -> list[dict]:
+  """Runs in the order of the config values that label them."""
+  return sorted(runs, key=lambda r: [R.order(r["config"].get(k)) for k in keys])
+
+
 def compare(family_name: str, members: list[dict], out_dir: pathlib.Path):
   """Attribute loss and accuracy of a family of runs overlaid, labelled by what varies. Where
   the family varies more than the learning rate, each setting keeps its best lr and one seed."""
@@ -192,7 +197,7 @@ def compare(family_name: str, members: list[dict], out_dir: pathlib.Path):
     return None
   keys = R.varying(members) or (["optimizer.lr"] if len(
       {R.learning_rate(r) for r in members}) > 1 else [])
-  members = sorted(members, key=lambda r: [R.order(r["config"].get(k)) for k in keys])
+  members = _by_keys(members, keys)
   colors = R.palette(len(members))
   fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
   for run, color in zip(members, colors):
@@ -225,7 +230,8 @@ def template_diversity(pre: list[dict], out_dir: pathlib.Path):
     n_V = [R.param(r, "n_templates_train") for r in members]
     order = "shuffled" if shuffled else "fixed"
     for ax, metric in zip(axes, ("attribute_loss", "attribute_accuracy")):
-      for prefix, style, where in (("", "-o", "evaluation"), ("train_templates_", ":s", "training")):
+      for prefix, style, where in (("", "-o", "evaluation"),
+                                   ("train_templates_", ":s", "training")):
         ax.plot(n_V, [R.final(r, prefix + metric) for r in members], style, color=color,
                 label=f"{order} order, {where} templates")
     lines += [f"templates: {n} training templates, {order} order: attribute loss "
@@ -254,7 +260,7 @@ def ablations(base: dict, families: dict, out_dir: pathlib.Path) -> pathlib.Path
   fig, axes = R.panels(len(families), 4.2, 3.4, max_cols=3)
   for ax, (name, members) in zip(axes, families.items()):
     keys = R.varying(members + [base]) or ["optimizer.lr"]
-    members = sorted(members, key=lambda r: [R.order(r["config"].get(k)) for k in keys])
+    members = _by_keys(members, keys)
     # Batch sizes are compared at equal data seen, so their x axis counts sequences.
     per_step = any(k.endswith("batch_size") for k in keys) and all(
         R.is_number(R.param(r, "batch_size")) for r in members + [base])
@@ -285,15 +291,15 @@ def draw(runs: list[dict], out_dir: pathlib.Path):
   base = [r for r in pre if r["name"] == "base"]
   families = R.group_by([r for r in pre if r["name"] != "base"],
                         lambda r: R.name_word(r["name"]))
+  kept = [r for members in families.values() for r in tuned(members)]
   paths = []
-  for run in base + [r for members in families.values() for r in tuned(members)]:
+  for run in base + kept:
     paths += [learning_curves(run, out_dir), attention(run, out_dir),
               hallucination(run, out_dir), groups(run, out_dir)]
   paths += [compare(name, members + base, out_dir) for name, members in families.items()]
   if base:
     paths.append(ablations(base[0], {k: tuned(v) for k, v in families.items()}, out_dir))
-  diversity, lines = template_diversity(
-      [r for members in families.values() for r in tuned(members)], out_dir)
+  diversity, lines = template_diversity(kept, out_dir)
   return [p for p in paths + [diversity] if p is not None], lines
 
 
