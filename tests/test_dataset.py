@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import math
 import subprocess
 import sys
 
@@ -89,6 +90,11 @@ def test_statistics_are_consistent(small_dataset):
   assert 50 < stats["mean_tokens_per_biography"] < stats["seq_len"]
   assert set(stats["mean_tokens_per_value"]) == set(small_dataset.tables.attributes)
   assert stats["no_knowledge_baseline"] == pytest.approx(6.7849, abs=1e-3)
+  # The paper's lists with a small population: dates are sparse, their floor far below ln(K).
+  assert stats["baselines"]["birth_date"] == pytest.approx(math.log(201 * 12 * 31), abs=1e-4)
+  assert stats["frequency_floor"]["birth_date"] < 0.9 * stats["baselines"]["birth_date"]
+  assert all(stats["frequency_floor"][a] <= stats["baselines"][a] + 1e-4
+             for a in small_dataset.tables.attributes)
 
 
 def test_command_line_prints_biographies_then_json():

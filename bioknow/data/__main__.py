@@ -11,6 +11,7 @@ import numpy as np
 from absl import app, flags
 
 from bioknow.data import biography as bio
+from bioknow.data import lists as lists_lib
 from bioknow.data import tokenizer as tok
 from bioknow.data.dataset import DataConfig, Dataset, build_dataset
 
@@ -63,6 +64,11 @@ def statistics(ds: Dataset, n: int, rng: np.random.Generator) -> dict:
       "max_tokens_per_biography": int(batch.length_B.max()),
       "mean_tokens_per_value": tokens_per_value,
       "no_knowledge_baseline": round(ds.no_knowledge_baseline, 4),
+      # ln(list size) per attribute type next to the entropy of the trained population's value
+      # frequencies: far apart, the lists are too sparse for the baseline to be the floor.
+      "baselines": {a: round(b, 4) for a, b in ds.baselines.items()},
+      "frequency_floor": {a: round(b, 4) for a, b in lists_lib.frequency_floor(
+          ds.population.values_NxA[:ds.config.n_individuals], t.attributes).items()},
   }
 
 

@@ -34,6 +34,8 @@ class DataConfig:
   n_last_names: int | None = None
   max_values: int | None = None  # per attribute type other than birth dates
   birth_years: tuple[int, int] = (1900, 2100)
+  birth_months: int = 12  # the first birth_months months of the year
+  birth_days: int = 31  # the first birth_days days of each month
   # Number only the tokens that biographies can contain (the special ones keep their ids):
   # with short lists most of a tokenizer's vocabulary never occurs, and the model then
   # computes no logits for it. Model token ids are then not tokenizer ids (Dataset.sp_ids).
@@ -44,7 +46,8 @@ class DataConfig:
   def list_options(self) -> dict:
     return dict(attributes=tuple(self.attributes), n_first_names=self.n_first_names,
                 n_last_names=self.n_last_names, max_values=self.max_values,
-                birth_years=tuple(self.birth_years))
+                birth_years=tuple(self.birth_years), birth_months=self.birth_months,
+                birth_days=self.birth_days)
 
   def validate(self) -> lists_lib.ValueLists:
     """Checks every field (reading the lists); raises one sentence naming the bad field."""
@@ -102,6 +105,11 @@ class Dataset:
   @functools.cached_property
   def no_knowledge_baseline(self) -> float:
     return lists_lib.no_knowledge_baseline(self.lists)
+
+  @functools.cached_property
+  def baselines(self) -> dict[str, float]:
+    """Per attribute type, the no-knowledge baseline ln(number of values)."""
+    return lists_lib.baselines(self.lists)
 
   def assemble(self, individual_B: np.ndarray, pool: str,
                rng: np.random.Generator) -> biography.Biographies:
