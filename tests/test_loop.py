@@ -128,3 +128,26 @@ def test_batch_must_split_over_the_devices():
   with pytest.raises(ValueError, match="train.batch_size: 7 is not divisible by the 2 devices"):
     loop.TrainConfig(batch_size=7).check()
   assert loop.TrainConfig(batch_size=8, n_devices=1).check() == 1
+
+
+def test_stop_after_plateau_ends_the_run_at_the_confirming_evaluation(tmp_path, monkeypatch):
+  """With train.stop_after_plateau the run stops at the evaluation that confirms the plateau's
+  end (here faked at the evaluation of step 10, confirmed at step 20), and the lr logged is the
+  full run's schedule."""
+  real = loop.evaluation.phase_ends
+
+  def fake(records):
+    return real(records) | {"plateau_end_step": 10 if len(records) >= 3 else None}
+
+  monkeypatch.setattr(loop.evaluation, "phase_ends", fake)
+  cfg = PretrainConfig(
+      data=DataConfig(n_individuals=50, n_heldout=16, tokenizer="bio_4k"),
+      model=ModelConfig(preset="tiny"),
+      train=loop.TrainConfig(n_steps=40, batch_size=8, stop_after_plateau=True),
+      eval=EvalConfig(steps=(0, 10, 20, 30, 40), n_sequences=32, batch_size=32, n_attention=0))
+  summary = cfg.run(tmp_path)
+  records = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in records] == [0, 10, 20]
+  assert summary["step"] == 20 and summary["plateau_end_step"] == 10
+  full = step_lib.learning_rate(cfg.optimizer, 40)
+  assert records[-1]["lr"] == pytest.approx(float(full(20)))

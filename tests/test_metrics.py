@@ -100,6 +100,35 @@ def test_eval_schedule_of_the_paper():
 
 
 def test_phase_ends():
-  records = [{"step": s, "attribute_loss": l} for s, l in
+  b = 6.78
+  records = [{"step": s, "attribute_loss": l, "no_knowledge_baseline": b} for s, l in
              [(0, 30.0), (10, 7.0), (20, 6.9), (30, 6.8), (40, 6.5), (50, 2.0)]]
-  assert phase_ends(records, 6.78) == {"plateau_end_step": 40, "first_phase_end_step": 10}
+  assert phase_ends(records) == {"plateau_end_step": 40, "first_phase_end_step": 10}
+
+
+def test_phase_ends_need_two_evaluations_in_a_row():
+  """One noisy evaluation below 0.99 x baseline (step 30) or within 5% (step 10) ends no
+  phase; a condition that holds through the last evaluation does."""
+  b = 2.0
+  losses = [(0, 9.0), (10, 2.09), (20, 2.5), (30, 1.97), (40, 2.01), (50, 2.05), (60, 1.9),
+            (70, 1.95), (80, 1.5)]
+  records = [{"step": s, "attribute_loss": l, "no_knowledge_baseline": b} for s, l in losses]
+  assert phase_ends(records) == {"first_phase_end_step": 30, "plateau_end_step": 60}
+  last = records[:1] + [records[-1]]
+  assert phase_ends(last) == {"first_phase_end_step": 80, "plateau_end_step": 80}
+  assert phase_ends(records[:3]) == {"first_phase_end_step": None, "plateau_end_step": None}
+
+
+def test_phase_ends_per_attribute():
+  """Each attribute type against its own baseline: birth dates (baseline 4) end their plateau
+  at step 20, majors (baseline 2) never do; the mean follows the overall keys."""
+  rows = [(0, 9.0, 5.0), (10, 4.1, 2.0), (20, 3.9, 2.0), (30, 3.0, 1.99), (40, 2.0, 2.0)]
+  records = [{"step": s, "attribute_loss": (d + m) / 2, "no_knowledge_baseline": 3.0,
+              "attribute_loss/birth_date": d, "no_knowledge_baseline/birth_date": 4.0,
+              "attribute_loss/major": m, "no_knowledge_baseline/major": 2.0}
+             for s, d, m in rows]
+  ends = phase_ends(records)
+  assert ends["first_phase_end_step/birth_date"] == 10
+  assert ends["plateau_end_step/birth_date"] == 20
+  assert ends["first_phase_end_step/major"] == 10 and ends["plateau_end_step/major"] is None
+  assert ends["first_phase_end_step"] == 10 and ends["plateau_end_step"] == 20

@@ -348,7 +348,7 @@ def run(cfg: FinetuneConfig, workdir: pathlib.Path) -> dict:
       lr_schedule=learning_rate(cfg.optimizer, cfg.train.n_steps),
       batches=training_batches(cfg, ds, schedule), eval_sets=eval_sets, eval_cfg=cfg.eval,
       train_cfg=cfg.train, attributes=ds.tables.attributes, population_size=ds.population.size,
-      baseline=ds.no_knowledge_baseline,
+      baselines=ds.baselines,
       extra_summary={"experiment": "finetune", "source_run": str(source),
                      "source_step": source_step, "n_finetune": cfg.n_finetune,
                      "finetune_ids": list(cfg.finetune_range), "weight_replay": cfg.weight_replay,

@@ -91,7 +91,7 @@ def run(cfg: PretrainConfig, workdir: pathlib.Path, extra_summary: dict | None =
       lr_schedule=learning_rate(cfg.optimizer, cfg.train.n_steps), batches=batches,
       eval_sets=eval_sets, eval_cfg=cfg.eval, train_cfg=cfg.train,
       attributes=ds.tables.attributes, population_size=ds.population.size,
-      baseline=ds.no_knowledge_baseline,
+      baselines=ds.baselines,
       extra_summary={"experiment": "pretrain", "n_parameters": count_parameters(model)["total"],
                      "seq_len": ds.seq_len} | (extra_summary or {}),
       **loop_kwargs)

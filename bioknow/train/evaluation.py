@@ -5,8 +5,8 @@ dict of metrics (the keys of metrics.jsonl) plus the per-individual attribute lo
 """
 
 import dataclasses
+import math
 
-import jax.numpy as jnp
 import numpy as np
 
 from bioknow.data.biography import Biographies
@@ -72,7 +72,11 @@ def _run_set(model, bios: Biographies, cfg: EvalConfig, mesh, dtype, n_attention
 
 
 def _summarise(prefix: str, r: dict, attributes: tuple[str, ...]) -> dict:
-  out = {f"{prefix}attribute_loss": float(r["loss"].mean()),
+  loss_B = r["loss"].mean(axis=1)
+  out = {f"{prefix}attribute_loss": float(loss_B.mean()),
+         # The evaluation set's sampling noise: the standard error of that mean.
+         f"{prefix}attribute_loss_sem": float(loss_B.std(ddof=1) / np.sqrt(len(loss_B)))
+         if len(loss_B) > 1 else math.nan,
          f"{prefix}attribute_accuracy": float(r["correct"].mean())}
   for a, name in enumerate(attributes):
     out[f"{prefix}attribute_loss/{name}"] = float(r["loss"][:, a].mean())
@@ -121,9 +125,47 @@ def evaluate(model, sets: dict[str, Biographies], cfg: EvalConfig, mesh, dtype,
   return m, per_individual
 
 
-def phase_ends(records: list[dict], baseline: float) -> dict:
-  """plateau_end_step: first evaluation with attribute loss < 0.99 x baseline;
-  first_phase_end_step: first evaluation with attribute loss within 5% of the baseline."""
-  plateau = next((r["step"] for r in records if r["attribute_loss"] < 0.99 * baseline), None)
-  first = next((r["step"] for r in records if r["attribute_loss"] <= 1.05 * baseline), None)
-  return {"plateau_end_step": plateau, "first_phase_end_step": first}
+# The phase rules, stated once: the loop's summary and the figures both call phase_ends.
+FIRST_PHASE_FACTOR = 1.05  # the first phase ends when the loss is within 5% of the baseline
+PLATEAU_FACTOR = 0.99  # the plateau ends when the loss falls below 0.99 x the baseline
+# A rule must hold at this many consecutive evaluations (or through the last one), so that one
+# noisy evaluation neither ends the first phase nor ends the plateau.
+CONFIRM = 2
+
+
+def _first_step(steps: list[int], holds: list[bool]) -> int | None:
+  """The first step from which `holds` is true for CONFIRM evaluations in a row (a run of
+  true values that reaches the last evaluation also counts)."""
+  for i, step in enumerate(steps):
+    window = holds[i:i + CONFIRM]
+    if window and all(window) and (len(window) == CONFIRM or i + len(window) == len(holds)):
+      return step
+  return None
+
+
+def phase_ends(records: list[dict]) -> dict:
+  """first_phase_end_step and plateau_end_step, overall and per attribute type (keys
+  'plateau_end_step/birth_date', ...), from metrics records.
+
+  first_phase_end_step: the first evaluation from which the attribute loss is within 5% of the
+  no-knowledge baseline (loss <= 1.05 x baseline) for CONFIRM evaluations in a row.
+  plateau_end_step: the first evaluation from which it is below 0.99 x the baseline (PAPER.md's
+  rule) for CONFIRM evaluations in a row. None where a phase never ends. Per attribute type,
+  the same rules compare 'attribute_loss/<name>' with 'no_knowledge_baseline/<name>'.
+  """
+  out = {}
+  names = [k.split("/", 1)[1] for k in (records[0] if records else {})
+           if k.startswith("no_knowledge_baseline/")]
+  for suffix in ("", *(f"/{n}" for n in names)):
+    kept = [r for r in records if _finite(r.get(f"attribute_loss{suffix}"))
+            and _finite(r.get(f"no_knowledge_baseline{suffix}"))]
+    steps = [int(r["step"]) for r in kept]
+    ratio = [r[f"attribute_loss{suffix}"] / r[f"no_knowledge_baseline{suffix}"] for r in kept]
+    out[f"first_phase_end_step{suffix}"] = _first_step(
+        steps, [x <= FIRST_PHASE_FACTOR for x in ratio])
+    out[f"plateau_end_step{suffix}"] = _first_step(steps, [x < PLATEAU_FACTOR for x in ratio])
+  return out
+
+
+def _finite(x) -> bool:
+  return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

@@ -37,14 +37,19 @@ class TrainConfig:
   progress_seconds: float = 5.0
   data_threads: int = 2  # prefetching only: batches do not depend on it
   pack: bool = True  # biographies end to end in fixed rows: no compute on padding
+  # End the run at the evaluation that confirms the plateau's end (evaluation.phase_ends):
+  # for sweeps that measure only when the plateau ends. The lr schedule still spans n_steps,
+  # so the steps run are exactly those of the full run.
+  stop_after_plateau: bool = False
 
   def check(self) -> int:
     """Validates the fields; returns the number of devices used."""
     for name in ("n_steps", "batch_size"):
       if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
         raise ValueError(f"train.{name}: got {getattr(self, name)!r}; it must be an integer >= 1.")
-    if not isinstance(self.pack, bool):
-      raise ValueError(f"train.pack: got {self.pack!r}; allowed: True, False.")
+    for name in ("pack", "stop_after_plateau"):
+      if not isinstance(getattr(self, name), bool):
+        raise ValueError(f"train.{name}: got {getattr(self, name)!r}; allowed: True, False.")
     if self.compute_dtype not in DTYPES:
       raise ValueError(f"train.compute_dtype: got {self.compute_dtype!r}; allowed: "
                        f"{', '.join(DTYPES)}.")
@@ -117,7 +122,7 @@ def _format_seconds(s: float) -> str:
 
 def train(*, workdir: pathlib.Path, model, optimizer, lr_schedule: Callable, batches,
           eval_sets: dict, eval_cfg: evaluation.EvalConfig, train_cfg: TrainConfig,
-          attributes: tuple[str, ...], population_size: int, baseline: float,
+          attributes: tuple[str, ...], population_size: int, baselines: dict[str, float],
           patterns_fn: Callable | None = None, reset_opt_at: int | None = None,
           extra_summary: dict | None = None) -> dict:
   """Runs (or resumes) training in `workdir` and returns the summary.
@@ -127,6 +132,7 @@ def train(*, workdir: pathlib.Path, model, optimizer, lr_schedule: Callable, bat
   instead of the model's own (patching); `batch` is the step's device batch, a dict with
   'tokens' [B, T] and, when packed, 'positions' and 'segment' [B, T]; reset_opt_at: step at which the optimizer state is re-initialised.
   """
+  baseline = sum(baselines.values()) / len(baselines)
   n_devices = train_cfg.check()
   mesh = step_lib.data_mesh(n_devices)
   dtype = DTYPES[train_cfg.compute_dtype]
@@ -156,11 +162,20 @@ def train(*, workdir: pathlib.Path, model, optimizer, lr_schedule: Callable, bat
           f"the training loss became {train_loss} before step {step}; the last good checkpoint "
           f"is step {ckpt.latest_step()}.")
     record = {"step": step, "lr": float(lr_schedule(step)), "train_loss": train_loss,
-              "no_knowledge_baseline": baseline} | record
+              "no_knowledge_baseline": baseline} | record | {
+                  f"no_knowledge_baseline/{a}": b for a, b in baselines.items()}
     files.append(record, per_individual)
     ckpt.save(step, model, opt_state, iterator, {"step": step})
     records.append(record)
     return record
+
+  def plateau_over() -> bool:
+    """True once train.stop_after_plateau holds and the records confirm the plateau's end."""
+    over = (train_cfg.stop_after_plateau and bool(records)
+            and evaluation.phase_ends(records)["plateau_end_step"] is not None)
+    if over:
+      print(f"plateau ended: stopped at step {step} (train.stop_after_plateau)", flush=True)
+    return over
 
   t_start = time.perf_counter()
   loss_sum, n_losses, n_tokens, n_dropped = jnp.zeros(()), 0, 0, 0
@@ -169,7 +184,8 @@ def train(*, workdir: pathlib.Path, model, optimizer, lr_schedule: Callable, bat
     run_eval(step, loss_sum, 0)
     eval_steps.pop(0)
   try:
-    while step < train_cfg.n_steps:
+    # A resumed run whose plateau already ended (killed at that evaluation) runs no step.
+    while step < train_cfg.n_steps and not (step == (start or 0) and plateau_over()):
       batch = next(iterator)
       n_tokens += int(batch["length_B"].sum()) - len(batch["length_B"])  # targets, not BOS
       if reset_opt_at is not None and step == reset_opt_at:
@@ -200,6 +216,8 @@ def train(*, workdir: pathlib.Path, model, optimizer, lr_schedule: Callable, bat
               f"{r.get('unseen_attribute_loss', float('nan')):.4f}", flush=True)
         loss_sum, n_losses = jnp.zeros(()), 0
         eval_steps.pop(0)
+        if plateau_over():
+          break
   finally:
     ckpt.wait()
     ckpt.close()
@@ -208,7 +226,7 @@ def train(*, workdir: pathlib.Path, model, optimizer, lr_schedule: Callable, bat
 
   wall = time.perf_counter() - t_start
   steps_done = step - (start or 0)
-  summary = (records[-1] if records else {}) | evaluation.phase_ends(records, baseline) | {
+  summary = (records[-1] if records else {}) | evaluation.phase_ends(records) | {
       "wall_seconds": wall, "steps_per_second": steps_done / wall,
       "tokens_per_second": n_tokens / wall, "device_kind": jax.local_devices()[0].device_kind,
       "n_devices": n_devices, "dropped_biographies": n_dropped} | (extra_summary or {})
