@@ -64,6 +64,8 @@ def report(workdir: pathlib.Path) -> list[pathlib.Path]:
     if R.experiment(run) in ("pretrain", "patching") and math.isfinite(
         R.final(run, "attribute_loss")):
       print(summarise(run))
+      for line in pretrain.attribute_lines(run):
+        print(line)
   for line in best_lr_lines(runs) + lines:
     print(line)
   return paths

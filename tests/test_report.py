@@ -129,10 +129,35 @@ def test_population_plateau_law_and_best_lr(tmp_path):
       "n100_seed0_lr0.001", "n100_seed1_lr0.001", "n200_seed0_lr0.001", "n400_seed0_lr0.003"]
   paths, lines = population.draw(runs, tmp_path / "figures")
   assert pngs(paths)["plateau_vs_population.png"] > 500
-  assert "plateau law: plateau_end = 3 * N^0.7000, exponent k = 0.7000, R^2 = 1.0000" in lines
+  assert ("plateau law: plateau_end = 3 * N^0.7000, exponent k = 0.7000 (95% CI 0.700 to "
+          "0.700), R^2 = 1.0000") in lines
+  assert lines[0].startswith("plateau end by population (best lr, mean over seeds): 100: 75 "
+                             "(2 seeds, range 75-75); 200: 122 (1 seeds)")
   assert report.best_lr_lines(runs)[0].startswith(
       "best lr for n_individuals=100: 0.001 (final training loss 1, mean over seeds; others "
       "0.003: 1.1)")
+
+
+def test_plateau_law_interval_by_hand(tmp_path):
+  """Three seeds per population with plateau ends 2 N^0.8 times 0.9, 1 and 1.1: the mean, the
+  range and the 95% interval of k match a hand computation."""
+  factors = (0.9, 1.0, 1.1)
+  for n in (250, 1000, 4000):
+    for seed, f in enumerate(factors):
+      pretrain_run(tmp_path, f"n{n}_seed{seed}", n, 8_000, 2 * n ** 0.8 * f, seed=seed)
+  [law] = population.plateau_law(R.find_runs(tmp_path))
+  np.testing.assert_allclose(law["plateau"], [2 * n ** 0.8 for n in (250, 1000, 4000)])
+  np.testing.assert_allclose(law["high"] / law["low"], 1.1 / 0.9)
+  assert list(law["seeds"]) == [3, 3, 3] and list(law["ended"]) == [3, 3, 3]
+  # By hand: the slope is 0.8 (the factors repeat per population); its standard error is
+  # sqrt(SSR / (n - 2) / Sxx) with SSR = 3 sum(log f - mean)^2 over the 9 points.
+  log_f = np.log(factors) - np.log(factors).mean()
+  log_n = np.log([250, 1000, 4000])
+  sxx = 3 * np.sum((log_n - log_n.mean()) ** 2)
+  stderr = np.sqrt(3 * np.sum(log_f ** 2) / 7 / sxx)
+  t_975_7 = 2.3646242510102993
+  np.testing.assert_allclose([law["k_low"], law["k_high"]],
+                             [0.8 - t_975_7 * stderr, 0.8 + t_975_7 * stderr], rtol=1e-9)
 
 
 def test_partial_population_sweep(tmp_path, capsys):
@@ -341,3 +366,25 @@ def test_template_diversity(tmp_path, capsys):
   assert ("templates: 1 training templates, fixed order: attribute loss 4 on evaluation "
           "templates, 2 on training templates") in out
   assert out.count("templates: ") == 4
+
+
+def test_per_attribute_phases_figure_and_lines(tmp_path):
+  """Two attribute types against their own baselines: birth dates (baseline 2) leave their
+  plateau at step 400, majors (baseline 4) stay on it; the lines give each type's ends and
+  its loss / baseline range over the run's plateau (steps 100-400)."""
+  steps = [0, 100, 200, 300, 400, 500, 600]
+  date = [6.0, 2.06, 2.02, 2.0, 1.9, 1.5, 1.0]
+  major = [9.0, 4.12, 4.08, 4.04, 4.0, 4.0, 4.0]
+  records = [{"step": s, "attribute_loss": (d + m) / 2, "no_knowledge_baseline": 3.0,
+              "attribute_loss/birth_date": d, "no_knowledge_baseline/birth_date": 2.0,
+              "attribute_loss/major": m, "no_knowledge_baseline/major": 4.0}
+             for s, d, m in zip(steps, date, major)]
+  write_run(tmp_path, "quickstart", records)
+  [run] = R.find_runs(tmp_path)
+  assert pretrain.attribute_lines(run) == [
+      "  birth_date: baseline 2, first phase ends 100, plateau ends 400, loss/baseline "
+      "1.000-1.030 over steps 100-400, final loss 1",
+      "  major: baseline 4, first phase ends 100, plateau ends None, loss/baseline 1.010-1.030 "
+      "over steps 100-400, final loss 4"]
+  path = pretrain.attribute_curves(run, tmp_path / "figures")
+  assert path.name == "attribute_curves_quickstart.png" and path.stat().st_size > 500

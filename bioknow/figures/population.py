@@ -2,8 +2,9 @@
 
 Uniform pretraining runs that differ in data.n_individuals (and in lr and seeds) form a
 population sweep. Each population keeps its best learning rate (final training loss, mean
-over seeds); its plateau end is the mean over seeds whose plateau ended within the budget, and
-plateau_end = c * N^k is fitted by least squares in log-log.
+over seeds). plateau_end = c * N^k is fitted by least squares in log-log over every seed's
+plateau end (runs that never left the plateau are left out and counted), with a 95% confidence
+interval on k; each population is drawn as its mean over seeds with the seeds' range.
 """
 
 import math
@@ -17,7 +18,9 @@ from bioknow.figures import runs as R
 
 def plateau_law(runs: list[dict]) -> list[dict]:
   """One dict per population sweep found: n [P], plateau [P] (mean over seeds, NaN where no
-  seed left the plateau), members (runs kept), and k, c, r2 where two or more plateaus ended."""
+  seed left the plateau), low/high [P] (the seeds' range), seeds [P] and ended [P] (runs,
+  and runs whose plateau ended), members (runs kept), and k, c, r2 where two or more
+  populations ended their plateau (k_low, k_high: the 95% interval, from three points)."""
   uniform = [r for r in runs if R.experiment(r) == "pretrain"
              and R.schedule_kind(r) == "uniform" and r["records"]
              and isinstance(R.population(r), int)]
@@ -27,14 +30,19 @@ def plateau_law(runs: list[dict]) -> list[dict]:
     by_n = dict(sorted(R.group_by(members, R.population).items()))
     if len(by_n) < 2:
       continue
-    plateau = []
-    for group in by_n.values():
-      ends = [e for e in (R.phase_ends(r)[1] for r in group) if e is not None]
-      plateau.append(float(np.mean(ends)) if ends else math.nan)
-    law = {"n": np.array(list(by_n), float), "plateau": np.array(plateau), "members": members}
-    ok = np.isfinite(law["plateau"]) & (law["plateau"] > 0)
-    if ok.sum() >= 2:
-      law["k"], law["c"], law["r2"] = R.fit_power_law(law["n"][ok], law["plateau"][ok])
+    stats, points = [], []
+    for n, group in by_n.items():
+      ends = [e for e in (R.phase_ends(r)[1] for r in group) if e is not None and e > 0]
+      points += [(n, e) for e in ends]
+      stats.append((np.mean(ends), min(ends), max(ends)) if ends else (math.nan,) * 3)
+      stats[-1] += (len(group), len(ends))
+    mean, low, high, seeds, ended = (np.array(column, float) for column in zip(*stats))
+    law = {"n": np.array(list(by_n), float), "plateau": mean, "low": low, "high": high,
+           "seeds": seeds.astype(int), "ended": ended.astype(int), "members": members}
+    if len({n for n, _ in points}) >= 2:
+      x, y = zip(*points)
+      law["k"], law["c"], law["r2"] = R.fit_power_law(x, y)
+      law["k_low"], law["k_high"] = R.power_law_interval(x, y)
     sweeps.append(law)
   return sweeps
 
@@ -61,26 +69,43 @@ def _draw(law: dict, out_dir: pathlib.Path, name: str) -> pathlib.Path:
                 title="learning curves (best lr, one seed)")
   ax_curves.legend(fontsize=7)
   ok = np.isfinite(law["plateau"])
+  ax_law.errorbar(law["n"][ok], law["plateau"][ok],
+                  yerr=[law["plateau"][ok] - law["low"][ok], law["high"][ok] - law["plateau"][ok]],
+                  fmt="none", ecolor="k", elinewidth=1, capsize=3, zorder=3)
   ax_law.scatter(law["n"][ok], law["plateau"][ok], c=[colors[n] for n in law["n"][ok]], s=40,
-                 zorder=4, label="plateau end (mean over seeds)")
+                 zorder=4, label="plateau end (mean over seeds, bars: range)")
   if "k" in law:
     n_line = np.geomspace(law["n"].min(), law["n"].max(), 50)
     ax_law.plot(n_line, law["c"] * n_line ** law["k"], color="k", lw=1,
-                label=f"{law['c']:.3g} N^{law['k']:.3f}  (R² = {law['r2']:.3f})")
+                label=f"{law['c']:.3g} N^{law['k']:.3f} [{_interval(law)}]  (R² = {law['r2']:.3f})")
   ax_law.set(xscale="log", yscale="log", xlabel="number of individuals N",
              ylabel="plateau end (steps)", title="plateau length against population")
   ax_law.legend(fontsize=7)
   return R.save(fig, out_dir, name)
 
 
+def _interval(law: dict) -> str:
+  if not math.isfinite(law["k_low"]):
+    return "95% CI: needs 3 points"
+  return f"95% CI {law['k_low']:.3f} to {law['k_high']:.3f}"
+
+
+def _population_line(law: dict, i: int) -> str:
+  n, mean, ended, seeds = law["n"][i], law["plateau"][i], law["ended"][i], law["seeds"][i]
+  if not ended:
+    return f"{R.fmt_count(n)}: not reached ({seeds} seeds)"
+  spread = f", range {law['low'][i]:.0f}-{law['high'][i]:.0f}" if ended > 1 else ""
+  missing = f", {seeds - ended} not reached" if ended < seeds else ""
+  return f"{R.fmt_count(n)}: {mean:.0f} ({ended} seeds{spread}{missing})"
+
+
 def draw(runs: list[dict], out_dir: pathlib.Path):
   paths, lines = [], []
   for i, law in enumerate(plateau_law(runs)):
     paths.append(_draw(law, out_dir, "plateau_vs_population" + (f"_{i}" if i else "")))
-    pops = ", ".join(f"{R.fmt_count(n)}: {p:.0f}" if math.isfinite(p) else
-                     f"{R.fmt_count(n)}: not reached" for n, p in zip(law["n"], law["plateau"]))
+    pops = "; ".join(_population_line(law, j) for j in range(len(law["n"])))
     lines.append(f"plateau end by population (best lr, mean over seeds): {pops}")
     if "k" in law:
       lines.append(f"plateau law: plateau_end = {law['c']:.4g} * N^{law['k']:.4f}, "
-                   f"exponent k = {law['k']:.4f}, R^2 = {law['r2']:.4f}")
+                   f"exponent k = {law['k']:.4f} ({_interval(law)}), R^2 = {law['r2']:.4f}")
   return paths, lines

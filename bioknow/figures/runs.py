@@ -2,7 +2,8 @@
 
 A run is a dict: name, dir, records (metrics.jsonl), summary (summary.json, {} while the run is
 unfinished) and config (config.txt parsed into {"data.n_individuals": 4000, ...}, with fiddle's
-"<[unset; default: X]>" read as X). Nothing here needs JAX.
+"<[unset; default: X]>" read as X). Nothing here runs JAX or reads checkpoints; the phase
+rules are train.evaluation's, imported rather than restated.
 """
 
 import ast
@@ -15,6 +16,8 @@ from typing import Callable, Iterable
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import ticker
+
+from bioknow.train import evaluation
 
 # Summary or config fields that only one experiment has: they identify unfinished runs.
 _EXPERIMENT_FIELDS = {"reference_run": "patching", "reference_step": "patching",
@@ -149,19 +152,13 @@ def baseline(run: dict) -> float:
 
 
 def phase_ends(run: dict) -> tuple[float | None, float | None]:
-  """(first_phase_end_step, plateau_end_step), None where not reached. The summary's values
-  when the run finished; otherwise PAPER.md's rule on the records: the first evaluation with
-  attribute loss within 5% of the baseline, and below 0.99 x the baseline."""
+  """(first_phase_end_step, plateau_end_step), None where not reached: the summary's values
+  when the run finished, else train.evaluation's rules applied to the records so far."""
   s = run["summary"]
   if "plateau_end_step" in s:
     return s.get("first_phase_end_step"), s["plateau_end_step"]
-  b = baseline(run)
-  steps, loss = series(run["records"], "attribute_loss")
-  if not math.isfinite(b):
-    return None, None
-  first = next((int(t) for t, l in zip(steps, loss) if l <= 1.05 * b), None)
-  plateau = next((int(t) for t, l in zip(steps, loss) if l < 0.99 * b), None)
-  return first, plateau
+  ends = evaluation.phase_ends(run["records"])
+  return ends["first_phase_end_step"], ends["plateau_end_step"]
 
 
 def learning_rate(run: dict) -> float:
@@ -280,6 +277,23 @@ def fit_power_law(x, y) -> tuple[float, float, float]:
   total = np.sum((log_y - log_y.mean()) ** 2)
   r2 = 1.0 - np.sum(residual ** 2) / total if total > 0 else 1.0
   return float(k), float(np.exp(log_c)), float(r2)
+
+
+def power_law_interval(x, y, level: float = 0.95) -> tuple[float, float]:
+  """The `level` confidence interval of k in y = c * x^k: the least-squares slope in log-log
+  plus or minus Student's t quantile times its standard error (n - 2 degrees of freedom).
+  Every point counts, so seeds of one population widen the interval by their spread."""
+  from scipy import stats  # a dependency of jax
+
+  log_x, log_y = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
+  n = len(log_x)
+  if n < 3 or np.ptp(log_x) == 0:
+    return math.nan, math.nan
+  k, log_c = np.polyfit(log_x, log_y, 1)
+  residual = log_y - (k * log_x + log_c)
+  stderr = math.sqrt(np.sum(residual ** 2) / (n - 2) / np.sum((log_x - log_x.mean()) ** 2))
+  half = float(stats.t.ppf(0.5 + level / 2, n - 2)) * stderr
+  return float(k - half), float(k + half)
 
 
 def fmt_count(n) -> str:
