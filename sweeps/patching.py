@@ -12,12 +12,10 @@ The launcher runs the reference first. The attention statistics of every run (na
 value->name, value->text, sharpness per layer, in metrics.jsonl) show how attention changes
 over training (Figure 3, right; for patched runs, those of the patterns in use).
 
-Runtime: small, the reference, S = 0 with R in {0, 50, 100, 200, 400, 1400} and S = R in
-{100, 200}: 9 runs of 1.4k steps, 3-8 minutes each on 2 CPU cores (measured: the reference
-and the S = 0 runs with R = 0, 200, 1400 took 16 minutes alone, the other 5 runs 36 minutes
-with another sweep running alongside), about 50 minutes in all; paper,
-the reference and the full grid S, R in {0, 0.5k, 1k, 2k, 4k, 8k, 16k} (S < 16k): 43 runs of
-16k steps, many GPU hours (spread them with --executor=ray once the reference is done).
+Grid: small, the reference, S = 0 with R in {0, 100, 200, 400, 800, 1250} and S = R in
+{200, 400}: 9 runs of 1.25k steps; paper, the reference and the full grid S, R in {0, 0.5k, 1k, 2k, 4k, 8k, 16k} (S < 16k): 43 runs of
+16k steps (spread them with --executor=ray once the reference is done). Runtimes: the
+README's table.
 Reproduces Figure 3 (middle and right) and Figure D of the paper (claim 2): patterns from a
 post-plateau checkpoint remove most of the plateau, patterns from early checkpoints are worse
 than the initial ones, and attention from the first value token to the name tokens in the
@@ -31,11 +29,11 @@ from bioknow.experiments.patching import PatchingConfig
 
 REFERENCE = "reference"
 # Reference steps; frozen: the S = R points (the paper's grid has every S, R pair). At small
-# scale the plateau ends near step 175, so freezing at 400 repeats the reference's plateau;
-# evaluations every 25 steps up to 400 resolve plateau ends of a few hundred steps.
+# scale the first phase ends near step 200 and the plateau a few hundred steps later;
+# evaluations every 50 steps up to 800 resolve both.
 PAPER = dict(steps=(0, 500, 1_000, 2_000, 4_000, 8_000, 16_000), frozen=None, eval_steps=None)
-SMALL = dict(steps=(0, 50, 100, 200, 400, 1_400), frozen=(100, 200),
-             eval_steps=tuple(range(0, 400, 25)) + tuple(range(400, 1_401, 100)))
+SMALL = dict(steps=(0, 100, 200, 400, 800, 1_250), frozen=(200, 400),
+             eval_steps=tuple(range(0, 800, 50)) + tuple(range(800, 1_251, 150)))
 
 
 def base(scale: str):

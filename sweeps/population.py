@@ -3,21 +3,22 @@ python -m bioknow.report --workdir=runs/population
 
 Plateau length against the number of individuals (claim 1).
 
-Runtime: small, 4 populations (100 to 800 people) of 1k steps, 12 minutes on 2 CPU cores
-(measured: plateau ends 100, 150, 250 and 475 steps, fitted exponent 0.75, R^2 0.99); paper,
-7 populations (4k to 256k) x 5 seeds x 5 learning rates = 175 runs of 16k steps, a few
-minutes each on one H100 (hours in all: spread it with --executor=ray).
+Grid: small, 5 populations (250 to 4,000 people, 16x) x 3 seeds at the quickstart's lr, each
+run stopped once its plateau has ended (train.stop_after_plateau); paper, 7 populations (4k to
+256k) x 5 seeds x 5 learning rates = 175 runs of 16k steps (spread them with
+--executor=ray). Runtimes: the README's table.
 Reproduces Figure 2 (right) of the paper: the plateau grows almost linearly (a power law
-with exponent below 1) with the population; the report fits it, keeping per population the learning
-rate with the best final training loss (mean over seeds).
+with exponent below 1) with the population. The report keeps per population the learning
+rate with the best final training loss (mean over seeds), fits plateau_end = c N^k over every
+seed's plateau end and prints k with its 95% confidence interval.
 """
 
 from bioknow import configs
 
 PAPER_N = (4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000)
 PAPER_LR = (1e-4, 2e-4, 4e-4, 8e-4, 1.6e-3)
-SMALL_N = (100, 200, 400, 800)
-SMALL_LR = (8e-3,)
+SMALL_N = (250, 500, 1_000, 2_000, 4_000)
+SMALL_SEEDS = 3
 
 
 def base(scale: str):
@@ -25,8 +26,9 @@ def base(scale: str):
 
 
 def sweep(scale: str):
+  small_lr = base("small").optimizer.lr  # the quickstart's swept lr
   populations, lrs, seeds = (PAPER_N, PAPER_LR, range(5)) if scale == "paper" else (
-      SMALL_N, SMALL_LR, range(1))
+      SMALL_N, (small_lr,), range(SMALL_SEEDS))
   for n in populations:
     for seed in seeds:
       for lr in lrs:
@@ -34,9 +36,12 @@ def sweep(scale: str):
         cfg.data.n_individuals = n
         cfg.data.seed = cfg.train.seed = seed
         cfg.optimizer.lr = lr
-        if scale == "small":  # only the plateau matters here: short runs, dense evaluations
-          cfg.train.n_steps = 1_000
-          cfg.eval.every, cfg.eval.dense_until, cfg.eval.n_spaced = 25, 1_000, 1
-          cfg.eval.n_sequences = cfg.eval.batch_size = 128
+        if scale == "small":
+          # Only the plateau's end matters here: one schedule long enough for the largest
+          # population, each run stopped once its plateau has ended; dense evaluations of the
+          # seen set only.
+          cfg.train.n_steps, cfg.train.stop_after_plateau = 6_000, True
+          cfg.eval.every, cfg.eval.dense_until, cfg.eval.n_spaced = 50, 6_000, 1
           cfg.eval.n_attention = 0
+          cfg.data.n_heldout = 0
         yield f"n{n}_seed{seed}_lr{lr:g}", cfg
