@@ -28,8 +28,7 @@ def _summary(run_dir: pathlib.Path) -> dict | None:
   return json.loads(path.read_text()) if path.exists() else None
 
 
-def run_point(name: str, cfg: fdl.Buildable, experiment, workdir: pathlib.Path
-              ) -> tuple[str, dict]:
+def run_point(name: str, cfg: fdl.Buildable, experiment, workdir: pathlib.Path) -> tuple[str, dict]:
   """Runs (or resumes, or skips if finished) one point; returns (status, summary)."""
   run_dir = workdir / name
   if (done := _summary(run_dir)) is not None:
@@ -40,8 +39,7 @@ def run_point(name: str, cfg: fdl.Buildable, experiment, workdir: pathlib.Path
       experiment.check_sources(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(serialization.dump_json(cfg, indent=2))
-    (run_dir / "config.txt").write_text(
-        printing.as_str_flattened(cfg, include_types=False) + "\n")
+    (run_dir / "config.txt").write_text(printing.as_str_flattened(cfg, include_types=False) + "\n")
     summary = experiment.run(run_dir)
   except Exception as e:  # one failing point does not stop the others
     traceback.print_exc()
@@ -81,13 +79,16 @@ def run_ray(points, workdir: pathlib.Path, address: str | None) -> list[Result]:
   try:
     import ray  # pylint: disable=import-outside-toplevel
   except ImportError:
-    raise SystemExit("--executor=ray needs Ray: pip install 'bioknow[ray]' (or pip install "
-                     "ray), then run the same command again.") from None
+    raise SystemExit(
+      "--executor=ray needs Ray: pip install 'bioknow[ray]' (or pip install "
+      "ray), then run the same command again."
+    ) from None
   ray.init(address=address, logging_level="WARNING", log_to_driver=True)
   try:
     gpus = ray.cluster_resources().get("GPU", 0)
-    task = ray.remote(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1,
-                      max_retries=0)(_run_serialized)
+    task = ray.remote(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1, max_retries=0)(
+      _run_serialized
+    )
     by_name = {p.name: p for p in points}
     selected = set(by_name)
     statuses: dict[str, str] = {}

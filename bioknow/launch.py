@@ -31,24 +31,34 @@ _SWEEP = flags.DEFINE_string("sweep", None, "Path of a sweep file, e.g. sweeps/q
 # bioknow.report defines the same flag; a process importing both (the tests) shares it.
 if "workdir" not in flags.FLAGS:
   flags.DEFINE_string("workdir", None, "Root of the run directories (runs/NAME).")
-_SCALE = flags.DEFINE_enum("scale", None, configs.SCALES,
-                           "Grid to run (default: small without an accelerator, else paper).")
-_ONLY = flags.DEFINE_string("only", None, "Run only points whose name matches this glob "
-                            "(or one of these comma-separated globs).")
+_SCALE = flags.DEFINE_enum(
+  "scale", None, configs.SCALES, "Grid to run (default: small without an accelerator, else paper)."
+)
+_ONLY = flags.DEFINE_string(
+  "only",
+  None,
+  "Run only points whose name matches this glob (or one of these comma-separated globs).",
+)
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the points and run nothing.")
 _CONFIG = flags.DEFINE_multi_string("config", [], "Overrides for every point: set:PATH=VALUE.")
-_EXECUTOR = flags.DEFINE_enum("executor", "inline", ["inline", "ray"],
-                              "inline: points one after another in this process; ray: one Ray "
-                              "task per point (pip install 'bioknow[ray]').")
-_RAY_ADDRESS = flags.DEFINE_string("ray_address", None,
-                                   "Address of an existing Ray cluster (default: start one here).")
+_EXECUTOR = flags.DEFINE_enum(
+  "executor",
+  "inline",
+  ["inline", "ray"],
+  "inline: points one after another in this process; ray: one Ray "
+  "task per point (pip install 'bioknow[ray]').",
+)
+_RAY_ADDRESS = flags.DEFINE_string(
+  "ray_address", None, "Address of an existing Ray cluster (default: start one here)."
+)
 
 
 def load_sweep(path: str):
   file = pathlib.Path(path)
   if not file.is_file():
-    raise ValueError(f"--sweep: {path} does not exist; give the path of a sweep file such as "
-                     "sweeps/quickstart.py.")
+    raise ValueError(
+      f"--sweep: {path} does not exist; give the path of a sweep file such as sweeps/quickstart.py."
+    )
   spec = importlib.util.spec_from_file_location(f"bioknow_sweep_{file.stem}", file)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -68,12 +78,13 @@ def apply_overrides(cfg, directives: list[str]):
   for directive in directives:
     if not directive.startswith("set:") or "=" not in directive:
       raise ValueError(f"--config: got {directive!r}; use set:PATH=VALUE.")
-    path, value = directive[len("set:"):].split("=", 1)
+    path, value = directive[len("set:") :].split("=", 1)
     paths = list(_leaves(cfg))
     if path not in paths:
       close = difflib.get_close_matches(path, paths, n=1, cutoff=0.0)
-      raise ValueError(f"--config: {path} is not a config path; closest valid path: "
-                       f"{close[0] if close else None}.")
+      raise ValueError(
+        f"--config: {path} is not a config path; closest valid path: {close[0] if close else None}."
+      )
     old = _value_at(cfg, path)
     fdl_flags.set_value_at_path(cfg, path, _typed(_parse_value(value, path), old, path))
   return cfg
@@ -100,8 +111,10 @@ def _typed(new, old, path: str):
     new = tuple(new)
   same = type(new) is type(old) or (isinstance(old, tuple) and isinstance(new, tuple))
   if not same:
-    raise ValueError(f"--config: {path} must be of type {type(old).__name__} (now {old!r}); "
-                     f"got {new!r} of type {type(new).__name__}.")
+    raise ValueError(
+      f"--config: {path} must be of type {type(old).__name__} (now {old!r}); "
+      f"got {new!r} of type {type(new).__name__}."
+    )
   return new
 
 
@@ -113,8 +126,10 @@ def _parse_value(value: str, path: str):
   try:
     return ast.literal_eval(value)
   except (ValueError, SyntaxError):
-    raise ValueError(f"--config: the value of {path} ({value}) is not a Python literal; quote "
-                     f"strings, e.g. set:{path}=\"{value}\".") from None
+    raise ValueError(
+      f"--config: the value of {path} ({value}) is not a Python literal; quote "
+      f'strings, e.g. set:{path}="{value}".'
+    ) from None
 
 
 class Point(NamedTuple):
@@ -125,8 +140,9 @@ class Point(NamedTuple):
   sources: tuple[str, ...]  # run directories it reads, relative to the sweep's workdir
 
 
-def build_points(module, scale: str, directives: list[str], only: str | None,
-                 workdir: pathlib.Path | None = None) -> list[Point]:
+def build_points(
+  module, scale: str, directives: list[str], only: str | None, workdir: pathlib.Path | None = None
+) -> list[Point]:
   """Every selected point of a sweep, built, checked and ordered so that a point comes after
   the points it reads (e.g. fine-tuning after its pretraining run). A source outside the
   selection must already exist under `workdir` (checked here, before anything runs)."""
@@ -192,32 +208,40 @@ def _estimate(points) -> str:
   if not flops:
     return f"{steps} training steps in total"
   from bioknow.bench import peak_matmul_flops  # pylint: disable=import-outside-toplevel
+
   dtype = getattr(getattr(points[0].experiment, "train", None), "compute_dtype", "float32")
   peak = peak_matmul_flops(dtype)
   seconds = flops / (0.4 * peak)
   time = f"{seconds / 3600:.1f} h" if seconds > 3600 else f"{seconds / 60:.1f} min"
-  return (f"{steps} training steps in total, estimated {time} on this machine "
-          f"({flops:.2e} model FLOPs at 40% of its measured {peak / 1e9:.0f} GFLOP/s {dtype} "
-          "matmul peak, one point at a time)")
+  return (
+    f"{steps} training steps in total, estimated {time} on this machine "
+    f"({flops:.2e} model FLOPs at 40% of its measured {peak / 1e9:.0f} GFLOP/s {dtype} "
+    "matmul peak, one point at a time)"
+  )
 
 
 # What the status table shows of each experiment kind's summary.json.
 KEY_METRICS = {
-    "pretrain": ("plateau_end_step", "attribute_loss", "attribute_accuracy",
-                 "unseen_attribute_loss"),
-    "patching": ("plateau_end_step", "attribute_loss", "attribute_accuracy"),
-    "finetune": ("pretrain/attribute_accuracy", "finetune/attribute_accuracy",
-                 "min_pretrain_accuracy"),
-    "toy_memory": ("pretrain/accuracy_before_finetune", "min_pretrain_accuracy_during_finetune",
-                   "min_pretrain_accuracy_finetune_step", "finetune/accuracy"),
+  "pretrain": ("plateau_end_step", "attribute_loss", "attribute_accuracy", "unseen_attribute_loss"),
+  "patching": ("plateau_end_step", "attribute_loss", "attribute_accuracy"),
+  "finetune": (
+    "pretrain/attribute_accuracy",
+    "finetune/attribute_accuracy",
+    "min_pretrain_accuracy",
+  ),
+  "toy_memory": (
+    "pretrain/accuracy_before_finetune",
+    "min_pretrain_accuracy_during_finetune",
+    "min_pretrain_accuracy_finetune_step",
+    "finetune/accuracy",
+  ),
 }
 
 
 def _key_metrics(summary: dict) -> str:
   keys = KEY_METRICS.get(summary.get("experiment", "pretrain"), KEY_METRICS["pretrain"])
   shown = {k: summary[k] for k in keys if k in summary}
-  return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                   for k, v in shown.items())
+  return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
 
 
 def main(argv):

@@ -16,10 +16,15 @@ through token mixing, not attention as such.
 
 from bioknow import configs
 
-PAPER = dict(lr=(1e-4, 2e-4, 4e-4, 8e-4, 1.6e-3), weight_decay=(0.01, 0.03, 0.1, 0.3, 1.0),
-             batch=(32, 64, 128, 256, 512), model=("paper", "paper_896", "paper_1536"))
-SMALL = dict(lr=(2e-3, 4e-3, 8e-3), weight_decay=(0.01, 0.1, 1.0), batch=(16, 32, 64),
-             model=("mini", "small"))
+PAPER = dict(
+  lr=(1e-4, 2e-4, 4e-4, 8e-4, 1.6e-3),
+  weight_decay=(0.01, 0.03, 0.1, 0.3, 1.0),
+  batch=(32, 64, 128, 256, 512),
+  model=("paper", "paper_896", "paper_1536"),
+)
+SMALL = dict(
+  lr=(2e-3, 4e-3, 8e-3), weight_decay=(0.01, 0.1, 1.0), batch=(16, 32, 64), model=("mini", "small")
+)
 
 
 def base(scale: str):

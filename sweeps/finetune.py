@@ -33,14 +33,29 @@ from bioknow.train.evaluation import EvalConfig
 from bioknow.train.loop import TrainConfig
 from bioknow.train.step import OptimizerConfig
 
-PAPER = dict(new=(1_000, 2_000, 4_000, 8_000, 16_000), replay_new=4_000,
-             replay_weights=(2, 1, 1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32), lr=3e-5,
-             steps=4_000, celebrity_n=128_000, n_celebrities=8_000, weight_celebrities=8)
+PAPER = dict(
+  new=(1_000, 2_000, 4_000, 8_000, 16_000),
+  replay_new=4_000,
+  replay_weights=(2, 1, 1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32),
+  lr=3e-5,
+  steps=4_000,
+  celebrity_n=128_000,
+  n_celebrities=8_000,
+  weight_celebrities=8,
+)
 # The small pretraining run ends at lr ~0 from a peak of 8e-3; fine-tuning uses 1/13 of the
 # peak, as the paper's 3e-5 is 1/13 of its 4e-4. The celebrities run has 600 people so that
 # its non-celebrities stay rare (~50 sequences each; ~11 in the paper).
-SMALL = dict(new=(50, 100, 200), replay_new=100, replay_weights=(1, 1 / 4, 1 / 16), lr=6e-4,
-             steps=400, celebrity_n=600, n_celebrities=40, weight_celebrities=8)
+SMALL = dict(
+  new=(50, 100, 200),
+  replay_new=100,
+  replay_weights=(1, 1 / 4, 1 / 16),
+  lr=6e-4,
+  steps=400,
+  celebrity_n=600,
+  n_celebrities=40,
+  weight_celebrities=8,
+)
 
 
 def base(scale: str):
@@ -54,15 +69,27 @@ def finetune_from(source_cfg, source: str, scale: str, **kwargs) -> fdl.Config[F
   if scale == "paper":  # every 25 steps up to 500, then 16 evenly spaced
     evaluation = fdl.Config(EvalConfig, every=25, dense_until=500, n_spaced=16)
   else:  # every 10 steps up to 100, then every 50
-    evaluation = fdl.Config(EvalConfig, every=10, dense_until=100, n_spaced=8, n_sequences=256,
-                            batch_size=256, n_attention=0)
+    evaluation = fdl.Config(
+      EvalConfig,
+      every=10,
+      dense_until=100,
+      n_spaced=8,
+      n_sequences=256,
+      batch_size=256,
+      n_attention=0,
+    )
   train = copy.deepcopy(source_cfg.train)
   train.n_steps = grid["steps"]
   return fdl.Config(
-      FinetuneConfig, source=source, data=copy.deepcopy(source_cfg.data),
-      model=copy.deepcopy(source_cfg.model),
-      optimizer=fdl.Config(OptimizerConfig, lr=grid["lr"], schedule="constant"), train=train,
-      eval=evaluation, **kwargs)
+    FinetuneConfig,
+    source=source,
+    data=copy.deepcopy(source_cfg.data),
+    model=copy.deepcopy(source_cfg.model),
+    optimizer=fdl.Config(OptimizerConfig, lr=grid["lr"], schedule="constant"),
+    train=train,
+    eval=evaluation,
+    **kwargs,
+  )
 
 
 def _weight_name(w: float) -> str:
@@ -77,17 +104,29 @@ def sweep(scale: str):
     yield f"new{n}", finetune_from(pretrain, "pretrain", scale, n_finetune=n)
   n = grid["replay_new"]
   for w in grid["replay_weights"]:
-    yield (f"new{n}_replay{_weight_name(w)}",
-           finetune_from(pretrain, "pretrain", scale, n_finetune=n, weight_replay=w))
+    yield (
+      f"new{n}_replay{_weight_name(w)}",
+      finetune_from(pretrain, "pretrain", scale, n_finetune=n, weight_replay=w),
+    )
 
   celebrities = base(scale)
   n, n_celebrities = grid["celebrity_n"], grid["n_celebrities"]
   celebrities.data.n_individuals = n
-  celebrities.schedule = fdl.Partial(schedules.Celebrities, n_celebrities=n_celebrities,
-                                     weight_celebrities=grid["weight_celebrities"])
+  celebrities.schedule = fdl.Partial(
+    schedules.Celebrities,
+    n_celebrities=n_celebrities,
+    weight_celebrities=grid["weight_celebrities"],
+  )
   groups = (("celebrities", 0, n_celebrities), ("non_celebrities", n_celebrities, n))
   celebrities.eval_groups = groups
   yield "celebrities_pretrain", celebrities
-  yield "celebrities_finetune", finetune_from(
-      celebrities, "celebrities_pretrain", scale, finetune_ids=(n_celebrities, n),
-      eval_groups=groups)
+  yield (
+    "celebrities_finetune",
+    finetune_from(
+      celebrities,
+      "celebrities_pretrain",
+      scale,
+      finetune_ids=(n_celebrities, n),
+      eval_groups=groups,
+    ),
+  )

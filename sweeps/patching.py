@@ -34,8 +34,11 @@ REFERENCE = "reference"
 # scale the plateau ends near step 175, so freezing at 400 repeats the reference's plateau;
 # evaluations every 25 steps up to 400 resolve plateau ends of a few hundred steps.
 PAPER = dict(steps=(0, 500, 1_000, 2_000, 4_000, 8_000, 16_000), frozen=None, eval_steps=None)
-SMALL = dict(steps=(0, 50, 100, 200, 400, 1_400), frozen=(100, 200),
-             eval_steps=tuple(range(0, 400, 25)) + tuple(range(400, 1_401, 100)))
+SMALL = dict(
+  steps=(0, 50, 100, 200, 400, 1_400),
+  frozen=(100, 200),
+  eval_steps=tuple(range(0, 400, 25)) + tuple(range(400, 1_401, 100)),
+)
 
 
 def base(scale: str):
@@ -61,8 +64,10 @@ def sweep(scale: str):
   checkpointed = set(built.eval.schedule(built.train.n_steps))
   missing = [s for s in grid["steps"] if s not in checkpointed]
   if missing:  # checkpoints are written at every evaluation
-    raise ValueError(f"sweep: the reference run evaluates (and checkpoints) at no step "
-                     f"{missing}; add them to its eval schedule.")
+    raise ValueError(
+      f"sweep: the reference run evaluates (and checkpoints) at no step "
+      f"{missing}; add them to its eval schedule."
+    )
   yield REFERENCE, reference
   n_steps = built.train.n_steps
   starts = [s for s in grid["steps"] if s < n_steps]

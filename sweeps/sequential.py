@@ -34,8 +34,9 @@ def sweep(scale: str):
     cfg = base(scale)
     n, n_steps = cfg.data.n_individuals, cfg.train.n_steps
     cfg.schedule = fdl.Partial(schedules.Sequential, n_groups=n_groups, n_repeats=n_repeats)
-    visits = schedules.Sequential(n_individuals=n, n_groups=n_groups, n_repeats=n_repeats,
-                                  n_steps=n_steps)
+    visits = schedules.Sequential(
+      n_individuals=n, n_groups=n_groups, n_repeats=n_repeats, n_steps=n_steps
+    )
     cfg.eval_groups = tuple((f"group{g}", *visits.group_bounds(g)) for g in range(n_groups))
     # Evaluations evenly spaced (a few per visit), on fewer sequences per set: one set per group.
     if scale == "paper":

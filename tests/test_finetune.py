@@ -21,24 +21,39 @@ from bioknow.train.evaluation import EvalConfig
 from bioknow.train.step import OptimizerConfig, make_optimizer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-DATA = DataConfig(n_individuals=50, n_heldout=16, tokenizer="bio_4k", n_first_names=24,
-                  n_last_names=24, max_values=16, birth_years=(1990, 1999), compact_vocab=True)
+DATA = DataConfig(
+  n_individuals=50,
+  n_heldout=16,
+  tokenizer="bio_4k",
+  n_first_names=24,
+  n_last_names=24,
+  max_values=16,
+  birth_years=(1990, 1999),
+  compact_vocab=True,
+)
 MODEL = ModelConfig(preset="tiny")
 EVAL = EvalConfig(steps=(0, 5, 10, 20), n_sequences=32, batch_size=32, n_attention=0)
 
 
 def _config(**kwargs) -> FinetuneConfig:
-  base = dict(source="pretrain", data=DATA, model=MODEL,
-              optimizer=OptimizerConfig(lr=3e-3, schedule="constant"),
-              train=loop.TrainConfig(n_steps=20, batch_size=8), eval=EVAL, n_finetune=20)
+  base = dict(
+    source="pretrain",
+    data=DATA,
+    model=MODEL,
+    optimizer=OptimizerConfig(lr=3e-3, schedule="constant"),
+    train=loop.TrainConfig(n_steps=20, batch_size=8),
+    eval=EVAL,
+    n_finetune=20,
+  )
   return FinetuneConfig(**(base | kwargs))
 
 
 def _fdl(value):
   """The fiddle config that builds a (nested) frozen dataclass, as sweeps write them."""
   if dataclasses.is_dataclass(value):
-    return fdl.Config(type(value), **{f.name: _fdl(getattr(value, f.name))
-                                      for f in dataclasses.fields(value)})
+    return fdl.Config(
+      type(value), **{f.name: _fdl(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    )
   return value
 
 
@@ -50,8 +65,7 @@ def source(tmp_path_factory):
   cfg.data.n_individuals, cfg.data.n_heldout = 50, 16
   cfg.model.preset = "tiny"
   cfg.train.n_steps, cfg.train.batch_size = 20, 8
-  cfg.eval = fdl.Config(EvalConfig, steps=(0, 10, 20), n_sequences=32, batch_size=32,
-                        n_attention=0)
+  cfg.eval = fdl.Config(EvalConfig, steps=(0, 10, 20), n_sequences=32, batch_size=32, n_attention=0)
   status, _ = executors.run_point("pretrain", cfg, fdl.build(cfg), workdir)
   assert status.startswith("done"), status
   return workdir
@@ -62,7 +76,7 @@ def test_populations_are_disjoint_and_pretraining_individuals_unchanged():
   old, new = build_dataset(DATA).population, finetune.finetune_dataset(cfg).population
   assert new.size == old.size + 40
   for field in ("first_N", "middle_N", "last_N", "values_NxA", "templates_NxAxK"):
-    np.testing.assert_array_equal(getattr(new, field)[:old.size], getattr(old, field))
+    np.testing.assert_array_equal(getattr(new, field)[: old.size], getattr(old, field))
   names = list(zip(new.first_N, new.middle_N, new.last_N))
   assert len(set(names)) == new.size  # new names differ from every old one and each other
   start, stop = cfg.finetune_range
@@ -74,8 +88,9 @@ def test_populations_are_disjoint_and_pretraining_individuals_unchanged():
 
 @pytest.mark.parametrize("weight", [0.0, 1.0, 0.25, 1 / 16])
 def test_replay_proportions_actually_sampled(weight):
-  cfg = _config(n_finetune=40, weight_replay=weight,
-                train=loop.TrainConfig(n_steps=100, batch_size=32))
+  cfg = _config(
+    n_finetune=40, weight_replay=weight, train=loop.TrainConfig(n_steps=100, batch_size=32)
+  )
   ds = finetune.finetune_dataset(cfg)
   batches = finetune.training_batches(cfg, ds, cfg.check())
   ids = np.concatenate([b["individual_B"] for b in batches])
@@ -92,25 +107,34 @@ def test_replay_proportions_actually_sampled(weight):
 
 
 def test_seen_mixture_replays_the_others():
-  cfg = _config(n_finetune=0, finetune_ids=(10, 50), weight_replay=0.5,
-                eval_groups=(("celebrities", 0, 10), ("non_celebrities", 10, 50)))
+  cfg = _config(
+    n_finetune=0,
+    finetune_ids=(10, 50),
+    weight_replay=0.5,
+    eval_groups=(("celebrities", 0, 10), ("non_celebrities", 10, 50)),
+  )
   ranges = cfg.check().at(0)
   probabilities = ranges.probabilities(50)
   np.testing.assert_allclose(probabilities[:10], 0.5 / (0.5 * 10 + 40))
   np.testing.assert_allclose(probabilities[10:], 1 / (0.5 * 10 + 40))
 
 
-@pytest.mark.parametrize("kwargs, message", [
+@pytest.mark.parametrize(
+  "kwargs, message",
+  [
     (dict(weight_replay=-0.5), "weight_replay: got -0.5; it must be a finite number >= 0"),
     (dict(weight_replay=float("nan")), "weight_replay: got nan"),
-    (dict(n_finetune=0, finetune_ids=(40, 60)),
-     r"finetune_ids: \[40, 60\) overlaps the held-out individuals \[50, 66\)"),
+    (
+      dict(n_finetune=0, finetune_ids=(40, 60)),
+      r"finetune_ids: \[40, 60\) overlaps the held-out individuals \[50, 66\)",
+    ),
     (dict(n_finetune=5, finetune_ids=(0, 10)), "n_finetune: got 5 together with finetune_ids"),
     (dict(n_finetune=0), "n_finetune: got 0"),
     (dict(n_finetune=0, finetune_ids=(0, 50), weight_replay=1.0), "nobody is left to replay"),
     (dict(eval_groups=(("seen", 0, 5),)), "eval_groups: the name 'seen' is taken"),
     (dict(n_finetune=20_000), "exceeds the 13,824 unique full names"),
-])
+  ],
+)
 def test_bad_configs_fail_in_one_sentence(kwargs, message):
   with pytest.raises(ValueError, match=message):
     _config(**kwargs).check()
@@ -139,9 +163,15 @@ def test_tiny_finetune_end_to_end(source):
   assert status.startswith("done"), status
   records = [json.loads(l) for l in (source / "ft" / "metrics.jsonl").read_text().splitlines()]
   assert [r["step"] for r in records] == [0, 5, 10, 20]
-  for key in ("pretrain/attribute_loss", "pretrain/attribute_accuracy",
-              "finetune/attribute_loss", "finetune/attribute_accuracy",
-              "unseen_attribute_loss", "unseen_max_prob", "unseen_entropy"):
+  for key in (
+    "pretrain/attribute_loss",
+    "pretrain/attribute_accuracy",
+    "finetune/attribute_loss",
+    "finetune/attribute_accuracy",
+    "unseen_attribute_loss",
+    "unseen_max_prob",
+    "unseen_entropy",
+  ):
     assert key in records[-1], key
   # Step 0 is the source's final model, evaluated on the same seen set.
   source_final = json.loads((source / "pretrain" / "summary.json").read_text())
@@ -152,7 +182,6 @@ def test_tiny_finetune_end_to_end(source):
   assert summary["pretrain/attribute_accuracy_min_step"] in (0, 5, 10, 20)
   assert summary["pretrain_accuracy_before_finetune"] == records[0]["pretrain/attribute_accuracy"]
   assert summary["min_pretrain_accuracy"] == min(r["pretrain/attribute_accuracy"] for r in records)
-
 
 
 def test_optimizer_state_carried_over_from_the_source(source):

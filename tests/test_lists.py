@@ -21,8 +21,9 @@ def test_birth_dates_cover_every_year_month_day():
 
 def test_baseline_equals_its_formula():
   lists = lists_lib.load_lists()
-  by_hand = (math.log(201 * 12 * 31) + 2 * math.log(800) + math.log(200) + math.log(100)
-             + math.log(500)) / 6
+  by_hand = (
+    math.log(201 * 12 * 31) + 2 * math.log(800) + math.log(200) + math.log(100) + math.log(500)
+  ) / 6
   assert lists_lib.no_knowledge_baseline(lists) == pytest.approx(by_hand, rel=1e-12)
   assert lists_lib.no_knowledge_baseline(lists) == pytest.approx(6.785, abs=1e-3)
 
@@ -30,13 +31,19 @@ def test_baseline_equals_its_formula():
 def test_baseline_of_a_subset_of_attributes():
   lists = lists_lib.load_lists(attributes=("major", "company"))
   assert lists_lib.no_knowledge_baseline(lists) == pytest.approx(
-      (math.log(100) + math.log(500)) / 2)
+    (math.log(100) + math.log(500)) / 2
+  )
 
 
 def _write_lists(tmp_path, **overrides):
-  contents = {"first_names.txt": "Ann\nBob\n", "last_names.txt": "Lee\nKim\n",
-              "cities.txt": "Paris\nLima\n", "universities.txt": "Yale\n",
-              "majors.txt": "Law\n", "companies.txt": "Acme\n"}
+  contents = {
+    "first_names.txt": "Ann\nBob\n",
+    "last_names.txt": "Lee\nKim\n",
+    "cities.txt": "Paris\nLima\n",
+    "universities.txt": "Yale\n",
+    "majors.txt": "Law\n",
+    "companies.txt": "Acme\n",
+  }
   contents.update(overrides)
   for name, text in contents.items():
     if text is not None:
@@ -51,13 +58,16 @@ def test_custom_lists_load(tmp_path):
   assert lists.n_full_names == 8
 
 
-@pytest.mark.parametrize("name,text,match", [
+@pytest.mark.parametrize(
+  "name,text,match",
+  [
     ("cities.txt", None, "cities.txt is missing"),
     ("majors.txt", "Law\n\nArt\n", "line 2 is malformed"),
     ("majors.txt", "Law \n", "line 1 is malformed"),
     ("companies.txt", "A<b>\n", "malformed"),
     ("last_names.txt", "Lee\nLee\n", "more than once"),
-])
+  ],
+)
 def test_bad_list_files_name_the_file(tmp_path, name, text, match):
   with pytest.raises(ValueError, match=match):
     lists_lib.load_lists(_write_lists(tmp_path, **{name: text}))
@@ -70,23 +80,28 @@ def test_unknown_attribute_is_rejected():
 
 def test_caps_keep_the_head_of_each_list():
   full = lists_lib.load_lists()
-  small = lists_lib.load_lists(n_first_names=10, n_last_names=12, max_values=7,
-                               birth_years=(1990, 1999))
+  small = lists_lib.load_lists(
+    n_first_names=10, n_last_names=12, max_values=7, birth_years=(1990, 1999)
+  )
   assert small.first_names == full.first_names[:10]
   assert small.last_names == full.last_names[:12]
   assert small.values["company"] == full.values["company"][:7]
   assert small.values["birth_date"][0] == "January 1, 1990"
   assert len(small.values["birth_date"]) == 10 * 12 * 31
   assert lists_lib.no_knowledge_baseline(small) == pytest.approx(
-      (math.log(3720) + 5 * math.log(7)) / 6)
+    (math.log(3720) + 5 * math.log(7)) / 6
+  )
 
 
-@pytest.mark.parametrize("kwargs,match", [
+@pytest.mark.parametrize(
+  "kwargs,match",
+  [
     (dict(max_values=0), "max_values: got 0"),
     (dict(n_first_names=-3), "n_first_names"),
     (dict(birth_years=(2000, 1990)), "birth_years"),
     (dict(birth_years=(1800, 1990)), "birth_years"),
-])
+  ],
+)
 def test_bad_caps_are_rejected(kwargs, match):
   with pytest.raises(ValueError, match=match):
     lists_lib.load_lists(**kwargs)

@@ -21,26 +21,41 @@ from bioknow.train.evaluation import EvalConfig
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY = [
-    "--config=set:train.n_steps=40", "--config=set:train.batch_size=8",
-    "--config=set:eval.steps=(0,10,20,30,40)", "--config=set:eval.n_sequences=64",
-    "--config=set:eval.batch_size=32", "--config=set:eval.n_attention=32",
-    "--config=set:model.preset='tiny'", "--config=set:data.n_individuals=50",
-    "--config=set:data.n_heldout=16",
+  "--config=set:train.n_steps=40",
+  "--config=set:train.batch_size=8",
+  "--config=set:eval.steps=(0,10,20,30,40)",
+  "--config=set:eval.n_sequences=64",
+  "--config=set:eval.batch_size=32",
+  "--config=set:eval.n_attention=32",
+  "--config=set:model.preset='tiny'",
+  "--config=set:data.n_individuals=50",
+  "--config=set:data.n_heldout=16",
 ]
 
 
 def _launch(workdir, *extra, wait=True):
-  cmd = [sys.executable, "-m", "bioknow.launch", "--sweep=sweeps/quickstart.py",
-         f"--workdir={workdir}", *TINY, *extra]
+  cmd = [
+    sys.executable,
+    "-m",
+    "bioknow.launch",
+    "--sweep=sweeps/quickstart.py",
+    f"--workdir={workdir}",
+    *TINY,
+    *extra,
+  ]
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   if wait:
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
-  return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
+  return subprocess.Popen(
+    cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+  )
 
 
 def _zarr(run):
-  spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(run / "per_individual.zarr")}}
+  spec = {
+    "driver": "zarr3",
+    "kvstore": {"driver": "file", "path": str(run / "per_individual.zarr")},
+  }
   return ts.open(spec).result().read().result()
 
 
@@ -67,14 +82,36 @@ def test_killed_run_resumes_to_identical_metrics(tmp_path):
   records = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
   assert [r["step"] for r in records] == [0, 10, 20, 30, 40]
   summary = json.loads((run / "summary.json").read_text())
-  for key in ("plateau_end_step", "wall_seconds", "steps_per_second", "tokens_per_second",
-              "device_kind", "attribute_loss", "unseen_attribute_loss"):
+  for key in (
+    "plateau_end_step",
+    "wall_seconds",
+    "steps_per_second",
+    "tokens_per_second",
+    "device_kind",
+    "attribute_loss",
+    "unseen_attribute_loss",
+  ):
     assert key in summary
-  for key in ("step", "lr", "train_loss", "attribute_loss", "attribute_accuracy",
-              "no_knowledge_baseline", "unseen_attribute_loss", "unseen_attribute_accuracy",
-              "seen_max_prob", "seen_entropy", "unseen_max_prob", "unseen_entropy",
-              "hallucination_auroc", "attribute_loss/birth_date", "attn_name_to_name",
-              "attn_value_to_name", "attn_value_to_text", "attn_sharpness"):
+  for key in (
+    "step",
+    "lr",
+    "train_loss",
+    "attribute_loss",
+    "attribute_accuracy",
+    "no_knowledge_baseline",
+    "unseen_attribute_loss",
+    "unseen_attribute_accuracy",
+    "seen_max_prob",
+    "seen_entropy",
+    "unseen_max_prob",
+    "unseen_entropy",
+    "hallucination_auroc",
+    "attribute_loss/birth_date",
+    "attn_name_to_name",
+    "attn_value_to_name",
+    "attn_value_to_text",
+    "attn_sharpness",
+  ):
     assert key in records[-1], key
   assert len(records[-1]["attn_sharpness"]) == 2  # one per layer
   assert (run / "config.json").exists() and "train.n_steps = 40" in (run / "config.txt").read_text()
@@ -114,14 +151,18 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mon
 
   monkeypatch.setattr(step_lib, "train_step", poisoned)
   cfg = PretrainConfig(
-      data=DataConfig(n_individuals=50, n_heldout=16, tokenizer="bio_4k"),
-      model=ModelConfig(preset="tiny"),
-      train=loop.TrainConfig(n_steps=30, batch_size=8, progress_seconds=0.0),
-      eval=EvalConfig(steps=(0, 10, 20, 30), n_sequences=32, batch_size=32, n_attention=0))
+    data=DataConfig(n_individuals=50, n_heldout=16, tokenizer="bio_4k"),
+    model=ModelConfig(preset="tiny"),
+    train=loop.TrainConfig(n_steps=30, batch_size=8, progress_seconds=0.0),
+    eval=EvalConfig(steps=(0, 10, 20, 30), n_sequences=32, batch_size=32, n_attention=0),
+  )
   with pytest.raises(loop.TrainingDiverged, match="last good checkpoint is step 10"):
     cfg.run(tmp_path)
   assert not (tmp_path / "summary.json").exists()
-  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == ["0", "10"]
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [
+    "0",
+    "10",
+  ]
 
 
 def test_batch_must_split_over_the_devices():

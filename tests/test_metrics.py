@@ -7,26 +7,37 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bioknow.data.biography import (ROLE_FIRST_VALUE, ROLE_LAST_NAME, ROLE_NAME, ROLE_PAD,
-                                    ROLE_TEXT, ROLE_VALUE)
+from bioknow.data.biography import (
+  ROLE_FIRST_VALUE,
+  ROLE_LAST_NAME,
+  ROLE_NAME,
+  ROLE_PAD,
+  ROLE_TEXT,
+  ROLE_VALUE,
+)
 from bioknow.train import metrics
 from bioknow.train.evaluation import EvalConfig, phase_ends
 
 # One biography, vocabulary of 4: BOS, name, last name, value v1, value v2, text, pad.
 TOKENS = np.array([[0, 1, 2, 3, 1, 2, 0]])
-ROLES = np.array([[ROLE_TEXT, ROLE_NAME, ROLE_LAST_NAME, ROLE_FIRST_VALUE, ROLE_VALUE,
-                   ROLE_TEXT, ROLE_PAD]])
+ROLES = np.array(
+  [[ROLE_TEXT, ROLE_NAME, ROLE_LAST_NAME, ROLE_FIRST_VALUE, ROLE_VALUE, ROLE_TEXT, ROLE_PAD]]
+)
 ATTRS = np.array([[-1, 0, 0, 0, 0, 0, -1]])
 # Row t is the distribution predicting token t + 1.
-PROBS = np.array([[
-    [0.1, 0.7, 0.1, 0.1],  # predicts token 1 (p = 0.7)
-    [0.1, 0.1, 0.6, 0.2],  # predicts token 2 (p = 0.6)
-    [0.2, 0.2, 0.1, 0.5],  # predicts the first value token 3 (p = 0.5, argmax right)
-    [0.3, 0.4, 0.2, 0.1],  # predicts value token 1 (p = 0.4, argmax right)
-    [0.25, 0.25, 0.25, 0.25],  # predicts token 2 (p = 0.25)
-    [0.4, 0.3, 0.2, 0.1],  # predicts padding (not a target)
-    [0.25, 0.25, 0.25, 0.25],
-]])
+PROBS = np.array(
+  [
+    [
+      [0.1, 0.7, 0.1, 0.1],  # predicts token 1 (p = 0.7)
+      [0.1, 0.1, 0.6, 0.2],  # predicts token 2 (p = 0.6)
+      [0.2, 0.2, 0.1, 0.5],  # predicts the first value token 3 (p = 0.5, argmax right)
+      [0.3, 0.4, 0.2, 0.1],  # predicts value token 1 (p = 0.4, argmax right)
+      [0.25, 0.25, 0.25, 0.25],  # predicts token 2 (p = 0.25)
+      [0.4, 0.3, 0.2, 0.1],  # predicts padding (not a target)
+      [0.25, 0.25, 0.25, 0.25],
+    ]
+  ]
+)
 LOGITS = jnp.log(jnp.asarray(PROBS))
 
 
@@ -59,8 +70,20 @@ def test_one_wrong_value_token_makes_the_attribute_wrong():
 
 def test_attention_statistics_of_uniform_causal_attention():
   # BOS, text, name, name, last name, text, first value, value; one sentence (id 0).
-  roles = np.array([[ROLE_TEXT, ROLE_TEXT, ROLE_NAME, ROLE_NAME, ROLE_LAST_NAME, ROLE_TEXT,
-                     ROLE_FIRST_VALUE, ROLE_VALUE]])
+  roles = np.array(
+    [
+      [
+        ROLE_TEXT,
+        ROLE_TEXT,
+        ROLE_NAME,
+        ROLE_NAME,
+        ROLE_LAST_NAME,
+        ROLE_TEXT,
+        ROLE_FIRST_VALUE,
+        ROLE_VALUE,
+      ]
+    ]
+  )
   sentence = np.array([[-1, 0, 0, 0, 0, 0, 0, 0]])
   t = roles.shape[1]
   uniform = np.tril(np.ones((t, t))) / np.arange(1, t + 1)[:, None]
@@ -100,6 +123,8 @@ def test_eval_schedule_of_the_paper():
 
 
 def test_phase_ends():
-  records = [{"step": s, "attribute_loss": l} for s, l in
-             [(0, 30.0), (10, 7.0), (20, 6.9), (30, 6.8), (40, 6.5), (50, 2.0)]]
+  records = [
+    {"step": s, "attribute_loss": l}
+    for s, l in [(0, 30.0), (10, 7.0), (20, 6.9), (30, 6.8), (40, 6.5), (50, 2.0)]
+  ]
   assert phase_ends(records, 6.78) == {"plateau_end_step": 40, "first_phase_end_step": 10}

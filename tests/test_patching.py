@@ -113,10 +113,11 @@ def test_patterns_of_every_preset(preset):
 # A reference run and a patched run of the tiny model.
 START, REF_STEP, N_STEPS = 4, 8, 8
 TINY = PretrainConfig(
-    data=DataConfig(n_individuals=50, n_heldout=16, tokenizer="bio_4k"),
-    model=ModelConfig(preset="tiny"),
-    train=loop.TrainConfig(n_steps=N_STEPS, batch_size=8),
-    eval=EvalConfig(steps=(0, START, REF_STEP), n_sequences=32, batch_size=32, n_attention=32))
+  data=DataConfig(n_individuals=50, n_heldout=16, tokenizer="bio_4k"),
+  model=ModelConfig(preset="tiny"),
+  train=loop.TrainConfig(n_steps=N_STEPS, batch_size=8),
+  eval=EvalConfig(steps=(0, START, REF_STEP), n_sequences=32, batch_size=32, n_attention=32),
+)
 
 
 def _records(run):
@@ -133,8 +134,9 @@ def runs(tmp_path_factory):
     seen.append((opt_norm, patterns is not None))
     return real_step(optimizer, model, opt_state, tokens, role, dtype, patterns, *rest)
 
-  cfg = PatchingConfig.of(TINY, reference_run="reference", reference_step=REF_STEP,
-                          start_patching=START)
+  cfg = PatchingConfig.of(
+    TINY, reference_run="reference", reference_step=REF_STEP, start_patching=START
+  )
   with pytest.MonkeyPatch.context() as mp:
     # One optimizer object for both runs: the jitted train step (static in its optimizer)
     # then compiles once for both, which halves the time of this fixture.
@@ -163,15 +165,18 @@ def test_patched_run_trains_and_evaluates_with_the_reference_patterns(runs):
   # From start_patching on, evaluation (and its attention statistics) uses the patterns of
   # the reference's checkpoint, whatever the patched model's own queries and keys are.
   for step in (START, N_STEPS):
-    for key in ("attn_name_to_name", "attn_value_to_name", "attn_value_to_text",
-                "attn_sharpness"):
+    for key in ("attn_name_to_name", "attn_value_to_name", "attn_value_to_text", "attn_sharpness"):
       assert len(patched[step][key]) == 2  # one per layer
       np.testing.assert_allclose(patched[step][key], reference[REF_STEP][key], rtol=1e-5)
   assert patched[N_STEPS]["attribute_loss"] != reference[N_STEPS]["attribute_loss"]
-  assert {k: summary[k] for k in ("experiment", "reference_run", "reference_step",
-                                  "start_patching")} == {
-      "experiment": "patching", "reference_run": "reference", "reference_step": REF_STEP,
-      "start_patching": START}
+  assert {
+    k: summary[k] for k in ("experiment", "reference_run", "reference_step", "start_patching")
+  } == {
+    "experiment": "patching",
+    "reference_run": "reference",
+    "reference_step": REF_STEP,
+    "start_patching": START,
+  }
   assert "plateau_end_step" in summary
 
 
@@ -191,14 +196,20 @@ def test_reference_with_other_initial_parameters_is_rejected(runs, tmp_path):
   root, _, _ = runs
   shutil.copytree(root / "reference", tmp_path / "ref")
   (tmp_path / "ref" / "config.txt").write_text(  # as the launcher writes it
-      "model.preset = 'tiny'\nmodel.n_heads = <[unset; default: None]>\n"
-      "train.seed = <[unset; default: 0]>\ndata.tokenizer = 'bio_4k'\n")
-  seed1 = PretrainConfig(data=TINY.data, model=TINY.model, eval=TINY.eval,
-                         train=loop.TrainConfig(n_steps=N_STEPS, batch_size=8, seed=1))
+    "model.preset = 'tiny'\nmodel.n_heads = <[unset; default: None]>\n"
+    "train.seed = <[unset; default: 0]>\ndata.tokenizer = 'bio_4k'\n"
+  )
+  seed1 = PretrainConfig(
+    data=TINY.data,
+    model=TINY.model,
+    eval=TINY.eval,
+    train=loop.TrainConfig(n_steps=N_STEPS, batch_size=8, seed=1),
+  )
   with pytest.raises(ValueError, match="train.seed: got 1 but the reference run .* used 0"):
     PatchingConfig.of(seed1, reference_run="ref").check_sources(tmp_path / "run")
-  heads4 = PretrainConfig(data=TINY.data, eval=TINY.eval, train=TINY.train,
-                          model=ModelConfig(preset="tiny", n_heads=4))
+  heads4 = PretrainConfig(
+    data=TINY.data, eval=TINY.eval, train=TINY.train, model=ModelConfig(preset="tiny", n_heads=4)
+  )
   with pytest.raises(ValueError, match="model.n_heads: got 4 but the reference run .* used 2"):
     PatchingConfig.of(heads4, reference_run="ref").check_sources(tmp_path / "run")
   PatchingConfig.of(TINY, reference_run="ref").check_sources(tmp_path / "run")  # matches
@@ -209,16 +220,23 @@ def test_reference_with_other_initial_parameters_is_rejected(runs, tmp_path):
   assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(start_patching=8), r"start_patching: got 8; allowed: 0 <= start_patching < "
-                             r"train.n_steps \(8\)"),
+@pytest.mark.parametrize(
+  "kwargs,match",
+  [
+    (
+      dict(start_patching=8),
+      r"start_patching: got 8; allowed: 0 <= start_patching < "
+      r"train.n_steps \(8\)",
+    ),
     (dict(reference_step=-1), "reference_step: got -1"),
     (dict(reference_run=""), "reference_run"),
-])
+  ],
+)
 def test_bad_patching_configs(kwargs, match):
   with pytest.raises(ValueError, match=match):
     PatchingConfig.of(TINY, **kwargs).check()
-  hawk = PretrainConfig(data=TINY.data, train=TINY.train, eval=TINY.eval,
-                        model=ModelConfig(preset="tiny", mixer="hawk"))
+  hawk = PretrainConfig(
+    data=TINY.data, train=TINY.train, eval=TINY.eval, model=ModelConfig(preset="tiny", mixer="hawk")
+  )
   with pytest.raises(ValueError, match="model.mixer: got 'hawk'"):
     PatchingConfig.of(hawk).check()

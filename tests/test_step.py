@@ -13,7 +13,8 @@ from bioknow.train import step as step_lib
 def _losses(ds, n_devices, n_steps=3):
   mesh = step_lib.data_mesh(n_devices)
   model = step_lib.replicate(
-      LanguageModel(ModelConfig(preset="tiny"), ds.vocab_size, key=jax.random.key(0)), mesh)
+    LanguageModel(ModelConfig(preset="tiny"), ds.vocab_size, key=jax.random.key(0)), mesh
+  )
   optimizer = step_lib.make_optimizer(step_lib.OptimizerConfig(lr=1e-3), n_steps)
   opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
   losses = []
@@ -37,7 +38,8 @@ def test_adamw_and_cosine_follow_the_paper():
   assert float(lr(8_000)) == pytest.approx((4e-4 + 1e-7) / 2, rel=1e-3)
   assert float(lr(16_000)) == pytest.approx(1e-7, rel=1e-3)
   assert float(step_lib.learning_rate(step_lib.OptimizerConfig(schedule="constant"), 10)(9)) == (
-      pytest.approx(4e-4))
+    pytest.approx(4e-4)
+  )
   assert (cfg.b1, cfg.b2, cfg.weight_decay) == (0.9, 0.95, 0.1)
 
 
@@ -51,10 +53,15 @@ def test_weight_decay_spares_norm_scales():
   np.testing.assert_allclose(updates.embed_VxD, -0.5 * model.embed_VxD, rtol=1e-6)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(lr=0), "optimizer.lr"), (dict(b2=1.0), "optimizer.b2"),
-    (dict(schedule="linear"), "optimizer.schedule"), (dict(weight_decay=-1), "weight_decay"),
-])
+@pytest.mark.parametrize(
+  "kwargs,match",
+  [
+    (dict(lr=0), "optimizer.lr"),
+    (dict(b2=1.0), "optimizer.b2"),
+    (dict(schedule="linear"), "optimizer.schedule"),
+    (dict(weight_decay=-1), "weight_decay"),
+  ],
+)
 def test_bad_optimizer_configs(kwargs, match):
   with pytest.raises(ValueError, match=match):
     step_lib.OptimizerConfig(**kwargs).check()
@@ -64,6 +71,7 @@ def test_packed_rows_give_the_loss_and_gradients_of_padded_ones(small_dataset):
   """Biographies end to end in rows (positions restart, attention stays inside each) train
   exactly like one padded biography per row."""
   from bioknow.data import packing  # pylint: disable=import-outside-toplevel
+
   ds = small_dataset
   batch = pipeline.batch_at(ds, schedules.Uniform(ds.config.n_individuals), 8, 0, 0)
   packed = packing.pack(batch, *packing.packed_shape(batch["length_B"], 8, ds.seq_len))
@@ -71,14 +79,24 @@ def test_packed_rows_give_the_loss_and_gradients_of_padded_ones(small_dataset):
   model = LanguageModel(ModelConfig(preset="tiny"), ds.vocab_size, key=jax.random.key(0))
   optimizer = optax.sgd(1.0)  # parameter change = -gradient
   results = []
-  for args in [(batch["tokens_BxT"], batch["role_BxT"]),
-               (packed["tokens_RxL"], packed["role_RxL"], jnp.float32, None,
-                packed["position_RxL"], packed["segment_RxL"])]:
+  for args in [
+    (batch["tokens_BxT"], batch["role_BxT"]),
+    (
+      packed["tokens_RxL"],
+      packed["role_RxL"],
+      jnp.float32,
+      None,
+      packed["position_RxL"],
+      packed["segment_RxL"],
+    ),
+  ]:
     opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
     copy = jax.tree.map(lambda x: x.copy() if eqx.is_array(x) else x, model)
     results.append(step_lib.train_step(optimizer, copy, opt_state, *args))
   (model_a, _, loss_a), (model_b, _, loss_b) = results
   np.testing.assert_allclose(float(loss_b), float(loss_a), rtol=1e-5)
-  for a, b in zip(jax.tree.leaves(eqx.filter(model_a, eqx.is_array)),
-                  jax.tree.leaves(eqx.filter(model_b, eqx.is_array))):
+  for a, b in zip(
+    jax.tree.leaves(eqx.filter(model_a, eqx.is_array)),
+    jax.tree.leaves(eqx.filter(model_b, eqx.is_array)),
+  ):
     np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)

@@ -17,8 +17,14 @@ from bioknow.data.biography import ROLE_PAD
 PACKED_FIELDS = ("tokens_BxT", "role_BxT", "attribute_BxT", "sentence_BxT")
 
 
-def packed_shape(lengths: np.ndarray, batch_size: int, seq_len: int, *,
-                 row_len: int | None = None, sigmas: float = 6.0) -> tuple[int, int]:
+def packed_shape(
+  lengths: np.ndarray,
+  batch_size: int,
+  seq_len: int,
+  *,
+  row_len: int | None = None,
+  sigmas: float = 6.0,
+) -> tuple[int, int]:
   """(rows, row_len) for batches of `batch_size` biographies whose lengths look like `lengths`
   (a large sample): room for the mean total plus `sigmas` standard deviations, plus the
   fragmentation first-fit leaves (at most one shortest biography per row)."""

@@ -89,36 +89,54 @@ class FinetuneConfig:
   def check(self):
     """Everything that can be wrong without reading the source; returns the schedule."""
     if not isinstance(self.source, str) or not self.source:
-      raise ValueError(f"source: got {self.source!r}; give the run directory of a finished "
-                       "pretraining run.")
-    if not isinstance(self.n_finetune, int) or isinstance(self.n_finetune, bool) \
-        or self.n_finetune < 0:
+      raise ValueError(
+        f"source: got {self.source!r}; give the run directory of a finished pretraining run."
+      )
+    if (
+      not isinstance(self.n_finetune, int)
+      or isinstance(self.n_finetune, bool)
+      or self.n_finetune < 0
+    ):
       raise ValueError(f"n_finetune: got {self.n_finetune!r}; it must be an integer >= 0.")
-    if not isinstance(self.weight_replay, (int, float)) or not math.isfinite(self.weight_replay) \
-        or self.weight_replay < 0:
-      raise ValueError(f"weight_replay: got {self.weight_replay!r}; it must be a finite number "
-                       ">= 0 (the sampling weight of each pre-training individual; 0 = no "
-                       "replay).")
+    if (
+      not isinstance(self.weight_replay, (int, float))
+      or not math.isfinite(self.weight_replay)
+      or self.weight_replay < 0
+    ):
+      raise ValueError(
+        f"weight_replay: got {self.weight_replay!r}; it must be a finite number "
+        ">= 0 (the sampling weight of each pre-training individual; 0 = no "
+        "replay)."
+      )
     n = self.data.n_individuals
     if self.finetune_ids is None:
       if self.n_finetune < 1:
-        raise ValueError("n_finetune: got 0; fine-tune on n_finetune >= 1 new individuals or "
-                         "on already-seen ones (finetune_ids).")
+        raise ValueError(
+          "n_finetune: got 0; fine-tune on n_finetune >= 1 new individuals or "
+          "on already-seen ones (finetune_ids)."
+        )
     else:
       if self.n_finetune:
-        raise ValueError(f"n_finetune: got {self.n_finetune} together with finetune_ids; "
-                         "fine-tune on new individuals or on already-seen ones, not both.")
+        raise ValueError(
+          f"n_finetune: got {self.n_finetune} together with finetune_ids; "
+          "fine-tune on new individuals or on already-seen ones, not both."
+        )
       ids = tuple(self.finetune_ids)
       if len(ids) != 2 or not all(isinstance(i, int) for i in ids) or not 0 <= ids[0] < ids[1]:
-        raise ValueError(f"finetune_ids: got {self.finetune_ids!r}; give (start, stop) with "
-                         "0 <= start < stop.")
+        raise ValueError(
+          f"finetune_ids: got {self.finetune_ids!r}; give (start, stop) with 0 <= start < stop."
+        )
       if ids[1] > n:
-        raise ValueError(f"finetune_ids: [{ids[0]}, {ids[1]}) overlaps the held-out "
-                         f"individuals [{n}, {n + self.data.n_heldout}); already-seen ids must "
-                         f"lie in the pre-training population [0, {n}).")
+        raise ValueError(
+          f"finetune_ids: [{ids[0]}, {ids[1]}) overlaps the held-out "
+          f"individuals [{n}, {n + self.data.n_heldout}); already-seen ids must "
+          f"lie in the pre-training population [0, {n})."
+        )
       if self.weight_replay > 0 and ids == (0, n):
-        raise ValueError(f"weight_replay: got {self.weight_replay} but finetune_ids cover the "
-                         f"whole pre-training population [0, {n}): nobody is left to replay.")
+        raise ValueError(
+          f"weight_replay: got {self.weight_replay} but finetune_ids cover the "
+          f"whole pre-training population [0, {n}): nobody is left to replay."
+        )
     self.run_data.validate()
     self.model.resolved()
     self.optimizer.check()
@@ -129,20 +147,31 @@ class FinetuneConfig:
     names = [g[0] for g in self.groups]
     for name, start, stop in self.groups:
       if name in _RESERVED or names.count(name) > 1:
-        raise ValueError(f"eval_groups: the name {name!r} is taken; use unique names other "
-                         f"than {', '.join(_RESERVED)}.")
+        raise ValueError(
+          f"eval_groups: the name {name!r} is taken; use unique names other "
+          f"than {', '.join(_RESERVED)}."
+        )
       if not 0 <= start < stop <= size:
-        raise ValueError(f"eval_groups: {name} = [{start}, {stop}) must lie in the population "
-                         f"[0, {size}).")
+        raise ValueError(
+          f"eval_groups: {name} = [{start}, {stop}) must lie in the population [0, {size})."
+        )
     return self.build_schedule()
 
   def build_schedule(self):
     start, stop = self.finetune_range
     if self.finetune_ids is None:
-      return schedules.FinetuneMixture(n_pretrain=self.data.n_individuals, new_start=start,
-                                       new_stop=stop, weight_replay=float(self.weight_replay))
-    return SeenMixture(n_pretrain=self.data.n_individuals, start=start, stop=stop,
-                       weight_replay=float(self.weight_replay))
+      return schedules.FinetuneMixture(
+        n_pretrain=self.data.n_individuals,
+        new_start=start,
+        new_stop=stop,
+        weight_replay=float(self.weight_replay),
+      )
+    return SeenMixture(
+      n_pretrain=self.data.n_individuals,
+      start=start,
+      stop=stop,
+      weight_replay=float(self.weight_replay),
+    )
 
   def train_flops(self) -> float:
     """Rough model FLOPs of the fine-tuning steps (launcher time estimates)."""
@@ -160,15 +189,21 @@ class FinetuneConfig:
     config's data and model; returns the step of its final checkpoint."""
     source = self.source_dir(run_dir)
     if not source.is_dir():
-      raise ValueError(f"source: {source} does not exist; run its pretraining first (a sweep "
-                       "that also yields the source point runs it first).")
+      raise ValueError(
+        f"source: {source} does not exist; run its pretraining first (a sweep "
+        "that also yields the source point runs it first)."
+      )
     if not (source / "summary.json").exists():
-      raise ValueError(f"source: {source} is unfinished (no summary.json); finish it first "
-                       "(re-running its sweep resumes it).")
+      raise ValueError(
+        f"source: {source} is unfinished (no summary.json); finish it first "
+        "(re-running its sweep resumes it)."
+      )
     summary = json.loads((source / "summary.json").read_text())
     if summary.get("experiment", "pretrain") != "pretrain":
-      raise ValueError(f"source: {source} is a {summary['experiment']} run; fine-tuning starts "
-                       "from a pretraining run.")
+      raise ValueError(
+        f"source: {source} is a {summary['experiment']} run; fine-tuning starts "
+        "from a pretraining run."
+      )
     step = summary.get("step")
     if step is None or not (source / "checkpoints" / str(step)).is_dir():
       raise ValueError(f"source: {source} has no checkpoint of its final step {step}.")
@@ -177,8 +212,10 @@ class FinetuneConfig:
       for field in dataclasses.fields(mine):
         a, b = getattr(mine, field.name), getattr(theirs, field.name)
         if (tuple(a) if isinstance(a, list) else a) != (tuple(b) if isinstance(b, list) else b):
-          raise ValueError(f"{name}.{field.name}: got {a!r} but the source run {source} used "
-                           f"{b!r}; the fine-tuning population and model must be the source's.")
+          raise ValueError(
+            f"{name}.{field.name}: got {a!r} but the source run {source} used "
+            f"{b!r}; the fine-tuning population and model must be the source's."
+          )
     return step
 
   def run(self, workdir: str | pathlib.Path) -> dict:
@@ -198,8 +235,11 @@ class SeenMixture:
   def at(self, step: int) -> schedules.Ranges:
     ranges = [(self.start, self.stop, 1.0)]
     if self.weight_replay > 0:
-      ranges += [(a, b, self.weight_replay) for a, b in ((0, self.start),
-                                                         (self.stop, self.n_pretrain)) if b > a]
+      ranges += [
+        (a, b, self.weight_replay)
+        for a, b in ((0, self.start), (self.stop, self.n_pretrain))
+        if b > a
+      ]
     return schedules.Ranges(*(tuple(x) for x in zip(*ranges)))
 
 
@@ -208,15 +248,19 @@ def source_configs(source: pathlib.Path) -> tuple[DataConfig, ModelConfig]:
   (one `path = repr` line per field; unset fields take the class defaults)."""
   path = source / "config.txt"
   if not path.exists():
-    raise ValueError(f"source: {source} has no config.txt; run the source through the "
-                     "launcher (python -m bioknow.launch), which writes it.")
+    raise ValueError(
+      f"source: {source} has no config.txt; run the source through the "
+      "launcher (python -m bioknow.launch), which writes it."
+    )
   fields = {"data": {}, "model": {}}
   for line in path.read_text().splitlines():
     key, sep, value = line.partition(" = ")
     prefix, _, name = key.partition(".")
     if prefix in fields and not name and sep:
-      raise ValueError(f"source: {path} gives {prefix} as one value; it needs one line per "
-                       "field (build the source's config with fdl.Config).")
+      raise ValueError(
+        f"source: {path} gives {prefix} as one value; it needs one line per "
+        "field (build the source's config with fdl.Config)."
+      )
     if not sep or prefix not in fields or not name.isidentifier() or value.startswith("<["):
       continue
     try:
@@ -229,37 +273,51 @@ def source_configs(source: pathlib.Path) -> tuple[DataConfig, ModelConfig]:
     raise ValueError(f"source: {path} does not describe a bioknow run ({e}).") from None
 
 
-def extend_population(population: Population, n_new: int, *, n_first_names: int,
-                      n_last_names: int, n_values_A: tuple[int, ...], seed: int) -> Population:
+def extend_population(
+  population: Population,
+  n_new: int,
+  *,
+  n_first_names: int,
+  n_last_names: int,
+  n_values_A: tuple[int, ...],
+  seed: int,
+) -> Population:
   """`population` followed by n_new individuals with full names none of it uses, uniform
   attribute values and their own template splits. The existing ids are untouched (a bigger
   make_population would redraw everyone)."""
   rng = np.random.default_rng([seed, 0xF17E])
   n_names = n_first_names**2 * n_last_names
-  taken = (population.first_N.astype(np.int64) * n_first_names + population.middle_N) \
-      * n_last_names + population.last_N
+  taken = (
+    population.first_N.astype(np.int64) * n_first_names + population.middle_N
+  ) * n_last_names + population.last_N
   if population.size + n_new > n_names:
-    raise ValueError(f"n_finetune: {n_new} new individuals do not fit beside the "
-                     f"{population.size:,} existing ones in the {n_names:,} unique full names.")
+    raise ValueError(
+      f"n_finetune: {n_new} new individuals do not fit beside the "
+      f"{population.size:,} existing ones in the {n_names:,} unique full names."
+    )
   code_M = np.empty(0, np.int64)
   while len(code_M) < n_new:  # rejection: names are plentiful next to a population
     draw = rng.integers(0, n_names, size=2 * (n_new - len(code_M)) + 16)
     draw = draw[~np.isin(draw, taken) & ~np.isin(draw, code_M)]
     _, first = np.unique(draw, return_index=True)
-    code_M = np.concatenate([code_M, draw[np.sort(first)][:n_new - len(code_M)]])
+    code_M = np.concatenate([code_M, draw[np.sort(first)][: n_new - len(code_M)]])
   first_M, rest_M = np.divmod(code_M, n_first_names * n_last_names)
   middle_M, last_M = np.divmod(rest_M, n_last_names)
   values_MxA = np.stack([rng.integers(0, n, size=n_new) for n in n_values_A], axis=1)
   _, n_attributes, n_templates = population.templates_NxAxK.shape
-  templates_MxAxK = np.broadcast_to(np.arange(n_templates, dtype=np.uint8),
-                                    (n_new, n_attributes, n_templates)).copy()
+  templates_MxAxK = np.broadcast_to(
+    np.arange(n_templates, dtype=np.uint8), (n_new, n_attributes, n_templates)
+  ).copy()
   rng.permuted(templates_MxAxK, axis=2, out=templates_MxAxK)
   cat = lambda old, new: np.concatenate([old, new.astype(old.dtype)])
   return dataclasses.replace(
-      population, first_N=cat(population.first_N, first_M),
-      middle_N=cat(population.middle_N, middle_M), last_N=cat(population.last_N, last_M),
-      values_NxA=cat(population.values_NxA, values_MxA),
-      templates_NxAxK=cat(population.templates_NxAxK, templates_MxAxK))
+    population,
+    first_N=cat(population.first_N, first_M),
+    middle_N=cat(population.middle_N, middle_M),
+    last_N=cat(population.last_N, last_M),
+    values_NxA=cat(population.values_NxA, values_MxA),
+    templates_NxAxK=cat(population.templates_NxAxK, templates_MxAxK),
+  )
 
 
 def finetune_dataset(cfg: FinetuneConfig) -> Dataset:
@@ -268,16 +326,25 @@ def finetune_dataset(cfg: FinetuneConfig) -> Dataset:
   if not cfg.n_finetune:
     return ds
   population = extend_population(
-      ds.population, cfg.n_finetune, n_first_names=len(ds.lists.first_names),
-      n_last_names=len(ds.lists.last_names),
-      n_values_A=tuple(len(v) for v in ds.lists.values.values()), seed=cfg.data.seed)
+    ds.population,
+    cfg.n_finetune,
+    n_first_names=len(ds.lists.first_names),
+    n_last_names=len(ds.lists.last_names),
+    n_values_A=tuple(len(v) for v in ds.lists.values.values()),
+    seed=cfg.data.seed,
+  )
   return dataclasses.replace(ds, config=cfg.run_data, population=population)
 
 
 def training_batches(cfg: FinetuneConfig, ds: Dataset, schedule):
-  return pipeline.training_batches(ds, schedule, batch_size=cfg.train.batch_size,
-                                   n_steps=cfg.train.n_steps, seed=cfg.train.seed,
-                                   num_threads=cfg.train.data_threads)
+  return pipeline.training_batches(
+    ds,
+    schedule,
+    batch_size=cfg.train.batch_size,
+    n_steps=cfg.train.n_steps,
+    seed=cfg.train.seed,
+    num_threads=cfg.train.data_threads,
+  )
 
 
 def _arrays(tree):
@@ -290,8 +357,9 @@ def restore_source(source: pathlib.Path, step: int, model, opt_state=None):
   try:
     model = ckpt.restore_model(step, model)
     if opt_state is not None:
-      restored = ckpt.manager.restore(step, args=ocp.args.Composite(
-          opt_state=ocp.args.StandardRestore(_arrays(opt_state))))
+      restored = ckpt.manager.restore(
+        step, args=ocp.args.Composite(opt_state=ocp.args.StandardRestore(_arrays(opt_state)))
+      )
       opt_state = eqx.combine(restored.opt_state, eqx.partition(opt_state, eqx.is_array)[1])
   finally:
     ckpt.close()
@@ -303,8 +371,10 @@ def _carried_over(optimizer: optax.GradientTransformation, opt_state):
 
   def init(params):
     sharding = next(x.sharding for x in jax.tree.leaves(params) if eqx.is_array(x))
-    return jax.tree.map(lambda x: jax.device_put(jnp.array(x, copy=True), sharding)
-                        if eqx.is_array(x) else x, opt_state)
+    return jax.tree.map(
+      lambda x: jax.device_put(jnp.array(x, copy=True), sharding) if eqx.is_array(x) else x,
+      opt_state,
+    )
 
   return optax.GradientTransformation(init, optimizer.update)
 
@@ -320,12 +390,17 @@ def forgetting_summary(records: list[dict], groups) -> dict:
     if points:
       low, low_step = min(points)
       out |= {f"{key}_start": points[0][0], f"{key}_min": low, f"{key}_min_step": low_step}
-  key = "pretrain/attribute_accuracy" if "pretrain/attribute_accuracy_start" in out \
-      else "attribute_accuracy"
+  key = (
+    "pretrain/attribute_accuracy"
+    if "pretrain/attribute_accuracy_start" in out
+    else "attribute_accuracy"
+  )
   if f"{key}_start" in out:
-    out |= {"pretrain_accuracy_before_finetune": out[f"{key}_start"],
-            "min_pretrain_accuracy": out[f"{key}_min"],
-            "min_pretrain_accuracy_step": out[f"{key}_min_step"]}
+    out |= {
+      "pretrain_accuracy_before_finetune": out[f"{key}_start"],
+      "min_pretrain_accuracy": out[f"{key}_min"],
+      "min_pretrain_accuracy_step": out[f"{key}_min_step"],
+    }
   return out
 
 
@@ -341,21 +416,38 @@ def run(cfg: FinetuneConfig, workdir: pathlib.Path) -> dict:
   if opt_state is not None:
     optimizer = _carried_over(optimizer, opt_state)
   eval_sets = pipeline.standard_eval_sets(
-      ds, cfg.eval.n_sequences, cfg.train.seed,
-      groups={name: (start, stop) for name, start, stop in cfg.groups})
+    ds,
+    cfg.eval.n_sequences,
+    cfg.train.seed,
+    groups={name: (start, stop) for name, start, stop in cfg.groups},
+  )
   summary = loop.train(
-      workdir=workdir, model=model, optimizer=optimizer,
-      lr_schedule=learning_rate(cfg.optimizer, cfg.train.n_steps),
-      batches=training_batches(cfg, ds, schedule), eval_sets=eval_sets, eval_cfg=cfg.eval,
-      train_cfg=cfg.train, attributes=ds.tables.attributes, population_size=ds.population.size,
-      baseline=ds.no_knowledge_baseline,
-      extra_summary={"experiment": "finetune", "source_run": str(source),
-                     "source_step": source_step, "n_finetune": cfg.n_finetune,
-                     "finetune_ids": list(cfg.finetune_range), "weight_replay": cfg.weight_replay,
-                     "reset_optimizer": cfg.reset_optimizer,
-                     "n_parameters": count_parameters(model)["total"], "seq_len": ds.seq_len})
-  records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()
-             if line]
+    workdir=workdir,
+    model=model,
+    optimizer=optimizer,
+    lr_schedule=learning_rate(cfg.optimizer, cfg.train.n_steps),
+    batches=training_batches(cfg, ds, schedule),
+    eval_sets=eval_sets,
+    eval_cfg=cfg.eval,
+    train_cfg=cfg.train,
+    attributes=ds.tables.attributes,
+    population_size=ds.population.size,
+    baseline=ds.no_knowledge_baseline,
+    extra_summary={
+      "experiment": "finetune",
+      "source_run": str(source),
+      "source_step": source_step,
+      "n_finetune": cfg.n_finetune,
+      "finetune_ids": list(cfg.finetune_range),
+      "weight_replay": cfg.weight_replay,
+      "reset_optimizer": cfg.reset_optimizer,
+      "n_parameters": count_parameters(model)["total"],
+      "seq_len": ds.seq_len,
+    },
+  )
+  records = [
+    json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line
+  ]
   summary |= forgetting_summary(records, cfg.groups)
   tmp = workdir / "summary.json.tmp"
   tmp.write_text(json.dumps(summary, indent=2) + "\n")

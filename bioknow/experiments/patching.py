@@ -73,18 +73,24 @@ class PatchingConfig(PretrainConfig):
     """Everything that can be checked without the reference run; returns the schedule."""
     schedule = super().check()
     if self.model.mixer != "attention":
-      raise ValueError(f"model.mixer: got {self.model.mixer!r}; attention patching needs "
-                       "'attention'.")
+      raise ValueError(
+        f"model.mixer: got {self.model.mixer!r}; attention patching needs 'attention'."
+      )
     if not isinstance(self.reference_run, str) or not self.reference_run:
-      raise ValueError(f"reference_run: got {self.reference_run!r}; it must name the reference "
-                       "run directory.")
+      raise ValueError(
+        f"reference_run: got {self.reference_run!r}; it must name the reference run directory."
+      )
     if not isinstance(self.reference_step, int) or self.reference_step < 0:
-      raise ValueError(f"reference_step: got {self.reference_step!r}; it must be an integer "
-                       ">= 0 (a step at which the reference run saved a checkpoint).")
+      raise ValueError(
+        f"reference_step: got {self.reference_step!r}; it must be an integer "
+        ">= 0 (a step at which the reference run saved a checkpoint)."
+      )
     n_steps = self.train.n_steps
     if not isinstance(self.start_patching, int) or not 0 <= self.start_patching < n_steps:
-      raise ValueError(f"start_patching: got {self.start_patching!r}; allowed: 0 <= "
-                       f"start_patching < train.n_steps ({n_steps}).")
+      raise ValueError(
+        f"start_patching: got {self.start_patching!r}; allowed: 0 <= "
+        f"start_patching < train.n_steps ({n_steps})."
+      )
     return schedule
 
   def sources(self) -> tuple[str, ...]:
@@ -102,12 +108,16 @@ class PatchingConfig(PretrainConfig):
     steps = checkpoint_steps(ref)
     if self.reference_step not in steps:
       have = f"it has steps {steps}" if steps else "it has no checkpoints (has it run?)"
-      raise ValueError(f"reference_step: the reference run {ref} has no checkpoint at step "
-                       f"{self.reference_step}; {have}.")
+      raise ValueError(
+        f"reference_step: the reference run {ref} has no checkpoint at step "
+        f"{self.reference_step}; {have}."
+      )
     leaves = _config_leaves(ref / "config.txt")
     if leaves is None and 0 not in steps:
-      raise ValueError(f"reference_run: {ref} has neither config.txt nor a checkpoint at step "
-                       "0, so its initial parameters cannot be checked against this run's.")
+      raise ValueError(
+        f"reference_run: {ref} has neither config.txt nor a checkpoint at step "
+        "0, so its initial parameters cannot be checked against this run's."
+      )
     if leaves is not None:
       self._check_same_initialisation(ref, leaves)
     return ref
@@ -116,18 +126,26 @@ class PatchingConfig(PretrainConfig):
     """Same model shape, tokenizer (vocabulary) and seed give the same initial parameters."""
     for path, mine in (("train.seed", self.train.seed), ("data.tokenizer", self.data.tokenizer)):
       if path in leaves and leaves[path] != mine:
-        raise ValueError(f"{path}: got {mine!r} but the reference run {ref} used "
-                         f"{leaves[path]!r}; patching restarts from the reference's initial "
-                         "parameters, so they must match.")
-    fields = {f.name: leaves.get(f"model.{f.name}", f.default)
-              for f in dataclasses.fields(ModelConfig)}
+        raise ValueError(
+          f"{path}: got {mine!r} but the reference run {ref} used "
+          f"{leaves[path]!r}; patching restarts from the reference's initial "
+          "parameters, so they must match."
+        )
+    fields = {
+      f.name: leaves.get(f"model.{f.name}", f.default) for f in dataclasses.fields(ModelConfig)
+    }
     theirs, mine = ModelConfig(**fields).resolved(), self.model.resolved()
     if theirs != mine:
-      diff = [f.name for f in dataclasses.fields(ModelConfig)
-              if getattr(theirs, f.name) != getattr(mine, f.name)]
-      raise ValueError(f"model.{diff[0]}: got {getattr(mine, diff[0])!r} but the "
-                       f"reference run {ref} used {getattr(theirs, diff[0])!r}; the model "
-                       "must be the reference's.")
+      diff = [
+        f.name
+        for f in dataclasses.fields(ModelConfig)
+        if getattr(theirs, f.name) != getattr(mine, f.name)
+      ]
+      raise ValueError(
+        f"model.{diff[0]}: got {getattr(mine, diff[0])!r} but the "
+        f"reference run {ref} used {getattr(theirs, diff[0])!r}; the model "
+        "must be the reference's."
+      )
 
   def run(self, workdir: str | pathlib.Path) -> dict:
     return run(self, pathlib.Path(workdir))
@@ -154,7 +172,7 @@ def _config_leaves(path: pathlib.Path) -> dict | None:
       continue
     key, value = line.split(" = ", 1)
     if value.startswith("<[unset; default: ") and value.endswith("]>"):
-      value = value[len("<[unset; default: "):-2]
+      value = value[len("<[unset; default: ") : -2]
     try:
       leaves[key] = ast.literal_eval(value)
     except (ValueError, SyntaxError):
@@ -164,18 +182,22 @@ def _config_leaves(path: pathlib.Path) -> dict | None:
 
 def initial_model(cfg: PretrainConfig) -> LanguageModel:
   """The model a pretraining run starts from (as pretrain.prepare builds it)."""
-  return LanguageModel(cfg.model, dataset.vocab_size(cfg.data),
-                       key=jax.random.key(cfg.train.seed))
+  return LanguageModel(cfg.model, dataset.vocab_size(cfg.data), key=jax.random.key(cfg.train.seed))
 
 
 @eqx.filter_jit
-def reference_patterns(reference: LanguageModel, tokens_BxT, positions_BxT=None,
-                       segment_BxT=None, dtype=jnp.float32):
+def reference_patterns(
+  reference: LanguageModel, tokens_BxT, positions_BxT=None, segment_BxT=None, dtype=jnp.float32
+):
   """The attention patterns [B, L, H, T, T] of the reference model on a batch (XLA drops the
   unused rest: the last MLP and the final norm)."""
   _, patterns_BxLxHxTxT = reference.features(
-      tokens_BxT, positions_BxT=positions_BxT, segment_BxT=segment_BxT, return_patterns=True,
-      dtype=dtype)
+    tokens_BxT,
+    positions_BxT=positions_BxT,
+    segment_BxT=segment_BxT,
+    return_patterns=True,
+    dtype=dtype,
+  )
   return patterns_BxLxHxTxT
 
 
@@ -186,23 +208,29 @@ def make_patterns_fn(reference: LanguageModel, start_patching: int, dtype=jnp.fl
   def patterns_fn(batch: dict, step: int):
     if step < start_patching:
       return None
-    return reference_patterns(reference, batch["tokens"], batch.get("positions"),
-                              batch.get("segment"), dtype)
+    return reference_patterns(
+      reference, batch["tokens"], batch.get("positions"), batch.get("segment"), dtype
+    )
 
   return patterns_fn
 
 
-def _check_initial_parameters(model: LanguageModel, reference_ckpt: Checkpointer,
-                              ref: pathlib.Path) -> None:
+def _check_initial_parameters(
+  model: LanguageModel, reference_ckpt: Checkpointer, ref: pathlib.Path
+) -> None:
   """Compares this run's initial parameters with the reference's checkpoint 0 (a tolerance
   allows for a reference trained on another backend; another seed differs by O(1))."""
   theirs = reference_ckpt.restore_model(0, model)
-  for a, b in zip(jax.tree.leaves(eqx.filter(model, eqx.is_array)),
-                  jax.tree.leaves(eqx.filter(theirs, eqx.is_array))):
+  for a, b in zip(
+    jax.tree.leaves(eqx.filter(model, eqx.is_array)),
+    jax.tree.leaves(eqx.filter(theirs, eqx.is_array)),
+  ):
     if not np.allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6):
-      raise ValueError(f"reference_run: the initial parameters of {ref} (its checkpoint 0) "
-                       "differ from this run's; use the reference's model, tokenizer and "
-                       "train.seed.")
+      raise ValueError(
+        f"reference_run: the initial parameters of {ref} (its checkpoint 0) "
+        "differ from this run's; use the reference's model, tokenizer and "
+        "train.seed."
+      )
 
 
 def run(cfg: PatchingConfig, workdir: pathlib.Path) -> dict:
@@ -218,10 +246,18 @@ def run(cfg: PatchingConfig, workdir: pathlib.Path) -> dict:
     reference_ckpt.close()
   mesh = step_lib.data_mesh(cfg.train.check())
   reference = step_lib.replicate(reference, mesh)
-  patterns_fn = make_patterns_fn(reference, cfg.start_patching,
-                                 loop.DTYPES[cfg.train.compute_dtype])
+  patterns_fn = make_patterns_fn(
+    reference, cfg.start_patching, loop.DTYPES[cfg.train.compute_dtype]
+  )
   return pretrain.run(
-      cfg, workdir, patterns_fn=patterns_fn, reset_opt_at=cfg.start_patching,
-      extra_summary={"experiment": "patching", "reference_run": cfg.reference_run,
-                     "reference_step": cfg.reference_step,
-                     "start_patching": cfg.start_patching})
+    cfg,
+    workdir,
+    patterns_fn=patterns_fn,
+    reset_opt_at=cfg.start_patching,
+    extra_summary={
+      "experiment": "patching",
+      "reference_run": cfg.reference_run,
+      "reference_step": cfg.reference_step,
+      "start_patching": cfg.start_patching,
+    },
+  )

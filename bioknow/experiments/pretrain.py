@@ -38,13 +38,19 @@ class PretrainConfig:
     schedule = self.build_schedule()
     for name, start, stop in self.eval_groups:
       if not 0 <= start < stop <= self.data.n_individuals:
-        raise ValueError(f"eval_groups: {name} = [{start}, {stop}) must lie in the training "
-                         f"population [0, {self.data.n_individuals}).")
+        raise ValueError(
+          f"eval_groups: {name} = [{start}, {stop}) must lie in the training "
+          f"population [0, {self.data.n_individuals})."
+        )
     return schedule
 
   def build_schedule(self):
-    return build_schedule(self.schedule, n_individuals=self.data.n_individuals,
-                          batch_size=self.train.batch_size, n_steps=self.train.n_steps)
+    return build_schedule(
+      self.schedule,
+      n_individuals=self.data.n_individuals,
+      batch_size=self.train.batch_size,
+      n_steps=self.train.n_steps,
+    )
 
   def train_flops(self) -> float:
     """Rough model FLOPs of the run's training, for time estimates: biographies of about
@@ -63,8 +69,11 @@ def prepare(cfg: PretrainConfig):
   model = LanguageModel(cfg.model, ds.vocab_size, key=jax.random.key(cfg.train.seed))
   optimizer = make_optimizer(cfg.optimizer, cfg.train.n_steps)
   eval_sets = pipeline.standard_eval_sets(
-      ds, cfg.eval.n_sequences, cfg.train.seed,
-      groups={name: (start, stop) for name, start, stop in cfg.eval_groups})
+    ds,
+    cfg.eval.n_sequences,
+    cfg.train.seed,
+    groups={name: (start, stop) for name, start, stop in cfg.eval_groups},
+  )
   return ds, schedule, model, optimizer, eval_sets
 
 
@@ -76,22 +85,40 @@ def training_batches(train: loop.TrainConfig, ds: Dataset, schedule):
     rows, row_len = pipeline.pack_shape_for(ds, schedule, train.batch_size, train.seed)
     n_devices = train.check()
     pack_shape = (-(-rows // n_devices) * n_devices, row_len)
-  return pipeline.training_batches(ds, schedule, batch_size=train.batch_size,
-                                   n_steps=train.n_steps, seed=train.seed,
-                                   num_threads=train.data_threads, pack_shape=pack_shape)
+  return pipeline.training_batches(
+    ds,
+    schedule,
+    batch_size=train.batch_size,
+    n_steps=train.n_steps,
+    seed=train.seed,
+    num_threads=train.data_threads,
+    pack_shape=pack_shape,
+  )
 
 
-def run(cfg: PretrainConfig, workdir: pathlib.Path, extra_summary: dict | None = None,
-        **loop_kwargs) -> dict:
+def run(
+  cfg: PretrainConfig, workdir: pathlib.Path, extra_summary: dict | None = None, **loop_kwargs
+) -> dict:
   """Trains `cfg` in `workdir`; loop_kwargs go to loop.train (e.g. patterns_fn)."""
   ds, schedule, model, optimizer, eval_sets = prepare(cfg)
   batches = training_batches(cfg.train, ds, schedule)
   return loop.train(
-      workdir=workdir, model=model, optimizer=optimizer,
-      lr_schedule=learning_rate(cfg.optimizer, cfg.train.n_steps), batches=batches,
-      eval_sets=eval_sets, eval_cfg=cfg.eval, train_cfg=cfg.train,
-      attributes=ds.tables.attributes, population_size=ds.population.size,
-      baseline=ds.no_knowledge_baseline,
-      extra_summary={"experiment": "pretrain", "n_parameters": count_parameters(model)["total"],
-                     "seq_len": ds.seq_len} | (extra_summary or {}),
-      **loop_kwargs)
+    workdir=workdir,
+    model=model,
+    optimizer=optimizer,
+    lr_schedule=learning_rate(cfg.optimizer, cfg.train.n_steps),
+    batches=batches,
+    eval_sets=eval_sets,
+    eval_cfg=cfg.eval,
+    train_cfg=cfg.train,
+    attributes=ds.tables.attributes,
+    population_size=ds.population.size,
+    baseline=ds.no_knowledge_baseline,
+    extra_summary={
+      "experiment": "pretrain",
+      "n_parameters": count_parameters(model)["total"],
+      "seq_len": ds.seq_len,
+    }
+    | (extra_summary or {}),
+    **loop_kwargs,
+  )

@@ -17,13 +17,19 @@ import numpy as np
 from matplotlib import ticker
 
 # Summary or config fields that only one experiment has: they identify unfinished runs.
-_EXPERIMENT_FIELDS = {"reference_run": "patching", "reference_step": "patching",
-                      "start_patching": "patching", "source_run": "finetune",
-                      "n_finetune": "finetune", "n_new": "toy_memory"}
+_EXPERIMENT_FIELDS = {
+  "reference_run": "patching",
+  "reference_step": "patching",
+  "start_patching": "patching",
+  "source_run": "finetune",
+  "n_finetune": "finetune",
+  "n_new": "toy_memory",
+}
 DPI = 110
 
 
 # Loading ---------------------------------------------------------------------------------------
+
 
 def parse_value(text: str):
   """One config.txt value: a Python literal where possible, else the text itself."""
@@ -67,20 +73,27 @@ def _read_records(path: pathlib.Path) -> list[dict]:
 def load_run(run_dir: pathlib.Path) -> dict:
   run_dir = pathlib.Path(run_dir)
   metrics, config = run_dir / "metrics.jsonl", run_dir / "config.txt"
-  return {"name": run_dir.name, "dir": run_dir,
-          "records": _read_records(metrics) if metrics.exists() else [],
-          "summary": _read_json(run_dir / "summary.json"),
-          "config": parse_config_txt(config.read_text()) if config.exists() else {}}
+  return {
+    "name": run_dir.name,
+    "dir": run_dir,
+    "records": _read_records(metrics) if metrics.exists() else [],
+    "summary": _read_json(run_dir / "summary.json"),
+    "config": parse_config_txt(config.read_text()) if config.exists() else {},
+  }
 
 
 def find_runs(workdir: pathlib.Path) -> list[dict]:
   """Every directory under workdir holding a metrics.jsonl (figures/ excluded), sorted."""
   workdir = pathlib.Path(workdir)
-  return [load_run(p.parent) for p in sorted(workdir.rglob("metrics.jsonl"))
-          if "figures" not in p.relative_to(workdir).parts]
+  return [
+    load_run(p.parent)
+    for p in sorted(workdir.rglob("metrics.jsonl"))
+    if "figures" not in p.relative_to(workdir).parts
+  ]
 
 
 # Reading values --------------------------------------------------------------------------------
+
 
 def param(run: dict, name: str):
   """A field from the summary, else the config entry named `name` or ending in `.name`."""
@@ -88,8 +101,9 @@ def param(run: dict, name: str):
     return run["summary"][name]
   if name in run["config"]:
     return run["config"][name]
-  return next((v for k, v in run["config"].items() if k.endswith("." + name) and v is not None),
-              None)
+  return next(
+    (v for k, v in run["config"].items() if k.endswith("." + name) and v is not None), None
+  )
 
 
 def experiment(run: dict) -> str:
@@ -131,8 +145,10 @@ def layer_series(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]
   """(steps [T], values [T, n_layers]) of a per-layer statistic."""
   rows = [(r["step"], r[key]) for r in records if isinstance(r.get(key), list) and r[key]]
   n_layers = min((len(v) for _, v in rows), default=0)
-  return (np.array([s for s, _ in rows]),
-          np.array([[x if _finite(x) else np.nan for x in v[:n_layers]] for _, v in rows]))
+  return (
+    np.array([s for s, _ in rows]),
+    np.array([[x if _finite(x) else np.nan for x in v[:n_layers]] for _, v in rows]),
+  )
 
 
 def final(run: dict, key: str) -> float:
@@ -177,8 +193,13 @@ def learning_rate(run: dict) -> float:
 
 # Schedules: which curriculum a pretraining run follows ------------------------------------------
 
-_SCHEDULE_FIELDS = {"alpha": "powerlaw", "n_celebrities": "celebrities",
-                    "indiv_warmup": "warmup", "n_start": "growth", "n_groups": "sequential"}
+_SCHEDULE_FIELDS = {
+  "alpha": "powerlaw",
+  "n_celebrities": "celebrities",
+  "indiv_warmup": "warmup",
+  "n_start": "growth",
+  "n_groups": "sequential",
+}
 _FILLED_IN = ("n_individuals", "batch_size", "n_steps", "seed")  # given by the run, not chosen
 KINDS = ("uniform", "powerlaw", "celebrities", "warmup", "growth", "sequential")
 
@@ -196,8 +217,7 @@ def population(run: dict):
 def schedule_kind(run: dict) -> str:
   """'uniform', 'powerlaw', 'celebrities', 'warmup', 'growth', 'sequential', from the
   schedule's fields in config.txt; another schedule is named by its run name's first word."""
-  fields = {k[len("schedule."):]: v for k, v in run["config"].items()
-            if k.startswith("schedule.")}
+  fields = {k[len("schedule.") :]: v for k, v in run["config"].items() if k.startswith("schedule.")}
   for field, kind in _SCHEDULE_FIELDS.items():
     if fields.get(field) is not None:
       return kind
@@ -210,6 +230,7 @@ def schedule_kind(run: dict) -> str:
 
 # Settings and the best learning rate ----------------------------------------------------------
 
+
 def _is_tuned(key: str) -> bool:
   """Config entries a setting leaves out: learning rates and seeds (the best-lr rule picks or
   averages over them) and how a run was executed (which does not change what it tests)."""
@@ -221,8 +242,9 @@ def setting(run: dict, ignore: Iterable[str] = ()) -> tuple:
   """What a run tests, less its learning rate, seeds and the `ignore`d config entries."""
   ignore = set(ignore)
   if run["config"]:
-    items = tuple(sorted((k, repr(v)) for k, v in run["config"].items()
-                         if not _is_tuned(k) and k not in ignore))
+    items = tuple(
+      sorted((k, repr(v)) for k, v in run["config"].items() if not _is_tuned(k) and k not in ignore)
+    )
   else:  # no config.txt: the run name without its lr and seed parts
     items = (("name", re.sub(r"_?(lr|seed)[0-9.e+-]+", "", run["name"])),)
   return (experiment(run),) + items
@@ -253,14 +275,16 @@ def best_lr_choices(runs: list[dict]) -> dict:
 def best_lr(runs: list[dict]) -> list[dict]:
   """The runs (every seed) at the best learning rate of their setting, in input order."""
   choices = best_lr_choices(runs)
-  return [r for r in runs if learning_rate(r) == choices[setting(r)][0]
-          or math.isnan(learning_rate(r))]
+  return [
+    r for r in runs if learning_rate(r) == choices[setting(r)][0] or math.isnan(learning_rate(r))
+  ]
 
 
 def varying(runs: list[dict]) -> list[str]:
   """Config entries (not lr or seeds) whose value differs between runs."""
-  keys = sorted({k for r in runs for k in r["config"]
-                 if not _is_tuned(k) and not k.endswith("eval_groups")})  # derived, long
+  keys = sorted(
+    {k for r in runs for k in r["config"] if not _is_tuned(k) and not k.endswith("eval_groups")}
+  )  # derived, long
   return [k for k in keys if len({repr(r["config"].get(k)) for r in runs}) > 1]
 
 
@@ -272,13 +296,14 @@ def describe(run: dict, keys: list[str]) -> str:
 
 # Fits and drawing helpers ----------------------------------------------------------------------
 
+
 def fit_power_law(x, y) -> tuple[float, float, float]:
   """y = c * x^k by least squares in log-log; returns (k, c, R^2 in log space)."""
   log_x, log_y = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
   k, log_c = np.polyfit(log_x, log_y, 1)
   residual = log_y - (k * log_x + log_c)
   total = np.sum((log_y - log_y.mean()) ** 2)
-  r2 = 1.0 - np.sum(residual ** 2) / total if total > 0 else 1.0
+  r2 = 1.0 - np.sum(residual**2) / total if total > 0 else 1.0
   return float(k), float(np.exp(log_c)), float(r2)
 
 
@@ -316,8 +341,13 @@ def log_y(ax) -> None:
 
 def mark_baseline(ax, value: float, label: bool = True) -> None:
   if math.isfinite(value):
-    ax.axhline(value, color="k", ls="--", lw=1,
-               label=f"no-knowledge baseline ({value:.2f})" if label else None)
+    ax.axhline(
+      value,
+      color="k",
+      ls="--",
+      lw=1,
+      label=f"no-knowledge baseline ({value:.2f})" if label else None,
+    )
 
 
 def save(fig, out_dir: pathlib.Path, name: str) -> pathlib.Path:

@@ -31,11 +31,15 @@ class EvalConfig:
       if getattr(self, name) < 1:
         raise ValueError(f"eval.{name}: got {getattr(self, name)!r}; it must be >= 1.")
     if self.steps is not None and any(not 0 <= s <= n_steps for s in self.steps):
-      raise ValueError(f"eval.steps: got {tuple(self.steps)}; every step must be in "
-                       f"[0, {n_steps}] (the run's steps).")
+      raise ValueError(
+        f"eval.steps: got {tuple(self.steps)}; every step must be in "
+        f"[0, {n_steps}] (the run's steps)."
+      )
     if self.n_sequences % self.batch_size or self.batch_size % n_devices:
-      raise ValueError(f"eval.batch_size: {self.batch_size} must divide eval.n_sequences "
-                       f"{self.n_sequences} and be divisible by the {n_devices} devices.")
+      raise ValueError(
+        f"eval.batch_size: {self.batch_size} must divide eval.n_sequences "
+        f"{self.n_sequences} and be divisible by the {n_devices} devices."
+      )
     if not 0 <= self.n_attention <= self.n_sequences:
       raise ValueError(f"eval.n_attention: got {self.n_attention}; allowed: 0..n_sequences.")
 
@@ -47,42 +51,68 @@ class EvalConfig:
     return sorted(set(dense) | set(spaced))
 
 
-def _run_set(model, bios: Biographies, cfg: EvalConfig, mesh, dtype, n_attention: int,
-             patterns_fn=None):
+def _run_set(
+  model, bios: Biographies, cfg: EvalConfig, mesh, dtype, n_attention: int, patterns_fn=None
+):
   """Runs the eval step over a set in chunks; returns host arrays [N, A] and attention sums."""
   n_attributes = bios.attribute_BxS.shape[1]
   outs, attention = [], []
   for start in range(0, len(bios.tokens_BxT), cfg.batch_size):
     chunk = slice(start, start + cfg.batch_size)
     batch = step_lib.shard_batch(
-        {"tokens": bios.tokens_BxT[chunk], "role": bios.role_BxT[chunk],
-         "attribute": bios.attribute_BxT[chunk], "sentence": bios.sentence_BxT[chunk]}, mesh)
+      {
+        "tokens": bios.tokens_BxT[chunk],
+        "role": bios.role_BxT[chunk],
+        "attribute": bios.attribute_BxT[chunk],
+        "sentence": bios.sentence_BxT[chunk],
+      },
+      mesh,
+    )
     with_attention = start < n_attention
     patterns = patterns_fn(batch) if patterns_fn else None
-    out = step_lib.eval_step(model, batch["tokens"], batch["role"], batch["attribute"],
-                             batch["sentence"], n_attributes, dtype, with_attention, patterns)
+    out = step_lib.eval_step(
+      model,
+      batch["tokens"],
+      batch["role"],
+      batch["attribute"],
+      batch["sentence"],
+      n_attributes,
+      dtype,
+      with_attention,
+      patterns,
+    )
     if "attention" in out:
       attention.append(out.pop("attention"))
     outs.append(out)
   result = {k: np.concatenate([np.asarray(o[k]) for o in outs]) for k in outs[0]}
   if attention:
-    result["attention"] = {k: np.mean([np.asarray(a[k]) for a in attention], axis=0)
-                           for k in attention[0]}
+    result["attention"] = {
+      k: np.mean([np.asarray(a[k]) for a in attention], axis=0) for k in attention[0]
+    }
   return result
 
 
 def _summarise(prefix: str, r: dict, attributes: tuple[str, ...]) -> dict:
-  out = {f"{prefix}attribute_loss": float(r["loss"].mean()),
-         f"{prefix}attribute_accuracy": float(r["correct"].mean())}
+  out = {
+    f"{prefix}attribute_loss": float(r["loss"].mean()),
+    f"{prefix}attribute_accuracy": float(r["correct"].mean()),
+  }
   for a, name in enumerate(attributes):
     out[f"{prefix}attribute_loss/{name}"] = float(r["loss"][:, a].mean())
     out[f"{prefix}attribute_accuracy/{name}"] = float(r["correct"][:, a].mean())
   return out
 
 
-def evaluate(model, sets: dict[str, Biographies], cfg: EvalConfig, mesh, dtype,
-             attributes: tuple[str, ...], population_size: int,
-             patterns_fn=None) -> tuple[dict, np.ndarray]:
+def evaluate(
+  model,
+  sets: dict[str, Biographies],
+  cfg: EvalConfig,
+  mesh,
+  dtype,
+  attributes: tuple[str, ...],
+  population_size: int,
+  patterns_fn=None,
+) -> tuple[dict, np.ndarray]:
   """All metrics of one evaluation, and the attribute loss per individual (NaN where the
   seen set has no sequence of that individual).
 
@@ -90,8 +120,9 @@ def evaluate(model, sets: dict[str, Biographies], cfg: EvalConfig, mesh, dtype,
   uses on an evaluation batch (a dict with 'tokens' [B, T]) in place of its own (patching);
   the attention statistics are then those of the patterns used.
   """
-  run_set = lambda bios, n_attention: _run_set(model, bios, cfg, mesh, dtype, n_attention,
-                                               patterns_fn)
+  run_set = lambda bios, n_attention: _run_set(
+    model, bios, cfg, mesh, dtype, n_attention, patterns_fn
+  )
   m, seen = {}, run_set(sets["seen"], cfg.n_attention)
   m.update(_summarise("", seen, attributes))
   m["seen_max_prob"] = float(seen["max_prob"].mean())

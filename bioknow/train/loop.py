@@ -46,15 +46,18 @@ class TrainConfig:
     if not isinstance(self.pack, bool):
       raise ValueError(f"train.pack: got {self.pack!r}; allowed: True, False.")
     if self.compute_dtype not in DTYPES:
-      raise ValueError(f"train.compute_dtype: got {self.compute_dtype!r}; allowed: "
-                       f"{', '.join(DTYPES)}.")
+      raise ValueError(
+        f"train.compute_dtype: got {self.compute_dtype!r}; allowed: {', '.join(DTYPES)}."
+      )
     available = len(jax.local_devices())
     n = self.n_devices or available
     if not 1 <= n <= available:
       raise ValueError(f"train.n_devices: got {n}; this machine has {available}.")
     if self.batch_size % n:
-      raise ValueError(f"train.batch_size: {self.batch_size} is not divisible by the {n} "
-                       "devices; use a multiple of the device count.")
+      raise ValueError(
+        f"train.batch_size: {self.batch_size} is not divisible by the {n} "
+        "devices; use a multiple of the device count."
+      )
     return n
 
 
@@ -76,9 +79,14 @@ class RunFiles:
     if (path / "zarr.json").exists():
       self.zarr = ts.open(spec, open=True).result()
     else:  # one row per evaluation, one column per individual id
-      self.zarr = ts.open(spec, create=True, dtype=ts.float32, shape=[0, self.population_size],
-                          chunk_layout=ts.ChunkLayout(write_chunk_shape=[1, self.population_size]),
-                          fill_value=np.nan).result()
+      self.zarr = ts.open(
+        spec,
+        create=True,
+        dtype=ts.float32,
+        shape=[0, self.population_size],
+        chunk_layout=ts.ChunkLayout(write_chunk_shape=[1, self.population_size]),
+        fill_value=np.nan,
+      ).result()
 
   def records(self) -> list[dict]:
     if not self.metrics_path.exists():
@@ -89,14 +97,16 @@ class RunFiles:
     """Keeps the evaluations at steps <= last_step (none if None); returns them."""
     kept = [r for r in self.records() if last_step is not None and r["step"] <= last_step]
     self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
-    self.zarr = self.zarr.resize(exclusive_max=[len(kept), self.population_size],
-                                 shrink_only=True).result()
+    self.zarr = self.zarr.resize(
+      exclusive_max=[len(kept), self.population_size], shrink_only=True
+    ).result()
     return kept
 
   def append(self, record: dict, per_individual: np.ndarray) -> None:
     n = self.zarr.shape[0]
-    self.zarr = self.zarr.resize(exclusive_max=[n + 1, self.population_size],
-                                 expand_only=True).result()
+    self.zarr = self.zarr.resize(
+      exclusive_max=[n + 1, self.population_size], expand_only=True
+    ).result()
     self.zarr[n].write(per_individual).result()
     with self.metrics_path.open("a") as f:
       f.write(json.dumps(record) + "\n")
@@ -105,8 +115,12 @@ class RunFiles:
 def _model_inputs(batch: dict) -> dict:
   """The arrays the train step reads, from a plain ([B, T]) or a packed ([R, L]) batch."""
   if "tokens_RxL" in batch:
-    return {"tokens": batch["tokens_RxL"], "role": batch["role_RxL"],
-            "positions": batch["position_RxL"], "segment": batch["segment_RxL"]}
+    return {
+      "tokens": batch["tokens_RxL"],
+      "role": batch["role_RxL"],
+      "positions": batch["position_RxL"],
+      "segment": batch["segment_RxL"],
+    }
   return {"tokens": batch["tokens_BxT"], "role": batch["role_BxT"]}
 
 
@@ -115,11 +129,23 @@ def _format_seconds(s: float) -> str:
   return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def train(*, workdir: pathlib.Path, model, optimizer, lr_schedule: Callable, batches,
-          eval_sets: dict, eval_cfg: evaluation.EvalConfig, train_cfg: TrainConfig,
-          attributes: tuple[str, ...], population_size: int, baseline: float,
-          patterns_fn: Callable | None = None, reset_opt_at: int | None = None,
-          extra_summary: dict | None = None) -> dict:
+def train(
+  *,
+  workdir: pathlib.Path,
+  model,
+  optimizer,
+  lr_schedule: Callable,
+  batches,
+  eval_sets: dict,
+  eval_cfg: evaluation.EvalConfig,
+  train_cfg: TrainConfig,
+  attributes: tuple[str, ...],
+  population_size: int,
+  baseline: float,
+  patterns_fn: Callable | None = None,
+  reset_opt_at: int | None = None,
+  extra_summary: dict | None = None,
+) -> dict:
   """Runs (or resumes) training in `workdir` and returns the summary.
 
   batches: a Grain IterDataset of the run's batches, element k = batch of step k.
@@ -149,14 +175,20 @@ def train(*, workdir: pathlib.Path, model, optimizer, lr_schedule: Callable, bat
     # A patched run is evaluated as it trains: with the patterns it would use at this step.
     eval_patterns = (lambda batch: patterns_fn(batch, step)) if patterns_fn else None
     record, per_individual = evaluation.evaluate(
-        model, eval_sets, eval_cfg, mesh, dtype, attributes, population_size, eval_patterns)
+      model, eval_sets, eval_cfg, mesh, dtype, attributes, population_size, eval_patterns
+    )
     train_loss = float(loss_sum) / n_losses if n_losses else None
     if train_loss is not None and not math.isfinite(train_loss):
       raise TrainingDiverged(
-          f"the training loss became {train_loss} before step {step}; the last good checkpoint "
-          f"is step {ckpt.latest_step()}.")
-    record = {"step": step, "lr": float(lr_schedule(step)), "train_loss": train_loss,
-              "no_knowledge_baseline": baseline} | record
+        f"the training loss became {train_loss} before step {step}; the last good checkpoint "
+        f"is step {ckpt.latest_step()}."
+      )
+    record = {
+      "step": step,
+      "lr": float(lr_schedule(step)),
+      "train_loss": train_loss,
+      "no_knowledge_baseline": baseline,
+    } | record
     files.append(record, per_individual)
     ckpt.save(step, model, opt_state, iterator, {"step": step})
     records.append(record)
@@ -178,26 +210,42 @@ def train(*, workdir: pathlib.Path, model, optimizer, lr_schedule: Callable, bat
       n_dropped += int(batch.get("dropped", 0))
       patterns = patterns_fn(device_batch, step) if patterns_fn else None
       model, opt_state, loss = step_lib.train_step(
-          optimizer, model, opt_state, device_batch["tokens"], device_batch["role"], dtype,
-          patterns, device_batch.get("positions"), device_batch.get("segment"))
+        optimizer,
+        model,
+        opt_state,
+        device_batch["tokens"],
+        device_batch["role"],
+        dtype,
+        patterns,
+        device_batch.get("positions"),
+        device_batch.get("segment"),
+      )
       loss_sum, n_losses, step = loss_sum + loss, n_losses + 1, step + 1
 
       now = time.perf_counter()
       if now - last_print >= train_cfg.progress_seconds:
         mean = float(loss_sum) / n_losses
         if not math.isfinite(mean):
-          raise TrainingDiverged(f"the training loss became {mean} before step {step}; the last "
-                                 f"good checkpoint is step {ckpt.latest_step()}.")
+          raise TrainingDiverged(
+            f"the training loss became {mean} before step {step}; the last "
+            f"good checkpoint is step {ckpt.latest_step()}."
+          )
         rate = (step - steps_at_print) / (now - last_print)
         eta = (train_cfg.n_steps - step) / max(rate, 1e-9)
-        print(f"step {step}/{train_cfg.n_steps}  loss {mean:.4f}  {rate:.2f} steps/s  "
-              f"ETA {_format_seconds(eta)}", flush=True)
+        print(
+          f"step {step}/{train_cfg.n_steps}  loss {mean:.4f}  {rate:.2f} steps/s  "
+          f"ETA {_format_seconds(eta)}",
+          flush=True,
+        )
         last_print, steps_at_print = now, step
       if eval_steps and eval_steps[0] == step:
         r = run_eval(step, loss_sum, n_losses)
-        print(f"eval step {step}: attribute loss {r['attribute_loss']:.4f} (baseline "
-              f"{baseline:.4f}), accuracy {r['attribute_accuracy']:.3f}, held-out loss "
-              f"{r.get('unseen_attribute_loss', float('nan')):.4f}", flush=True)
+        print(
+          f"eval step {step}: attribute loss {r['attribute_loss']:.4f} (baseline "
+          f"{baseline:.4f}), accuracy {r['attribute_accuracy']:.3f}, held-out loss "
+          f"{r.get('unseen_attribute_loss', float('nan')):.4f}",
+          flush=True,
+        )
         loss_sum, n_losses = jnp.zeros(()), 0
         eval_steps.pop(0)
   finally:
@@ -208,9 +256,18 @@ def train(*, workdir: pathlib.Path, model, optimizer, lr_schedule: Callable, bat
 
   wall = time.perf_counter() - t_start
   steps_done = step - (start or 0)
-  summary = (records[-1] if records else {}) | evaluation.phase_ends(records, baseline) | {
-      "wall_seconds": wall, "steps_per_second": steps_done / wall,
-      "tokens_per_second": n_tokens / wall, "device_kind": jax.local_devices()[0].device_kind,
-      "n_devices": n_devices, "dropped_biographies": n_dropped} | (extra_summary or {})
+  summary = (
+    (records[-1] if records else {})
+    | evaluation.phase_ends(records, baseline)
+    | {
+      "wall_seconds": wall,
+      "steps_per_second": steps_done / wall,
+      "tokens_per_second": n_tokens / wall,
+      "device_kind": jax.local_devices()[0].device_kind,
+      "n_devices": n_devices,
+      "dropped_biographies": n_dropped,
+    }
+    | (extra_summary or {})
+  )
   (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
   return summary

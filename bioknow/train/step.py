@@ -54,14 +54,19 @@ def learning_rate(cfg: OptimizerConfig, n_steps: int) -> Callable:
 
 def make_optimizer(cfg: OptimizerConfig, n_steps: int) -> optax.GradientTransformation:
   decay_mask = lambda params: jax.tree.map(lambda x: x.ndim >= 2, params)
-  return optax.adamw(learning_rate(cfg, n_steps), b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
-                     weight_decay=cfg.weight_decay, mask=decay_mask)
+  return optax.adamw(
+    learning_rate(cfg, n_steps),
+    b1=cfg.b1,
+    b2=cfg.b2,
+    eps=cfg.eps,
+    weight_decay=cfg.weight_decay,
+    mask=decay_mask,
+  )
 
 
 def data_mesh(n_devices: int | None = None) -> jax.sharding.Mesh:
   devices = jax.local_devices()[:n_devices]
-  return jax.sharding.Mesh(np.array(devices), ("data",),
-                           axis_types=(jax.sharding.AxisType.Auto,))
+  return jax.sharding.Mesh(np.array(devices), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
 
 
 def shard_batch(batch: dict, mesh: jax.sharding.Mesh) -> dict:
@@ -76,14 +81,23 @@ def replicate(tree, mesh: jax.sharding.Mesh):
 
 
 def _forward(model: LanguageModel, tokens_BxT, dtype, patterns=None, return_patterns=False):
-  return model.batch(tokens_BxT, patterns_BxLxHxTxT=patterns, return_patterns=return_patterns,
-                     dtype=dtype)
+  return model.batch(
+    tokens_BxT, patterns_BxLxHxTxT=patterns, return_patterns=return_patterns, dtype=dtype
+  )
 
 
 @eqx.filter_jit(donate="all-except-first")
-def train_step(optimizer: optax.GradientTransformation, model: LanguageModel, opt_state,
-               tokens_BxT, role_BxT, dtype=jnp.float32, patterns_BxLxHxTxT=None,
-               positions_BxT=None, segment_BxT=None):
+def train_step(
+  optimizer: optax.GradientTransformation,
+  model: LanguageModel,
+  opt_state,
+  tokens_BxT,
+  role_BxT,
+  dtype=jnp.float32,
+  patterns_BxLxHxTxT=None,
+  positions_BxT=None,
+  segment_BxT=None,
+):
   """One AdamW step on the mean next-token loss; returns (model, opt_state, loss).
 
   Rows may hold several biographies (packing): positions_BxT / segment_BxT give each token's
@@ -100,12 +114,17 @@ def train_step(optimizer: optax.GradientTransformation, model: LanguageModel, op
   next_BxT = jnp.concatenate([tokens_BxT[:, 1:], tokens_BxT[:, :1]], axis=1)
 
   def loss_fn(model):
-    h_BxTxD, _ = model.features(tokens_BxT, positions_BxT=positions_BxT,
-                                segment_BxT=segment_BxT,
-                                patterns_BxLxHxTxT=patterns_BxLxHxTxT, dtype=dtype)
+    h_BxTxD, _ = model.features(
+      tokens_BxT,
+      positions_BxT=positions_BxT,
+      segment_BxT=segment_BxT,
+      patterns_BxLxHxTxT=patterns_BxLxHxTxT,
+      dtype=dtype,
+    )
     b, t, d = h_BxTxD.shape
-    return tied_cross_entropy(h_BxTxD.reshape(b * t, d), model.embed_VxD,
-                              next_BxT.reshape(b * t), weight_BxT.reshape(b * t))
+    return tied_cross_entropy(
+      h_BxTxD.reshape(b * t, d), model.embed_VxD, next_BxT.reshape(b * t), weight_BxT.reshape(b * t)
+    )
 
   loss, grads = eqx.filter_value_and_grad(loss_fn)(model)
   updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_array))
@@ -113,14 +132,23 @@ def train_step(optimizer: optax.GradientTransformation, model: LanguageModel, op
 
 
 @eqx.filter_jit
-def eval_step(model: LanguageModel, tokens_BxT, role_BxT, attribute_BxT, sentence_BxT,
-              n_attributes: int, dtype=jnp.float32, with_attention: bool = False,
-              patterns_BxLxHxTxT=None):
+def eval_step(
+  model: LanguageModel,
+  tokens_BxT,
+  role_BxT,
+  attribute_BxT,
+  sentence_BxT,
+  n_attributes: int,
+  dtype=jnp.float32,
+  with_attention: bool = False,
+  patterns_BxLxHxTxT=None,
+):
   """Per sequence and attribute [B, A] metrics, and per-layer attention statistics (summed
   over the batch, with their normalisers) when `with_attention`. Given patterns (patching)
   replace the model's own, and the statistics are those of the given patterns."""
-  logits_BxTxV, patterns = _forward(model, tokens_BxT, dtype, patterns_BxLxHxTxT,
-                                    return_patterns=with_attention)
+  logits_BxTxV, patterns = _forward(
+    model, tokens_BxT, dtype, patterns_BxLxHxTxT, return_patterns=with_attention
+  )
   scores = metrics.token_scores(logits_BxTxV, tokens_BxT)
   out = metrics.attribute_metrics(scores, role_BxT, attribute_BxT, n_attributes)
   if with_attention and patterns is not None:
