@@ -22,6 +22,8 @@ demo: $(STAMP)
 	$(PY) -m bioknow.report --workdir=runs/quickstart
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest tests
 
 bench: $(STAMP)

@@ -71,7 +71,7 @@ def bench_data() -> None:
     ("power_law", schedules.PowerLaw(n, alpha=0.8)),
   ]:
     it = iter(pipeline.training_batches(ds, schedule, batch_size=b, n_steps=10**9, seed=0))
-    rate = _rate(lambda: next(it), _SECONDS.value)
+    rate = _rate(it.__next__, _SECONDS.value)
     print(
       json.dumps(
         common
@@ -112,11 +112,11 @@ def bench_train() -> None:
   left at the end of packed rows, and attention across biographies in a row, count as waste.
   """
   import equinox as eqx
+  import fiddle as fdl
   import jax
   import jax.numpy as jnp
 
   from bioknow import configs
-  import fiddle as fdl
   from bioknow.data import packing, pipeline
   from bioknow.data.dataset import build_dataset
   from bioknow.models.transformer import LanguageModel, count_parameters, flops_per_token
@@ -150,7 +150,7 @@ def bench_train() -> None:
     device_batches = [step_lib.shard_batch(a, mesh) for a in arrays]
     tokens_per_batch = [int(b["length_B"].sum()) for b in plain]
 
-    def train_step(model, opt_state, b):
+    def train_step(model, opt_state, b, optimizer=optimizer, dtype=dtype):
       return step_lib.train_step(
         optimizer, model, opt_state, b["t"], b["r"], dtype, None, b.get("p"), b.get("s")
       )

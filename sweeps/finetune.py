@@ -30,7 +30,6 @@ from bioknow import configs
 from bioknow.data import schedules
 from bioknow.experiments.finetune import FinetuneConfig
 from bioknow.train.evaluation import EvalConfig
-from bioknow.train.loop import TrainConfig
 from bioknow.train.step import OptimizerConfig
 
 PAPER = dict(

@@ -1,7 +1,6 @@
 import dataclasses
 
 import numpy as np
-import pytest
 
 from bioknow.data import biography as bio
 from bioknow.data.templates import NAME_TAG, TEMPLATES, VALUE_TAG
@@ -85,7 +84,7 @@ def test_value_tokens_carry_only_the_value(small_dataset):
   ds = small_dataset
   batch = _batch(ds, n=16, seed=2)
   for b in range(16):
-    for v0, v1 in _spans(batch.value_mask_BxT[b]):
+    for _, v1 in _spans(batch.value_mask_BxT[b]):
       assert batch.role_BxT[b, v1] == bio.ROLE_TEXT
       assert ds.sp.id_to_piece(int(batch.tokens_BxT[b, v1])).startswith(".")
 

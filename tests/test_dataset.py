@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from bioknow.data.dataset import DataConfig, build_dataset, vocab_size
 from bioknow.data.__main__ import decode_marked, statistics
+from bioknow.data.dataset import DataConfig, build_dataset, vocab_size
 
 
 def test_same_config_same_population(small_config, small_dataset):

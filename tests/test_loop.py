@@ -1,6 +1,5 @@
 """End to end: a tiny pretraining run through the launcher, killed and resumed."""
 
-import dataclasses
 import json
 import os
 import pathlib
@@ -13,10 +12,11 @@ import numpy as np
 import pytest
 import tensorstore as ts
 
-from bioknow.experiments.pretrain import PretrainConfig
 from bioknow.data.dataset import DataConfig
+from bioknow.experiments.pretrain import PretrainConfig
 from bioknow.models.transformer import ModelConfig
-from bioknow.train import loop, step as step_lib
+from bioknow.train import loop
+from bioknow.train import step as step_lib
 from bioknow.train.evaluation import EvalConfig
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

@@ -16,7 +16,8 @@ from bioknow.experiments import pretrain
 from bioknow.experiments.patching import PatchingConfig, reference_patterns
 from bioknow.experiments.pretrain import PretrainConfig
 from bioknow.models.transformer import PRESETS, LanguageModel, ModelConfig
-from bioknow.train import loop, step as step_lib
+from bioknow.train import loop
+from bioknow.train import step as step_lib
 from bioknow.train.evaluation import EvalConfig
 
 V = 61

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from bioknow import report
-from bioknow.figures import curricula, population, pretrain, runs as R, toy
+from bioknow.figures import curricula, population, pretrain, toy
+from bioknow.figures import runs as R
 
 BASELINE = 4.0
 

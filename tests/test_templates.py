@@ -97,7 +97,7 @@ def test_birth_city_not_about_residence(template):
 
 def test_filled_templates_contain_value():
   name, value = "Alice Smith", "São Paulo"
-  for attr, template in ALL_TEMPLATES:
+  for _, template in ALL_TEMPLATES:
     sentence = template.replace(NAME_TAG, name).replace(VALUE_TAG, value)
     assert sentence.count(value) == 1
     assert sentence.index(name) < sentence.index(value)

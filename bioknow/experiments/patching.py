@@ -38,7 +38,8 @@ from bioknow.data import dataset
 from bioknow.experiments import pretrain
 from bioknow.experiments.pretrain import PretrainConfig
 from bioknow.models.transformer import LanguageModel, ModelConfig
-from bioknow.train import loop, step as step_lib
+from bioknow.train import loop
+from bioknow.train import step as step_lib
 from bioknow.train.checkpoint import Checkpointer
 
 

@@ -2,7 +2,7 @@
 
 import dataclasses
 import pathlib
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 

@@ -226,7 +226,7 @@ def strategies(runs: list[dict], out_dir: pathlib.Path):
   width = 0.8 / len(kinds)
   for ax, metric in zip(axes, ("loss", "accuracy")):
     labelled = set()
-    for i, (regime, best) in enumerate(table.items()):
+    for i, best in enumerate(table.values()):
       for j, kind in enumerate(kinds):
         if kind in best:
           x = i + (j - (len(kinds) - 1) / 2) * width

@@ -18,8 +18,8 @@ import pathlib
 import re
 
 import matplotlib.pyplot as plt
-from matplotlib import ticker
 import numpy as np
+from matplotlib import ticker
 
 from bioknow.figures import runs as R
 
@@ -285,7 +285,7 @@ def ablations(base: dict, families: dict, out_dir: pathlib.Path) -> pathlib.Path
   if len(families) < 2:
     return None
   fig, axes = R.panels(len(families), 4.2, 3.4, max_cols=3)
-  for ax, (name, members) in zip(axes, families.items()):
+  for ax, members in zip(axes, families.values()):
     keys = R.varying(members + [base]) or ["optimizer.lr"]
     members = _by_keys(members, keys)
     # Batch sizes are compared at equal data seen, so their x axis counts sequences.
@@ -293,7 +293,7 @@ def ablations(base: dict, families: dict, out_dir: pathlib.Path) -> pathlib.Path
       R.is_number(R.param(r, "batch_size")) for r in members + [base]
     )
 
-    def curve(run):
+    def curve(run, per_step=per_step):
       steps, loss = R.series(run["records"], "attribute_loss")
       return steps * (R.param(run, "batch_size") if per_step else 1), loss
 

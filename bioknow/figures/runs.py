@@ -10,7 +10,7 @@ import json
 import math
 import pathlib
 import re
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import matplotlib.pyplot as plt
 import numpy as np

@@ -6,11 +6,11 @@ dict of metrics (the keys of metrics.jsonl) plus the per-individual attribute lo
 
 import dataclasses
 
-import jax.numpy as jnp
 import numpy as np
 
 from bioknow.data.biography import Biographies
-from bioknow.train import metrics, step as step_lib
+from bioknow.train import metrics
+from bioknow.train import step as step_lib
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,7 @@ import json
 import math
 import pathlib
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -151,7 +151,8 @@ def train(
   batches: a Grain IterDataset of the run's batches, element k = batch of step k.
   patterns_fn(batch, step) -> patterns [B, L, H, T, T] or None: attention patterns to use
   instead of the model's own (patching); `batch` is the step's device batch, a dict with
-  'tokens' [B, T] and, when packed, 'positions' and 'segment' [B, T]; reset_opt_at: step at which the optimizer state is re-initialised.
+  'tokens' [B, T] and, when packed, 'positions' and 'segment' [B, T]; reset_opt_at: step at
+  which the optimizer state is re-initialised.
   """
   n_devices = train_cfg.check()
   mesh = step_lib.data_mesh(n_devices)

@@ -11,8 +11,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from bioknow.data.biography import ROLE_FIRST_VALUE, ROLE_LAST_NAME, ROLE_NAME, ROLE_PAD
-from bioknow.data.biography import ROLE_TEXT, ROLE_VALUE
+from bioknow.data.biography import (
+  ROLE_FIRST_VALUE,
+  ROLE_LAST_NAME,
+  ROLE_NAME,
+  ROLE_PAD,
+  ROLE_TEXT,
+  ROLE_VALUE,
+)
 
 
 def _shift(x_BxT, fill):

@@ -6,7 +6,7 @@ step index travels as an array, so nothing recompiles as training advances.
 """
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
