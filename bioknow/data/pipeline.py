@@ -109,6 +109,28 @@ def eval_set(
   return ds.assemble(ids[order], pool, rng)
 
 
+# The names of the standard evaluation sets; a group of individuals may not take one.
+STANDARD_SETS = ("seen", "seen_train_templates", "heldout")
+
+
+def check_groups(
+  groups: tuple[tuple[str, int, int], ...], stop: int, where: str = "population"
+) -> None:
+  """Raises one sentence unless the groups (name, start, stop) have unique names other than
+  STANDARD_SETS and lie in [0, stop) (`where` names that range)."""
+  names = [g[0] for g in groups]
+  for name, start, end in groups:
+    if name in STANDARD_SETS or names.count(name) > 1:
+      raise ValueError(
+        f"eval_groups: the name {name!r} is taken; use unique names other than "
+        f"{', '.join(STANDARD_SETS)}."
+      )
+    if not 0 <= start < end <= stop:
+      raise ValueError(
+        f"eval_groups: {name} = [{start}, {end}) must lie in the {where} [0, {stop})."
+      )
+
+
 def standard_eval_sets(
   ds: Dataset, n_sequences: int, seed: int, groups: dict[str, tuple[int, int]] | None = None
 ) -> dict[str, Biographies]:
@@ -130,11 +152,8 @@ def standard_eval_sets(
     sets["heldout"] = eval_set(
       ds, population.heldout_ids, n_sequences, pool="eval", seed=seed, name="heldout"
     )
+  check_groups(tuple((name, *ids) for name, ids in (groups or {}).items()), population.size)
   for name, (start, stop) in (groups or {}).items():
-    if not 0 <= start < stop <= population.size:
-      raise ValueError(
-        f"groups: {name} = [{start}, {stop}) is outside the population [0, {population.size})."
-      )
     sets[name] = eval_set(
       ds, np.arange(start, stop), n_sequences, pool="eval", seed=seed, name=name
     )

@@ -8,6 +8,7 @@ import dataclasses
 
 import numpy as np
 
+from bioknow.data import pipeline
 from bioknow.data.biography import Biographies
 from bioknow.train import metrics
 from bioknow.train import step as step_lib
@@ -141,7 +142,7 @@ def evaluate(
     # Hallucination detection: does max-probability tell seen from held-out individuals?
     m["hallucination_auroc"] = metrics.auroc(seen["max_prob"].ravel(), unseen["max_prob"].ravel())
   for name, bios in sets.items():
-    if name not in ("seen", "seen_train_templates", "heldout"):
+    if name not in pipeline.STANDARD_SETS:
       m.update(_summarise(f"{name}/", run_set(bios, 0), attributes))
 
   ids = sets["seen"].individual_B
