@@ -10,36 +10,31 @@ With Ray, each point is one task that rebuilds its config from the serialized fi
 run directories must be on a filesystem every worker sees (this machine, or a shared disk).
 """
 
-import json
 import pathlib
 import time
 import traceback
 
 import fiddle as fdl
-from fiddle import printing
 from fiddle.experimental import serialization
+
+from bioknow.experiments.common import Experiment
+from bioknow.rundir import RunDir
 
 # (name, status, summary) of each point, in run order.
 Result = tuple[str, str, dict]
 
 
-def _summary(run_dir: pathlib.Path) -> dict | None:
-  path = run_dir / "summary.json"
-  return json.loads(path.read_text()) if path.exists() else None
-
-
-def run_point(name: str, cfg: fdl.Buildable, experiment, workdir: pathlib.Path) -> tuple[str, dict]:
+def run_point(
+  name: str, cfg: fdl.Buildable, experiment: Experiment, workdir: pathlib.Path
+) -> tuple[str, dict]:
   """Runs (or resumes, or skips if finished) one point; returns (status, summary)."""
-  run_dir = workdir / name
-  if (done := _summary(run_dir)) is not None:
+  run_dir = RunDir(workdir / name)
+  if (done := run_dir.summary()) is not None:
     return "done (skipped)", done
   start = time.perf_counter()
   try:
-    if hasattr(experiment, "check_sources"):  # before anything is written
-      experiment.check_sources(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(serialization.dump_json(cfg, indent=2))
-    (run_dir / "config.txt").write_text(printing.as_str_flattened(cfg, include_types=False) + "\n")
+    experiment.check_sources(run_dir)  # before anything is written
+    run_dir.write_config(cfg)
     summary = experiment.run(run_dir)
   except Exception as e:  # one failing point does not stop the others
     traceback.print_exc()
@@ -59,7 +54,7 @@ def run_inline(points, workdir: pathlib.Path) -> list[Result]:
     if (failed := _blocked_by(p, statuses)) is not None:
       status, summary = f"FAILED: its source {failed} failed", {}
     else:
-      if _summary(workdir / p.name) is None:
+      if not RunDir(workdir / p.name).is_finished():
         print(f"== {p.name}", flush=True)
       status, summary = run_point(p.name, p.cfg, p.experiment, workdir)
     statuses[p.name] = status

@@ -26,6 +26,8 @@ from fiddle import absl_flags as fdl_flags
 from fiddle import printing
 
 from bioknow import configs, executors
+from bioknow.experiments.common import Experiment
+from bioknow.rundir import RunDir
 
 _SWEEP = flags.DEFINE_string("sweep", None, "Path of a sweep file, e.g. sweeps/quickstart.py.")
 # bioknow.report defines the same flag; a process importing both (the tests) shares it.
@@ -135,7 +137,7 @@ def _parse_value(value: str, path: str):
 class Point(NamedTuple):
   name: str
   cfg: fdl.Buildable
-  experiment: object  # the built config: has check() and run(run_dir)
+  experiment: Experiment  # the built config
   overrides: dict[str, str]
   sources: tuple[str, ...]  # run directories it reads, relative to the sweep's workdir
 
@@ -146,36 +148,37 @@ def build_points(
   """Every selected point of a sweep, built, checked and ordered so that a point comes after
   the points it reads (e.g. fine-tuning after its pretraining run). A source outside the
   selection must already exist under `workdir` (checked here, before anything runs)."""
-  points, names = [], set()
+  swept = list(module.sweep(scale))
+  names = [name for name, _ in swept]
+  if duplicate := next((n for n in names if names.count(n) > 1), None):
+    raise ValueError(f"sweep: two points are named {duplicate!r}; run names must be unique.")
+  points = []
   base = _leaves(module.base(scale)) if hasattr(module, "base") else {}
-  for name, cfg in module.sweep(scale):
-    if name in names:
-      raise ValueError(f"sweep: two points are named {name!r}; run names must be unique.")
-    names.add(name)
+  for name, cfg in swept:
     if only and not any(fnmatch.fnmatch(name, glob) for glob in only.split(",")):
       continue
     cfg = apply_overrides(cfg, directives)
+    after = _leaves(cfg)
     try:
       experiment = fdl.build(cfg)
+      if not isinstance(experiment, Experiment):
+        raise TypeError(
+          f"it builds a {type(experiment).__name__}, not an experiment (check, sources, "
+          "check_sources, n_steps, key_metrics, train_cost, run)"
+        )
       experiment.check()
     except (ValueError, TypeError) as e:
       raise ValueError(f"point {name}: {e}") from None
-    overrides = {k: v for k, v in _leaves(cfg).items() if base.get(k) != v}
-    sources = tuple(getattr(experiment, "sources", tuple)())
-    points.append(Point(name, cfg, experiment, overrides, sources))
+    overrides = {k: v for k, v in after.items() if base.get(k) != v}
+    points.append(Point(name, cfg, experiment, overrides, tuple(experiment.sources())))
   selected = {p.name for p in points}
   for p in points:
     if any(s not in selected for s in p.sources) and workdir is not None:
-      _check_sources(p, workdir)
+      try:
+        p.experiment.check_sources(RunDir(workdir / p.name))
+      except ValueError as e:
+        raise ValueError(f"point {p.name}: {e}") from None
   return _in_dependency_order(points)
-
-
-def _check_sources(point: Point, workdir: pathlib.Path) -> None:
-  if hasattr(point.experiment, "check_sources"):
-    try:
-      point.experiment.check_sources(workdir / point.name)
-    except ValueError as e:
-      raise ValueError(f"point {point.name}: {e}") from None
 
 
 def _in_dependency_order(points: list[Point]) -> list[Point]:
@@ -200,16 +203,17 @@ def _in_dependency_order(points: list[Point]) -> list[Point]:
   return ordered
 
 
-def _estimate(points) -> str:
+def _estimate(points: list[Point]) -> str:
   """Training steps in total and a rough time: model FLOPs at 40% of this device's measured
   matmul peak (evaluations and data not counted)."""
-  steps = sum(getattr(getattr(p.experiment, "train", None), "n_steps", 0) for p in points)
-  flops = sum(p.experiment.train_flops() for p in points if hasattr(p.experiment, "train_flops"))
+  steps = sum(p.experiment.n_steps for p in points)
+  costs = [p.experiment.train_cost() for p in points]
+  flops = sum(f for f, _ in costs)
   if not flops:
     return f"{steps} training steps in total"
-  from bioknow.bench import peak_matmul_flops  # pylint: disable=import-outside-toplevel
+  from bioknow.bench import peak_matmul_flops  # measures the device: imported when needed
 
-  dtype = getattr(getattr(points[0].experiment, "train", None), "compute_dtype", "float32")
+  dtype = costs[0][1]
   peak = peak_matmul_flops(dtype)
   seconds = flops / (0.4 * peak)
   time = f"{seconds / 3600:.1f} h" if seconds > 3600 else f"{seconds / 60:.1f} min"
@@ -220,27 +224,9 @@ def _estimate(points) -> str:
   )
 
 
-# What the status table shows of each experiment kind's summary.json.
-KEY_METRICS = {
-  "pretrain": ("plateau_end_step", "attribute_loss", "attribute_accuracy", "unseen_attribute_loss"),
-  "patching": ("plateau_end_step", "attribute_loss", "attribute_accuracy"),
-  "finetune": (
-    "pretrain/attribute_accuracy",
-    "finetune/attribute_accuracy",
-    "min_pretrain_accuracy",
-  ),
-  "toy_memory": (
-    "pretrain/accuracy_before_finetune",
-    "min_pretrain_accuracy_during_finetune",
-    "min_pretrain_accuracy_finetune_step",
-    "finetune/accuracy",
-  ),
-}
-
-
-def _key_metrics(summary: dict) -> str:
-  keys = KEY_METRICS.get(summary.get("experiment", "pretrain"), KEY_METRICS["pretrain"])
-  shown = {k: summary[k] for k in keys if k in summary}
+def _key_metrics(experiment: Experiment, summary: dict) -> str:
+  """What the status table shows of a point's summary.json."""
+  shown = {k: summary[k] for k in experiment.key_metrics() if k in summary}
   return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
 
 
@@ -271,8 +257,9 @@ def main(argv):
   else:
     results = executors.run_inline(points, workdir)
   print(f"\n{'point':40s} {'status':32s} key final metrics")
+  experiments = {p.name: p.experiment for p in points}
   for name, status, summary in results:
-    print(f"{name:40s} {status[:32]:32s} {_key_metrics(summary)}")
+    print(f"{name:40s} {status[:32]:32s} {_key_metrics(experiments[name], summary)}")
   if any(status.startswith("FAILED") for _, status, _ in results):
     sys.exit(1)
 

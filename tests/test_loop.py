@@ -168,4 +168,15 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mon
 def test_batch_must_split_over_the_devices():
   with pytest.raises(ValueError, match="train.batch_size: 7 is not divisible by the 2 devices"):
     loop.TrainConfig(batch_size=7).check()
-  assert loop.TrainConfig(batch_size=8, n_devices=1).check() == 1
+  assert loop.TrainConfig(batch_size=8, n_devices=1).check() is None
+  assert loop.TrainConfig(batch_size=8, n_devices=1).device_count() == 1
+
+
+@pytest.mark.parametrize("name", ["seen", "heldout", "seen_train_templates"])
+def test_an_eval_group_may_not_take_a_standard_set_name(name):
+  cfg = PretrainConfig(
+    data=DataConfig(n_individuals=50, n_heldout=16, tokenizer="bio_4k"),
+    eval_groups=((name, 0, 10),),
+  )
+  with pytest.raises(ValueError, match=f"eval_groups: the name '{name}' is taken"):
+    cfg.check()

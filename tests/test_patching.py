@@ -1,11 +1,13 @@
 """Attention patching: the twin computation, the optimizer reset, evaluation and the checks
 on the reference run."""
 
+import dataclasses
 import functools
 import json
 import shutil
 
 import equinox as eqx
+import fiddle as fdl
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,6 +18,7 @@ from bioknow.experiments import pretrain
 from bioknow.experiments.patching import PatchingConfig, reference_patterns
 from bioknow.experiments.pretrain import PretrainConfig
 from bioknow.models.transformer import PRESETS, LanguageModel, ModelConfig
+from bioknow.rundir import RunDir
 from bioknow.train import loop
 from bioknow.train import step as step_lib
 from bioknow.train.evaluation import EvalConfig
@@ -121,6 +124,15 @@ TINY = PretrainConfig(
 )
 
 
+def _fdl(value):
+  """The fiddle config of a (nested) frozen dataclass, as sweeps write them."""
+  if not dataclasses.is_dataclass(value) or isinstance(value, type):
+    return value
+  return fdl.Config(
+    type(value), **{f.name: _fdl(getattr(value, f.name)) for f in dataclasses.fields(value)}
+  )
+
+
 def _records(run):
   return {r["step"]: r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())}
 
@@ -131,8 +143,10 @@ def runs(tmp_path_factory):
   real_step, seen = step_lib.train_step, []
 
   def spy(optimizer, model, opt_state, tokens, role, dtype, patterns, *rest):
-    opt_norm = sum(float(jnp.abs(x).sum()) for x in jax.tree.leaves(opt_state))
-    seen.append((opt_norm, patterns is not None))
+    adam = opt_state[0]
+    moments = sum(float(jnp.abs(x).sum()) for x in jax.tree.leaves((adam.mu, adam.nu)))
+    counts = (int(adam.count), step_lib.schedule_step(opt_state))
+    seen.append((moments, patterns is not None, counts))
     return real_step(optimizer, model, opt_state, tokens, role, dtype, patterns, *rest)
 
   cfg = PatchingConfig.of(
@@ -141,6 +155,7 @@ def runs(tmp_path_factory):
   with pytest.MonkeyPatch.context() as mp:
     # One optimizer object for both runs: the jitted train step (static in its optimizer)
     # then compiles once for both, which halves the time of this fixture.
+    mp.setattr(pretrain, "learning_rate", functools.cache(pretrain.learning_rate))
     mp.setattr(pretrain, "make_optimizer", functools.cache(pretrain.make_optimizer))
     TINY.run(root / "reference")
     mp.setattr(step_lib, "train_step", spy)
@@ -150,10 +165,21 @@ def runs(tmp_path_factory):
 
 def test_patching_starts_with_a_fresh_optimizer(runs):
   _, _, seen = runs
-  assert [patched for _, patched in seen] == [False] * START + [True] * (N_STEPS - START)
-  opt_norms = [norm for norm, _ in seen]
-  assert opt_norms[0] == 0.0 and opt_norms[START - 1] > 0.0
-  assert opt_norms[START] == 0.0  # re-initialised: zero moments and step count
+  assert [patched for _, patched, _ in seen] == [False] * START + [True] * (N_STEPS - START)
+  moments = [norm for norm, _, _ in seen]
+  assert moments[0] == 0.0 and moments[START - 1] > 0.0
+  assert moments[START] == 0.0  # re-initialised: zero moments
+  assert seen[START][2][0] == 0  # and Adam's bias correction starts again
+
+
+def test_optimizer_reset_keeps_the_lr_schedule_on_the_global_step(runs):
+  root, _, seen = runs
+  # The schedule count runs on through the reset: the cosine does not restart at its peak.
+  assert [schedule for _, _, (_, schedule) in seen] == list(range(N_STEPS))
+  reference, patched = _records(root / "reference"), _records(root / "patched")
+  lr = step_lib.learning_rate(TINY.optimizer, N_STEPS)
+  for step in (START, N_STEPS):
+    assert patched[step]["lr"] == pytest.approx(float(lr(step))) == reference[step]["lr"]
 
 
 def test_patched_run_trains_and_evaluates_with_the_reference_patterns(runs):
@@ -196,10 +222,7 @@ def test_missing_reference_checkpoint_fails_before_anything_is_written(runs, tmp
 def test_reference_with_other_initial_parameters_is_rejected(runs, tmp_path):
   root, _, _ = runs
   shutil.copytree(root / "reference", tmp_path / "ref")
-  (tmp_path / "ref" / "config.txt").write_text(  # as the launcher writes it
-    "model.preset = 'tiny'\nmodel.n_heads = <[unset; default: None]>\n"
-    "train.seed = <[unset; default: 0]>\ndata.tokenizer = 'bio_4k'\n"
-  )
+  RunDir(tmp_path / "ref").write_config(_fdl(TINY))  # as the launcher writes it
   seed1 = PretrainConfig(
     data=TINY.data,
     model=TINY.model,
@@ -214,8 +237,8 @@ def test_reference_with_other_initial_parameters_is_rejected(runs, tmp_path):
   with pytest.raises(ValueError, match="model.n_heads: got 4 but the reference run .* used 2"):
     PatchingConfig.of(heads4, reference_run="ref").check_sources(tmp_path / "run")
   PatchingConfig.of(TINY, reference_run="ref").check_sources(tmp_path / "run")  # matches
-  # Without config.txt, the initial parameters are compared with checkpoint 0.
-  (tmp_path / "ref" / "config.txt").unlink()
+  # Without config.json, the initial parameters are compared with checkpoint 0.
+  (tmp_path / "ref" / "config.json").unlink()
   with pytest.raises(ValueError, match="initial parameters of .* differ"):
     PatchingConfig.of(seed1, reference_run="ref").run(tmp_path / "run")
   assert not (tmp_path / "run").exists()

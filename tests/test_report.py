@@ -86,18 +86,19 @@ def write_run(
   summary: dict | None = None,
   config: dict | None = None,
 ) -> pathlib.Path:
-  """A run directory: metrics.jsonl, summary.json (finished runs) and config.txt written as
-  fiddle flattens it (unset fields as '<[unset; default: X]>')."""
+  """A run directory: metrics.jsonl, summary.json (finished runs) and the config leaves that
+  config.json holds (unset fields at their defaults)."""
   run_dir = root / name
   run_dir.mkdir(parents=True)
   (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
   if summary is not None:
     (run_dir / "summary.json").write_text(json.dumps(records[-1] | summary))
-  lines = ["train.seed = <[unset; default: 0]>", "schedule.n_individuals = <[unset]>"]
-  for key, value in (config or {}).items():
-    lines = [l for l in lines if not l.startswith(key + " ")] + [f"{key} = {value!r}"]
-  (run_dir / "config.txt").write_text("\n".join(lines) + "\n")
+  write_leaves(run_dir, {"train.seed": 0, "schedule.n_individuals": None} | (config or {}))
   return run_dir
+
+
+def write_leaves(run_dir: pathlib.Path, leaves: dict) -> None:
+  (run_dir / "config.json").write_text(json.dumps({"leaves": leaves}))
 
 
 def pretrain_run(
@@ -313,10 +314,9 @@ def test_patching(tmp_path, capsys):
       if (start, ref_step) != (2000, 2000):  # one unfinished: known from its config alone
         (run_dir / "summary.json").write_text(json.dumps(summary))
       else:
-        with (run_dir / "config.txt").open("a") as f:
-          f.write(
-            f"reference_run = 'reference'\nreference_step = {ref_step}\nstart_patching = {start}\n"
-          )
+        leaves = R.load_run(run_dir)["config"]
+        patching = {"reference_run": "reference", "reference_step": ref_step}
+        write_leaves(run_dir, leaves | patching | {"start_patching": start})
   kinds = {r["name"]: R.experiment(r) for r in R.find_runs(tmp_path)}
   assert kinds["patch_start2000_ref2000"] == "patching" and kinds["reference"] == "pretrain"
   sizes, out = run_report(tmp_path, capsys)
@@ -448,23 +448,6 @@ def test_toy_memory_and_command_line(tmp_path):
     assert str(tmp_path / "figures" / name) in printed
     assert (tmp_path / "figures" / name).stat().st_size > 500
   assert "toy toy_n32_replay0: loss on old pairs 0.400 -> 3.400" in result.stdout
-
-
-def test_parse_config_txt():
-  config = R.parse_config_txt(
-    "data.n_individuals = 1600\ndata.tokenizer = 'bio_4k'\ntrain.seed = <[unset; default: 0]>\n"
-    "schedule.n_individuals = <[unset]>\neval_groups = (('warmup', 0, 100),)\n"
-    "model.mixer = <[unset; default: 'attention']>\nx = <function f at 0x1>\n"
-  )
-  assert config == {
-    "data.n_individuals": 1600,
-    "data.tokenizer": "bio_4k",
-    "train.seed": 0,
-    "schedule.n_individuals": None,
-    "eval_groups": (("warmup", 0, 100),),
-    "model.mixer": "attention",
-    "x": "<function f at 0x1>",
-  }
 
 
 def test_ablations_share_the_base_run(tmp_path, capsys):

@@ -15,7 +15,8 @@ def _losses(ds, n_devices, n_steps=3):
   model = step_lib.replicate(
     LanguageModel(ModelConfig(preset="tiny"), ds.vocab_size, key=jax.random.key(0)), mesh
   )
-  optimizer = step_lib.make_optimizer(step_lib.OptimizerConfig(lr=1e-3), n_steps)
+  cfg = step_lib.OptimizerConfig(lr=1e-3)
+  optimizer = step_lib.make_optimizer(cfg, step_lib.learning_rate(cfg, n_steps))
   opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
   losses = []
   for s in range(n_steps):
@@ -45,7 +46,8 @@ def test_adamw_and_cosine_follow_the_paper():
 
 def test_weight_decay_spares_norm_scales():
   model = LanguageModel(ModelConfig(preset="tiny"), 50, key=jax.random.key(0))
-  optimizer = step_lib.make_optimizer(step_lib.OptimizerConfig(lr=1.0, weight_decay=0.5), 10)
+  cfg = step_lib.OptimizerConfig(lr=1.0, weight_decay=0.5)
+  optimizer = step_lib.make_optimizer(cfg, step_lib.learning_rate(cfg, 10))
   params = eqx.filter(model, eqx.is_array)
   zero_grads = jax.tree.map(jnp.zeros_like, params)
   updates, _ = optimizer.update(zero_grads, optimizer.init(params), params)
@@ -100,3 +102,19 @@ def test_packed_rows_give_the_loss_and_gradients_of_padded_ones(small_dataset):
     jax.tree.leaves(eqx.filter(model_b, eqx.is_array)),
   ):
     np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
+
+
+def test_a_fresh_state_keeps_the_lr_schedule_on_the_global_step():
+  cfg = step_lib.OptimizerConfig(lr=1.0, lr_end=0.0)
+  lr = step_lib.learning_rate(cfg, 100)
+  optimizer = step_lib.make_optimizer(cfg, lr)
+  params = {"w_DxD": jnp.ones((2, 2))}
+  state = step_lib.fresh_state(optimizer, params, 60)
+  adam = state[0]
+  assert int(adam.count) == 0 and float(jnp.abs(adam.mu["w_DxD"]).sum()) == 0.0
+  assert step_lib.schedule_step(state) == 60
+  # The update applies lr(60), not the schedule's peak: a fresh Adam's first step has |u| = 1.
+  grads = {"w_DxD": jnp.ones((2, 2))}
+  updates, _ = optimizer.update(grads, state, params)
+  expected = -(1.0 + 0.1) * float(lr(60))  # the Adam step and the decoupled weight decay
+  np.testing.assert_allclose(updates["w_DxD"], expected, rtol=1e-4)

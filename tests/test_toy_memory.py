@@ -178,6 +178,6 @@ def test_sweep_grid_and_paper_defaults():
   assert weights == [2, 1 / 2, 1 / 8, 1 / 32, 1 / 128, 1 / 512]
   # The sweep's paper base is the config's defaults (the paper's numbers).
   assert paper[2].experiment == tm.ToyMemoryConfig()
-  assert paper[0].experiment.train.n_steps == 20_000  # what the launcher's dry run adds up
+  assert paper[0].experiment.n_steps == 20_000  # what the launcher's dry run adds up
   small = launch.build_points(module, "small", [], None)
   assert 0 < len(small) < len(paper)

@@ -1,15 +1,16 @@
 """Pretraining on biographies under a sampling schedule (claims 1, 3, 4 and 5 of the paper)."""
 
 import dataclasses
-import pathlib
 from collections.abc import Callable
 
+import equinox as eqx
 import jax
 
 from bioknow.data import dataset, pipeline, schedules
 from bioknow.data.dataset import DataConfig, Dataset, build_dataset
-from bioknow.experiments.common import build_schedule
+from bioknow.experiments.common import build_schedule, finish
 from bioknow.models.transformer import LanguageModel, ModelConfig, count_parameters, flops_per_token
+from bioknow.rundir import RunDir
 from bioknow.train import loop
 from bioknow.train.evaluation import EvalConfig
 from bioknow.train.step import OptimizerConfig, learning_rate, make_optimizer
@@ -27,22 +28,21 @@ class PretrainConfig:
   # Extra evaluation sets: name -> [start, stop) of individual ids (e.g. celebrities).
   eval_groups: tuple[tuple[str, int, int], ...] = ()
 
-  def check(self):
-    """Everything that can be wrong with the config, before any compute; returns the built
-    schedule."""
+  @property
+  def n_steps(self) -> int:
+    return self.train.n_steps
+
+  def check(self) -> None:
+    """Everything that can be wrong with the config, before any compute."""
     self.data.validate()
     self.model.resolved()
     self.optimizer.check()
-    n_devices = self.train.check()
-    self.eval.check(self.train.n_steps, n_devices)
-    schedule = self.build_schedule()
-    for name, start, stop in self.eval_groups:
-      if not 0 <= start < stop <= self.data.n_individuals:
-        raise ValueError(
-          f"eval_groups: {name} = [{start}, {stop}) must lie in the training "
-          f"population [0, {self.data.n_individuals})."
-        )
-    return schedule
+    self.train.check()
+    self.eval.check(self.train.n_steps, self.train.device_count())
+    self.build_schedule()
+    pipeline.check_groups(
+      tuple(tuple(g) for g in self.eval_groups), self.data.n_individuals, "training population"
+    )
 
   def build_schedule(self):
     return build_schedule(
@@ -52,29 +52,29 @@ class PretrainConfig:
       n_steps=self.train.n_steps,
     )
 
-  def train_flops(self) -> float:
-    """Rough model FLOPs of the run's training, for time estimates: biographies of about
-    90 tokens in sequences of about 130 (both vary a little with the lists and tokenizer)."""
+  def sources(self) -> tuple[str, ...]:
+    return ()
+
+  def check_sources(self, run_dir: RunDir) -> None:
+    del run_dir  # reads no other run
+
+  def key_metrics(self) -> tuple[str, ...]:
+    return ("plateau_end_step", "attribute_loss", "attribute_accuracy", "unseen_attribute_loss")
+
+  def train_cost(self) -> tuple[float, str]:
+    """Rough model FLOPs of the run's training: biographies of about 90 tokens in sequences
+    of about 130 (both vary a little with the lists and tokenizer)."""
     tokens = self.train.n_steps * self.train.batch_size * 90
-    return tokens * flops_per_token(self.model, dataset.vocab_size(self.data), seq_len=130)
+    flops = tokens * flops_per_token(self.model, dataset.vocab_size(self.data), seq_len=130)
+    return flops, self.train.compute_dtype
 
-  def run(self, workdir: str | pathlib.Path) -> dict:
-    return run(self, pathlib.Path(workdir))
+  def run(self, run_dir: RunDir) -> dict:
+    return run(self, RunDir(run_dir))
 
 
-def prepare(cfg: PretrainConfig):
-  """The dataset, schedule, initial model, optimizer and evaluation sets of a run."""
-  schedule = cfg.check()
-  ds: Dataset = build_dataset(cfg.data)
-  model = LanguageModel(cfg.model, ds.vocab_size, key=jax.random.key(cfg.train.seed))
-  optimizer = make_optimizer(cfg.optimizer, cfg.train.n_steps)
-  eval_sets = pipeline.standard_eval_sets(
-    ds,
-    cfg.eval.n_sequences,
-    cfg.train.seed,
-    groups={name: (start, stop) for name, start, stop in cfg.eval_groups},
-  )
-  return ds, schedule, model, optimizer, eval_sets
+def initial_model(cfg: PretrainConfig) -> LanguageModel:
+  """The model a run starts from: its model config, vocabulary and train.seed."""
+  return LanguageModel(cfg.model, dataset.vocab_size(cfg.data), key=jax.random.key(cfg.train.seed))
 
 
 def training_batches(train: loop.TrainConfig, ds: Dataset, schedule):
@@ -83,7 +83,7 @@ def training_batches(train: loop.TrainConfig, ds: Dataset, schedule):
   pack_shape = None
   if train.pack:
     rows, row_len = pipeline.pack_shape_for(ds, schedule, train.batch_size, train.seed)
-    n_devices = train.check()
+    n_devices = train.device_count()
     pack_shape = (-(-rows // n_devices) * n_devices, row_len)
   return pipeline.training_batches(
     ds,
@@ -96,29 +96,76 @@ def training_batches(train: loop.TrainConfig, ds: Dataset, schedule):
   )
 
 
-def run(
-  cfg: PretrainConfig, workdir: pathlib.Path, extra_summary: dict | None = None, **loop_kwargs
-) -> dict:
-  """Trains `cfg` in `workdir`; loop_kwargs go to loop.train (e.g. patterns_fn)."""
-  ds, schedule, model, optimizer, eval_sets = prepare(cfg)
-  batches = training_batches(cfg.train, ds, schedule)
+def train_lm(
+  run_dir: RunDir,
+  *,
+  ds: Dataset,
+  schedule,
+  model: LanguageModel,
+  opt_state,
+  optimizer_cfg: OptimizerConfig,
+  train: loop.TrainConfig,
+  eval_cfg: EvalConfig,
+  groups: tuple[tuple[str, int, int], ...],
+  **loop_kwargs,
+) -> loop.Trained:
+  """Trains a language model on `ds` under `schedule` (every experiment on biographies comes
+  here); opt_state None starts the optimizer afresh. loop_kwargs go to loop.train."""
+  lr_schedule = learning_rate(optimizer_cfg, train.n_steps)
+  optimizer = make_optimizer(optimizer_cfg, lr_schedule)
+  if opt_state is None:
+    opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
+  eval_sets = pipeline.standard_eval_sets(
+    ds, eval_cfg.n_sequences, train.seed, groups={name: (a, b) for name, a, b in groups}
+  )
   return loop.train(
-    workdir=workdir,
+    run_dir=run_dir,
     model=model,
+    opt_state=opt_state,
     optimizer=optimizer,
-    lr_schedule=learning_rate(cfg.optimizer, cfg.train.n_steps),
-    batches=batches,
+    lr_schedule=lr_schedule,
+    batches=training_batches(train, ds, schedule),
     eval_sets=eval_sets,
-    eval_cfg=cfg.eval,
-    train_cfg=cfg.train,
+    eval_cfg=eval_cfg,
+    train_cfg=train,
     attributes=ds.tables.attributes,
     population_size=ds.population.size,
     baseline=ds.no_knowledge_baseline,
-    extra_summary={
-      "experiment": "pretrain",
-      "n_parameters": count_parameters(model)["total"],
-      "seq_len": ds.seq_len,
-    }
-    | (extra_summary or {}),
     **loop_kwargs,
+  )
+
+
+def run(
+  cfg: PretrainConfig,
+  run_dir: RunDir,
+  *,
+  patterns_fn: Callable | None = None,
+  reset_opt_at: int | None = None,
+  summary: dict | None = None,
+) -> dict:
+  """Trains `cfg` in `run_dir` and writes its summary (with the keys of `summary` added);
+  patterns_fn and reset_opt_at go to loop.train (patching)."""
+  cfg.check()
+  ds: Dataset = build_dataset(cfg.data)
+  model = initial_model(cfg)
+  trained = train_lm(
+    run_dir,
+    ds=ds,
+    schedule=cfg.build_schedule(),
+    model=model,
+    opt_state=None,
+    optimizer_cfg=cfg.optimizer,
+    train=cfg.train,
+    eval_cfg=cfg.eval,
+    groups=cfg.eval_groups,
+    patterns_fn=patterns_fn,
+    reset_opt_at=reset_opt_at,
+  )
+  return finish(
+    run_dir,
+    trained,
+    ds.no_knowledge_baseline,
+    **{"experiment": "pretrain", "n_parameters": count_parameters(model)["total"]}
+    | {"seq_len": ds.seq_len}
+    | (summary or {}),
   )

@@ -22,11 +22,8 @@ summary.json) simply starts again from scratch when relaunched and overwrites it
 
 import dataclasses
 import functools
-import json
 import math
-import pathlib
 import time
-import types
 from typing import NamedTuple
 
 import equinox as eqx
@@ -35,6 +32,7 @@ import numpy as np
 import optax
 
 from bioknow.models.toy_memory import ToyMemory
+from bioknow.rundir import RunDir
 from bioknow.train.step import OptimizerConfig, learning_rate, make_optimizer
 
 
@@ -110,14 +108,28 @@ class ToyMemoryConfig:
     return old / (old + self.n_new)
 
   @property
-  def train(self) -> types.SimpleNamespace:
-    """Total steps, where the launcher's dry run reads them (experiment.train.n_steps)."""
-    return types.SimpleNamespace(
-      n_steps=self.pretrain_steps + self.finetune_steps, batch_size=self.batch_size
+  def n_steps(self) -> int:
+    return self.pretrain_steps + self.finetune_steps
+
+  def sources(self) -> tuple[str, ...]:
+    return ()
+
+  def check_sources(self, run_dir: RunDir) -> None:
+    del run_dir  # reads no other run
+
+  def key_metrics(self) -> tuple[str, ...]:
+    return (
+      "pretrain/accuracy_before_finetune",
+      "min_pretrain_accuracy_during_finetune",
+      "min_pretrain_accuracy_finetune_step",
+      "finetune/accuracy",
     )
 
-  def run(self, workdir: str | pathlib.Path) -> dict:
-    return run(self, pathlib.Path(workdir))
+  def train_cost(self) -> tuple[float, str]:
+    return 0.0, "float32"  # seconds at most: compilation dominates
+
+  def run(self, run_dir: RunDir) -> dict:
+    return run(self, RunDir(run_dir))
 
 
 class ToyTask(NamedTuple):
@@ -215,9 +227,12 @@ def train_phase(
   return model, initial, metrics
 
 
-# One optimizer object per (config, steps): filter_jit keys its cache on it, so the points of a
-# sweep run in one process share their compiled phases.
-_optimizer = functools.lru_cache(make_optimizer)
+@functools.lru_cache
+def _optimizer(cfg: OptimizerConfig, n_steps: int):
+  """(optimizer, lr schedule): one optimizer object per (config, steps), since filter_jit keys
+  its cache on it, so the points of a sweep run in one process share their compiled phases."""
+  lr_schedule = learning_rate(cfg, n_steps)
+  return make_optimizer(cfg, lr_schedule), lr_schedule
 
 
 def _records(
@@ -255,9 +270,8 @@ def _phase(cfg: ToyMemoryConfig, model: ToyMemory, task: ToyTask, phase: str):
     )
     eval_sets = {"pretrain": old, "finetune": (task.new_keys_MxD, task.new_targets_M)}
     index = sample_indices(rng, shape, cfg.n_pairs, cfg.n_new, cfg.replay_fraction)
-  model, initial, metrics = train_phase(
-    model, _optimizer(opt_cfg, n_steps), task.values_VxD, *table, index, eval_sets
-  )
+  optimizer, lr_schedule = _optimizer(opt_cfg, n_steps)
+  model, initial, metrics = train_phase(model, optimizer, task.values_VxD, *table, index, eval_sets)
   first_step = 0 if phase == "pretrain" else cfg.pretrain_steps
   return model, _records(
     initial,
@@ -265,13 +279,12 @@ def _phase(cfg: ToyMemoryConfig, model: ToyMemory, task: ToyTask, phase: str):
     phase=phase,
     first_step=first_step,
     every=every,
-    lr_schedule=learning_rate(opt_cfg, n_steps),
+    lr_schedule=lr_schedule,
   )
 
 
-def run(cfg: ToyMemoryConfig, workdir: pathlib.Path) -> dict:
+def run(cfg: ToyMemoryConfig, run_dir: RunDir) -> dict:
   cfg.check()
-  workdir.mkdir(parents=True, exist_ok=True)
   start = time.perf_counter()
   task = make_task(cfg)
   model, pre_records = _phase(cfg, init_model(cfg), task, "pretrain")
@@ -283,7 +296,7 @@ def run(cfg: ToyMemoryConfig, workdir: pathlib.Path) -> dict:
   )
   model, ft_records = _phase(cfg, model, task, "finetune")
   records = pre_records + ft_records
-  (workdir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+  run_dir.write_records(records)
 
   if not all(math.isfinite(r["train_loss"]) for r in records if r["train_loss"] is not None):
     raise FloatingPointError("the training loss became non-finite; lower the learning rates.")
@@ -317,5 +330,5 @@ def run(cfg: ToyMemoryConfig, workdir: pathlib.Path) -> dict:
     f"{final['pretrain/accuracy']:.4f}; new-pair accuracy {final['finetune/accuracy']:.4f}",
     flush=True,
   )
-  (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+  run_dir.write_summary(summary)
   return summary

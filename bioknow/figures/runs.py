@@ -1,12 +1,10 @@
 """Runs as the report sees them, and the rules every figure shares.
 
 A run is a dict: name, dir, records (metrics.jsonl), summary (summary.json, {} while the run is
-unfinished) and config (config.txt parsed into {"data.n_individuals": 4000, ...}, with fiddle's
-"<[unset; default: X]>" read as X). Nothing here needs JAX.
+unfinished) and config (the config's leaves, {"data.n_individuals": 4000, ...}, unset fields at
+their defaults), all read through RunDir. Nothing here needs JAX.
 """
 
-import ast
-import json
 import math
 import pathlib
 import re
@@ -15,6 +13,8 @@ from collections.abc import Callable, Iterable
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import ticker
+
+from bioknow.rundir import RunDir
 
 # Summary or config fields that only one experiment has: they identify unfinished runs.
 _EXPERIMENT_FIELDS = {
@@ -31,54 +31,14 @@ DPI = 110
 # Loading ---------------------------------------------------------------------------------------
 
 
-def parse_value(text: str):
-  """One config.txt value: a Python literal where possible, else the text itself."""
-  text = text.strip()
-  unset = re.fullmatch(r"<\[unset(?:; default: (.*))?\]>", text)
-  if unset:
-    if unset.group(1) is None:
-      return None
-    text = unset.group(1)
-  try:
-    return ast.literal_eval(text)
-  except (ValueError, SyntaxError, MemoryError, RecursionError):
-    return text
-
-
-def parse_config_txt(text: str) -> dict:
-  pairs = (line.split(" = ", 1) for line in text.splitlines() if " = " in line)
-  return {key.strip(): parse_value(value) for key, value in pairs}
-
-
-def _read_json(path: pathlib.Path) -> dict:
-  try:
-    value = json.loads(path.read_text())
-  except (OSError, json.JSONDecodeError):
-    return {}
-  return value if isinstance(value, dict) else {}
-
-
-def _read_records(path: pathlib.Path) -> list[dict]:
-  records = []
-  for line in path.read_text().splitlines():
-    try:
-      record = json.loads(line)
-    except json.JSONDecodeError:  # a line a live run is still writing
-      continue
-    if isinstance(record, dict) and "step" in record:
-      records.append(record)
-  return records
-
-
 def load_run(run_dir: pathlib.Path) -> dict:
-  run_dir = pathlib.Path(run_dir)
-  metrics, config = run_dir / "metrics.jsonl", run_dir / "config.txt"
+  files = RunDir(run_dir)
   return {
-    "name": run_dir.name,
-    "dir": run_dir,
-    "records": _read_records(metrics) if metrics.exists() else [],
-    "summary": _read_json(run_dir / "summary.json"),
-    "config": parse_config_txt(config.read_text()) if config.exists() else {},
+    "name": files.name,
+    "dir": files.path,
+    "records": files.records(),
+    "summary": files.summary() or {},
+    "config": files.leaves(),
   }
 
 

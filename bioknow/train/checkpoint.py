@@ -22,9 +22,6 @@ class Checkpointer:
       options=ocp.CheckpointManagerOptions(create=True, enable_async_checkpointing=True),
     )
 
-  def steps(self) -> list[int]:
-    return sorted(self.manager.all_steps())
-
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
@@ -53,12 +50,20 @@ class Checkpointer:
     )
     return (_combine(restored.model, model), _combine(restored.opt_state, opt_state), restored.meta)
 
-  def restore_model(self, step: int, model):
-    """Only the model of checkpoint `step` (reference models, fine-tuning sources)."""
+  def restore_arrays(self, step: int, **skeletons) -> dict:
+    """Some parts of checkpoint `step` (model=..., opt_state=...), each restored into its
+    skeleton: reference models, fine-tuning sources."""
     restored = self.manager.restore(
-      step, args=ocp.args.Composite(model=ocp.args.StandardRestore(_target(model)))
+      step,
+      args=ocp.args.Composite(
+        **{k: ocp.args.StandardRestore(_target(v)) for k, v in skeletons.items()}
+      ),
     )
-    return _combine(restored.model, model)
+    return {k: _combine(restored[k], v) for k, v in skeletons.items()}
+
+  def restore_model(self, step: int, model):
+    """Only the model of checkpoint `step`."""
+    return self.restore_arrays(step, model=model)["model"]
 
   def wait(self):
     self.manager.wait_until_finished()

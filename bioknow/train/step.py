@@ -47,20 +47,49 @@ class OptimizerConfig:
 
 
 def learning_rate(cfg: OptimizerConfig, n_steps: int) -> Callable:
+  """The lr as a function of the optimizer's schedule step."""
   if cfg.schedule == "constant":
     return optax.constant_schedule(cfg.lr)
   return optax.cosine_decay_schedule(cfg.lr, max(n_steps, 1), alpha=cfg.lr_end / cfg.lr)
 
 
-def make_optimizer(cfg: OptimizerConfig, n_steps: int) -> optax.GradientTransformation:
+def make_optimizer(cfg: OptimizerConfig, lr_schedule: Callable) -> optax.GradientTransformation:
+  """AdamW following `lr_schedule` (from learning_rate: built once, and also what the loop
+  logs)."""
   decay_mask = lambda params: jax.tree.map(lambda x: x.ndim >= 2, params)
   return optax.adamw(
-    learning_rate(cfg, n_steps),
+    lr_schedule,
     b1=cfg.b1,
     b2=cfg.b2,
     eps=cfg.eps,
     weight_decay=cfg.weight_decay,
     mask=decay_mask,
+  )
+
+
+def _is_schedule_state(x) -> bool:
+  return isinstance(x, optax.ScaleByScheduleState)
+
+
+def schedule_step(opt_state) -> int:
+  """The step at which the optimizer evaluates its lr schedule (its schedule count)."""
+  counts = [
+    s.count for s in jax.tree.leaves(opt_state, is_leaf=_is_schedule_state) if _is_schedule_state(s)
+  ]
+  if not counts:
+    raise ValueError("the optimizer state has no lr schedule count (build it with make_optimizer).")
+  return int(counts[0])
+
+
+def fresh_state(optimizer: optax.GradientTransformation, params, schedule_at: int):
+  """A re-initialised optimizer state (zero Adam moments, Adam's bias correction from its
+  start) whose lr schedule stands at step `schedule_at`: resetting the optimizer mid-run
+  does not restart the lr schedule."""
+  state = optimizer.init(params)
+  return jax.tree.map(
+    lambda s: s._replace(count=jnp.full_like(s.count, schedule_at)) if _is_schedule_state(s) else s,
+    state,
+    is_leaf=_is_schedule_state,
   )
 
 
