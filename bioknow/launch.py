@@ -147,18 +147,27 @@ def build_points(
 ) -> list[Point]:
   """Every selected point of a sweep, built, checked and ordered so that a point comes after
   the points it reads (e.g. fine-tuning after its pretraining run). A source outside the
-  selection must already exist under `workdir` (checked here, before anything runs)."""
+  selection must already exist under `workdir` (checked here, before anything runs).
+  An override may not change a field whose value differs between the sweep's points: the
+  point names would then describe values the points no longer have."""
   swept = list(module.sweep(scale))
   names = [name for name, _ in swept]
   if duplicate := next((n for n in names if names.count(n) > 1), None):
     raise ValueError(f"sweep: two points are named {duplicate!r}; run names must be unique.")
+  varied = _varied_fields([_leaves(cfg) for _, cfg in swept])
   points = []
   base = _leaves(module.base(scale)) if hasattr(module, "base") else {}
   for name, cfg in swept:
     if only and not any(fnmatch.fnmatch(name, glob) for glob in only.split(",")):
       continue
+    before = _leaves(cfg)
     cfg = apply_overrides(cfg, directives)
     after = _leaves(cfg)
+    if changed := sorted(k for k in varied if before.get(k) != after.get(k)):
+      raise ValueError(
+        f"--config: {changed[0]} differs between the sweep's points, whose names say which "
+        "value each has; edit the sweep file (or a copy of it) to change it instead."
+      )
     try:
       experiment = fdl.build(cfg)
       if not isinstance(experiment, Experiment):
@@ -179,6 +188,12 @@ def build_points(
       except ValueError as e:
         raise ValueError(f"point {p.name}: {e}") from None
   return _in_dependency_order(points)
+
+
+def _varied_fields(leaves: list[dict[str, str]]) -> set[str]:
+  """Config paths whose value differs between points (a path some points lack included)."""
+  paths = {k for point in leaves for k in point}
+  return {k for k in paths if len({point.get(k) for point in leaves}) > 1}
 
 
 def _in_dependency_order(points: list[Point]) -> list[Point]:

@@ -161,3 +161,14 @@ def test_two_point_sweep_killed_and_resumed_inline_and_through_ray(tmp_path):
       assert (run / "metrics.jsonl").read_text() == (
         tmp_path / "reference" / point / "metrics.jsonl"
       ).read_text(), (workdir, point)
+
+
+def test_an_override_of_a_field_the_sweep_varies_is_refused():
+  module = launch.load_sweep(str(REPO / "sweeps" / "population.py"))
+  with pytest.raises(ValueError, match=r"^--config: optimizer.lr differs between the sweep's"):
+    launch.build_points(module, "paper", ["set:optimizer.lr=1e-3"], None)
+  # Even with one point selected: its name still says lr1e-4.
+  with pytest.raises(ValueError, match="optimizer.lr differs"):
+    launch.build_points(module, "paper", ["set:optimizer.lr=1e-3"], "n4000_seed0_lr0.0001")
+  (point,) = launch.build_points(module, "paper", ["set:train.n_steps=100"], "n4000_seed0_lr0.0001")
+  assert point.experiment.n_steps == 100
