@@ -24,6 +24,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy bioknow
 	$(PY) -m pytest tests
 
 bench: $(STAMP)

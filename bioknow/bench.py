@@ -133,7 +133,8 @@ def bench_train() -> None:
     schedule = cfg.build_schedule()
     mesh = step_lib.data_mesh(1)
     model = step_lib.replicate(LanguageModel(cfg.model, ds.vocab_size, key=jax.random.key(0)), mesh)
-    optimizer = step_lib.make_optimizer(cfg.optimizer, 10_000)
+    lr_schedule = step_lib.learning_rate(cfg.optimizer, 10_000)
+    optimizer = step_lib.make_optimizer(cfg.optimizer, lr_schedule)
     opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
     # The batches training uses: packed rows (no compute on padding) where the config packs.
     plain = [pipeline.batch_at(ds, schedule, batch_size, 0, s) for s in range(8)]

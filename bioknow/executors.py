@@ -10,6 +10,7 @@ With Ray, each point is one task that rebuilds its config from the serialized fi
 run directories must be on a filesystem every worker sees (this machine, or a shared disk).
 """
 
+import logging
 import pathlib
 import time
 import traceback
@@ -49,10 +50,12 @@ def _blocked_by(point, statuses: dict[str, str]) -> str | None:
 
 def run_inline(points, workdir: pathlib.Path) -> list[Result]:
   """Runs the points here, in order (sources come first: see launch.build_points)."""
-  results, statuses = [], {}
+  results: list[Result] = []
+  statuses: dict[str, str] = {}
   for p in points:
+    summary: dict = {}
     if (failed := _blocked_by(p, statuses)) is not None:
-      status, summary = f"FAILED: its source {failed} failed", {}
+      status = f"FAILED: its source {failed} failed"
     else:
       if not RunDir(workdir / p.name).is_finished():
         print(f"== {p.name}", flush=True)
@@ -78,7 +81,7 @@ def run_ray(points, workdir: pathlib.Path, address: str | None) -> list[Result]:
       "--executor=ray needs Ray: pip install 'bioknow[ray]' (or pip install "
       "ray), then run the same command again."
     ) from None
-  ray.init(address=address, logging_level="WARNING", log_to_driver=True)
+  ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
   try:
     gpus = ray.cluster_resources().get("GPU", 0)
     task = ray.remote(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1, max_retries=0)(
@@ -89,7 +92,7 @@ def run_ray(points, workdir: pathlib.Path, address: str | None) -> list[Result]:
     statuses: dict[str, str] = {}
     summaries: dict[str, dict] = {}
     waiting = list(points)
-    running = {}  # object ref -> name
+    running: dict = {}  # object ref -> name
     while waiting or running:
       for p in list(waiting):
         pending = [s for s in p.sources if s in selected and s not in statuses]

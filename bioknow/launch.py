@@ -62,6 +62,8 @@ def load_sweep(path: str):
       f"--sweep: {path} does not exist; give the path of a sweep file such as sweeps/quickstart.py."
     )
   spec = importlib.util.spec_from_file_location(f"bioknow_sweep_{file.stem}", file)
+  if spec is None or spec.loader is None:
+    raise ValueError(f"--sweep: {path} cannot be loaded as a Python module.")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   if not callable(getattr(module, "sweep", None)):

@@ -25,7 +25,7 @@ class RunDir:
   """A run directory; `RunDir(path)` creates nothing until something is written."""
 
   def __init__(self, path: "str | os.PathLike | RunDir"):
-    self.path = path.path if isinstance(path, RunDir) else pathlib.Path(path)
+    self.path: pathlib.Path = path.path if isinstance(path, RunDir) else pathlib.Path(path)
 
   def __repr__(self) -> str:
     return f"RunDir({str(self.path)!r})"

@@ -41,7 +41,7 @@ def decode_marked(ds: Dataset, tokens_T: np.ndarray, role_T: np.ndarray) -> str:
     if current is not None and (kind != current or starts):
       out.append(_CLOSE[current])
     piece = ds.sp.id_to_piece(int(ds.sp_ids(token))).replace("\u2581", " ")
-    if starts:  # keep the word's space outside the marker
+    if starts and kind is not None:  # keep the word's space outside the marker
       out.append(" " if piece.startswith(" ") else "")
       out.append(_OPEN[kind])
       piece = piece.lstrip(" ")

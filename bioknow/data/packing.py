@@ -9,6 +9,7 @@ that do not fit are left out of that step and counted in `dropped`.
 """
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,7 @@ def pack(batch: dict[str, np.ndarray], rows: int, row_len: int) -> dict[str, np.
   valid_BxT &= kept[:, None]
   b_idx, t_idx = np.nonzero(valid_BxT)
   dest_r, dest_c = row_B[b_idx], start_B[b_idx] + t_idx
-  out = {}
+  out: dict[str, Any] = {}
   for field in PACKED_FIELDS:
     fill = ROLE_PAD if field == "role_BxT" else (0 if field == "tokens_BxT" else -1)
     packed = np.full((rows, row_len), fill, dtype=batch[field].dtype)

@@ -82,10 +82,12 @@ def _require(ok: bool, message: str) -> None:
 def _check_int(name: str, value, low: int, high: int | None = None) -> None:
   bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
   _require(
-    isinstance(value, (int, np.integer))
-    and not isinstance(value, bool)
-    and value >= low
-    and (high is None or value <= high),
+    bool(
+      isinstance(value, (int, np.integer))
+      and not isinstance(value, bool)
+      and value >= low
+      and (high is None or value <= high)
+    ),
     f"{name}: got {value!r}; it must be an integer {bounds}.",
   )
 

@@ -34,9 +34,8 @@ import jax
 from bioknow.data import pipeline, schedules
 from bioknow.data.dataset import DataConfig, Dataset, build_dataset
 from bioknow.data.population import extend_population
-from bioknow.experiments.common import finish
 from bioknow.experiments.pretrain import PretrainConfig, train_lm
-from bioknow.models.transformer import LanguageModel, ModelConfig, count_parameters
+from bioknow.models.transformer import LanguageModel, ModelConfig
 from bioknow.rundir import RunDir
 from bioknow.train import loop
 from bioknow.train.checkpoint import Checkpointer
@@ -70,14 +69,15 @@ class FinetuneConfig:
   @property
   def finetune_range(self) -> tuple[int, int]:
     if self.finetune_ids is not None:
-      return tuple(self.finetune_ids)
+      start, stop = self.finetune_ids
+      return start, stop
     start = self.data.n_individuals + self.data.n_heldout + self.data.n_extra
     return start, start + self.n_finetune
 
   @property
   def groups(self) -> tuple[tuple[str, int, int], ...]:
     if self.eval_groups is not None:
-      return tuple(tuple(g) for g in self.eval_groups)
+      return tuple((name, start, stop) for name, start, stop in self.eval_groups)
     return (("pretrain", 0, self.data.n_individuals), ("finetune", *self.finetune_range))
 
   @property
@@ -274,7 +274,7 @@ def forgetting_summary(records: list[dict], groups) -> dict:
   and the same for the pre-training individuals as pretrain_accuracy_before_finetune,
   min_pretrain_accuracy, min_pretrain_accuracy_step (from the "pretrain" group if reported,
   else from the standard set of pre-training individuals)."""
-  out = {}
+  out: dict[str, float] = {}
   for key in [f"{name}/attribute_accuracy" for name, *_ in groups] + ["attribute_accuracy"]:
     points = [(r[key], r["step"]) for r in records if key in r]
     if points:
@@ -298,7 +298,7 @@ def run(cfg: FinetuneConfig, run_dir: RunDir) -> dict:
   cfg.check()
   cfg.check_sources(run_dir)  # before any compute
   source = run_dir.source(cfg.source)
-  source_step = source.summary()["step"]
+  source_step = (source.summary() or {})["step"]  # there: check_sources says so
   ds = finetune_dataset(cfg)
   model = LanguageModel(cfg.model, ds.vocab_size, key=jax.random.key(cfg.train.seed))
   skeleton = None
@@ -306,29 +306,23 @@ def run(cfg: FinetuneConfig, run_dir: RunDir) -> dict:
     optimizer = make_optimizer(cfg.optimizer, learning_rate(cfg.optimizer, cfg.train.n_steps))
     skeleton = optimizer.init(eqx.filter(model, eqx.is_array))
   model, opt_state = restore_source(source, source_step, model, skeleton)
-  trained = train_lm(
+  summary = {
+    "experiment": "finetune",
+    "source_run": str(source.path),
+    "source_step": source_step,
+    "n_finetune": cfg.n_finetune,
+    "finetune_ids": list(cfg.finetune_range),
+    "weight_replay": cfg.weight_replay,
+    "reset_optimizer": cfg.reset_optimizer,
+  }
+  return train_lm(
     run_dir,
+    cfg,
     ds=ds,
     schedule=cfg.build_schedule(),
     model=model,
     opt_state=opt_state,
-    optimizer_cfg=cfg.optimizer,
-    train=cfg.train,
-    eval_cfg=cfg.eval,
     groups=cfg.groups,
-  )
-  return finish(
-    run_dir,
-    trained,
-    ds.no_knowledge_baseline,
-    experiment="finetune",
-    source_run=str(source.path),
-    source_step=source_step,
-    n_finetune=cfg.n_finetune,
-    finetune_ids=list(cfg.finetune_range),
-    weight_replay=cfg.weight_replay,
-    reset_optimizer=cfg.reset_optimizer,
-    n_parameters=count_parameters(model)["total"],
-    seq_len=ds.seq_len,
-    **forgetting_summary(trained.records, cfg.groups),
+    summary=summary,
+    summarise=lambda records: forgetting_summary(records, cfg.groups),
   )

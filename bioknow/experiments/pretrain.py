@@ -2,6 +2,7 @@
 
 import dataclasses
 from collections.abc import Callable
+from typing import Protocol
 
 import equinox as eqx
 import jax
@@ -40,9 +41,7 @@ class PretrainConfig:
     self.train.check()
     self.eval.check(self.train.n_steps, self.train.device_count())
     self.build_schedule()
-    pipeline.check_groups(
-      tuple(tuple(g) for g in self.eval_groups), self.data.n_individuals, "training population"
-    )
+    pipeline.check_groups(self.eval_groups, self.data.n_individuals, "training population")
 
   def build_schedule(self):
     return build_schedule(
@@ -96,43 +95,61 @@ def training_batches(train: loop.TrainConfig, ds: Dataset, schedule):
   )
 
 
+class TrainingSettings(Protocol):
+  """The settings train_lm reads (PretrainConfig and FinetuneConfig have them)."""
+
+  @property
+  def optimizer(self) -> OptimizerConfig: ...
+
+  @property
+  def train(self) -> loop.TrainConfig: ...
+
+  @property
+  def eval(self) -> EvalConfig: ...
+
+
 def train_lm(
   run_dir: RunDir,
+  cfg: TrainingSettings,
   *,
   ds: Dataset,
   schedule,
   model: LanguageModel,
   opt_state,
-  optimizer_cfg: OptimizerConfig,
-  train: loop.TrainConfig,
-  eval_cfg: EvalConfig,
   groups: tuple[tuple[str, int, int], ...],
+  summary: dict,
+  summarise: Callable[[list[dict]], dict] | None = None,
   **loop_kwargs,
-) -> loop.Trained:
-  """Trains a language model on `ds` under `schedule` (every experiment on biographies comes
-  here); opt_state None starts the optimizer afresh. loop_kwargs go to loop.train."""
-  lr_schedule = learning_rate(optimizer_cfg, train.n_steps)
-  optimizer = make_optimizer(optimizer_cfg, lr_schedule)
+) -> dict:
+  """Trains a language model on `ds` under `schedule` with cfg's optimizer, train and eval
+  settings (every experiment on biographies comes here), then writes the summary: the loop's
+  plus `summary` plus summarise(records). opt_state None starts the optimizer afresh;
+  loop_kwargs go to loop.train (patterns_fn, reset_opt_at)."""
+  lr_schedule = learning_rate(cfg.optimizer, cfg.train.n_steps)
+  optimizer = make_optimizer(cfg.optimizer, lr_schedule)
   if opt_state is None:
     opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
   eval_sets = pipeline.standard_eval_sets(
-    ds, eval_cfg.n_sequences, train.seed, groups={name: (a, b) for name, a, b in groups}
+    ds, cfg.eval.n_sequences, cfg.train.seed, groups={name: (a, b) for name, a, b in groups}
   )
-  return loop.train(
+  trained = loop.train(
     run_dir=run_dir,
     model=model,
     opt_state=opt_state,
     optimizer=optimizer,
     lr_schedule=lr_schedule,
-    batches=training_batches(train, ds, schedule),
+    batches=training_batches(cfg.train, ds, schedule),
     eval_sets=eval_sets,
-    eval_cfg=eval_cfg,
-    train_cfg=train,
+    eval_cfg=cfg.eval,
+    train_cfg=cfg.train,
     attributes=ds.tables.attributes,
     population_size=ds.population.size,
     baseline=ds.no_knowledge_baseline,
     **loop_kwargs,
   )
+  run_info = {"n_parameters": count_parameters(model)["total"], "seq_len": ds.seq_len}
+  computed = summarise(trained.records) if summarise else {}
+  return finish(run_dir, trained, ds.no_knowledge_baseline, **run_info | summary | computed)
 
 
 def run(
@@ -146,26 +163,15 @@ def run(
   """Trains `cfg` in `run_dir` and writes its summary (with the keys of `summary` added);
   patterns_fn and reset_opt_at go to loop.train (patching)."""
   cfg.check()
-  ds: Dataset = build_dataset(cfg.data)
-  model = initial_model(cfg)
-  trained = train_lm(
+  return train_lm(
     run_dir,
-    ds=ds,
+    cfg,
+    ds=build_dataset(cfg.data),
     schedule=cfg.build_schedule(),
-    model=model,
+    model=initial_model(cfg),
     opt_state=None,
-    optimizer_cfg=cfg.optimizer,
-    train=cfg.train,
-    eval_cfg=cfg.eval,
     groups=cfg.eval_groups,
+    summary={"experiment": "pretrain"} | (summary or {}),
     patterns_fn=patterns_fn,
     reset_opt_at=reset_opt_at,
-  )
-  return finish(
-    run_dir,
-    trained,
-    ds.no_knowledge_baseline,
-    **{"experiment": "pretrain", "n_parameters": count_parameters(model)["total"]}
-    | {"seq_len": ds.seq_len}
-    | (summary or {}),
   )

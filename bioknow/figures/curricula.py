@@ -146,7 +146,7 @@ def best_alpha(runs: list[dict], out_dir: pathlib.Path):
     ns = [n for n, _ in pts]
     ax.plot(
       ns,
-      [b["loss"] for _, b in pts],
+      [np.nan if b["loss"] is None else b["loss"] for _, b in pts],  # None: a gap
       "o-",
       color=color,
       label=f"{R.fmt_count(steps)} steps: min final loss",
@@ -204,7 +204,7 @@ def _legend(kind: str, run: dict) -> str:
 
 def strategy_table(runs: list[dict]) -> dict:
   """regime -> {strategy: setting dict of its best setting by final attribute loss}."""
-  table = {}
+  table: dict = {}
   for s in _settings([r for r in runs if _strategy(r) != "sequential"]):
     best = table.setdefault(_regime(s["run"]), {})
     kind = _strategy(s["run"])

@@ -9,6 +9,7 @@ non-celebrities of a celebrities run. The toy memory reuses `trajectories`.
 
 import math
 import pathlib
+from typing import Any
 
 import matplotlib.pyplot as plt
 
@@ -147,7 +148,7 @@ def draw(runs: list[dict], out_dir: pathlib.Path):
   celebrity = [r for r in tuned if CELEBRITIES["keys"][0] in r["records"][-1]]
   new = [r for r in tuned if r not in celebrity and NEW["keys"][1] in r["records"][-1]]
   no_replay, with_replay = split_by_replay(new, "n_finetune")
-  panels = [
+  panels: list[dict[str, Any]] = [
     NEW | {"title": "without replay", "lines": no_replay},
     NEW | {"title": "with replay", "lines": with_replay},
     CELEBRITIES

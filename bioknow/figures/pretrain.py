@@ -108,11 +108,11 @@ def attention(run: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
 def hallucination(run: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
   """Seen against held-out individuals: loss, max-probability, entropy, detection AUROC."""
   records = run["records"]
-  panels = (
+  panels = [
     ("attribute_loss", "unseen_attribute_loss", "attribute loss (nats)"),
     ("seen_max_prob", "unseen_max_prob", "max probability of a value token"),
     ("seen_entropy", "unseen_entropy", "predictive entropy (nats)"),
-  )
+  ]
   panels = [p for p in panels if len(R.series(records, p[1])[0])]
   auroc = R.series(records, "hallucination_auroc")
   if not panels and not len(auroc[0]):

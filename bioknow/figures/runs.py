@@ -211,7 +211,7 @@ def setting(run: dict, ignore: Iterable[str] = ()) -> tuple:
 
 
 def group_by(items: Iterable, key: Callable) -> dict:
-  groups = {}
+  groups: dict = {}
   for item in items:
     groups.setdefault(key(item), []).append(item)
   return groups

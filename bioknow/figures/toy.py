@@ -4,6 +4,7 @@ fine-tuning phase of each run (steps counted from its start)."""
 
 import math
 import pathlib
+from typing import Any
 
 from bioknow.figures import finetune
 from bioknow.figures import runs as R
@@ -46,7 +47,7 @@ def draw(runs: list[dict], out_dir: pathlib.Path):
   if not toys:
     return [], []
   no_replay, with_replay = finetune.split_by_replay(toys, "n_new")
-  panels = [
+  panels: list[dict[str, Any]] = [
     KEYS | {"title": "toy memory, without replay", "lines": no_replay},
     KEYS | {"title": "toy memory, with replay", "lines": with_replay},
   ]

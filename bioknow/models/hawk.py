@@ -76,7 +76,7 @@ class Hawk(eqx.Module):
     t = u_TxD.shape[0]
     padded = jnp.pad(u_TxD, ((CONV_WIDTH - 1, 0), (0, 0)))
     seg = jnp.pad(segment_T, (CONV_WIDTH - 1, 0), constant_values=-1)
-    u_TxD = sum(
+    u_TxD = sum(  # type: ignore[assignment]  # sum() starts from 0 but returns an array
       jnp.where((seg[i : i + t] == segment_T)[:, None], padded[i : i + t], 0)
       * self.conv_WxD[i].astype(dtype)
       for i in range(CONV_WIDTH)

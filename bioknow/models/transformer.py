@@ -35,7 +35,7 @@ class ModelConfig:
   key_size: int | None = None
   mixer: str = "attention"  # 'attention' or 'hawk'
 
-  def resolved(self) -> "ModelConfig":
+  def resolved(self) -> "ModelShape":
     """Fills unset shape fields from the preset and checks them (one sentence if bad)."""
     if self.preset not in PRESETS:
       raise ValueError(f"model.preset: got {self.preset!r}; allowed: {', '.join(PRESETS)}.")
@@ -54,7 +54,32 @@ class ModelConfig:
     key_size = self.key_size or shape["d_model"] // shape["n_heads"]
     if key_size % 2:
       raise ValueError(f"model.key_size: got {key_size}; it must be even (rotary positions).")
-    return dataclasses.replace(self, key_size=key_size, **shape)
+    return ModelShape(
+      preset=self.preset,
+      n_layers=shape["n_layers"],
+      n_heads=shape["n_heads"],
+      d_model=shape["d_model"],
+      d_mlp=shape["d_mlp"],
+      key_size=key_size,
+      mixer=self.mixer,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelShape:
+  """A ModelConfig with every shape field filled in: what ModelConfig.resolved() returns and
+  what the modules are built from."""
+
+  preset: str
+  n_layers: int
+  n_heads: int
+  d_model: int
+  d_mlp: int
+  key_size: int
+  mixer: str
+
+  def resolved(self) -> "ModelShape":
+    return self
 
 
 # preset: (n_layers, n_heads, d_model, d_mlp); key size d_model / n_heads unless set.
@@ -76,7 +101,7 @@ class Block(eqx.Module):
   w_in_DxF: Float[Array, "D F"]
   w_out_FxD: Float[Array, "F D"]
 
-  def __init__(self, cfg: ModelConfig, *, key: PRNGKeyArray):
+  def __init__(self, cfg: ModelShape, *, key: PRNGKeyArray):
     k_mix, k_in, k_out = jax.random.split(key, 3)
     d, f = cfg.d_model, cfg.d_mlp
     self.norm1_D = jnp.ones(d)
@@ -121,9 +146,9 @@ class LanguageModel(eqx.Module):
   embed_VxD: Float[Array, "V D"]
   blocks: Block  # every array has a leading layer axis
   norm_D: Float[Array, " D"]
-  cfg: ModelConfig = eqx.field(static=True)
+  cfg: ModelShape = eqx.field(static=True)
 
-  def __init__(self, cfg: ModelConfig, vocab_size: int, *, key: PRNGKeyArray):
+  def __init__(self, cfg: ModelConfig | ModelShape, vocab_size: int, *, key: PRNGKeyArray):
     cfg = cfg.resolved()
     k_embed, k_blocks = jax.random.split(key)
     self.cfg = cfg
@@ -165,7 +190,7 @@ class LanguageModel(eqx.Module):
     self,
     tokens_BxT: Int[Array, "B T"],
     *,
-    positions_BxT: Int[Array, "B T"] | None = None,
+    positions_BxT: Int[Array, "B T"] | np.ndarray | None = None,
     segment_BxT: Int[Array, "B T"] | None = None,
     patterns_BxLxHxTxT: Float[Array, "B L H T T"] | None = None,
     return_patterns: bool = False,
@@ -187,7 +212,7 @@ class LanguageModel(eqx.Module):
     self,
     tokens_BxT: Int[Array, "B T"],
     *,
-    positions_BxT: Int[Array, "B T"] | None = None,
+    positions_BxT: Int[Array, "B T"] | np.ndarray | None = None,
     segment_BxT: Int[Array, "B T"] | None = None,
     patterns_BxLxHxTxT: Float[Array, "B L H T T"] | None = None,
     return_patterns: bool = False,
@@ -293,7 +318,7 @@ def _tied_cross_entropy_bwd(res, g):
 tied_cross_entropy.defvjp(_tied_cross_entropy_fwd, _tied_cross_entropy_bwd)
 
 
-def flops_per_token(cfg: ModelConfig, vocab_size: int, seq_len: int) -> float:
+def flops_per_token(cfg: ModelConfig | ModelShape, vocab_size: int, seq_len: int) -> float:
   """Model FLOPs to train on one token: 6 x parameters (the tied table counted once, as the
   output layer; lookups are free) + 12 x layers x d_model x seq_len (attention)."""
   cfg = cfg.resolved()

@@ -5,6 +5,7 @@ dict of metrics (the keys of metrics.jsonl) plus the per-individual attribute lo
 """
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -85,7 +86,7 @@ def _run_set(
     if "attention" in out:
       attention.append(out.pop("attention"))
     outs.append(out)
-  result = {k: np.concatenate([np.asarray(o[k]) for o in outs]) for k in outs[0]}
+  result: dict[str, Any] = {k: np.concatenate([np.asarray(o[k]) for o in outs]) for k in outs[0]}
   if attention:
     result["attention"] = {
       k: np.mean([np.asarray(a[k]) for a in attention], axis=0) for k in attention[0]
