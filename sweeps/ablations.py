@@ -6,9 +6,7 @@ weight decay, the batch size (at constant data seen), the model size, or attenti
 Hawk's recurrence. A change that leaves the base config as it is would repeat the base run, so
 it is not run again; the report overlays the base run on every family of changes.
 
-Runtime: small, 9 runs, 68 minutes on 2 CPU cores with another sweep running alongside
-(5-8 minutes a run, 18 for model_small); paper, 16 runs of up to 64k steps, a few
-hours on one H100.
+Grid: small, 9 runs; paper, 16 runs of up to 64k steps. Runtime: see the table in README.md.
 Reproduces Figures B and C of the paper: the three phases and the plateau survive every
 change; a recurrent mixer (Hawk) also plateaus, so the plateau is about credit assignment
 through token mixing, not attention as such.

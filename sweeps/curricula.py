@@ -3,9 +3,9 @@ python -m bioknow.report --workdir=runs/curricula
 
 Curricula over individuals: power laws, celebrities, warm-ups, and gradual growth.
 
-Runtime: small, 7 runs of 1.5k steps on 1,200 people (too many for the budget), 28 minutes
-on 2 CPU cores (filter with --only); paper, 6 alphas x 5 populations x 3 budgets + 12
-celebrity + 25 warm-up + 4 growth runs, many GPU hours: spread them with --executor=ray.
+Grid: small, 7 runs of 1.5k steps on 1,200 people (too many for the budget; filter with
+--only); paper, 6 alphas x 5 populations x 3 budgets + 12 celebrity + 25 warm-up + 4 growth
+runs (spread them with --executor=ray). Runtime: see the table in README.md.
 Reproduces Figures 4 and I-L of the paper (claims 3 and 4): imbalanced sampling shortens the
 plateau (alpha around 0.6-0.8 minimises it), the alpha that minimises the final loss grows
 with the population and shrinks with the budget, celebrities behave like power laws, and a

@@ -3,11 +3,10 @@ python -m bioknow.report --workdir=runs/finetune
 
 Fine-tuning on new individuals, with and without replay, and on already-seen rare ones.
 
-Runtime: small, 2 pretraining runs (300 people, 1.4k steps) and 7 fine-tuning runs of 400
-steps, about 30 minutes on 2 CPU cores (measured: fine-tuning runs 2-4 minutes each, the
-celebrities pretraining run 6 minutes); paper, 2 pretraining runs (64k people, and 128k
-with 8k celebrities, 16k steps) and 13 fine-tuning runs of 4k steps, about an hour on one
-H100 (spread them with --executor=ray).
+Grid: small, 2 pretraining runs (300 people, 1.4k steps) and 7 fine-tuning runs of 400
+steps; paper, 2 pretraining runs (64k people, and 128k with 8k celebrities, 16k steps) and
+13 fine-tuning runs of 4k steps (spread them with --executor=ray). Runtime: see the table
+in README.md.
 Reproduces Figures 5 (middle, right), N and P of the paper (claim 6): fine-tuning on new
 individuals (constant lr, 3e-5 at paper scale) erases much of the pre-training knowledge
 within the first few hundred steps while the new individuals are learned slowly; more new
@@ -18,7 +17,7 @@ non-celebrities of a celebrities run does not collapse.
 The sweep yields its own source runs ("pretrain", "celebrities_pretrain"); the launcher runs
 each before the points that read it, and skips it when it has already finished. The
 optimizer state is reset at the start of fine-tuning (set reset_optimizer=False to carry the
-source's AdamW moments over).
+source's AdamW moments and step count over, with a constant lr schedule).
 """
 
 import copy

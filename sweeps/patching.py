@@ -12,12 +12,10 @@ The launcher runs the reference first. The attention statistics of every run (na
 value->name, value->text, sharpness per layer, in metrics.jsonl) show how attention changes
 over training (Figure 3, right; for patched runs, those of the patterns in use).
 
-Runtime: small, the reference, S = 0 with R in {0, 50, 100, 200, 400, 1400} and S = R in
-{100, 200}: 9 runs of 1.4k steps, 3-8 minutes each on 2 CPU cores (measured: the reference
-and the S = 0 runs with R = 0, 200, 1400 took 16 minutes alone, the other 5 runs 36 minutes
-with another sweep running alongside), about 50 minutes in all; paper,
-the reference and the full grid S, R in {0, 0.5k, 1k, 2k, 4k, 8k, 16k} (S < 16k): 43 runs of
-16k steps, many GPU hours (spread them with --executor=ray once the reference is done).
+Grid: small, the reference, S = 0 with R in {0, 50, 100, 200, 400, 1400} and S = R in
+{100, 200}: 9 runs of 1.4k steps; paper, the reference and the full grid S, R in {0, 0.5k,
+1k, 2k, 4k, 8k, 16k} (S < 16k): 43 runs of 16k steps (spread them with --executor=ray once
+the reference is done). Runtime: see the table in README.md.
 Reproduces Figure 3 (middle and right) and Figure D of the paper (claim 2): patterns from a
 post-plateau checkpoint remove most of the plateau, patterns from early checkpoints are worse
 than the initial ones, and attention from the first value token to the name tokens in the

@@ -7,11 +7,10 @@ for a range of new-pair counts, or on a fixed count with old pairs replayed at a
 per-pair weights. Pre-training is the same in every point (same seed, independent of the
 fine-tuning settings). Runs keep no checkpoints: a relaunch skips finished points and restarts
 an interrupted one from scratch.
-Runtime (CPU only; no accelerator is needed), measured on 2 CPU cores shared with other jobs
-(load ~8): paper, 12 points of 16k + 4k steps on 8,192 pairs, 40-65 s each, 10.5 minutes in
-all (5.2 CPU-minutes); small, 7 points on 2,048 pairs with a 128-unit memory and 4k + 1k
-steps, 3-24 s each, 1.4 minutes in all. Compilation is a large share: points whose shapes
-match an earlier point's (same n_new) reuse its compiled phases.
+Grid (CPU only; no accelerator is needed): paper, 12 points of 16k + 4k steps on 8,192 pairs;
+small, 7 points on 2,048 pairs with a 128-unit memory and 4k + 1k steps. Compilation is a
+large share of a point's time: points whose shapes match an earlier point's (same n_new)
+reuse its compiled phases. Runtime: see the table in README.md.
 Reproduces Figures Q and R of the paper (Appendix F.4, claim 7; the toy counterpart of
 Figure 5; the labels are inferred, the stored paper text lacks them): old-pair accuracy starts
 falling within a few hundred fine-tuning steps and, without replay, keeps falling, to lower

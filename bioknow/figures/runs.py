@@ -176,7 +176,7 @@ def population(run: dict):
 
 def schedule_kind(run: dict) -> str:
   """'uniform', 'powerlaw', 'celebrities', 'warmup', 'growth', 'sequential', from the
-  schedule's fields in config.txt; another schedule is named by its run name's first word."""
+  schedule's fields in the config; another schedule is named by its run name's first word."""
   fields = {k[len("schedule.") :]: v for k, v in run["config"].items() if k.startswith("schedule.")}
   for field, kind in _SCHEDULE_FIELDS.items():
     if fields.get(field) is not None:
@@ -205,7 +205,7 @@ def setting(run: dict, ignore: Iterable[str] = ()) -> tuple:
     items = tuple(
       sorted((k, repr(v)) for k, v in run["config"].items() if not _is_tuned(k) and k not in ignore)
     )
-  else:  # no config.txt: the run name without its lr and seed parts
+  else:  # no stored config: the run name without its lr and seed parts
     items = (("name", re.sub(r"_?(lr|seed)[0-9.e+-]+", "", run["name"])),)
   return (experiment(run),) + items
 

@@ -82,8 +82,8 @@ class ModelShape:
     return self
 
 
-# preset: (n_layers, n_heads, d_model, d_mlp); key size d_model / n_heads unless set.
 UNROLL = 4  # layers unrolled per scan iteration (a rolled loop stacks residuals with copies)
+# preset: (n_layers, n_heads, d_model, d_mlp); key size d_model / n_heads unless set.
 PRESETS = {
   "paper": (8, 8, 512, 2048),  # ~42M with the 32k vocabulary
   "paper_896": (12, 16, 896, 3584),
