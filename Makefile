@@ -22,6 +22,9 @@ demo: $(STAMP)
 	$(PY) -m bioknow.report --workdir=runs/quickstart
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy bioknow
 	$(PY) -m pytest tests
 
 bench: $(STAMP)

@@ -48,21 +48,40 @@ def bench_data() -> None:
   b = _BATCH.value
   ds = build_dataset(DataConfig(n_individuals=_N_INDIVIDUALS.value, tokenizer="bio_32k"))
   rng = np.random.default_rng(0)
-  rate = _rate(lambda: ds.assemble(rng.integers(0, ds.config.n_individuals, size=b), "train",
-                                   rng), _SECONDS.value)
-  common = {"bench": "data", "core": core, "batch_size": b, "seq_len": ds.seq_len,
-            "target": 20_000}
-  print(json.dumps(common | {"stage": "assembly", "n_individuals": ds.config.n_individuals,
-                             "biographies_per_second": round(rate * b)}))
+  rate = _rate(
+    lambda: ds.assemble(rng.integers(0, ds.config.n_individuals, size=b), "train", rng),
+    _SECONDS.value,
+  )
+  common = {"bench": "data", "core": core, "batch_size": b, "seq_len": ds.seq_len, "target": 20_000}
+  print(
+    json.dumps(
+      common
+      | {
+        "stage": "assembly",
+        "n_individuals": ds.config.n_individuals,
+        "biographies_per_second": round(rate * b),
+      }
+    )
+  )
 
   n = 256_000
   ds = build_dataset(DataConfig(n_individuals=n, tokenizer="bio_32k"))
-  for name, schedule in [("uniform", schedules.Uniform(n)),
-                         ("power_law", schedules.PowerLaw(n, alpha=0.8))]:
+  for name, schedule in [
+    ("uniform", schedules.Uniform(n)),
+    ("power_law", schedules.PowerLaw(n, alpha=0.8)),
+  ]:
     it = iter(pipeline.training_batches(ds, schedule, batch_size=b, n_steps=10**9, seed=0))
-    rate = _rate(lambda: next(it), _SECONDS.value)
-    print(json.dumps(common | {"stage": f"grain pipeline, {name}", "n_individuals": n,
-                               "biographies_per_second": round(rate * b)}))
+    rate = _rate(it.__next__, _SECONDS.value)
+    print(
+      json.dumps(
+        common
+        | {
+          "stage": f"grain pipeline, {name}",
+          "n_individuals": n,
+          "biographies_per_second": round(rate * b),
+        }
+      )
+    )
 
 
 def peak_matmul_flops(dtype) -> float:
@@ -93,11 +112,11 @@ def bench_train() -> None:
   left at the end of packed rows, and attention across biographies in a row, count as waste.
   """
   import equinox as eqx
+  import fiddle as fdl
   import jax
   import jax.numpy as jnp
 
   from bioknow import configs
-  import fiddle as fdl
   from bioknow.data import packing, pipeline
   from bioknow.data.dataset import build_dataset
   from bioknow.models.transformer import LanguageModel, count_parameters, flops_per_token
@@ -107,29 +126,35 @@ def bench_train() -> None:
   for scale in _SCALES.value:
     cfg = fdl.build(configs.pretrain(scale))
     dtype = jnp.float32 if on_cpu else jnp.bfloat16
-    batch_size = (8 if scale == "paper" else cfg.train.batch_size) if on_cpu else cfg.train.batch_size
+    batch_size = (
+      (8 if scale == "paper" else cfg.train.batch_size) if on_cpu else cfg.train.batch_size
+    )
     ds = build_dataset(cfg.data)
     schedule = cfg.build_schedule()
     mesh = step_lib.data_mesh(1)
     model = step_lib.replicate(LanguageModel(cfg.model, ds.vocab_size, key=jax.random.key(0)), mesh)
-    optimizer = step_lib.make_optimizer(cfg.optimizer, 10_000)
+    lr_schedule = step_lib.learning_rate(cfg.optimizer, 10_000)
+    optimizer = step_lib.make_optimizer(cfg.optimizer, lr_schedule)
     opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
     # The batches training uses: packed rows (no compute on padding) where the config packs.
     plain = [pipeline.batch_at(ds, schedule, batch_size, 0, s) for s in range(8)]
     if cfg.train.pack:
       rows, row_len = pipeline.pack_shape_for(ds, schedule, batch_size, 0)
       batches = [packing.pack(b, rows, row_len) for b in plain]
-      arrays = [{"t": b["tokens_RxL"], "r": b["role_RxL"], "p": b["position_RxL"],
-                 "s": b["segment_RxL"]} for b in batches]
+      arrays = [
+        {"t": b["tokens_RxL"], "r": b["role_RxL"], "p": b["position_RxL"], "s": b["segment_RxL"]}
+        for b in batches
+      ]
     else:
       rows, row_len = batch_size, ds.seq_len
       arrays = [{"t": b["tokens_BxT"], "r": b["role_BxT"]} for b in plain]
     device_batches = [step_lib.shard_batch(a, mesh) for a in arrays]
     tokens_per_batch = [int(b["length_B"].sum()) for b in plain]
 
-    def train_step(model, opt_state, b):
-      return step_lib.train_step(optimizer, model, opt_state, b["t"], b["r"], dtype, None,
-                                 b.get("p"), b.get("s"))
+    def train_step(model, opt_state, b, optimizer=optimizer, dtype=dtype):
+      return step_lib.train_step(
+        optimizer, model, opt_state, b["t"], b["r"], dtype, None, b.get("p"), b.get("s")
+      )
 
     # Warm up for a while: the first few dozen steps on CPU run at half speed.
     start = time.perf_counter()
@@ -139,8 +164,9 @@ def bench_train() -> None:
     n_steps, start = 0, time.perf_counter()
     tokens = 0
     while (elapsed := time.perf_counter() - start) < _SECONDS.value or n_steps < 3:
-      model, opt_state, loss = train_step(model, opt_state,
-                                          device_batches[n_steps % len(device_batches)])
+      model, opt_state, loss = train_step(
+        model, opt_state, device_batches[n_steps % len(device_batches)]
+      )
       tokens += tokens_per_batch[n_steps % len(tokens_per_batch)]
       n_steps += 1
       if n_steps % 4 == 0:
@@ -151,16 +177,27 @@ def bench_train() -> None:
     params = count_parameters(model)["total"]
     flops = tokens * flops_per_token(m, ds.vocab_size, ds.seq_len)
     peak = peak_matmul_flops(dtype)
-    print(json.dumps({
-        "bench": "train", "scale": scale, "device": jax.devices()[0].device_kind,
-        "dtype": jnp.dtype(dtype).name, "batch_size": batch_size, "seq_len": ds.seq_len,
-        "n_parameters": params, "steps_per_second": round(n_steps / elapsed, 3),
-        "tokens_per_second": round(tokens / elapsed),
-        "packed": cfg.train.pack, "rows": [rows, row_len],
-        "real_token_fraction": round(tokens / (n_steps * rows * row_len), 3),
-        "model_flops_per_second": round(flops / elapsed / 1e9, 2) * 1e9,
-        "peak_matmul_flops_per_second": round(peak / 1e9, 2) * 1e9,
-        "mfu": round(flops / elapsed / peak, 4)}))
+    print(
+      json.dumps(
+        {
+          "bench": "train",
+          "scale": scale,
+          "device": jax.devices()[0].device_kind,
+          "dtype": jnp.dtype(dtype).name,
+          "batch_size": batch_size,
+          "seq_len": ds.seq_len,
+          "n_parameters": params,
+          "steps_per_second": round(n_steps / elapsed, 3),
+          "tokens_per_second": round(tokens / elapsed),
+          "packed": cfg.train.pack,
+          "rows": [rows, row_len],
+          "real_token_fraction": round(tokens / (n_steps * rows * row_len), 3),
+          "model_flops_per_second": round(flops / elapsed / 1e9, 2) * 1e9,
+          "peak_matmul_flops_per_second": round(peak / 1e9, 2) * 1e9,
+          "mfu": round(flops / elapsed / peak, 4),
+        }
+      )
+    )
 
 
 BENCHES = {"data": bench_data, "train": bench_train}

@@ -10,38 +10,32 @@ With Ray, each point is one task that rebuilds its config from the serialized fi
 run directories must be on a filesystem every worker sees (this machine, or a shared disk).
 """
 
-import json
+import logging
 import pathlib
 import time
 import traceback
 
 import fiddle as fdl
-from fiddle import printing
 from fiddle.experimental import serialization
+
+from bioknow.experiments.common import Experiment
+from bioknow.rundir import RunDir
 
 # (name, status, summary) of each point, in run order.
 Result = tuple[str, str, dict]
 
 
-def _summary(run_dir: pathlib.Path) -> dict | None:
-  path = run_dir / "summary.json"
-  return json.loads(path.read_text()) if path.exists() else None
-
-
-def run_point(name: str, cfg: fdl.Buildable, experiment, workdir: pathlib.Path
-              ) -> tuple[str, dict]:
+def run_point(
+  name: str, cfg: fdl.Buildable, experiment: Experiment, workdir: pathlib.Path
+) -> tuple[str, dict]:
   """Runs (or resumes, or skips if finished) one point; returns (status, summary)."""
-  run_dir = workdir / name
-  if (done := _summary(run_dir)) is not None:
+  run_dir = RunDir(workdir / name)
+  if (done := run_dir.summary()) is not None:
     return "done (skipped)", done
   start = time.perf_counter()
   try:
-    if hasattr(experiment, "check_sources"):  # before anything is written
-      experiment.check_sources(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(serialization.dump_json(cfg, indent=2))
-    (run_dir / "config.txt").write_text(
-        printing.as_str_flattened(cfg, include_types=False) + "\n")
+    experiment.check_sources(run_dir)  # before anything is written
+    run_dir.write_config(cfg)
     summary = experiment.run(run_dir)
   except Exception as e:  # one failing point does not stop the others
     traceback.print_exc()
@@ -56,12 +50,14 @@ def _blocked_by(point, statuses: dict[str, str]) -> str | None:
 
 def run_inline(points, workdir: pathlib.Path) -> list[Result]:
   """Runs the points here, in order (sources come first: see launch.build_points)."""
-  results, statuses = [], {}
+  results: list[Result] = []
+  statuses: dict[str, str] = {}
   for p in points:
+    summary: dict = {}
     if (failed := _blocked_by(p, statuses)) is not None:
-      status, summary = f"FAILED: its source {failed} failed", {}
+      status = f"FAILED: its source {failed} failed"
     else:
-      if _summary(workdir / p.name) is None:
+      if not RunDir(workdir / p.name).is_finished():
         print(f"== {p.name}", flush=True)
       status, summary = run_point(p.name, p.cfg, p.experiment, workdir)
     statuses[p.name] = status
@@ -81,19 +77,22 @@ def run_ray(points, workdir: pathlib.Path, address: str | None) -> list[Result]:
   try:
     import ray  # pylint: disable=import-outside-toplevel
   except ImportError:
-    raise SystemExit("--executor=ray needs Ray: pip install 'bioknow[ray]' (or pip install "
-                     "ray), then run the same command again.") from None
-  ray.init(address=address, logging_level="WARNING", log_to_driver=True)
+    raise SystemExit(
+      "--executor=ray needs Ray: pip install 'bioknow[ray]' (or pip install "
+      "ray), then run the same command again."
+    ) from None
+  ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
   try:
     gpus = ray.cluster_resources().get("GPU", 0)
-    task = ray.remote(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1,
-                      max_retries=0)(_run_serialized)
+    task = ray.remote(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1, max_retries=0)(
+      _run_serialized
+    )
     by_name = {p.name: p for p in points}
     selected = set(by_name)
     statuses: dict[str, str] = {}
     summaries: dict[str, dict] = {}
     waiting = list(points)
-    running = {}  # object ref -> name
+    running: dict = {}  # object ref -> name
     while waiting or running:
       for p in list(waiting):
         pending = [s for s in p.sources if s in selected and s not in statuses]

@@ -26,30 +26,44 @@ from fiddle import absl_flags as fdl_flags
 from fiddle import printing
 
 from bioknow import configs, executors
+from bioknow.experiments.common import Experiment
+from bioknow.rundir import RunDir
 
 _SWEEP = flags.DEFINE_string("sweep", None, "Path of a sweep file, e.g. sweeps/quickstart.py.")
 # bioknow.report defines the same flag; a process importing both (the tests) shares it.
 if "workdir" not in flags.FLAGS:
   flags.DEFINE_string("workdir", None, "Root of the run directories (runs/NAME).")
-_SCALE = flags.DEFINE_enum("scale", None, configs.SCALES,
-                           "Grid to run (default: small without an accelerator, else paper).")
-_ONLY = flags.DEFINE_string("only", None, "Run only points whose name matches this glob "
-                            "(or one of these comma-separated globs).")
+_SCALE = flags.DEFINE_enum(
+  "scale", None, configs.SCALES, "Grid to run (default: small without an accelerator, else paper)."
+)
+_ONLY = flags.DEFINE_string(
+  "only",
+  None,
+  "Run only points whose name matches this glob (or one of these comma-separated globs).",
+)
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the points and run nothing.")
 _CONFIG = flags.DEFINE_multi_string("config", [], "Overrides for every point: set:PATH=VALUE.")
-_EXECUTOR = flags.DEFINE_enum("executor", "inline", ["inline", "ray"],
-                              "inline: points one after another in this process; ray: one Ray "
-                              "task per point (pip install 'bioknow[ray]').")
-_RAY_ADDRESS = flags.DEFINE_string("ray_address", None,
-                                   "Address of an existing Ray cluster (default: start one here).")
+_EXECUTOR = flags.DEFINE_enum(
+  "executor",
+  "inline",
+  ["inline", "ray"],
+  "inline: points one after another in this process; ray: one Ray "
+  "task per point (pip install 'bioknow[ray]').",
+)
+_RAY_ADDRESS = flags.DEFINE_string(
+  "ray_address", None, "Address of an existing Ray cluster (default: start one here)."
+)
 
 
 def load_sweep(path: str):
   file = pathlib.Path(path)
   if not file.is_file():
-    raise ValueError(f"--sweep: {path} does not exist; give the path of a sweep file such as "
-                     "sweeps/quickstart.py.")
+    raise ValueError(
+      f"--sweep: {path} does not exist; give the path of a sweep file such as sweeps/quickstart.py."
+    )
   spec = importlib.util.spec_from_file_location(f"bioknow_sweep_{file.stem}", file)
+  if spec is None or spec.loader is None:
+    raise ValueError(f"--sweep: {path} cannot be loaded as a Python module.")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   if not callable(getattr(module, "sweep", None)):
@@ -68,12 +82,13 @@ def apply_overrides(cfg, directives: list[str]):
   for directive in directives:
     if not directive.startswith("set:") or "=" not in directive:
       raise ValueError(f"--config: got {directive!r}; use set:PATH=VALUE.")
-    path, value = directive[len("set:"):].split("=", 1)
+    path, value = directive[len("set:") :].split("=", 1)
     paths = list(_leaves(cfg))
     if path not in paths:
       close = difflib.get_close_matches(path, paths, n=1, cutoff=0.0)
-      raise ValueError(f"--config: {path} is not a config path; closest valid path: "
-                       f"{close[0] if close else None}.")
+      raise ValueError(
+        f"--config: {path} is not a config path; closest valid path: {close[0] if close else None}."
+      )
     old = _value_at(cfg, path)
     fdl_flags.set_value_at_path(cfg, path, _typed(_parse_value(value, path), old, path))
   return cfg
@@ -100,8 +115,10 @@ def _typed(new, old, path: str):
     new = tuple(new)
   same = type(new) is type(old) or (isinstance(old, tuple) and isinstance(new, tuple))
   if not same:
-    raise ValueError(f"--config: {path} must be of type {type(old).__name__} (now {old!r}); "
-                     f"got {new!r} of type {type(new).__name__}.")
+    raise ValueError(
+      f"--config: {path} must be of type {type(old).__name__} (now {old!r}); "
+      f"got {new!r} of type {type(new).__name__}."
+    )
   return new
 
 
@@ -113,53 +130,72 @@ def _parse_value(value: str, path: str):
   try:
     return ast.literal_eval(value)
   except (ValueError, SyntaxError):
-    raise ValueError(f"--config: the value of {path} ({value}) is not a Python literal; quote "
-                     f"strings, e.g. set:{path}=\"{value}\".") from None
+    raise ValueError(
+      f"--config: the value of {path} ({value}) is not a Python literal; quote "
+      f'strings, e.g. set:{path}="{value}".'
+    ) from None
 
 
 class Point(NamedTuple):
   name: str
   cfg: fdl.Buildable
-  experiment: object  # the built config: has check() and run(run_dir)
+  experiment: Experiment  # the built config
   overrides: dict[str, str]
   sources: tuple[str, ...]  # run directories it reads, relative to the sweep's workdir
 
 
-def build_points(module, scale: str, directives: list[str], only: str | None,
-                 workdir: pathlib.Path | None = None) -> list[Point]:
+def build_points(
+  module, scale: str, directives: list[str], only: str | None, workdir: pathlib.Path | None = None
+) -> list[Point]:
   """Every selected point of a sweep, built, checked and ordered so that a point comes after
   the points it reads (e.g. fine-tuning after its pretraining run). A source outside the
-  selection must already exist under `workdir` (checked here, before anything runs)."""
-  points, names = [], set()
+  selection must already exist under `workdir` (checked here, before anything runs).
+  An override may not change a field whose value differs between the sweep's points: the
+  point names would then describe values the points no longer have."""
+  swept = list(module.sweep(scale))
+  names = [name for name, _ in swept]
+  if duplicate := next((n for n in names if names.count(n) > 1), None):
+    raise ValueError(f"sweep: two points are named {duplicate!r}; run names must be unique.")
+  varied = _varied_fields([_leaves(cfg) for _, cfg in swept])
+  points = []
   base = _leaves(module.base(scale)) if hasattr(module, "base") else {}
-  for name, cfg in module.sweep(scale):
-    if name in names:
-      raise ValueError(f"sweep: two points are named {name!r}; run names must be unique.")
-    names.add(name)
+  for name, cfg in swept:
     if only and not any(fnmatch.fnmatch(name, glob) for glob in only.split(",")):
       continue
+    before = _leaves(cfg)
     cfg = apply_overrides(cfg, directives)
+    after = _leaves(cfg)
+    if changed := sorted(k for k in varied if before.get(k) != after.get(k)):
+      raise ValueError(
+        f"--config: {changed[0]} differs between the sweep's points, whose names say which "
+        "value each has; edit the sweep file (or a copy of it) to change it instead."
+      )
     try:
       experiment = fdl.build(cfg)
+      if not isinstance(experiment, Experiment):
+        raise TypeError(
+          f"it builds a {type(experiment).__name__}, not an experiment (check, sources, "
+          "check_sources, n_steps, key_metrics, train_cost, run)"
+        )
       experiment.check()
     except (ValueError, TypeError) as e:
       raise ValueError(f"point {name}: {e}") from None
-    overrides = {k: v for k, v in _leaves(cfg).items() if base.get(k) != v}
-    sources = tuple(getattr(experiment, "sources", tuple)())
-    points.append(Point(name, cfg, experiment, overrides, sources))
+    overrides = {k: v for k, v in after.items() if base.get(k) != v}
+    points.append(Point(name, cfg, experiment, overrides, tuple(experiment.sources())))
   selected = {p.name for p in points}
   for p in points:
     if any(s not in selected for s in p.sources) and workdir is not None:
-      _check_sources(p, workdir)
+      try:
+        p.experiment.check_sources(RunDir(workdir / p.name))
+      except ValueError as e:
+        raise ValueError(f"point {p.name}: {e}") from None
   return _in_dependency_order(points)
 
 
-def _check_sources(point: Point, workdir: pathlib.Path) -> None:
-  if hasattr(point.experiment, "check_sources"):
-    try:
-      point.experiment.check_sources(workdir / point.name)
-    except ValueError as e:
-      raise ValueError(f"point {point.name}: {e}") from None
+def _varied_fields(leaves: list[dict[str, str]]) -> set[str]:
+  """Config paths whose value differs between points (a path some points lack included)."""
+  paths = {k for point in leaves for k in point}
+  return {k for k in paths if len({point.get(k) for point in leaves}) > 1}
 
 
 def _in_dependency_order(points: list[Point]) -> list[Point]:
@@ -184,40 +220,31 @@ def _in_dependency_order(points: list[Point]) -> list[Point]:
   return ordered
 
 
-def _estimate(points) -> str:
+def _estimate(points: list[Point]) -> str:
   """Training steps in total and a rough time: model FLOPs at 40% of this device's measured
   matmul peak (evaluations and data not counted)."""
-  steps = sum(getattr(getattr(p.experiment, "train", None), "n_steps", 0) for p in points)
-  flops = sum(p.experiment.train_flops() for p in points if hasattr(p.experiment, "train_flops"))
+  steps = sum(p.experiment.n_steps for p in points)
+  costs = [p.experiment.train_cost() for p in points]
+  flops = sum(f for f, _ in costs)
   if not flops:
     return f"{steps} training steps in total"
-  from bioknow.bench import peak_matmul_flops  # pylint: disable=import-outside-toplevel
-  dtype = getattr(getattr(points[0].experiment, "train", None), "compute_dtype", "float32")
+  from bioknow.bench import peak_matmul_flops  # measures the device: imported when needed
+
+  dtype = costs[0][1]
   peak = peak_matmul_flops(dtype)
   seconds = flops / (0.4 * peak)
   time = f"{seconds / 3600:.1f} h" if seconds > 3600 else f"{seconds / 60:.1f} min"
-  return (f"{steps} training steps in total, estimated {time} on this machine "
-          f"({flops:.2e} model FLOPs at 40% of its measured {peak / 1e9:.0f} GFLOP/s {dtype} "
-          "matmul peak, one point at a time)")
+  return (
+    f"{steps} training steps in total, estimated {time} on this machine "
+    f"({flops:.2e} model FLOPs at 40% of its measured {peak / 1e9:.0f} GFLOP/s {dtype} "
+    "matmul peak, one point at a time)"
+  )
 
 
-# What the status table shows of each experiment kind's summary.json.
-KEY_METRICS = {
-    "pretrain": ("plateau_end_step", "attribute_loss", "attribute_accuracy",
-                 "unseen_attribute_loss"),
-    "patching": ("plateau_end_step", "attribute_loss", "attribute_accuracy"),
-    "finetune": ("pretrain/attribute_accuracy", "finetune/attribute_accuracy",
-                 "min_pretrain_accuracy"),
-    "toy_memory": ("pretrain/accuracy_before_finetune", "min_pretrain_accuracy_during_finetune",
-                   "min_pretrain_accuracy_finetune_step", "finetune/accuracy"),
-}
-
-
-def _key_metrics(summary: dict) -> str:
-  keys = KEY_METRICS.get(summary.get("experiment", "pretrain"), KEY_METRICS["pretrain"])
-  shown = {k: summary[k] for k in keys if k in summary}
-  return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                   for k, v in shown.items())
+def _key_metrics(experiment: Experiment, summary: dict) -> str:
+  """What the status table shows of a point's summary.json."""
+  shown = {k: summary[k] for k in experiment.key_metrics() if k in summary}
+  return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
 
 
 def main(argv):
@@ -247,8 +274,9 @@ def main(argv):
   else:
     results = executors.run_inline(points, workdir)
   print(f"\n{'point':40s} {'status':32s} key final metrics")
+  experiments = {p.name: p.experiment for p in points}
   for name, status, summary in results:
-    print(f"{name:40s} {status[:32]:32s} {_key_metrics(summary)}")
+    print(f"{name:40s} {status[:32]:32s} {_key_metrics(experiments[name], summary)}")
   if any(status.startswith("FAILED") for _, status, _ in results):
     sys.exit(1)
 

@@ -25,8 +25,14 @@ from bioknow.figures.runs import find_runs, load_run  # noqa: F401 (public)
 if "workdir" not in flags.FLAGS:
   flags.DEFINE_string("workdir", None, "Directory holding one or more run directories.")
 
-FAMILIES = {"pretraining runs": pretrain, "population": population, "curricula": curricula,
-            "attention patching": patching, "fine-tuning": finetune, "toy memory": toy}
+FAMILIES = {
+  "pretraining runs": pretrain,
+  "population": population,
+  "curricula": curricula,
+  "attention patching": patching,
+  "fine-tuning": finetune,
+  "toy memory": toy,
+}
 
 
 def best_lr_lines(runs: list[dict]) -> list[str]:
@@ -39,10 +45,15 @@ def best_lr_lines(runs: list[dict]) -> list[str]:
   lines = []
   for key, (best, scores) in choices.items():
     others = ", ".join(f"{lr:g}: {s:.4g}" for lr, s in sorted(scores.items()) if lr != best)
-    label = R.describe(examples[key], keys) if keys else (
-        f"the {R.name_word(examples[key]['name'])} runs")
-    lines.append(f"best lr for {label}: {best:g} (final training loss {scores[best]:.4g}, "
-                 f"mean over seeds; others {others})")
+    label = (
+      R.describe(examples[key], keys)
+      if keys
+      else (f"the {R.name_word(examples[key]['name'])} runs")
+    )
+    lines.append(
+      f"best lr for {label}: {best:g} (final training loss {scores[best]:.4g}, "
+      f"mean over seeds; others {others})"
+    )
   return lines
 
 
@@ -62,7 +73,8 @@ def report(workdir: pathlib.Path) -> list[pathlib.Path]:
     lines += family_lines
   for run in runs:
     if R.experiment(run) in ("pretrain", "patching") and math.isfinite(
-        R.final(run, "attribute_loss")):
+      R.final(run, "attribute_loss")
+    ):
       print(summarise(run))
       for line in pretrain.attribute_lines(run):
         print(line)

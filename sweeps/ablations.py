@@ -6,9 +6,7 @@ weight decay, the batch size (at constant data seen), the model size, or attenti
 Hawk's recurrence. A change that leaves the base config as it is would repeat the base run, so
 it is not run again; the report overlays the base run on every family of changes.
 
-Runtime: small, 9 runs, 68 minutes on 2 CPU cores with another sweep running alongside
-(5-8 minutes a run, 18 for model_small); paper, 16 runs of up to 64k steps, a few
-hours on one H100.
+Grid: small, 9 runs; paper, 16 runs of up to 64k steps. Runtime: see the table in README.md.
 Reproduces Figures B and C of the paper: the three phases and the plateau survive every
 change; a recurrent mixer (Hawk) also plateaus, so the plateau is about credit assignment
 through token mixing, not attention as such.
@@ -16,10 +14,15 @@ through token mixing, not attention as such.
 
 from bioknow import configs
 
-PAPER = dict(lr=(1e-4, 2e-4, 4e-4, 8e-4, 1.6e-3), weight_decay=(0.01, 0.03, 0.1, 0.3, 1.0),
-             batch=(32, 64, 128, 256, 512), model=("paper", "paper_896", "paper_1536"))
-SMALL = dict(lr=(2e-3, 4e-3, 8e-3), weight_decay=(0.01, 0.1, 1.0), batch=(16, 32, 64),
-             model=("mini", "small"))
+PAPER = dict(
+  lr=(1e-4, 2e-4, 4e-4, 8e-4, 1.6e-3),
+  weight_decay=(0.01, 0.03, 0.1, 0.3, 1.0),
+  batch=(32, 64, 128, 256, 512),
+  model=("paper", "paper_896", "paper_1536"),
+)
+SMALL = dict(
+  lr=(2e-3, 4e-3, 8e-3), weight_decay=(0.01, 0.1, 1.0), batch=(16, 32, 64), model=("mini", "small")
+)
 
 
 def base(scale: str):

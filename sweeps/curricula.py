@@ -3,9 +3,9 @@ python -m bioknow.report --workdir=runs/curricula
 
 Curricula over individuals: power laws, celebrities, warm-ups, and gradual growth.
 
-Runtime: small, 7 runs of 1.5k steps on 1,200 people (too many for the budget), 28 minutes
-on 2 CPU cores (filter with --only); paper, 6 alphas x 5 populations x 3 budgets + 12
-celebrity + 25 warm-up + 4 growth runs, many GPU hours: spread them with --executor=ray.
+Grid: small, 7 runs of 1.5k steps on 1,200 people (too many for the budget; filter with
+--only); paper, 6 alphas x 5 populations x 3 budgets + 12 celebrity + 25 warm-up + 4 growth
+runs (spread them with --executor=ray). Runtime: see the table in README.md.
 Reproduces Figures 4 and I-L of the paper (claims 3 and 4): imbalanced sampling shortens the
 plateau (alpha around 0.6-0.8 minimises it), the alpha that minimises the final loss grows
 with the population and shrinks with the budget, celebrities behave like power laws, and a
@@ -18,15 +18,30 @@ import fiddle as fdl
 from bioknow import configs
 from bioknow.data import schedules
 
-PAPER = dict(alphas=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0), populations=(16_000, 32_000, 64_000,
-             128_000, 256_000), budgets=(8_000, 16_000, 32_000),
-             celebrities=(4_000, 16_000, 64_000), weights=(2, 4, 8, 16), celebrity_n=128_000,
-             warmup_indiv=(2_000, 4_000, 8_000, 16_000, 32_000), warmup_epochs=(1, 2, 3, 4, 8),
-             warmup_n=128_000, growth_start=(4_000, 16_000))
-SMALL = dict(alphas=(0.0, 0.5, 1.0), populations=(1_200,), budgets=(1_500,),
-             celebrities=(120,), weights=(8,), celebrity_n=1_200,
-             warmup_indiv=(150,), warmup_epochs=(16,), warmup_n=1_200,
-             growth_start=(150,))
+PAPER = dict(
+  alphas=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+  populations=(16_000, 32_000, 64_000, 128_000, 256_000),
+  budgets=(8_000, 16_000, 32_000),
+  celebrities=(4_000, 16_000, 64_000),
+  weights=(2, 4, 8, 16),
+  celebrity_n=128_000,
+  warmup_indiv=(2_000, 4_000, 8_000, 16_000, 32_000),
+  warmup_epochs=(1, 2, 3, 4, 8),
+  warmup_n=128_000,
+  growth_start=(4_000, 16_000),
+)
+SMALL = dict(
+  alphas=(0.0, 0.5, 1.0),
+  populations=(1_200,),
+  budgets=(1_500,),
+  celebrities=(120,),
+  weights=(8,),
+  celebrity_n=1_200,
+  warmup_indiv=(150,),
+  warmup_epochs=(16,),
+  warmup_n=1_200,
+  growth_start=(150,),
+)
 
 
 def base(scale: str):
@@ -55,8 +70,9 @@ def sweep(scale: str):
   for n_celebrities in grid["celebrities"]:
     for weight in grid["weights"]:
       cfg = _point(scale, n)
-      cfg.schedule = fdl.Partial(schedules.Celebrities, n_celebrities=n_celebrities,
-                                 weight_celebrities=weight)
+      cfg.schedule = fdl.Partial(
+        schedules.Celebrities, n_celebrities=n_celebrities, weight_celebrities=weight
+      )
       cfg.eval_groups = (("celebrities", 0, n_celebrities), ("non_celebrities", n_celebrities, n))
       yield f"celebrities_n{n_celebrities}_w{weight}", cfg
   n = grid["warmup_n"]
@@ -71,6 +87,7 @@ def sweep(scale: str):
   for start in grid["growth_start"]:
     for mode in ("linear", "geometric"):
       cfg = _point(scale, n)
-      cfg.schedule = fdl.Partial(schedules.Growth, n_start=start, mode=mode,
-                                 growth_steps=cfg.train.n_steps // 2)
+      cfg.schedule = fdl.Partial(
+        schedules.Growth, n_start=start, mode=mode, growth_steps=cfg.train.n_steps // 2
+      )
       yield f"growth_n{n}_start{start}_{mode}", cfg

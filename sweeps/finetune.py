@@ -3,11 +3,10 @@ python -m bioknow.report --workdir=runs/finetune
 
 Fine-tuning on new individuals, with and without replay, and on already-seen rare ones.
 
-Runtime: small, 2 pretraining runs (300 people, 1.4k steps) and 7 fine-tuning runs of 400
-steps, about 30 minutes on 2 CPU cores (measured: fine-tuning runs 2-4 minutes each, the
-celebrities pretraining run 6 minutes); paper, 2 pretraining runs (64k people, and 128k
-with 8k celebrities, 16k steps) and 13 fine-tuning runs of 4k steps, about an hour on one
-H100 (spread them with --executor=ray).
+Grid: small, 2 pretraining runs (300 people, 1.4k steps) and 7 fine-tuning runs of 400
+steps; paper, 2 pretraining runs (64k people, and 128k with 8k celebrities, 16k steps) and
+13 fine-tuning runs of 4k steps (spread them with --executor=ray). Runtime: see the table
+in README.md.
 Reproduces Figures 5 (middle, right), N and P of the paper (claim 6): fine-tuning on new
 individuals (constant lr, 3e-5 at paper scale) erases much of the pre-training knowledge
 within the first few hundred steps while the new individuals are learned slowly; more new
@@ -18,7 +17,7 @@ non-celebrities of a celebrities run does not collapse.
 The sweep yields its own source runs ("pretrain", "celebrities_pretrain"); the launcher runs
 each before the points that read it, and skips it when it has already finished. The
 optimizer state is reset at the start of fine-tuning (set reset_optimizer=False to carry the
-source's AdamW moments over).
+source's AdamW moments and step count over, with a constant lr schedule).
 """
 
 import copy
@@ -30,17 +29,31 @@ from bioknow import configs
 from bioknow.data import schedules
 from bioknow.experiments.finetune import FinetuneConfig
 from bioknow.train.evaluation import EvalConfig
-from bioknow.train.loop import TrainConfig
 from bioknow.train.step import OptimizerConfig
 
-PAPER = dict(new=(1_000, 2_000, 4_000, 8_000, 16_000), replay_new=4_000,
-             replay_weights=(2, 1, 1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32), lr=3e-5,
-             steps=4_000, celebrity_n=128_000, n_celebrities=8_000, weight_celebrities=8)
+PAPER = dict(
+  new=(1_000, 2_000, 4_000, 8_000, 16_000),
+  replay_new=4_000,
+  replay_weights=(2, 1, 1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32),
+  lr=3e-5,
+  steps=4_000,
+  celebrity_n=128_000,
+  n_celebrities=8_000,
+  weight_celebrities=8,
+)
 # The small pretraining run ends at lr ~0 from a peak of 8e-3; fine-tuning uses 1/13 of the
 # peak, as the paper's 3e-5 is 1/13 of its 4e-4. The celebrities run has 600 people so that
 # its non-celebrities stay rare (~50 sequences each; ~11 in the paper).
-SMALL = dict(new=(50, 100, 200), replay_new=100, replay_weights=(1, 1 / 4, 1 / 16), lr=6e-4,
-             steps=400, celebrity_n=600, n_celebrities=40, weight_celebrities=8)
+SMALL = dict(
+  new=(50, 100, 200),
+  replay_new=100,
+  replay_weights=(1, 1 / 4, 1 / 16),
+  lr=6e-4,
+  steps=400,
+  celebrity_n=600,
+  n_celebrities=40,
+  weight_celebrities=8,
+)
 
 
 def base(scale: str):
@@ -54,15 +67,27 @@ def finetune_from(source_cfg, source: str, scale: str, **kwargs) -> fdl.Config[F
   if scale == "paper":  # every 25 steps up to 500, then 16 evenly spaced
     evaluation = fdl.Config(EvalConfig, every=25, dense_until=500, n_spaced=16)
   else:  # every 10 steps up to 100, then every 50
-    evaluation = fdl.Config(EvalConfig, every=10, dense_until=100, n_spaced=8, n_sequences=256,
-                            batch_size=256, n_attention=0)
+    evaluation = fdl.Config(
+      EvalConfig,
+      every=10,
+      dense_until=100,
+      n_spaced=8,
+      n_sequences=256,
+      batch_size=256,
+      n_attention=0,
+    )
   train = copy.deepcopy(source_cfg.train)
   train.n_steps = grid["steps"]
   return fdl.Config(
-      FinetuneConfig, source=source, data=copy.deepcopy(source_cfg.data),
-      model=copy.deepcopy(source_cfg.model),
-      optimizer=fdl.Config(OptimizerConfig, lr=grid["lr"], schedule="constant"), train=train,
-      eval=evaluation, **kwargs)
+    FinetuneConfig,
+    source=source,
+    data=copy.deepcopy(source_cfg.data),
+    model=copy.deepcopy(source_cfg.model),
+    optimizer=fdl.Config(OptimizerConfig, lr=grid["lr"], schedule="constant"),
+    train=train,
+    eval=evaluation,
+    **kwargs,
+  )
 
 
 def _weight_name(w: float) -> str:
@@ -77,17 +102,29 @@ def sweep(scale: str):
     yield f"new{n}", finetune_from(pretrain, "pretrain", scale, n_finetune=n)
   n = grid["replay_new"]
   for w in grid["replay_weights"]:
-    yield (f"new{n}_replay{_weight_name(w)}",
-           finetune_from(pretrain, "pretrain", scale, n_finetune=n, weight_replay=w))
+    yield (
+      f"new{n}_replay{_weight_name(w)}",
+      finetune_from(pretrain, "pretrain", scale, n_finetune=n, weight_replay=w),
+    )
 
   celebrities = base(scale)
   n, n_celebrities = grid["celebrity_n"], grid["n_celebrities"]
   celebrities.data.n_individuals = n
-  celebrities.schedule = fdl.Partial(schedules.Celebrities, n_celebrities=n_celebrities,
-                                     weight_celebrities=grid["weight_celebrities"])
+  celebrities.schedule = fdl.Partial(
+    schedules.Celebrities,
+    n_celebrities=n_celebrities,
+    weight_celebrities=grid["weight_celebrities"],
+  )
   groups = (("celebrities", 0, n_celebrities), ("non_celebrities", n_celebrities, n))
   celebrities.eval_groups = groups
   yield "celebrities_pretrain", celebrities
-  yield "celebrities_finetune", finetune_from(
-      celebrities, "celebrities_pretrain", scale, finetune_ids=(n_celebrities, n),
-      eval_groups=groups)
+  yield (
+    "celebrities_finetune",
+    finetune_from(
+      celebrities,
+      "celebrities_pretrain",
+      scale,
+      finetune_ids=(n_celebrities, n),
+      eval_groups=groups,
+    ),
+  )

@@ -13,9 +13,9 @@ value->name, value->text, sharpness per layer, in metrics.jsonl) show how attent
 over training (Figure 3, right; for patched runs, those of the patterns in use).
 
 Grid: small, the reference, S = 0 with R in {0, 100, 200, 400, 800, 1250} and S = R in
-{200, 400}: 9 runs of 1.25k steps; paper, the reference and the full grid S, R in {0, 0.5k, 1k, 2k, 4k, 8k, 16k} (S < 16k): 43 runs of
-16k steps (spread them with --executor=ray once the reference is done). Runtimes: the
-README's table.
+{200, 400}: 9 runs of 1.25k steps; paper, the reference and the full grid S, R in {0, 0.5k,
+1k, 2k, 4k, 8k, 16k} (S < 16k): 43 runs of 16k steps (spread them with --executor=ray once
+the reference is done). Runtime: see the table in README.md.
 Reproduces Figure 3 (middle and right) and Figure D of the paper (claim 2): patterns from a
 post-plateau checkpoint remove most of the plateau, patterns from early checkpoints are worse
 than the initial ones, and attention from the first value token to the name tokens in the
@@ -32,8 +32,11 @@ REFERENCE = "reference"
 # scale the first phase ends near step 200 and the plateau a few hundred steps later;
 # evaluations every 50 steps up to 800 resolve both.
 PAPER = dict(steps=(0, 500, 1_000, 2_000, 4_000, 8_000, 16_000), frozen=None, eval_steps=None)
-SMALL = dict(steps=(0, 100, 200, 400, 800, 1_250), frozen=(200, 400),
-             eval_steps=tuple(range(0, 800, 50)) + tuple(range(800, 1_251, 150)))
+SMALL = dict(
+  steps=(0, 100, 200, 400, 800, 1_250),
+  frozen=(200, 400),
+  eval_steps=tuple(range(0, 800, 50)) + tuple(range(800, 1_251, 150)),
+)
 
 
 def base(scale: str):
@@ -59,8 +62,10 @@ def sweep(scale: str):
   checkpointed = set(built.eval.schedule(built.train.n_steps))
   missing = [s for s in grid["steps"] if s not in checkpointed]
   if missing:  # checkpoints are written at every evaluation
-    raise ValueError(f"sweep: the reference run evaluates (and checkpoints) at no step "
-                     f"{missing}; add them to its eval schedule.")
+    raise ValueError(
+      f"sweep: the reference run evaluates (and checkpoints) at no step "
+      f"{missing}; add them to its eval schedule."
+    )
   yield REFERENCE, reference
   n_steps = built.train.n_steps
   starts = [s for s in grid["steps"] if s < n_steps]

@@ -27,8 +27,11 @@ def base(scale: str):
 
 def sweep(scale: str):
   small_lr = base("small").optimizer.lr  # the quickstart's swept lr
-  populations, lrs, seeds = (PAPER_N, PAPER_LR, range(5)) if scale == "paper" else (
-      SMALL_N, (small_lr,), range(SMALL_SEEDS))
+  populations, lrs, seeds = (
+    (PAPER_N, PAPER_LR, range(5))
+    if scale == "paper"
+    else (SMALL_N, (small_lr,), range(SMALL_SEEDS))
+  )
   for n in populations:
     for seed in seeds:
       for lr in lrs:

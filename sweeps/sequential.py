@@ -4,9 +4,8 @@ python -m bioknow.report --workdir=runs/sequential
 Sequential and alternating groups: the training distribution switches between groups of
 individuals (uniform inside the current group), and every evaluation reports each group.
 
-Runtime: small, 4 runs of 1.4k steps on 300 people, 27 minutes on 2 CPU cores with another
-sweep running alongside (360-450 s a run); paper,
-6 runs of 16k steps on 64k people, roughly 2 hours on one H100 (--executor=ray spreads them).
+Grid: small, 4 runs of 1.4k steps on 300 people; paper, 6 runs of 16k steps on 64k people
+(--executor=ray spreads them). Runtime: see the table in README.md.
 Reproduces Figures S-W of the paper (Appendix F.5, with claim 6): with n_groups groups
 visited once (n_repeats 1), each new group is learned faster than the previous one while the
 previous ones are forgotten, faster than they were learned; alternating between two groups
@@ -34,8 +33,9 @@ def sweep(scale: str):
     cfg = base(scale)
     n, n_steps = cfg.data.n_individuals, cfg.train.n_steps
     cfg.schedule = fdl.Partial(schedules.Sequential, n_groups=n_groups, n_repeats=n_repeats)
-    visits = schedules.Sequential(n_individuals=n, n_groups=n_groups, n_repeats=n_repeats,
-                                  n_steps=n_steps)
+    visits = schedules.Sequential(
+      n_individuals=n, n_groups=n_groups, n_repeats=n_repeats, n_steps=n_steps
+    )
     cfg.eval_groups = tuple((f"group{g}", *visits.group_bounds(g)) for g in range(n_groups))
     # Evaluations evenly spaced (a few per visit), on fewer sequences per set: one set per group.
     if scale == "paper":

@@ -3,9 +3,8 @@ python -m bioknow.report --workdir=runs/templates
 
 Textual diversity: number of training templates x shuffled or fixed sentence order.
 
-Runtime: small, 10 runs of 1.4k steps, 62 minutes on 2 CPU cores with another sweep running
-alongside (330-460 s a run; one alone takes about 4.5 minutes); paper, 10 runs of 16k steps,
-under an hour on one H100.
+Grid: small, 10 runs of 1.4k steps; paper, 10 runs of 16k steps. Runtime: see the table in
+README.md.
 Reproduces Figure A of the paper: with one template per attribute the model memorises
 sentences rather than facts (on evaluation templates the loss stays far above the baseline
 while on training templates it goes to zero); more templates close the gap. The paper also

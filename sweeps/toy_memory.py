@@ -7,11 +7,10 @@ for a range of new-pair counts, or on a fixed count with old pairs replayed at a
 per-pair weights. Pre-training is the same in every point (same seed, independent of the
 fine-tuning settings). Runs keep no checkpoints: a relaunch skips finished points and restarts
 an interrupted one from scratch.
-Runtime (CPU only; no accelerator is needed), measured on 2 CPU cores shared with other jobs
-(load ~8): paper, 12 points of 16k + 4k steps on 8,192 pairs, 40-65 s each, 10.5 minutes in
-all (5.2 CPU-minutes); small, 7 points on 2,048 pairs with a 128-unit memory and 4k + 1k
-steps, 3-24 s each, 1.4 minutes in all. Compilation is a large share: points whose shapes
-match an earlier point's (same n_new) reuse its compiled phases.
+Grid (CPU only; no accelerator is needed): paper, 12 points of 16k + 4k steps on 8,192 pairs;
+small, 7 points on 2,048 pairs with a 128-unit memory and 4k + 1k steps. Compilation is a
+large share of a point's time: points whose shapes match an earlier point's (same n_new)
+reuse its compiled phases. Runtime: see the table in README.md.
 Reproduces Figures Q and R of the paper (Appendix F.4, claim 7; the toy counterpart of
 Figure 5; the labels are inferred, the stored paper text lacks them): old-pair accuracy starts
 falling within a few hundred fine-tuning steps and, without replay, keeps falling, to lower
@@ -25,8 +24,11 @@ import fiddle as fdl
 from bioknow.experiments.toy_memory import ToyMemoryConfig
 from bioknow.train.step import OptimizerConfig
 
-PAPER = dict(n_new=(32, 64, 128, 256, 512, 1024), replay_n_new=128,
-             weights=("2", "1/2", "1/8", "1/32", "1/128", "1/512"))
+PAPER = dict(
+  n_new=(32, 64, 128, 256, 512, 1024),
+  replay_n_new=128,
+  weights=("2", "1/2", "1/8", "1/32", "1/128", "1/512"),
+)
 # A quarter of the pairs, half the width, a quarter of the steps: the same ratios of new to
 # old pairs (1/128 to 1/8, replay at 1/64) and the same number of epochs over the old pairs.
 SMALL = dict(n_new=(16, 32, 64, 256), replay_n_new=32, weights=("1/2", "1/32", "1/512"))
@@ -35,13 +37,22 @@ SMALL = dict(n_new=(16, 32, 64, 256), replay_n_new=32, weights=("1/2", "1/32", "
 def base(scale: str):
   """The paper's toy memory (Appendix F.4) at 'paper'; a smaller one at 'small'."""
   cfg = fdl.Config(
-      ToyMemoryConfig, d_embed=64, d_hidden=256, n_values=30, n_pairs=8_192, batch_size=128,
-      seed=0, pretrain_steps=16_000, pretrain_eval_every=250,
-      pretrain_optimizer=fdl.Config(OptimizerConfig, lr=0.03, schedule="cosine",
-                                    weight_decay=0.01),
-      n_new=128, weight_replay=0.0, finetune_steps=4_000, finetune_eval_every=20,
-      finetune_optimizer=fdl.Config(OptimizerConfig, lr=1e-3, schedule="constant",
-                                    weight_decay=0.01))
+    ToyMemoryConfig,
+    d_embed=64,
+    d_hidden=256,
+    n_values=30,
+    n_pairs=8_192,
+    batch_size=128,
+    seed=0,
+    pretrain_steps=16_000,
+    pretrain_eval_every=250,
+    pretrain_optimizer=fdl.Config(OptimizerConfig, lr=0.03, schedule="cosine", weight_decay=0.01),
+    n_new=128,
+    weight_replay=0.0,
+    finetune_steps=4_000,
+    finetune_eval_every=20,
+    finetune_optimizer=fdl.Config(OptimizerConfig, lr=1e-3, schedule="constant", weight_decay=0.01),
+  )
   if scale == "small":
     cfg.d_embed, cfg.d_hidden, cfg.n_pairs = 32, 128, 2_048
     cfg.pretrain_steps, cfg.finetune_steps, cfg.finetune_eval_every = 4_000, 1_000, 10

@@ -6,7 +6,7 @@ import pytest
 # Two CPU devices for the data-parallel tests; must happen before any backend use.
 jax.config.update("jax_num_cpu_devices", 2)
 
-from bioknow.data.dataset import DataConfig, build_dataset
+from bioknow.data.dataset import DataConfig, build_dataset  # noqa: E402 (after the device count)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,6 @@
 import dataclasses
 
 import numpy as np
-import pytest
 
 from bioknow.data import biography as bio
 from bioknow.data.templates import NAME_TAG, TEMPLATES, VALUE_TAG
@@ -15,8 +14,13 @@ def _batch(ds, seed=0, n=64, pool="train", ids=None):
 
 def _full_name(ds, i):
   p, names = ds.population, ds.lists
-  return " ".join([names.first_names[p.first_N[i]], names.first_names[p.middle_N[i]],
-                   names.last_names[p.last_N[i]]])
+  return " ".join(
+    [
+      names.first_names[p.first_N[i]],
+      names.first_names[p.middle_N[i]],
+      names.last_names[p.last_N[i]],
+    ]
+  )
 
 
 def _value(ds, i, a):
@@ -37,9 +41,11 @@ def test_biography_text_equals_the_filled_templates(small_dataset):
   for b in range(32):
     i = batch.individual_B[b]
     sentences = [
-        TEMPLATES[ds.tables.attributes[a]][t].replace(NAME_TAG, _full_name(ds, i))
-        .replace(VALUE_TAG, _value(ds, i, a))
-        for a, t in zip(batch.attribute_BxS[b], batch.template_BxS[b])]
+      TEMPLATES[ds.tables.attributes[a]][t]
+      .replace(NAME_TAG, _full_name(ds, i))
+      .replace(VALUE_TAG, _value(ds, i, a))
+      for a, t in zip(batch.attribute_BxS[b], batch.template_BxS[b])
+    ]
     n = batch.length_B[b]
     assert batch.tokens_BxT[b, 0] == 2  # BOS
     assert ds.sp.decode(batch.tokens_BxT[b, 1:n].tolist()).strip() == " ".join(sentences)
@@ -65,8 +71,8 @@ def test_roles_decode_to_names_and_values(small_dataset):
       assert ds.sp.decode(tokens[n0:n1].tolist()).strip() == _full_name(ds, i)
       assert ds.sp.decode(tokens[v0:v1].tolist()).strip() == _value(ds, i, a)
       # One last-name token closing the name, one first-value token opening the value.
-      assert role[n1 - 1] == bio.ROLE_LAST_NAME and (role[n0:n1 - 1] == bio.ROLE_NAME).all()
-      assert role[v0] == bio.ROLE_FIRST_VALUE and (role[v0 + 1:v1] == bio.ROLE_VALUE).all()
+      assert role[n1 - 1] == bio.ROLE_LAST_NAME and (role[n0 : n1 - 1] == bio.ROLE_NAME).all()
+      assert role[v0] == bio.ROLE_FIRST_VALUE and (role[v0 + 1 : v1] == bio.ROLE_VALUE).all()
       # Name before value, both inside sentence s about attribute a.
       assert n1 <= v0
       assert (batch.sentence_BxT[b, n0:v1] == s).all()
@@ -78,7 +84,7 @@ def test_value_tokens_carry_only_the_value(small_dataset):
   ds = small_dataset
   batch = _batch(ds, n=16, seed=2)
   for b in range(16):
-    for v0, v1 in _spans(batch.value_mask_BxT[b]):
+    for _, v1 in _spans(batch.value_mask_BxT[b]):
       assert batch.role_BxT[b, v1] == bio.ROLE_TEXT
       assert ds.sp.id_to_piece(int(batch.tokens_BxT[b, v1])).startswith(".")
 
@@ -96,8 +102,9 @@ def test_eval_templates_never_appear_in_training_batches(small_dataset):
 
 def test_every_attribute_once_per_biography_in_random_order(small_dataset):
   batch = _batch(small_dataset, n=500, seed=7)
-  np.testing.assert_array_equal(np.sort(batch.attribute_BxS, axis=1),
-                                np.broadcast_to(np.arange(6), (500, 6)))
+  np.testing.assert_array_equal(
+    np.sort(batch.attribute_BxS, axis=1), np.broadcast_to(np.arange(6), (500, 6))
+  )
   assert len({tuple(r) for r in batch.attribute_BxS}) > 300
 
 
@@ -112,18 +119,27 @@ def test_seq_len_is_the_longest_biography_the_tables_allow(small_dataset):
   """An individual with the longest names, values and templates fills seq_len exactly."""
   ds = small_dataset
   t, p = ds.tables, ds.population
-  first = np.argmax(t.piece_len_P[t.first_row0:t.last_row0])
-  last = np.argmax(t.piece_len_P[t.last_row0:t.value_row0_A[0]])
-  values = [np.argmax(t.piece_len_P[t.value_row0_A[a]:t.value_row0_A[a] + len(v)])
-            for a, v in enumerate(ds.lists.values.values())]
+  first = np.argmax(t.piece_len_P[t.first_row0 : t.last_row0])
+  last = np.argmax(t.piece_len_P[t.last_row0 : t.value_row0_A[0]])
+  values = [
+    np.argmax(t.piece_len_P[t.value_row0_A[a] : t.value_row0_A[a] + len(v)])
+    for a, v in enumerate(ds.lists.values.values())
+  ]
   longest_template = (t.codes_AxKxC != t.empty_row).sum(axis=2).argmax(axis=1)
   perm = np.broadcast_to(np.arange(25, dtype=np.uint8), (1, 6, 25)).copy()
   perm[0, :, 0] = longest_template
   perm[0, np.arange(6), longest_template] = 0
   extreme = dataclasses.replace(
-      p, first_N=np.array([first]), middle_N=np.array([first]), last_N=np.array([last]),
-      values_NxA=np.array([values]), templates_NxAxK=perm, n_individuals=1, n_heldout=0,
-      n_templates_train=1)
+    p,
+    first_N=np.array([first]),
+    middle_N=np.array([first]),
+    last_N=np.array([last]),
+    values_NxA=np.array([values]),
+    templates_NxAxK=perm,
+    n_individuals=1,
+    n_heldout=0,
+    n_templates_train=1,
+  )
   batch = bio.assemble(t, extreme, np.array([0]), "train", np.random.default_rng(0))
   assert batch.length_B[0] == t.seq_len
   ordinary = _batch(ds, n=2_000)

@@ -12,33 +12,53 @@ import numpy as np
 import pytest
 
 from bioknow import configs, executors, launch
+from bioknow.data import pipeline
 from bioknow.data.dataset import DataConfig, build_dataset
-from bioknow.experiments import finetune
+from bioknow.experiments import finetune, pretrain
 from bioknow.experiments.finetune import FinetuneConfig
 from bioknow.models.transformer import LanguageModel, ModelConfig
+from bioknow.rundir import RunDir
 from bioknow.train import loop
+from bioknow.train import step as step_lib
 from bioknow.train.evaluation import EvalConfig
-from bioknow.train.step import OptimizerConfig, make_optimizer
+from bioknow.train.step import OptimizerConfig, learning_rate, make_optimizer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-DATA = DataConfig(n_individuals=50, n_heldout=16, tokenizer="bio_4k", n_first_names=24,
-                  n_last_names=24, max_values=16, birth_years=(1990, 1999), compact_vocab=True)
+DATA = DataConfig(
+  n_individuals=50,
+  n_heldout=16,
+  tokenizer="bio_4k",
+  n_first_names=24,
+  n_last_names=24,
+  max_values=16,
+  birth_years=(1990, 1991),
+  birth_months=4,
+  birth_days=2,
+  compact_vocab=True,
+)
 MODEL = ModelConfig(preset="tiny")
 EVAL = EvalConfig(steps=(0, 5, 10, 20), n_sequences=32, batch_size=32, n_attention=0)
 
 
 def _config(**kwargs) -> FinetuneConfig:
-  base = dict(source="pretrain", data=DATA, model=MODEL,
-              optimizer=OptimizerConfig(lr=3e-3, schedule="constant"),
-              train=loop.TrainConfig(n_steps=20, batch_size=8), eval=EVAL, n_finetune=20)
+  base = dict(
+    source="pretrain",
+    data=DATA,
+    model=MODEL,
+    optimizer=OptimizerConfig(lr=3e-3, schedule="constant"),
+    train=loop.TrainConfig(n_steps=20, batch_size=8),
+    eval=EVAL,
+    n_finetune=20,
+  )
   return FinetuneConfig(**(base | kwargs))
 
 
 def _fdl(value):
   """The fiddle config that builds a (nested) frozen dataclass, as sweeps write them."""
   if dataclasses.is_dataclass(value):
-    return fdl.Config(type(value), **{f.name: _fdl(getattr(value, f.name))
-                                      for f in dataclasses.fields(value)})
+    return fdl.Config(
+      type(value), **{f.name: _fdl(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    )
   return value
 
 
@@ -50,8 +70,7 @@ def source(tmp_path_factory):
   cfg.data.n_individuals, cfg.data.n_heldout = 50, 16
   cfg.model.preset = "tiny"
   cfg.train.n_steps, cfg.train.batch_size = 20, 8
-  cfg.eval = fdl.Config(EvalConfig, steps=(0, 10, 20), n_sequences=32, batch_size=32,
-                        n_attention=0)
+  cfg.eval = fdl.Config(EvalConfig, steps=(0, 10, 20), n_sequences=32, batch_size=32, n_attention=0)
   status, _ = executors.run_point("pretrain", cfg, fdl.build(cfg), workdir)
   assert status.startswith("done"), status
   return workdir
@@ -62,7 +81,7 @@ def test_populations_are_disjoint_and_pretraining_individuals_unchanged():
   old, new = build_dataset(DATA).population, finetune.finetune_dataset(cfg).population
   assert new.size == old.size + 40
   for field in ("first_N", "middle_N", "last_N", "values_NxA", "templates_NxAxK"):
-    np.testing.assert_array_equal(getattr(new, field)[:old.size], getattr(old, field))
+    np.testing.assert_array_equal(getattr(new, field)[: old.size], getattr(old, field))
   names = list(zip(new.first_N, new.middle_N, new.last_N))
   assert len(set(names)) == new.size  # new names differ from every old one and each other
   start, stop = cfg.finetune_range
@@ -74,10 +93,13 @@ def test_populations_are_disjoint_and_pretraining_individuals_unchanged():
 
 @pytest.mark.parametrize("weight", [0.0, 1.0, 0.25, 1 / 16])
 def test_replay_proportions_actually_sampled(weight):
-  cfg = _config(n_finetune=40, weight_replay=weight,
-                train=loop.TrainConfig(n_steps=100, batch_size=32))
+  cfg = _config(
+    n_finetune=40,
+    weight_replay=weight,
+    train=loop.TrainConfig(n_steps=100, batch_size=32, pack=False),
+  )
   ds = finetune.finetune_dataset(cfg)
-  batches = finetune.training_batches(cfg, ds, cfg.check())
+  batches = pretrain.training_batches(cfg.train, ds, cfg.build_schedule())
   ids = np.concatenate([b["individual_B"] for b in batches])
   start, stop = cfg.finetune_range
   replay = ids < 50
@@ -92,25 +114,39 @@ def test_replay_proportions_actually_sampled(weight):
 
 
 def test_seen_mixture_replays_the_others():
-  cfg = _config(n_finetune=0, finetune_ids=(10, 50), weight_replay=0.5,
-                eval_groups=(("celebrities", 0, 10), ("non_celebrities", 10, 50)))
-  ranges = cfg.check().at(0)
+  cfg = _config(
+    n_finetune=0,
+    finetune_ids=(10, 50),
+    weight_replay=0.5,
+    eval_groups=(("celebrities", 0, 10), ("non_celebrities", 10, 50)),
+  )
+  cfg.check()
+  ranges = cfg.build_schedule().at(0)
   probabilities = ranges.probabilities(50)
   np.testing.assert_allclose(probabilities[:10], 0.5 / (0.5 * 10 + 40))
   np.testing.assert_allclose(probabilities[10:], 1 / (0.5 * 10 + 40))
 
 
-@pytest.mark.parametrize("kwargs, message", [
+@pytest.mark.parametrize(
+  "kwargs, message",
+  [
     (dict(weight_replay=-0.5), "weight_replay: got -0.5; it must be a finite number >= 0"),
     (dict(weight_replay=float("nan")), "weight_replay: got nan"),
-    (dict(n_finetune=0, finetune_ids=(40, 60)),
-     r"finetune_ids: \[40, 60\) overlaps the held-out individuals \[50, 66\)"),
+    (
+      dict(n_finetune=0, finetune_ids=(40, 60)),
+      r"finetune_ids: \[40, 60\) overlaps the held-out individuals \[50, 66\)",
+    ),
     (dict(n_finetune=5, finetune_ids=(0, 10)), "n_finetune: got 5 together with finetune_ids"),
     (dict(n_finetune=0), "n_finetune: got 0"),
     (dict(n_finetune=0, finetune_ids=(0, 50), weight_replay=1.0), "nobody is left to replay"),
     (dict(eval_groups=(("seen", 0, 5),)), "eval_groups: the name 'seen' is taken"),
     (dict(n_finetune=20_000), "exceeds the 13,824 unique full names"),
-])
+    (
+      dict(reset_optimizer=False, optimizer=OptimizerConfig(lr=3e-3)),
+      "optimizer.schedule: got 'cosine' with reset_optimizer=False; the carried-over step count",
+    ),
+  ],
+)
 def test_bad_configs_fail_in_one_sentence(kwargs, message):
   with pytest.raises(ValueError, match=message):
     _config(**kwargs).check()
@@ -126,22 +162,38 @@ def test_missing_unfinished_or_different_source_fails_before_compute(tmp_path, s
     _config(source="half").run(run_dir)
   assert not any(run_dir.iterdir())  # nothing written
   ok = _config(source=str(source / "pretrain"))
-  assert ok.check_sources(run_dir) == 20
+  assert ok.check_sources(run_dir) is None
   with pytest.raises(ValueError, match="data.seed: got 1 but the source run .* used 0"):
     dataclasses.replace(ok, data=dataclasses.replace(DATA, seed=1)).check_sources(run_dir)
   with pytest.raises(ValueError, match="model.preset: got 'mini'"):
     dataclasses.replace(ok, model=ModelConfig(preset="mini")).check_sources(run_dir)
 
 
-def test_tiny_finetune_end_to_end(source):
+def test_tiny_finetune_end_to_end(source, monkeypatch):
   cfg = _config(weight_replay=0.25)
+  assert cfg.train.pack
+  pack_shapes = []
+
+  def spy(*args, pack_shape=None, **kwargs):
+    pack_shapes.append(pack_shape)
+    return real(*args, pack_shape=pack_shape, **kwargs)
+
+  real = pipeline.training_batches
+  monkeypatch.setattr(pipeline, "training_batches", spy)
   status, summary = executors.run_point("ft", _fdl(cfg), cfg, source)
+  assert len(pack_shapes) == 1 and pack_shapes[0] is not None  # train.pack is honoured
   assert status.startswith("done"), status
   records = [json.loads(l) for l in (source / "ft" / "metrics.jsonl").read_text().splitlines()]
   assert [r["step"] for r in records] == [0, 5, 10, 20]
-  for key in ("pretrain/attribute_loss", "pretrain/attribute_accuracy",
-              "finetune/attribute_loss", "finetune/attribute_accuracy",
-              "unseen_attribute_loss", "unseen_max_prob", "unseen_entropy"):
+  for key in (
+    "pretrain/attribute_loss",
+    "pretrain/attribute_accuracy",
+    "finetune/attribute_loss",
+    "finetune/attribute_accuracy",
+    "unseen_attribute_loss",
+    "unseen_max_prob",
+    "unseen_entropy",
+  ):
     assert key in records[-1], key
   # Step 0 is the source's final model, evaluated on the same seen set.
   source_final = json.loads((source / "pretrain" / "summary.json").read_text())
@@ -154,20 +206,35 @@ def test_tiny_finetune_end_to_end(source):
   assert summary["min_pretrain_accuracy"] == min(r["pretrain/attribute_accuracy"] for r in records)
 
 
-
-def test_optimizer_state_carried_over_from_the_source(source):
+def test_optimizer_state_carried_over_from_the_source(source, monkeypatch):
   cfg = _config(source=str(source / "pretrain"), reset_optimizer=False)
   ds = finetune.finetune_dataset(cfg)
   model = LanguageModel(MODEL, ds.vocab_size, key=jax.random.key(1))
-  optimizer = make_optimizer(cfg.optimizer, cfg.train.n_steps)
+  optimizer = make_optimizer(cfg.optimizer, learning_rate(cfg.optimizer, cfg.train.n_steps))
   skeleton = optimizer.init(eqx.filter(model, eqx.is_array))
-  restored, opt_state = finetune.restore_source(source / "pretrain", 20, model, skeleton)
+  restored, opt_state = finetune.restore_source(RunDir(source / "pretrain"), 20, model, skeleton)
   adam = opt_state[0]
   assert int(adam.count) == 20  # the source's 20 steps
   assert float(jnp.abs(adam.mu.embed_VxD).sum()) > 0
   assert not np.allclose(restored.embed_VxD, model.embed_VxD)
-  carried = finetune._carried_over(optimizer, opt_state).init(eqx.filter(restored, eqx.is_array))
-  np.testing.assert_array_equal(carried[0].nu.embed_VxD, adam.nu.embed_VxD)
+  # The run starts from that state: its schedule count goes on from the source's, and the
+  # lr it logs is the constant lr it applies.
+  first_states = []
+  real = step_lib.train_step
+
+  def spy(optimizer, model, opt_state, *args):
+    if not first_states:
+      first_states.append(jax.device_get(opt_state))  # train_step donates its inputs
+    return real(optimizer, model, opt_state, *args)
+
+  monkeypatch.setattr(step_lib, "train_step", spy)
+  status, _ = executors.run_point("ft_carried", _fdl(cfg), cfg, source)
+  assert status.startswith("done"), status
+  (state,) = first_states
+  np.testing.assert_array_equal(state[0].nu.embed_VxD, adam.nu.embed_VxD)
+  assert int(state[0].count) == step_lib.schedule_step(state) == 20
+  records = RunDir(source / "ft_carried").records()
+  assert [r["lr"] for r in records] == pytest.approx([3e-3] * len(records))
 
 
 def test_sweep_runs_sources_first_and_rejects_a_missing_one(tmp_path):

@@ -14,11 +14,15 @@ from bioknow import executors, launch
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY = [
-    "--config=set:train.n_steps=30", "--config=set:train.batch_size=8",
-    "--config=set:eval.steps=(0,10,20,30)", "--config=set:eval.n_sequences=64",
-    "--config=set:eval.batch_size=32", "--config=set:eval.n_attention=32",
-    "--config=set:model.preset='tiny'", "--config=set:data.n_individuals=50",
-    "--config=set:data.n_heldout=16",
+  "--config=set:train.n_steps=30",
+  "--config=set:train.batch_size=8",
+  "--config=set:eval.steps=(0,10,20,30)",
+  "--config=set:eval.n_sequences=64",
+  "--config=set:eval.batch_size=32",
+  "--config=set:eval.n_attention=32",
+  "--config=set:model.preset='tiny'",
+  "--config=set:data.n_individuals=50",
+  "--config=set:data.n_heldout=16",
 ]
 TWO_POINTS = '''"""python -m bioknow.launch --sweep=two_points.py: two tiny seeds (a test)."""
 from bioknow import configs
@@ -32,14 +36,27 @@ def sweep(scale):
 
 
 def _launch(sweep: pathlib.Path, workdir: pathlib.Path, *extra: str, wait: bool = True):
-  cmd = [sys.executable, "-m", "bioknow.launch", f"--sweep={sweep}", f"--workdir={workdir}",
-         *TINY, *extra]
+  cmd = [
+    sys.executable,
+    "-m",
+    "bioknow.launch",
+    f"--sweep={sweep}",
+    f"--workdir={workdir}",
+    *TINY,
+    *extra,
+  ]
   env = dict(os.environ, JAX_PLATFORMS="cpu", RAY_AUTH_MODE="disabled")
   if wait:
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
   # Its own session, so that killing it also kills the Ray processes it started.
-  return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL, start_new_session=True)
+  return subprocess.Popen(
+    cmd,
+    cwd=REPO,
+    env=env,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+    start_new_session=True,
+  )
 
 
 def _kill_when(proc: subprocess.Popen, ready: pathlib.Path) -> None:
@@ -53,13 +70,18 @@ def _kill_when(proc: subprocess.Popen, ready: pathlib.Path) -> None:
 
 def test_wrong_type_override_names_the_field_and_types():
   module = launch.load_sweep(str(REPO / "sweeps" / "quickstart.py"))
-  with pytest.raises(ValueError, match=r"train.n_steps must be of type int \(now 1400\); got "
-                     r"1.5 of type float"):
+  with pytest.raises(
+    ValueError,
+    match=r"train.n_steps must be of type int \(now 1400\); got "
+    r"1.5 of type float",
+  ):
     launch.build_points(module, "small", ["set:train.n_steps=1.5"], None)
   with pytest.raises(ValueError, match="data.tokenizer must be of type str"):
     launch.build_points(module, "small", ["set:data.tokenizer=4"], None)
   # Lossless conversions are accepted.
-  (point,) = launch.build_points(module, "small", ["set:optimizer.lr=1", "set:data.birth_years=[1990, 1995]"], None)
+  (point,) = launch.build_points(
+    module, "small", ["set:optimizer.lr=1", "set:data.birth_years=[1990, 1995]"], None
+  )
   assert point.experiment.optimizer.lr == 1.0 and point.experiment.data.birth_years == (1990, 1995)
 
 
@@ -69,8 +91,13 @@ def _point(name, sources=()):
 
 def test_points_run_after_their_sources_and_failures_propagate(monkeypatch, tmp_path):
   points = launch._in_dependency_order(  # pylint: disable=protected-access
-      [_point("finetune", ["pretrain"]), _point("other"), _point("pretrain"),
-       _point("finetune2", ["finetune"])])
+    [
+      _point("finetune", ["pretrain"]),
+      _point("other"),
+      _point("pretrain"),
+      _point("finetune2", ["finetune"]),
+    ]
+  )
   assert [p.name for p in points] == ["pretrain", "finetune", "other", "finetune2"]
   with pytest.raises(ValueError, match="depends on itself"):
     launch._in_dependency_order([_point("a", ["b"]), _point("b", ["a"])])  # pylint: disable=protected-access
@@ -85,8 +112,11 @@ def test_points_run_after_their_sources_and_failures_propagate(monkeypatch, tmp_
   results = executors.run_inline(points, tmp_path)
   assert ran == ["pretrain", "other"]  # finetune and finetune2 never start
   assert dict((n, s) for n, s, _ in results) == {
-      "pretrain": "FAILED: boom", "finetune": "FAILED: its source pretrain failed",
-      "other": "done", "finetune2": "FAILED: its source finetune failed"}
+    "pretrain": "FAILED: boom",
+    "finetune": "FAILED: its source pretrain failed",
+    "other": "done",
+    "finetune2": "FAILED: its source finetune failed",
+  }
 
 
 def test_ray_executor_without_ray_explains_how_to_install(monkeypatch, tmp_path):
@@ -128,5 +158,17 @@ def test_two_point_sweep_killed_and_resumed_inline_and_through_ray(tmp_path):
     for point in ("seed0", "seed1"):
       run = tmp_path / workdir / point
       assert (run / "summary.json").exists(), (workdir, point)
-      assert ((run / "metrics.jsonl").read_text()
-              == (tmp_path / "reference" / point / "metrics.jsonl").read_text()), (workdir, point)
+      assert (run / "metrics.jsonl").read_text() == (
+        tmp_path / "reference" / point / "metrics.jsonl"
+      ).read_text(), (workdir, point)
+
+
+def test_an_override_of_a_field_the_sweep_varies_is_refused():
+  module = launch.load_sweep(str(REPO / "sweeps" / "population.py"))
+  with pytest.raises(ValueError, match=r"^--config: optimizer.lr differs between the sweep's"):
+    launch.build_points(module, "paper", ["set:optimizer.lr=1e-3"], None)
+  # Even with one point selected: its name still says lr1e-4.
+  with pytest.raises(ValueError, match="optimizer.lr differs"):
+    launch.build_points(module, "paper", ["set:optimizer.lr=1e-3"], "n4000_seed0_lr0.0001")
+  (point,) = launch.build_points(module, "paper", ["set:train.n_steps=100"], "n4000_seed0_lr0.0001")
+  assert point.experiment.n_steps == 100

@@ -1,6 +1,5 @@
 """End to end: a tiny pretraining run through the launcher, killed and resumed."""
 
-import dataclasses
 import json
 import os
 import pathlib
@@ -13,34 +12,50 @@ import numpy as np
 import pytest
 import tensorstore as ts
 
-from bioknow.experiments.pretrain import PretrainConfig
 from bioknow.data.dataset import DataConfig
+from bioknow.experiments.pretrain import PretrainConfig
 from bioknow.models.transformer import ModelConfig
-from bioknow.train import loop, step as step_lib
+from bioknow.train import loop
+from bioknow.train import step as step_lib
 from bioknow.train.evaluation import EvalConfig
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY = [
-    "--config=set:train.n_steps=40", "--config=set:train.batch_size=8",
-    "--config=set:eval.steps=(0,10,20,30,40)", "--config=set:eval.n_sequences=64",
-    "--config=set:eval.batch_size=32", "--config=set:eval.n_attention=32",
-    "--config=set:model.preset='tiny'", "--config=set:data.n_individuals=50",
-    "--config=set:data.n_heldout=16",
+  "--config=set:train.n_steps=40",
+  "--config=set:train.batch_size=8",
+  "--config=set:eval.steps=(0,10,20,30,40)",
+  "--config=set:eval.n_sequences=64",
+  "--config=set:eval.batch_size=32",
+  "--config=set:eval.n_attention=32",
+  "--config=set:model.preset='tiny'",
+  "--config=set:data.n_individuals=50",
+  "--config=set:data.n_heldout=16",
 ]
 
 
 def _launch(workdir, *extra, wait=True):
-  cmd = [sys.executable, "-m", "bioknow.launch", "--sweep=sweeps/quickstart.py",
-         f"--workdir={workdir}", *TINY, *extra]
+  cmd = [
+    sys.executable,
+    "-m",
+    "bioknow.launch",
+    "--sweep=sweeps/quickstart.py",
+    f"--workdir={workdir}",
+    *TINY,
+    *extra,
+  ]
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   if wait:
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
-  return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
+  return subprocess.Popen(
+    cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+  )
 
 
 def _zarr(run):
-  spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(run / "per_individual.zarr")}}
+  spec = {
+    "driver": "zarr3",
+    "kvstore": {"driver": "file", "path": str(run / "per_individual.zarr")},
+  }
   return ts.open(spec).result().read().result()
 
 
@@ -67,14 +82,36 @@ def test_killed_run_resumes_to_identical_metrics(tmp_path):
   records = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
   assert [r["step"] for r in records] == [0, 10, 20, 30, 40]
   summary = json.loads((run / "summary.json").read_text())
-  for key in ("plateau_end_step", "wall_seconds", "steps_per_second", "tokens_per_second",
-              "device_kind", "attribute_loss", "unseen_attribute_loss"):
+  for key in (
+    "plateau_end_step",
+    "wall_seconds",
+    "steps_per_second",
+    "tokens_per_second",
+    "device_kind",
+    "attribute_loss",
+    "unseen_attribute_loss",
+  ):
     assert key in summary
-  for key in ("step", "lr", "train_loss", "attribute_loss", "attribute_accuracy",
-              "no_knowledge_baseline", "unseen_attribute_loss", "unseen_attribute_accuracy",
-              "seen_max_prob", "seen_entropy", "unseen_max_prob", "unseen_entropy",
-              "hallucination_auroc", "attribute_loss/birth_date", "attn_name_to_name",
-              "attn_value_to_name", "attn_value_to_text", "attn_sharpness"):
+  for key in (
+    "step",
+    "lr",
+    "train_loss",
+    "attribute_loss",
+    "attribute_accuracy",
+    "no_knowledge_baseline",
+    "unseen_attribute_loss",
+    "unseen_attribute_accuracy",
+    "seen_max_prob",
+    "seen_entropy",
+    "unseen_max_prob",
+    "unseen_entropy",
+    "hallucination_auroc",
+    "attribute_loss/birth_date",
+    "attn_name_to_name",
+    "attn_value_to_name",
+    "attn_value_to_text",
+    "attn_sharpness",
+  ):
     assert key in records[-1], key
   assert len(records[-1]["attn_sharpness"]) == 2  # one per layer
   assert (run / "config.json").exists() and "train.n_steps = 40" in (run / "config.txt").read_text()
@@ -114,20 +151,35 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mon
 
   monkeypatch.setattr(step_lib, "train_step", poisoned)
   cfg = PretrainConfig(
-      data=DataConfig(n_individuals=50, n_heldout=16, tokenizer="bio_4k"),
-      model=ModelConfig(preset="tiny"),
-      train=loop.TrainConfig(n_steps=30, batch_size=8, progress_seconds=0.0),
-      eval=EvalConfig(steps=(0, 10, 20, 30), n_sequences=32, batch_size=32, n_attention=0))
+    data=DataConfig(n_individuals=50, n_heldout=16, tokenizer="bio_4k"),
+    model=ModelConfig(preset="tiny"),
+    train=loop.TrainConfig(n_steps=30, batch_size=8, progress_seconds=0.0),
+    eval=EvalConfig(steps=(0, 10, 20, 30), n_sequences=32, batch_size=32, n_attention=0),
+  )
   with pytest.raises(loop.TrainingDiverged, match="last good checkpoint is step 10"):
     cfg.run(tmp_path)
   assert not (tmp_path / "summary.json").exists()
-  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == ["0", "10"]
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [
+    "0",
+    "10",
+  ]
 
 
 def test_batch_must_split_over_the_devices():
   with pytest.raises(ValueError, match="train.batch_size: 7 is not divisible by the 2 devices"):
     loop.TrainConfig(batch_size=7).check()
-  assert loop.TrainConfig(batch_size=8, n_devices=1).check() == 1
+  assert loop.TrainConfig(batch_size=8, n_devices=1).check() is None
+  assert loop.TrainConfig(batch_size=8, n_devices=1).device_count() == 1
+
+
+@pytest.mark.parametrize("name", ["seen", "heldout", "seen_train_templates"])
+def test_an_eval_group_may_not_take_a_standard_set_name(name):
+  cfg = PretrainConfig(
+    data=DataConfig(n_individuals=50, n_heldout=16, tokenizer="bio_4k"),
+    eval_groups=((name, 0, 10),),
+  )
+  with pytest.raises(ValueError, match=f"eval_groups: the name '{name}' is taken"):
+    cfg.check()
 
 
 def test_stop_after_plateau_ends_the_run_at_the_confirming_evaluation(tmp_path, monkeypatch):
@@ -136,15 +188,16 @@ def test_stop_after_plateau_ends_the_run_at_the_confirming_evaluation(tmp_path, 
   full run's schedule."""
   real = loop.evaluation.phase_ends
 
-  def fake(records):
-    return real(records) | {"plateau_end_step": 10 if len(records) >= 3 else None}
+  def fake(records, finished=True):
+    return real(records, finished) | {"plateau_end_step": 10 if len(records) >= 3 else None}
 
   monkeypatch.setattr(loop.evaluation, "phase_ends", fake)
   cfg = PretrainConfig(
-      data=DataConfig(n_individuals=50, n_heldout=16, tokenizer="bio_4k"),
-      model=ModelConfig(preset="tiny"),
-      train=loop.TrainConfig(n_steps=40, batch_size=8, stop_after_plateau=True),
-      eval=EvalConfig(steps=(0, 10, 20, 30, 40), n_sequences=32, batch_size=32, n_attention=0))
+    data=DataConfig(n_individuals=50, n_heldout=16, tokenizer="bio_4k"),
+    model=ModelConfig(preset="tiny"),
+    train=loop.TrainConfig(n_steps=40, batch_size=8, stop_after_plateau=True),
+    eval=EvalConfig(steps=(0, 10, 20, 30, 40), n_sequences=32, batch_size=32, n_attention=0),
+  )
   summary = cfg.run(tmp_path)
   records = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert [r["step"] for r in records] == [0, 10, 20]

@@ -7,26 +7,37 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bioknow.data.biography import (ROLE_FIRST_VALUE, ROLE_LAST_NAME, ROLE_NAME, ROLE_PAD,
-                                    ROLE_TEXT, ROLE_VALUE)
+from bioknow.data.biography import (
+  ROLE_FIRST_VALUE,
+  ROLE_LAST_NAME,
+  ROLE_NAME,
+  ROLE_PAD,
+  ROLE_TEXT,
+  ROLE_VALUE,
+)
 from bioknow.train import metrics
 from bioknow.train.evaluation import EvalConfig, phase_ends
 
 # One biography, vocabulary of 4: BOS, name, last name, value v1, value v2, text, pad.
 TOKENS = np.array([[0, 1, 2, 3, 1, 2, 0]])
-ROLES = np.array([[ROLE_TEXT, ROLE_NAME, ROLE_LAST_NAME, ROLE_FIRST_VALUE, ROLE_VALUE,
-                   ROLE_TEXT, ROLE_PAD]])
+ROLES = np.array(
+  [[ROLE_TEXT, ROLE_NAME, ROLE_LAST_NAME, ROLE_FIRST_VALUE, ROLE_VALUE, ROLE_TEXT, ROLE_PAD]]
+)
 ATTRS = np.array([[-1, 0, 0, 0, 0, 0, -1]])
 # Row t is the distribution predicting token t + 1.
-PROBS = np.array([[
-    [0.1, 0.7, 0.1, 0.1],  # predicts token 1 (p = 0.7)
-    [0.1, 0.1, 0.6, 0.2],  # predicts token 2 (p = 0.6)
-    [0.2, 0.2, 0.1, 0.5],  # predicts the first value token 3 (p = 0.5, argmax right)
-    [0.3, 0.4, 0.2, 0.1],  # predicts value token 1 (p = 0.4, argmax right)
-    [0.25, 0.25, 0.25, 0.25],  # predicts token 2 (p = 0.25)
-    [0.4, 0.3, 0.2, 0.1],  # predicts padding (not a target)
-    [0.25, 0.25, 0.25, 0.25],
-]])
+PROBS = np.array(
+  [
+    [
+      [0.1, 0.7, 0.1, 0.1],  # predicts token 1 (p = 0.7)
+      [0.1, 0.1, 0.6, 0.2],  # predicts token 2 (p = 0.6)
+      [0.2, 0.2, 0.1, 0.5],  # predicts the first value token 3 (p = 0.5, argmax right)
+      [0.3, 0.4, 0.2, 0.1],  # predicts value token 1 (p = 0.4, argmax right)
+      [0.25, 0.25, 0.25, 0.25],  # predicts token 2 (p = 0.25)
+      [0.4, 0.3, 0.2, 0.1],  # predicts padding (not a target)
+      [0.25, 0.25, 0.25, 0.25],
+    ]
+  ]
+)
 LOGITS = jnp.log(jnp.asarray(PROBS))
 
 
@@ -59,8 +70,20 @@ def test_one_wrong_value_token_makes_the_attribute_wrong():
 
 def test_attention_statistics_of_uniform_causal_attention():
   # BOS, text, name, name, last name, text, first value, value; one sentence (id 0).
-  roles = np.array([[ROLE_TEXT, ROLE_TEXT, ROLE_NAME, ROLE_NAME, ROLE_LAST_NAME, ROLE_TEXT,
-                     ROLE_FIRST_VALUE, ROLE_VALUE]])
+  roles = np.array(
+    [
+      [
+        ROLE_TEXT,
+        ROLE_TEXT,
+        ROLE_NAME,
+        ROLE_NAME,
+        ROLE_LAST_NAME,
+        ROLE_TEXT,
+        ROLE_FIRST_VALUE,
+        ROLE_VALUE,
+      ]
+    ]
+  )
   sentence = np.array([[-1, 0, 0, 0, 0, 0, 0, 0]])
   t = roles.shape[1]
   uniform = np.tril(np.ones((t, t))) / np.arange(1, t + 1)[:, None]
@@ -101,8 +124,10 @@ def test_eval_schedule_of_the_paper():
 
 def test_phase_ends():
   b = 6.78
-  records = [{"step": s, "attribute_loss": l, "no_knowledge_baseline": b} for s, l in
-             [(0, 30.0), (10, 7.0), (20, 6.9), (30, 6.8), (40, 6.5), (50, 2.0)]]
+  records = [
+    {"step": s, "attribute_loss": l, "no_knowledge_baseline": b}
+    for s, l in [(0, 30.0), (10, 7.0), (20, 6.9), (30, 6.8), (40, 6.5), (50, 2.0)]
+  ]
   assert phase_ends(records) == {"plateau_end_step": 40, "first_phase_end_step": 10}
 
 
@@ -110,12 +135,27 @@ def test_phase_ends_need_two_evaluations_in_a_row():
   """One noisy evaluation below 0.99 x baseline (step 30) or within 5% (step 10) ends no
   phase; a condition that holds through the last evaluation does."""
   b = 2.0
-  losses = [(0, 9.0), (10, 2.09), (20, 2.5), (30, 1.97), (40, 2.01), (50, 2.05), (60, 1.9),
-            (70, 1.95), (80, 1.5)]
+  losses = [
+    (0, 9.0),
+    (10, 2.09),
+    (20, 2.5),
+    (30, 1.97),
+    (40, 2.01),
+    (50, 2.05),
+    (60, 1.9),
+    (70, 1.95),
+    (80, 1.5),
+  ]
   records = [{"step": s, "attribute_loss": l, "no_knowledge_baseline": b} for s, l in losses]
   assert phase_ends(records) == {"first_phase_end_step": 30, "plateau_end_step": 60}
   last = records[:1] + [records[-1]]
   assert phase_ends(last) == {"first_phase_end_step": 80, "plateau_end_step": 80}
+  # While the run trains, the last evaluation alone confirms nothing.
+  assert phase_ends(last, finished=False) == {
+    "first_phase_end_step": None,
+    "plateau_end_step": None,
+  }
+  assert phase_ends(records, finished=False)["plateau_end_step"] == 60
   assert phase_ends(records[:3]) == {"first_phase_end_step": None, "plateau_end_step": None}
 
 
@@ -123,10 +163,18 @@ def test_phase_ends_per_attribute():
   """Each attribute type against its own baseline: birth dates (baseline 4) end their plateau
   at step 20, majors (baseline 2) never do; the mean follows the overall keys."""
   rows = [(0, 9.0, 5.0), (10, 4.1, 2.0), (20, 3.9, 2.0), (30, 3.0, 1.99), (40, 2.0, 2.0)]
-  records = [{"step": s, "attribute_loss": (d + m) / 2, "no_knowledge_baseline": 3.0,
-              "attribute_loss/birth_date": d, "no_knowledge_baseline/birth_date": 4.0,
-              "attribute_loss/major": m, "no_knowledge_baseline/major": 2.0}
-             for s, d, m in rows]
+  records = [
+    {
+      "step": s,
+      "attribute_loss": (d + m) / 2,
+      "no_knowledge_baseline": 3.0,
+      "attribute_loss/birth_date": d,
+      "no_knowledge_baseline/birth_date": 4.0,
+      "attribute_loss/major": m,
+      "no_knowledge_baseline/major": 2.0,
+    }
+    for s, d, m in rows
+  ]
   ends = phase_ends(records)
   assert ends["first_phase_end_step/birth_date"] == 10
   assert ends["plateau_end_step/birth_date"] == 20

@@ -66,9 +66,11 @@ def test_packed_biographies_do_not_see_each_other():
   for mixer in ("attention", "hawk"):
     m = _model("mini", mixer=mixer)
     a, b = _tokens(11, seed=1), _tokens(9, seed=2)
-    packed, _ = m(jnp.concatenate([a, b]), positions_T=jnp.concatenate([jnp.arange(11),
-                                                                         jnp.arange(9)]),
-                  segment_T=jnp.concatenate([jnp.zeros(11, int), jnp.ones(9, int)]))
+    packed, _ = m(
+      jnp.concatenate([a, b]),
+      positions_T=jnp.concatenate([jnp.arange(11), jnp.arange(9)]),
+      segment_T=jnp.concatenate([jnp.zeros(11, int), jnp.ones(9, int)]),
+    )
     np.testing.assert_allclose(packed[:11], m(a)[0], rtol=2e-5, atol=2e-5)
     np.testing.assert_allclose(packed[11:], m(b)[0], rtol=2e-5, atol=2e-5)
 
@@ -80,8 +82,9 @@ def test_linear_recurrence_matches_a_loop():
   for t in range(17):
     h = a[t] * h + b[t]
     expected.append(h)
-  np.testing.assert_allclose(hawk.linear_recurrence(jnp.asarray(a), jnp.asarray(b)),
-                             np.array(expected), rtol=1e-5)
+  np.testing.assert_allclose(
+    hawk.linear_recurrence(jnp.asarray(a), jnp.asarray(b)), np.array(expected), rtol=1e-5
+  )
 
 
 def test_hawk_refuses_a_pattern():
@@ -89,12 +92,15 @@ def test_hawk_refuses_a_pattern():
     _model(mixer="hawk")(_tokens(), patterns_LxHxTxT=jnp.zeros((2, 2, 23, 23)))
 
 
-@pytest.mark.parametrize("kwargs,match", [
+@pytest.mark.parametrize(
+  "kwargs,match",
+  [
     (dict(preset="huge"), "model.preset: got 'huge'"),
     (dict(preset="tiny", n_heads=3), "model.n_heads: 3 heads do not divide d_model 32"),
     (dict(preset="tiny", mixer="lstm"), "model.mixer"),
     (dict(preset="tiny", d_model=0), "model.d_model"),
-])
+  ],
+)
 def test_bad_model_configs(kwargs, match):
   with pytest.raises(ValueError, match=match):
     ModelConfig(**kwargs).resolved()

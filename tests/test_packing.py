@@ -30,8 +30,9 @@ def test_packed_rows_waste_little(small_dataset):
   rows, row_len = packing.packed_shape(lengths, 32, small_dataset.seq_len)
   padded = 32 * small_dataset.seq_len
   assert rows * row_len < 0.85 * padded  # fewer positions than one row per biography
-  dropped = [packing.pack(_batch(small_dataset, 32, s), rows, row_len)["dropped"]
-             for s in range(50)]
+  dropped = [
+    packing.pack(_batch(small_dataset, 32, s), rows, row_len)["dropped"] for s in range(50)
+  ]
   assert sum(dropped) == 0
 
 

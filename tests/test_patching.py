@@ -1,11 +1,13 @@
 """Attention patching: the twin computation, the optimizer reset, evaluation and the checks
 on the reference run."""
 
+import dataclasses
 import functools
 import json
 import shutil
 
 import equinox as eqx
+import fiddle as fdl
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,7 +18,9 @@ from bioknow.experiments import pretrain
 from bioknow.experiments.patching import PatchingConfig, reference_patterns
 from bioknow.experiments.pretrain import PretrainConfig
 from bioknow.models.transformer import PRESETS, LanguageModel, ModelConfig
-from bioknow.train import loop, step as step_lib
+from bioknow.rundir import RunDir
+from bioknow.train import loop
+from bioknow.train import step as step_lib
 from bioknow.train.evaluation import EvalConfig
 
 V = 61
@@ -113,10 +117,20 @@ def test_patterns_of_every_preset(preset):
 # A reference run and a patched run of the tiny model.
 START, REF_STEP, N_STEPS = 4, 8, 8
 TINY = PretrainConfig(
-    data=DataConfig(n_individuals=50, n_heldout=16, tokenizer="bio_4k"),
-    model=ModelConfig(preset="tiny"),
-    train=loop.TrainConfig(n_steps=N_STEPS, batch_size=8),
-    eval=EvalConfig(steps=(0, START, REF_STEP), n_sequences=32, batch_size=32, n_attention=32))
+  data=DataConfig(n_individuals=50, n_heldout=16, tokenizer="bio_4k"),
+  model=ModelConfig(preset="tiny"),
+  train=loop.TrainConfig(n_steps=N_STEPS, batch_size=8),
+  eval=EvalConfig(steps=(0, START, REF_STEP), n_sequences=32, batch_size=32, n_attention=32),
+)
+
+
+def _fdl(value):
+  """The fiddle config of a (nested) frozen dataclass, as sweeps write them."""
+  if not dataclasses.is_dataclass(value) or isinstance(value, type):
+    return value
+  return fdl.Config(
+    type(value), **{f.name: _fdl(getattr(value, f.name)) for f in dataclasses.fields(value)}
+  )
 
 
 def _records(run):
@@ -129,15 +143,19 @@ def runs(tmp_path_factory):
   real_step, seen = step_lib.train_step, []
 
   def spy(optimizer, model, opt_state, tokens, role, dtype, patterns, *rest):
-    opt_norm = sum(float(jnp.abs(x).sum()) for x in jax.tree.leaves(opt_state))
-    seen.append((opt_norm, patterns is not None))
+    adam = opt_state[0]
+    moments = sum(float(jnp.abs(x).sum()) for x in jax.tree.leaves((adam.mu, adam.nu)))
+    counts = (int(adam.count), step_lib.schedule_step(opt_state))
+    seen.append((moments, patterns is not None, counts))
     return real_step(optimizer, model, opt_state, tokens, role, dtype, patterns, *rest)
 
-  cfg = PatchingConfig.of(TINY, reference_run="reference", reference_step=REF_STEP,
-                          start_patching=START)
+  cfg = PatchingConfig.of(
+    TINY, reference_run="reference", reference_step=REF_STEP, start_patching=START
+  )
   with pytest.MonkeyPatch.context() as mp:
     # One optimizer object for both runs: the jitted train step (static in its optimizer)
     # then compiles once for both, which halves the time of this fixture.
+    mp.setattr(pretrain, "learning_rate", functools.cache(pretrain.learning_rate))
     mp.setattr(pretrain, "make_optimizer", functools.cache(pretrain.make_optimizer))
     TINY.run(root / "reference")
     mp.setattr(step_lib, "train_step", spy)
@@ -147,10 +165,21 @@ def runs(tmp_path_factory):
 
 def test_patching_starts_with_a_fresh_optimizer(runs):
   _, _, seen = runs
-  assert [patched for _, patched in seen] == [False] * START + [True] * (N_STEPS - START)
-  opt_norms = [norm for norm, _ in seen]
-  assert opt_norms[0] == 0.0 and opt_norms[START - 1] > 0.0
-  assert opt_norms[START] == 0.0  # re-initialised: zero moments and step count
+  assert [patched for _, patched, _ in seen] == [False] * START + [True] * (N_STEPS - START)
+  moments = [norm for norm, _, _ in seen]
+  assert moments[0] == 0.0 and moments[START - 1] > 0.0
+  assert moments[START] == 0.0  # re-initialised: zero moments
+  assert seen[START][2][0] == 0  # and Adam's bias correction starts again
+
+
+def test_optimizer_reset_keeps_the_lr_schedule_on_the_global_step(runs):
+  root, _, seen = runs
+  # The schedule count runs on through the reset: the cosine does not restart at its peak.
+  assert [schedule for _, _, (_, schedule) in seen] == list(range(N_STEPS))
+  reference, patched = _records(root / "reference"), _records(root / "patched")
+  lr = step_lib.learning_rate(TINY.optimizer, N_STEPS)
+  for step in (START, N_STEPS):
+    assert patched[step]["lr"] == pytest.approx(float(lr(step))) == reference[step]["lr"]
 
 
 def test_patched_run_trains_and_evaluates_with_the_reference_patterns(runs):
@@ -163,15 +192,18 @@ def test_patched_run_trains_and_evaluates_with_the_reference_patterns(runs):
   # From start_patching on, evaluation (and its attention statistics) uses the patterns of
   # the reference's checkpoint, whatever the patched model's own queries and keys are.
   for step in (START, N_STEPS):
-    for key in ("attn_name_to_name", "attn_value_to_name", "attn_value_to_text",
-                "attn_sharpness"):
+    for key in ("attn_name_to_name", "attn_value_to_name", "attn_value_to_text", "attn_sharpness"):
       assert len(patched[step][key]) == 2  # one per layer
       np.testing.assert_allclose(patched[step][key], reference[REF_STEP][key], rtol=1e-5)
   assert patched[N_STEPS]["attribute_loss"] != reference[N_STEPS]["attribute_loss"]
-  assert {k: summary[k] for k in ("experiment", "reference_run", "reference_step",
-                                  "start_patching")} == {
-      "experiment": "patching", "reference_run": "reference", "reference_step": REF_STEP,
-      "start_patching": START}
+  assert {
+    k: summary[k] for k in ("experiment", "reference_run", "reference_step", "start_patching")
+  } == {
+    "experiment": "patching",
+    "reference_run": "reference",
+    "reference_step": REF_STEP,
+    "start_patching": START,
+  }
   assert "plateau_end_step" in summary
 
 
@@ -190,35 +222,45 @@ def test_missing_reference_checkpoint_fails_before_anything_is_written(runs, tmp
 def test_reference_with_other_initial_parameters_is_rejected(runs, tmp_path):
   root, _, _ = runs
   shutil.copytree(root / "reference", tmp_path / "ref")
-  (tmp_path / "ref" / "config.txt").write_text(  # as the launcher writes it
-      "model.preset = 'tiny'\nmodel.n_heads = <[unset; default: None]>\n"
-      "train.seed = <[unset; default: 0]>\ndata.tokenizer = 'bio_4k'\n")
-  seed1 = PretrainConfig(data=TINY.data, model=TINY.model, eval=TINY.eval,
-                         train=loop.TrainConfig(n_steps=N_STEPS, batch_size=8, seed=1))
+  RunDir(tmp_path / "ref").write_config(_fdl(TINY))  # as the launcher writes it
+  seed1 = PretrainConfig(
+    data=TINY.data,
+    model=TINY.model,
+    eval=TINY.eval,
+    train=loop.TrainConfig(n_steps=N_STEPS, batch_size=8, seed=1),
+  )
   with pytest.raises(ValueError, match="train.seed: got 1 but the reference run .* used 0"):
     PatchingConfig.of(seed1, reference_run="ref").check_sources(tmp_path / "run")
-  heads4 = PretrainConfig(data=TINY.data, eval=TINY.eval, train=TINY.train,
-                          model=ModelConfig(preset="tiny", n_heads=4))
+  heads4 = PretrainConfig(
+    data=TINY.data, eval=TINY.eval, train=TINY.train, model=ModelConfig(preset="tiny", n_heads=4)
+  )
   with pytest.raises(ValueError, match="model.n_heads: got 4 but the reference run .* used 2"):
     PatchingConfig.of(heads4, reference_run="ref").check_sources(tmp_path / "run")
   PatchingConfig.of(TINY, reference_run="ref").check_sources(tmp_path / "run")  # matches
-  # Without config.txt, the initial parameters are compared with checkpoint 0.
-  (tmp_path / "ref" / "config.txt").unlink()
+  # Without config.json, the initial parameters are compared with checkpoint 0.
+  (tmp_path / "ref" / "config.json").unlink()
   with pytest.raises(ValueError, match="initial parameters of .* differ"):
     PatchingConfig.of(seed1, reference_run="ref").run(tmp_path / "run")
   assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(start_patching=8), r"start_patching: got 8; allowed: 0 <= start_patching < "
-                             r"train.n_steps \(8\)"),
+@pytest.mark.parametrize(
+  "kwargs,match",
+  [
+    (
+      dict(start_patching=8),
+      r"start_patching: got 8; allowed: 0 <= start_patching < "
+      r"train.n_steps \(8\)",
+    ),
     (dict(reference_step=-1), "reference_step: got -1"),
     (dict(reference_run=""), "reference_run"),
-])
+  ],
+)
 def test_bad_patching_configs(kwargs, match):
   with pytest.raises(ValueError, match=match):
     PatchingConfig.of(TINY, **kwargs).check()
-  hawk = PretrainConfig(data=TINY.data, train=TINY.train, eval=TINY.eval,
-                        model=ModelConfig(preset="tiny", mixer="hawk"))
+  hawk = PretrainConfig(
+    data=TINY.data, train=TINY.train, eval=TINY.eval, model=ModelConfig(preset="tiny", mixer="hawk")
+  )
   with pytest.raises(ValueError, match="model.mixer: got 'hawk'"):
     PatchingConfig.of(hawk).check()

@@ -29,8 +29,7 @@ def test_same_batches_whatever_the_threads(small_dataset, schedule):
   four = list(pipeline.training_batches(small_dataset, schedule, num_threads=4, **kw))
   _assert_same(one, four)
   assert [int(b["step"]) for b in one] == list(range(6))
-  other = list(pipeline.training_batches(small_dataset, schedule, batch_size=16, n_steps=6,
-                                         seed=2))
+  other = list(pipeline.training_batches(small_dataset, schedule, batch_size=16, n_steps=6, seed=2))
   assert not np.array_equal(one[0]["tokens_BxT"], other[0]["tokens_BxT"])
 
 
@@ -57,8 +56,9 @@ def test_restored_iterator_continues_batch_for_batch(small_dataset, schedule):
 
 
 def test_batches_follow_the_schedule_of_their_step(small_dataset):
-  warm = sch.Warmup(small_dataset.config.n_individuals, indiv_warmup=10, epochs_warmup=0.02,
-                    batch_size=4)  # switch after 10 steps
+  warm = sch.Warmup(
+    small_dataset.config.n_individuals, indiv_warmup=10, epochs_warmup=0.02, batch_size=4
+  )  # switch after 10 steps
   batches = list(pipeline.training_batches(small_dataset, warm, batch_size=4, n_steps=30, seed=0))
   assert max(b["individual_B"].max() for b in batches[:10]) < 10
   assert max(b["individual_B"].max() for b in batches[10:]) >= 10
@@ -79,8 +79,9 @@ def test_eval_sets_are_fixed_and_use_the_right_pools(small_dataset):
   eval_pool = ds.population.pool("eval")
   used = eval_pool[a["seen"].individual_B[:, None], a["seen"].attribute_BxS]
   assert (used == a["seen"].template_BxS[..., None]).any(-1).all()
-  used = eval_pool[a["seen_train_templates"].individual_B[:, None],
-                   a["seen_train_templates"].attribute_BxS]
+  used = eval_pool[
+    a["seen_train_templates"].individual_B[:, None], a["seen_train_templates"].attribute_BxS
+  ]
   assert not (used == a["seen_train_templates"].template_BxS[..., None]).any()
   with pytest.raises(ValueError, match="groups: bad"):
     pipeline.standard_eval_sets(ds, 10, seed=0, groups={"bad": (0, 10**9)})

@@ -3,8 +3,14 @@ import pytest
 
 from bioknow.data.population import make_population
 
-KW = dict(n_first_names=900, n_last_names=1000, n_values_A=(74772, 800, 200, 100, 500, 800),
-          n_templates=25, n_templates_train=20, n_templates_eval=5)
+KW = dict(
+  n_first_names=900,
+  n_last_names=1000,
+  n_values_A=(74772, 800, 200, 100, 500, 800),
+  n_templates=25,
+  n_templates_train=20,
+  n_templates_eval=5,
+)
 
 
 def _pop(seed=0, n=5_000, heldout=500, **kw):
@@ -36,8 +42,9 @@ def test_attributes_cover_their_ranges_uniformly():
 
 def test_template_split_is_a_random_partition_per_individual():
   p = _pop()
-  np.testing.assert_array_equal(np.sort(p.templates_NxAxK, axis=2),
-                                np.broadcast_to(np.arange(25), p.templates_NxAxK.shape))
+  np.testing.assert_array_equal(
+    np.sort(p.templates_NxAxK, axis=2), np.broadcast_to(np.arange(25), p.templates_NxAxK.shape)
+  )
   train, evaluation = p.pool("train"), p.pool("eval")
   assert train.shape == (5_500, 6, 20) and evaluation.shape == (5_500, 6, 5)
   assert not (train[..., :, None] == evaluation[..., None, :]).any()

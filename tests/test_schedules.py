@@ -26,14 +26,17 @@ def _counts(distribution, size, n=400_000, seed=0):
   return np.bincount(ids, minlength=size)
 
 
-@pytest.mark.parametrize("schedule,size", [
+@pytest.mark.parametrize(
+  "schedule,size",
+  [
     (sch.Uniform(100), 100),
     (sch.PowerLaw(200, alpha=0.8, seed=1), 200),
     (sch.PowerLaw(200, alpha=1.5, seed=1), 200),
     (sch.Celebrities(100, n_celebrities=10, weight_celebrities=8), 100),
     (sch.FinetuneMixture(n_pretrain=50, new_start=60, new_stop=80, weight_replay=0.25), 80),
     (sch.FinetuneMixture(n_pretrain=50, new_start=60, new_stop=80, weight_replay=0), 80),
-])
+  ],
+)
 def test_empirical_frequencies_match_probabilities(schedule, size):
   d = schedule.at(0)
   p = d.probabilities(size)
@@ -53,8 +56,8 @@ def test_power_law_probabilities_are_exact_and_ranked_by_a_seeded_permutation():
   ranks = s.rank_of_id
   np.testing.assert_array_equal(np.sort(ranks), np.arange(1, 1001))
   h = (np.arange(1, 1001) ** -0.6).sum()
-  np.testing.assert_allclose(p, ranks ** -0.6 / h, rtol=1e-12)
-  assert p[ranks == 1000][0] == pytest.approx(1000 ** -0.6 / h, rel=1e-12)  # smallest, kept
+  np.testing.assert_allclose(p, ranks**-0.6 / h, rtol=1e-12)
+  assert p[ranks == 1000][0] == pytest.approx(1000**-0.6 / h, rel=1e-12)  # smallest, kept
   np.testing.assert_array_equal(ranks, sch.PowerLaw(1000, 0.9, seed=3).rank_of_id)
   assert not np.array_equal(ranks, sch.PowerLaw(1000, 0.6, seed=4).rank_of_id)
 
@@ -113,7 +116,9 @@ def test_phases_compose_a_warmup_and_a_power_law():
   assert isinstance(s.at(5), sch.Weighted)
 
 
-@pytest.mark.parametrize("build,match", [
+@pytest.mark.parametrize(
+  "build,match",
+  [
     (lambda: sch.PowerLaw(10, alpha=-0.1), "alpha: got -0.1"),
     (lambda: sch.Celebrities(10, n_celebrities=11, weight_celebrities=2), "n_celebrities: got 11"),
     (lambda: sch.Celebrities(10, n_celebrities=2, weight_celebrities=0), "weight_celebrities"),
@@ -123,9 +128,12 @@ def test_phases_compose_a_warmup_and_a_power_law():
     (lambda: sch.Growth(10, 100, growth_steps=-5), "growth_steps: got -5"),
     (lambda: sch.Phases((sch.Uniform(3), sch.Uniform(4)), steps=(-1,)), "steps: got -1"),
     (lambda: sch.FinetuneMixture(100, new_start=50, new_stop=150, weight_replay=1), "overlap"),
-    (lambda: sch.FinetuneMixture(100, new_start=100, new_stop=150, weight_replay=-1),
-     "weight_replay"),
-])
+    (
+      lambda: sch.FinetuneMixture(100, new_start=100, new_stop=150, weight_replay=-1),
+      "weight_replay",
+    ),
+  ],
+)
 def test_bad_input_is_one_sentence(build, match):
   with pytest.raises(ValueError, match=match):
     build()

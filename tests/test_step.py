@@ -13,8 +13,10 @@ from bioknow.train import step as step_lib
 def _losses(ds, n_devices, n_steps=3):
   mesh = step_lib.data_mesh(n_devices)
   model = step_lib.replicate(
-      LanguageModel(ModelConfig(preset="tiny"), ds.vocab_size, key=jax.random.key(0)), mesh)
-  optimizer = step_lib.make_optimizer(step_lib.OptimizerConfig(lr=1e-3), n_steps)
+    LanguageModel(ModelConfig(preset="tiny"), ds.vocab_size, key=jax.random.key(0)), mesh
+  )
+  cfg = step_lib.OptimizerConfig(lr=1e-3)
+  optimizer = step_lib.make_optimizer(cfg, step_lib.learning_rate(cfg, n_steps))
   opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
   losses = []
   for s in range(n_steps):
@@ -37,13 +39,15 @@ def test_adamw_and_cosine_follow_the_paper():
   assert float(lr(8_000)) == pytest.approx((4e-4 + 1e-7) / 2, rel=1e-3)
   assert float(lr(16_000)) == pytest.approx(1e-7, rel=1e-3)
   assert float(step_lib.learning_rate(step_lib.OptimizerConfig(schedule="constant"), 10)(9)) == (
-      pytest.approx(4e-4))
+    pytest.approx(4e-4)
+  )
   assert (cfg.b1, cfg.b2, cfg.weight_decay) == (0.9, 0.95, 0.1)
 
 
 def test_weight_decay_spares_norm_scales():
   model = LanguageModel(ModelConfig(preset="tiny"), 50, key=jax.random.key(0))
-  optimizer = step_lib.make_optimizer(step_lib.OptimizerConfig(lr=1.0, weight_decay=0.5), 10)
+  cfg = step_lib.OptimizerConfig(lr=1.0, weight_decay=0.5)
+  optimizer = step_lib.make_optimizer(cfg, step_lib.learning_rate(cfg, 10))
   params = eqx.filter(model, eqx.is_array)
   zero_grads = jax.tree.map(jnp.zeros_like, params)
   updates, _ = optimizer.update(zero_grads, optimizer.init(params), params)
@@ -51,10 +55,15 @@ def test_weight_decay_spares_norm_scales():
   np.testing.assert_allclose(updates.embed_VxD, -0.5 * model.embed_VxD, rtol=1e-6)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(lr=0), "optimizer.lr"), (dict(b2=1.0), "optimizer.b2"),
-    (dict(schedule="linear"), "optimizer.schedule"), (dict(weight_decay=-1), "weight_decay"),
-])
+@pytest.mark.parametrize(
+  "kwargs,match",
+  [
+    (dict(lr=0), "optimizer.lr"),
+    (dict(b2=1.0), "optimizer.b2"),
+    (dict(schedule="linear"), "optimizer.schedule"),
+    (dict(weight_decay=-1), "weight_decay"),
+  ],
+)
 def test_bad_optimizer_configs(kwargs, match):
   with pytest.raises(ValueError, match=match):
     step_lib.OptimizerConfig(**kwargs).check()
@@ -64,6 +73,7 @@ def test_packed_rows_give_the_loss_and_gradients_of_padded_ones(small_dataset):
   """Biographies end to end in rows (positions restart, attention stays inside each) train
   exactly like one padded biography per row."""
   from bioknow.data import packing  # pylint: disable=import-outside-toplevel
+
   ds = small_dataset
   batch = pipeline.batch_at(ds, schedules.Uniform(ds.config.n_individuals), 8, 0, 0)
   packed = packing.pack(batch, *packing.packed_shape(batch["length_B"], 8, ds.seq_len))
@@ -71,14 +81,40 @@ def test_packed_rows_give_the_loss_and_gradients_of_padded_ones(small_dataset):
   model = LanguageModel(ModelConfig(preset="tiny"), ds.vocab_size, key=jax.random.key(0))
   optimizer = optax.sgd(1.0)  # parameter change = -gradient
   results = []
-  for args in [(batch["tokens_BxT"], batch["role_BxT"]),
-               (packed["tokens_RxL"], packed["role_RxL"], jnp.float32, None,
-                packed["position_RxL"], packed["segment_RxL"])]:
+  for args in [
+    (batch["tokens_BxT"], batch["role_BxT"]),
+    (
+      packed["tokens_RxL"],
+      packed["role_RxL"],
+      jnp.float32,
+      None,
+      packed["position_RxL"],
+      packed["segment_RxL"],
+    ),
+  ]:
     opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
     copy = jax.tree.map(lambda x: x.copy() if eqx.is_array(x) else x, model)
     results.append(step_lib.train_step(optimizer, copy, opt_state, *args))
   (model_a, _, loss_a), (model_b, _, loss_b) = results
   np.testing.assert_allclose(float(loss_b), float(loss_a), rtol=1e-5)
-  for a, b in zip(jax.tree.leaves(eqx.filter(model_a, eqx.is_array)),
-                  jax.tree.leaves(eqx.filter(model_b, eqx.is_array))):
+  for a, b in zip(
+    jax.tree.leaves(eqx.filter(model_a, eqx.is_array)),
+    jax.tree.leaves(eqx.filter(model_b, eqx.is_array)),
+  ):
     np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
+
+
+def test_a_fresh_state_keeps_the_lr_schedule_on_the_global_step():
+  cfg = step_lib.OptimizerConfig(lr=1.0, lr_end=0.0)
+  lr = step_lib.learning_rate(cfg, 100)
+  optimizer = step_lib.make_optimizer(cfg, lr)
+  params = {"w_DxD": jnp.ones((2, 2))}
+  state = step_lib.fresh_state(optimizer, params, 60)
+  adam = state[0]
+  assert int(adam.count) == 0 and float(jnp.abs(adam.mu["w_DxD"]).sum()) == 0.0
+  assert step_lib.schedule_step(state) == 60
+  # The update applies lr(60), not the schedule's peak: a fresh Adam's first step has |u| = 1.
+  grads = {"w_DxD": jnp.ones((2, 2))}
+  updates, _ = optimizer.update(grads, state, params)
+  expected = -(1.0 + 0.1) * float(lr(60))  # the Adam step and the decoupled weight decay
+  np.testing.assert_allclose(updates["w_DxD"], expected, rtol=1e-4)

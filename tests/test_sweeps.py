@@ -22,8 +22,11 @@ def test_sweep_dry_runs(path, scale):
 
 
 def test_sweep_point_counts():
-  counts = {(p.stem, s): len(launch.build_points(launch.load_sweep(str(p)), s, [], None))
-            for p in SWEEPS for s in ("small", "paper")}
+  counts = {
+    (p.stem, s): len(launch.build_points(launch.load_sweep(str(p)), s, [], None))
+    for p in SWEEPS
+    for s in ("small", "paper")
+  }
   assert counts[("population", "paper")] == 7 * 5 * 5
   assert counts[("curricula", "paper")] == 6 * 5 * 3 + 3 * 4 + 5 * 5 + 4  # uniform: alpha 0
   assert counts[("templates", "paper")] == 10
@@ -39,10 +42,11 @@ def test_missing_sweep_and_missing_function(tmp_path):
 
 def test_duplicate_names_are_rejected(tmp_path):
   (tmp_path / "dup.py").write_text(
-      "from bioknow import configs\n"
-      "def sweep(scale):\n"
-      "  yield 'a', configs.pretrain(scale)\n"
-      "  yield 'a', configs.pretrain(scale)\n")
+    "from bioknow import configs\n"
+    "def sweep(scale):\n"
+    "  yield 'a', configs.pretrain(scale)\n"
+    "  yield 'a', configs.pretrain(scale)\n"
+  )
   with pytest.raises(ValueError, match="two points are named 'a'"):
     launch.build_points(launch.load_sweep(str(tmp_path / "dup.py")), "small", [], None)
 
@@ -53,7 +57,10 @@ def test_only_filters_and_overrides_apply():
   assert [name for name, *_ in points] == ["templates1_shuffled", "templates1_fixed"]
   assert all(p.experiment.train.n_steps == 50 for p in points)
   points = launch.build_points(module, "small", [], "templates1_fixed,templates2_*")
-  assert [name for name, *_ in points] == ["templates1_fixed", "templates2_shuffled",
-                                           "templates2_fixed"]
+  assert [name for name, *_ in points] == [
+    "templates1_fixed",
+    "templates2_shuffled",
+    "templates2_fixed",
+  ]
   with pytest.raises(ValueError, match="closest valid path: optimizer.lr"):
     launch.build_points(module, "small", ["set:optimizer.lrr=1"], None)

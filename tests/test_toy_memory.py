@@ -16,9 +16,18 @@ from bioknow.train.step import OptimizerConfig
 
 # Pre-trains to 100% in 600 steps; a high fine-tuning lr makes forgetting show in 200 steps.
 TINY = tm.ToyMemoryConfig(
-    d_embed=16, d_hidden=32, n_values=8, n_pairs=128, batch_size=32, pretrain_steps=600,
-    pretrain_eval_every=100, n_new=32, finetune_steps=200, finetune_eval_every=20,
-    finetune_optimizer=OptimizerConfig(lr=1e-2, schedule="constant", weight_decay=0.01))
+  d_embed=16,
+  d_hidden=32,
+  n_values=8,
+  n_pairs=128,
+  batch_size=32,
+  pretrain_steps=600,
+  pretrain_eval_every=100,
+  n_new=32,
+  finetune_steps=200,
+  finetune_eval_every=20,
+  finetune_optimizer=OptimizerConfig(lr=1e-2, schedule="constant", weight_decay=0.01),
+)
 
 
 def test_task_keys_values_and_targets():
@@ -59,7 +68,8 @@ def test_replay_fraction_and_sampled_proportions():
   cfg = dataclasses.replace(TINY, n_pairs=8_192, n_new=128, weight_replay=1 / 8)
   assert cfg.replay_fraction == pytest.approx(1_024 / (1_024 + 128))
   assert dataclasses.replace(cfg, weight_replay=2.0).replay_fraction == pytest.approx(
-      16_384 / 16_512)
+    16_384 / 16_512
+  )
   assert dataclasses.replace(cfg, weight_replay=0.0).replay_fraction == 0.0
   rng = np.random.default_rng(0)
   index = tm.sample_indices(rng, (50, 400), cfg.n_pairs, cfg.n_new, cfg.replay_fraction)
@@ -93,8 +103,10 @@ def test_finetuning_forgets_old_pairs_without_replay(runs):
   assert noreplay["n_new"] == 32 and noreplay["weight_replay"] == 0.0
   assert replay["replay_fraction"] == pytest.approx(128 / 160)
   assert noreplay["min_pretrain_accuracy_during_finetune"] < 0.8
-  assert (replay["min_pretrain_accuracy_during_finetune"]
-          > noreplay["min_pretrain_accuracy_during_finetune"] + 0.15)
+  assert (
+    replay["min_pretrain_accuracy_during_finetune"]
+    > noreplay["min_pretrain_accuracy_during_finetune"] + 0.15
+  )
   assert replay["pretrain/accuracy"] > noreplay["pretrain/accuracy"] + 0.15
 
 
@@ -107,8 +119,9 @@ def test_metrics_lines(runs):
   assert [r["step"] for r in ft] == list(range(600, 801, 20))
   assert [r["finetune_step"] for r in ft] == list(range(0, 201, 20))
   assert pre[0]["train_loss"] is None and ft[0]["train_loss"] is None
-  assert all(set(r) >= {"step", "lr", "train_loss", "pretrain/loss", "pretrain/accuracy"}
-             for r in records)
+  assert all(
+    set(r) >= {"step", "lr", "train_loss", "pretrain/loss", "pretrain/accuracy"} for r in records
+  )
   assert not any("finetune/accuracy" in r for r in pre)
   assert all({"finetune/loss", "finetune/accuracy"} <= set(r) for r in ft)
   assert pre[0]["lr"] == pytest.approx(0.03) and ft[-1]["lr"] == pytest.approx(1e-2)
@@ -126,7 +139,9 @@ def test_same_seed_same_result_and_shared_pretraining(runs):
   assert pre(runs["replay"][1]) == pre(runs["noreplay"][1])
 
 
-@pytest.mark.parametrize("changes, field", [
+@pytest.mark.parametrize(
+  "changes, field",
+  [
     (dict(n_pairs=0), "n_pairs"),
     (dict(n_values=1), "n_values"),
     (dict(d_hidden=2.5), "d_hidden"),
@@ -136,7 +151,8 @@ def test_same_seed_same_result_and_shared_pretraining(runs):
     (dict(pretrain_optimizer=OptimizerConfig(lr=0.0)), "pretrain_optimizer.lr"),
     (dict(finetune_optimizer=OptimizerConfig(schedule="linear")), "finetune_optimizer.schedule"),
     (dict(seed=-1), "seed"),
-])
+  ],
+)
 def test_bad_config_fails_before_anything_is_written(tmp_path, changes, field):
   cfg = dataclasses.replace(TINY, **changes)
   with pytest.raises(ValueError, match=rf"^{field}: ") as e:
@@ -150,12 +166,18 @@ def test_sweep_grid_and_paper_defaults():
   paper = launch.build_points(module, "paper", [], None)
   names = [p.name for p in paper]
   assert names[:6] == [f"new{n}_noreplay" for n in (32, 64, 128, 256, 512, 1024)]
-  assert names[6:] == ["new128_replay2", "new128_replay1_2", "new128_replay1_8",
-                       "new128_replay1_32", "new128_replay1_128", "new128_replay1_512"]
+  assert names[6:] == [
+    "new128_replay2",
+    "new128_replay1_2",
+    "new128_replay1_8",
+    "new128_replay1_32",
+    "new128_replay1_128",
+    "new128_replay1_512",
+  ]
   weights = [p.experiment.weight_replay for p in paper[6:]]
   assert weights == [2, 1 / 2, 1 / 8, 1 / 32, 1 / 128, 1 / 512]
   # The sweep's paper base is the config's defaults (the paper's numbers).
   assert paper[2].experiment == tm.ToyMemoryConfig()
-  assert paper[0].experiment.train.n_steps == 20_000  # what the launcher's dry run adds up
+  assert paper[0].experiment.n_steps == 20_000  # what the launcher's dry run adds up
   small = launch.build_points(module, "small", [], None)
   assert 0 < len(small) < len(paper)

@@ -27,8 +27,12 @@ _CLOSE = {bio.ROLE_NAME: "]]", bio.ROLE_VALUE: "}}"}
 
 def decode_marked(ds: Dataset, tokens_T: np.ndarray, role_T: np.ndarray) -> str:
   """Decodes one biography, wrapping name spans in [[ ]] and value spans in {{ }}."""
-  span = {bio.ROLE_NAME: bio.ROLE_NAME, bio.ROLE_LAST_NAME: bio.ROLE_NAME,
-          bio.ROLE_VALUE: bio.ROLE_VALUE, bio.ROLE_FIRST_VALUE: bio.ROLE_VALUE}
+  span = {
+    bio.ROLE_NAME: bio.ROLE_NAME,
+    bio.ROLE_LAST_NAME: bio.ROLE_NAME,
+    bio.ROLE_VALUE: bio.ROLE_VALUE,
+    bio.ROLE_FIRST_VALUE: bio.ROLE_VALUE,
+  }
   out, current = [], None
   for token, role in zip(tokens_T.tolist(), role_T.tolist()):
     if role == bio.ROLE_PAD:
@@ -38,7 +42,7 @@ def decode_marked(ds: Dataset, tokens_T: np.ndarray, role_T: np.ndarray) -> str:
     if current is not None and (kind != current or starts):
       out.append(_CLOSE[current])
     piece = ds.sp.id_to_piece(int(ds.sp_ids(token))).replace("\u2581", " ")
-    if starts:  # keep the word's space outside the marker
+    if starts and kind is not None:  # keep the word's space outside the marker
       out.append(" " if piece.startswith(" ") else "")
       out.append(_OPEN[kind])
       piece = piece.lstrip(" ")
@@ -53,29 +57,37 @@ def statistics(ds: Dataset, n: int, rng: np.random.Generator) -> dict:
   batch = ds.assemble(rng.integers(0, ds.config.n_individuals, size=n), "train", rng)
   t = ds.tables
   tokens_per_value = {
-      a: round(float(t.piece_len_P[t.value_row0_A[i]:t.value_row0_A[i] + len(ds.lists.values[a])]
-                     .mean()), 3)
-      for i, a in enumerate(t.attributes)}
+    a: round(
+      float(t.piece_len_P[t.value_row0_A[i] : t.value_row0_A[i] + len(ds.lists.values[a])].mean()),
+      3,
+    )
+    for i, a in enumerate(t.attributes)
+  }
   return {
-      "n_individuals": ds.config.n_individuals,
-      "vocab_size": ds.vocab_size,
-      "seq_len": ds.seq_len,
-      "mean_tokens_per_biography": round(float(batch.length_B.mean()), 2),
-      "max_tokens_per_biography": int(batch.length_B.max()),
-      "mean_tokens_per_value": tokens_per_value,
-      "no_knowledge_baseline": round(ds.no_knowledge_baseline, 4),
-      # ln(list size) per attribute type next to the entropy of the trained population's value
-      # frequencies: far apart, the lists are too sparse for the baseline to be the floor.
-      "baselines": {a: round(b, 4) for a, b in ds.baselines.items()},
-      "frequency_floor": {a: round(b, 4) for a, b in lists_lib.frequency_floor(
-          ds.population.values_NxA[:ds.config.n_individuals], t.attributes).items()},
+    "n_individuals": ds.config.n_individuals,
+    "vocab_size": ds.vocab_size,
+    "seq_len": ds.seq_len,
+    "mean_tokens_per_biography": round(float(batch.length_B.mean()), 2),
+    "max_tokens_per_biography": int(batch.length_B.max()),
+    "mean_tokens_per_value": tokens_per_value,
+    "no_knowledge_baseline": round(ds.no_knowledge_baseline, 4),
+    # ln(list size) per attribute type next to the entropy of the trained population's value
+    # frequencies: far apart, the lists are too sparse for the baseline to be the floor.
+    "baselines": {a: round(b, 4) for a, b in ds.baselines.items()},
+    "frequency_floor": {
+      a: round(b, 4)
+      for a, b in lists_lib.frequency_floor(
+        ds.population.values_NxA[: ds.config.n_individuals], t.attributes
+      ).items()
+    },
   }
 
 
 def main(argv):
   del argv
-  ds = build_dataset(DataConfig(n_individuals=_N_INDIVIDUALS.value, tokenizer=_TOKENIZER.value,
-                                seed=_SEED.value))
+  ds = build_dataset(
+    DataConfig(n_individuals=_N_INDIVIDUALS.value, tokenizer=_TOKENIZER.value, seed=_SEED.value)
+  )
   rng = np.random.default_rng(_SEED.value)
   examples = ds.assemble(np.arange(_N_EXAMPLES.value), "train", rng)
   for i in range(_N_EXAMPLES.value):

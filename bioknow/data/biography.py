@@ -75,8 +75,9 @@ def _pad_rows(rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
   return out_RxL, len_R
 
 
-def build_tables(sp: spm.SentencePieceProcessor, lists: lists_lib.ValueLists,
-                 compact_vocab: bool = False) -> TokenTables:
+def build_tables(
+  sp: spm.SentencePieceProcessor, lists: lists_lib.ValueLists, compact_vocab: bool = False
+) -> TokenTables:
   """Tokenizes every name, value and template once.
 
   compact_vocab: number the tokens that biographies can contain 0..V-1 (the special tokens
@@ -89,9 +90,23 @@ def build_tables(sp: spm.SentencePieceProcessor, lists: lists_lib.ValueLists,
   last = tok.encode_spans(sp, lists.last_names)
   values = [tok.encode_spans(sp, lists.values[a]) for a in attributes]
   # Template codes: the name tag expands to three slots (< 0); text tokens stay token ids.
-  codes = [[[c for t in ids for c in ((SLOT_FIRST, SLOT_MIDDLE, SLOT_LAST) if t == name_tag else
-                                      (SLOT_VALUE,) if t == value_tag else (t,))]
-            for ids in tok.encode_templates(sp, TEMPLATES[a])] for a in attributes]
+  codes = [
+    [
+      [
+        c
+        for t in ids
+        for c in (
+          (SLOT_FIRST, SLOT_MIDDLE, SLOT_LAST)
+          if t == name_tag
+          else (SLOT_VALUE,)
+          if t == value_tag
+          else (t,)
+        )
+      ]
+      for ids in tok.encode_templates(sp, TEMPLATES[a])
+    ]
+    for a in attributes
+  ]
   tokenizer_ids_V = np.arange(sp.vocab_size(), dtype=np.int32)
   if compact_vocab:
     occurring = {i for rows in [first, last, *values, *codes] for r in rows for i in r if i >= 0}
@@ -111,22 +126,37 @@ def build_tables(sp: spm.SentencePieceProcessor, lists: lists_lib.ValueLists,
 
   max_name = 2 * max(map(len, first)) + max(map(len, last))
   # Longest sentence: its text, the longest name (3 slots) and the longest value (1 slot).
-  longest = [max(len(c) - 4 + max_name + max(map(len, values[a])) for c in per)
-             for a, per in enumerate(codes)]
+  longest = [
+    max(len(c) - 4 + max_name + max(map(len, values[a])) for c in per)
+    for a, per in enumerate(codes)
+  ]
   width = max(len(c) for per in codes for c in per)
   codes_AxKxC = np.full((len(attributes), len(codes[0]), width), empty_row, dtype=np.int32)
   for a, per in enumerate(codes):
     for k, c in enumerate(per):
-      codes_AxKxC[a, k, :len(c)] = c
+      codes_AxKxC[a, k, : len(c)] = c
   return TokenTables(
-      pieces_PxL=pieces_PxL, piece_len_P=piece_len_P, first_row0=first_row0,
-      last_row0=last_row0, value_row0_A=value_row0_A.astype(np.int32),
-      codes_AxKxC=codes_AxKxC, seq_len=1 + sum(longest), attributes=attributes,
-      tokenizer_ids_V=tokenizer_ids_V)
+    pieces_PxL=pieces_PxL,
+    piece_len_P=piece_len_P,
+    first_row0=first_row0,
+    last_row0=last_row0,
+    value_row0_A=value_row0_A.astype(np.int32),
+    codes_AxKxC=codes_AxKxC,
+    seq_len=1 + sum(longest),
+    attributes=attributes,
+    tokenizer_ids_V=tokenizer_ids_V,
+  )
 
 
-def assemble(tables: TokenTables, population: Population, individual_B: np.ndarray,
-             pool: str, rng: np.random.Generator, *, shuffle: bool = True) -> Biographies:
+def assemble(
+  tables: TokenTables,
+  population: Population,
+  individual_B: np.ndarray,
+  pool: str,
+  rng: np.random.Generator,
+  *,
+  shuffle: bool = True,
+) -> Biographies:
   """Biographies of `individual_B`, each template drawn from the individual's `pool`.
 
   For each individual and attribute type, one template is drawn uniformly from its pool; the
@@ -153,20 +183,23 @@ def assemble(tables: TokenTables, population: Population, individual_B: np.ndarr
   slot_rows_BxSx4[..., 3] = tables.value_row0_A[attribute_BxS] + value_BxS
   is_slot_BxSxC = codes_BxSxC < 0
   rows_BxSxC = np.where(
-      is_slot_BxSxC,
-      np.take_along_axis(slot_rows_BxSx4, np.maximum(-codes_BxSxC - 1, 0), axis=2),
-      codes_BxSxC)
+    is_slot_BxSxC,
+    np.take_along_axis(slot_rows_BxSx4, np.maximum(-codes_BxSxC - 1, 0), axis=2),
+    codes_BxSxC,
+  )
 
   # Entries: BOS, then every code of every sentence. E = 1 + S * C.
   e = 1 + codes_BxSxC.shape[1] * codes_BxSxC.shape[2]
   rows_BxE = np.concatenate(
-      [np.full((b, 1), tok.BOS_ID, np.int32), rows_BxSxC.reshape(b, e - 1)], axis=1)
+    [np.full((b, 1), tok.BOS_ID, np.int32), rows_BxSxC.reshape(b, e - 1)], axis=1
+  )
   kind_BxE = np.concatenate(
-      [np.zeros((b, 1), np.int8), np.where(is_slot_BxSxC, -codes_BxSxC, 0).reshape(b, e - 1)],
-      axis=1)
+    [np.zeros((b, 1), np.int8), np.where(is_slot_BxSxC, -codes_BxSxC, 0).reshape(b, e - 1)], axis=1
+  )
   sentence_E = np.concatenate([[-1], np.repeat(np.arange(a), codes_BxSxC.shape[2])])
   attribute_BxE = np.concatenate(
-      [np.full((b, 1), -1), np.repeat(attribute_BxS, codes_BxSxC.shape[2], axis=1)], axis=1)
+    [np.full((b, 1), -1), np.repeat(attribute_BxS, codes_BxSxC.shape[2], axis=1)], axis=1
+  )
 
   # Expand every entry into its piece's tokens.
   len_M = tables.piece_len_P[rows_BxE.ravel()]  # M = B * E entries
@@ -177,10 +210,16 @@ def assemble(tables: TokenTables, population: Population, individual_B: np.ndarr
   kind_N = kind_BxE.ravel()[entry_N]
   last_in_piece_N = offset_N == len_M[entry_N] - 1
   role_N = np.select(
-      [kind_N == 0, kind_N <= -SLOT_MIDDLE, (kind_N == -SLOT_LAST) & ~last_in_piece_N,
-       kind_N == -SLOT_LAST, offset_N > 0],
-      [ROLE_TEXT, ROLE_NAME, ROLE_NAME, ROLE_LAST_NAME, ROLE_VALUE],
-      ROLE_FIRST_VALUE).astype(np.int8)
+    [
+      kind_N == 0,
+      kind_N <= -SLOT_MIDDLE,
+      (kind_N == -SLOT_LAST) & ~last_in_piece_N,
+      kind_N == -SLOT_LAST,
+      offset_N > 0,
+    ],
+    [ROLE_TEXT, ROLE_NAME, ROLE_NAME, ROLE_LAST_NAME, ROLE_VALUE],
+    ROLE_FIRST_VALUE,
+  ).astype(np.int8)
 
   length_B = len_M.reshape(b, e).sum(axis=1).astype(np.int32)
   filled_BxT = np.arange(tables.seq_len) < length_B[:, None]
@@ -193,6 +232,12 @@ def assemble(tables: TokenTables, population: Population, individual_B: np.ndarr
   sentence_BxT = np.full((b, tables.seq_len), -1, np.int8)
   sentence_BxT[filled_BxT] = np.tile(sentence_E, b)[entry_N]
   return Biographies(
-      tokens_BxT=tokens_BxT, role_BxT=role_BxT, attribute_BxT=attribute_BxT,
-      sentence_BxT=sentence_BxT, length_B=length_B, individual_B=individual_B,
-      attribute_BxS=attribute_BxS.astype(np.int8), template_BxS=template_BxS.astype(np.int8))
+    tokens_BxT=tokens_BxT,
+    role_BxT=role_BxT,
+    attribute_BxT=attribute_BxT,
+    sentence_BxT=sentence_BxT,
+    length_B=length_B,
+    individual_B=individual_B,
+    attribute_BxS=attribute_BxS.astype(np.int8),
+    template_BxS=template_BxS.astype(np.int8),
+  )

@@ -44,15 +44,26 @@ class DataConfig:
 
   @property
   def list_options(self) -> dict:
-    return dict(attributes=tuple(self.attributes), n_first_names=self.n_first_names,
-                n_last_names=self.n_last_names, max_values=self.max_values,
-                birth_years=tuple(self.birth_years), birth_months=self.birth_months,
-                birth_days=self.birth_days)
+    return dict(
+      attributes=tuple(self.attributes),
+      n_first_names=self.n_first_names,
+      n_last_names=self.n_last_names,
+      max_values=self.max_values,
+      birth_years=tuple(self.birth_years),
+      birth_months=self.birth_months,
+      birth_days=self.birth_days,
+    )
 
   def validate(self) -> lists_lib.ValueLists:
     """Checks every field (reading the lists); raises one sentence naming the bad field."""
-    for name in ("n_individuals", "n_heldout", "n_extra", "n_templates_train",
-                 "n_templates_eval", "seed"):
+    for name in (
+      "n_individuals",
+      "n_heldout",
+      "n_extra",
+      "n_templates_train",
+      "n_templates_eval",
+      "seed",
+    ):
       value = getattr(self, name)
       if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
         raise ValueError(f"{name}: got {value!r}; it must be an integer >= 0.")
@@ -68,15 +79,17 @@ class DataConfig:
     n_templates = min(len(TEMPLATES[a]) for a in self.attributes)
     if self.n_templates_train + self.n_templates_eval > n_templates:
       raise ValueError(
-          f"n_templates_train: {self.n_templates_train} + n_templates_eval "
-          f"{self.n_templates_eval} must be at most the {n_templates} templates per attribute.")
+        f"n_templates_train: {self.n_templates_train} + n_templates_eval "
+        f"{self.n_templates_eval} must be at most the {n_templates} templates per attribute."
+      )
     lists = lists_lib.load_lists(self.lists_dir, **self.list_options)
     size = self.n_individuals + self.n_heldout + self.n_extra
     if size > lists.n_full_names:
       raise ValueError(
-          f"n_individuals: {self.n_individuals} + n_heldout {self.n_heldout} + n_extra "
-          f"{self.n_extra} = {size:,} exceeds the {lists.n_full_names:,} unique full names "
-          "that the name lists allow.")
+        f"n_individuals: {self.n_individuals} + n_heldout {self.n_heldout} + n_extra "
+        f"{self.n_extra} = {size:,} exceeds the {lists.n_full_names:,} unique full names "
+        "that the name lists allow."
+      )
     return lists
 
 
@@ -111,10 +124,12 @@ class Dataset:
     """Per attribute type, the no-knowledge baseline ln(number of values)."""
     return lists_lib.baselines(self.lists)
 
-  def assemble(self, individual_B: np.ndarray, pool: str,
-               rng: np.random.Generator) -> biography.Biographies:
-    return biography.assemble(self.tables, self.population, individual_B, pool, rng,
-                              shuffle=self.config.shuffle_sentences)
+  def assemble(
+    self, individual_B: np.ndarray, pool: str, rng: np.random.Generator
+  ) -> biography.Biographies:
+    return biography.assemble(
+      self.tables, self.population, individual_B, pool, rng, shuffle=self.config.shuffle_sentences
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -125,8 +140,9 @@ def _tables(tokenizer: str, lists_dir: str | None, options: tuple, compact_vocab
 
 
 def _cached_tables(config: DataConfig):
-  return _tables(config.tokenizer, config.lists_dir, tuple(config.list_options.items()),
-                 config.compact_vocab)
+  return _tables(
+    config.tokenizer, config.lists_dir, tuple(config.list_options.items()), config.compact_vocab
+  )
 
 
 def vocab_size(config: DataConfig) -> int:
@@ -140,9 +156,15 @@ def build_dataset(config: DataConfig) -> Dataset:
   config.validate()
   lists, sp, tables = _cached_tables(config)
   population = make_population(
-      n_individuals=config.n_individuals, n_heldout=config.n_heldout, n_extra=config.n_extra,
-      n_first_names=len(lists.first_names), n_last_names=len(lists.last_names),
-      n_values_A=tuple(len(v) for v in lists.values.values()),
-      n_templates=tables.codes_AxKxC.shape[1], n_templates_train=config.n_templates_train,
-      n_templates_eval=config.n_templates_eval, seed=config.seed)
+    n_individuals=config.n_individuals,
+    n_heldout=config.n_heldout,
+    n_extra=config.n_extra,
+    n_first_names=len(lists.first_names),
+    n_last_names=len(lists.last_names),
+    n_values_A=tuple(len(v) for v in lists.values.values()),
+    n_templates=tables.codes_AxKxC.shape[1],
+    n_templates_train=config.n_templates_train,
+    n_templates_eval=config.n_templates_eval,
+    seed=config.seed,
+  )
   return Dataset(config, lists, sp, tables, population)

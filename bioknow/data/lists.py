@@ -30,24 +30,34 @@ DEFAULT_LISTS_DIR = pathlib.Path(__file__).resolve().parents[2] / "third_party"
 NAME_FILES = {"first_names": "first_names.txt", "last_names": "last_names.txt"}
 # Attribute type -> list file; birth_date has no file (generated).
 VALUE_FILES = {
-    "birth_city": "cities.txt",
-    "university": "universities.txt",
-    "major": "majors.txt",
-    "company": "companies.txt",
-    "current_city": "cities.txt",
+  "birth_city": "cities.txt",
+  "university": "universities.txt",
+  "major": "majors.txt",
+  "company": "companies.txt",
+  "current_city": "cities.txt",
 }
 # Sizes of the paper's lists; the shipped files must match them (tested), user lists may differ.
 PAPER_SIZES = {
-    "first_names.txt": 900,
-    "last_names.txt": 1000,
-    "cities.txt": 800,
-    "universities.txt": 200,
-    "majors.txt": 100,
-    "companies.txt": 500,
+  "first_names.txt": 900,
+  "last_names.txt": 1000,
+  "cities.txt": 800,
+  "universities.txt": 200,
+  "majors.txt": 100,
+  "companies.txt": 500,
 }
 MONTHS = (
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
+  "January",
+  "February",
+  "March",
+  "April",
+  "May",
+  "June",
+  "July",
+  "August",
+  "September",
+  "October",
+  "November",
+  "December",
 )
 YEARS = range(1900, 2101)
 DAYS = range(1, 32)
@@ -68,12 +78,17 @@ class ValueLists:
     return len(self.first_names) ** 2 * len(self.last_names)
 
 
-def birth_dates(first_year: int = YEARS[0], last_year: int = YEARS[-1], n_months: int = 12,
-                n_days: int = 31) -> tuple[str, ...]:
+def birth_dates(
+  first_year: int = YEARS[0], last_year: int = YEARS[-1], n_months: int = 12, n_days: int = 31
+) -> tuple[str, ...]:
   """All dates as 'March 16, 2042' of the first n_months months and n_days days; value id =
   ((year - first_year) * n_months + month - 1) * n_days + day - 1."""
-  return tuple(f"{m} {d}, {y}" for y in range(first_year, last_year + 1)
-               for m in MONTHS[:n_months] for d in DAYS[:n_days])
+  return tuple(
+    f"{m} {d}, {y}"
+    for y in range(first_year, last_year + 1)
+    for m in MONTHS[:n_months]
+    for d in DAYS[:n_days]
+  )
 
 
 @functools.lru_cache(maxsize=8)
@@ -97,8 +112,9 @@ def _read_list(path: pathlib.Path, mtime_ns: int) -> tuple[str, ...]:
   for i, line in enumerate(lines, start=1):
     if not line.strip() or line != line.strip() or _FORBIDDEN & set(line):
       raise ValueError(
-          f"lists_dir: {path} line {i} is malformed ({line!r}); each line must be one value "
-          "without surrounding spaces, tabs, '<' or '>'.")
+        f"lists_dir: {path} line {i} is malformed ({line!r}); each line must be one value "
+        "without surrounding spaces, tabs, '<' or '>'."
+      )
   if len(set(lines)) != len(lines):
     dup = next(x for x in lines if lines.count(x) > 1)
     raise ValueError(f"lists_dir: {path} lists {dup!r} more than once; values must be unique.")
@@ -107,29 +123,45 @@ def _read_list(path: pathlib.Path, mtime_ns: int) -> tuple[str, ...]:
   return tuple(lines)
 
 
-def load_lists(lists_dir: str | pathlib.Path | None = None,
-               attributes: tuple[str, ...] = ATTRIBUTES, *, n_first_names: int | None = None,
-               n_last_names: int | None = None, max_values: int | None = None,
-               birth_years: tuple[int, int] = (YEARS[0], YEARS[-1]), birth_months: int = 12,
-               birth_days: int = 31) -> ValueLists:
+def load_lists(
+  lists_dir: str | pathlib.Path | None = None,
+  attributes: tuple[str, ...] = ATTRIBUTES,
+  *,
+  n_first_names: int | None = None,
+  n_last_names: int | None = None,
+  max_values: int | None = None,
+  birth_years: tuple[int, int] = (YEARS[0], YEARS[-1]),
+  birth_months: int = 12,
+  birth_days: int = 31,
+) -> ValueLists:
   """Loads names and the values of `attributes` from `lists_dir` (default: third_party/).
 
   The caps keep the head of each list (the most common names, largest cities, ...): small
   populations need small lists, or most names and values never occur in training.
   """
   check_attributes(attributes)
-  for name, cap in (("n_first_names", n_first_names), ("n_last_names", n_last_names),
-                    ("max_values", max_values)):
+  for name, cap in (
+    ("n_first_names", n_first_names),
+    ("n_last_names", n_last_names),
+    ("max_values", max_values),
+  ):
     if cap is not None and (not isinstance(cap, int) or cap < 1):
       raise ValueError(f"{name}: got {cap!r}; it must be None (whole list) or an integer >= 1.")
-  if not (isinstance(birth_years, (tuple, list)) and len(birth_years) == 2
-          and YEARS[0] <= birth_years[0] <= birth_years[1] <= YEARS[-1]):
-    raise ValueError(f"birth_years: got {birth_years!r}; give (first, last) with "
-                     f"{YEARS[0]} <= first <= last <= {YEARS[-1]}.")
+  if not (
+    isinstance(birth_years, (tuple, list))
+    and len(birth_years) == 2
+    and YEARS[0] <= birth_years[0] <= birth_years[1] <= YEARS[-1]
+  ):
+    raise ValueError(
+      f"birth_years: got {birth_years!r}; give (first, last) with "
+      f"{YEARS[0]} <= first <= last <= {YEARS[-1]}."
+    )
   for name, value, top in (("birth_months", birth_months, 12), ("birth_days", birth_days, 31)):
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
-      raise ValueError(f"{name}: got {value!r}; allowed: an integer in 1..{top} (the first "
-                       f"{name.split('_')[1]} of the calendar).")
+      raise ValueError(
+        f"{name}: got {value!r}; allowed: an integer in 1..{top} (the first "
+        f"{name.split('_')[1]} of the calendar)."
+      )
   root = pathlib.Path(lists_dir) if lists_dir is not None else DEFAULT_LISTS_DIR
   cache: dict[str, tuple[str, ...]] = {}
 
@@ -139,17 +171,22 @@ def load_lists(lists_dir: str | pathlib.Path | None = None,
     return cache[name]
 
   dates = lambda: _birth_dates(tuple(birth_years), birth_months, birth_days)
-  values = {a: dates() if a == "birth_date" else get(VALUE_FILES[a])[:max_values]
-            for a in attributes}
-  return ValueLists(get(NAME_FILES["first_names"])[:n_first_names],
-                    get(NAME_FILES["last_names"])[:n_last_names], values)
+  values = {
+    a: dates() if a == "birth_date" else get(VALUE_FILES[a])[:max_values] for a in attributes
+  }
+  return ValueLists(
+    get(NAME_FILES["first_names"])[:n_first_names],
+    get(NAME_FILES["last_names"])[:n_last_names],
+    values,
+  )
 
 
 def check_attributes(attributes: tuple[str, ...]) -> None:
   unknown = [a for a in attributes if a not in ATTRIBUTES]
   if unknown or not attributes or len(set(attributes)) != len(attributes):
     raise ValueError(
-        f"attributes: got {tuple(attributes)}; use distinct names among {', '.join(ATTRIBUTES)}.")
+      f"attributes: got {tuple(attributes)}; use distinct names among {', '.join(ATTRIBUTES)}."
+    )
 
 
 def baselines(lists: ValueLists) -> dict[str, float]:
@@ -164,8 +201,9 @@ def no_knowledge_baseline(lists: ValueLists) -> float:
   return sum(per_attribute.values()) / len(per_attribute)
 
 
-def frequency_floor(values_NxA: np.ndarray, attributes: tuple[str, ...],
-                    weights_N: np.ndarray | None = None) -> dict[str, float]:
+def frequency_floor(
+  values_NxA: np.ndarray, attributes: tuple[str, ...], weights_N: np.ndarray | None = None
+) -> dict[str, float]:
   """Per attribute type, the entropy (nats) of the value frequencies among individuals sampled
   with `weights_N` (uniform if None): the loss of the best predictor that knows the population's
   value frequencies and nothing else. It equals `baselines` when the lists are dense."""

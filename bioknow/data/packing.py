@@ -9,6 +9,7 @@ that do not fit are left out of that step and counted in `dropped`.
 """
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -17,8 +18,14 @@ from bioknow.data.biography import ROLE_PAD
 PACKED_FIELDS = ("tokens_BxT", "role_BxT", "attribute_BxT", "sentence_BxT")
 
 
-def packed_shape(lengths: np.ndarray, batch_size: int, seq_len: int, *,
-                 row_len: int | None = None, sigmas: float = 6.0) -> tuple[int, int]:
+def packed_shape(
+  lengths: np.ndarray,
+  batch_size: int,
+  seq_len: int,
+  *,
+  row_len: int | None = None,
+  sigmas: float = 6.0,
+) -> tuple[int, int]:
   """(rows, row_len) for batches of `batch_size` biographies whose lengths look like `lengths`
   (a large sample): room for the mean total plus `sigmas` standard deviations, plus the
   fragmentation first-fit leaves (at most one shortest biography per row)."""
@@ -50,7 +57,7 @@ def pack(batch: dict[str, np.ndarray], rows: int, row_len: int) -> dict[str, np.
   valid_BxT &= kept[:, None]
   b_idx, t_idx = np.nonzero(valid_BxT)
   dest_r, dest_c = row_B[b_idx], start_B[b_idx] + t_idx
-  out = {}
+  out: dict[str, Any] = {}
   for field in PACKED_FIELDS:
     fill = ROLE_PAD if field == "role_BxT" else (0 if field == "tokens_BxT" else -1)
     packed = np.full((rows, row_len), fill, dtype=batch[field].dtype)

@@ -16,12 +16,19 @@ from bioknow.data import packing
 from bioknow.data.biography import Biographies
 from bioknow.data.dataset import Dataset
 
-BATCH_FIELDS = ("tokens_BxT", "role_BxT", "attribute_BxT", "sentence_BxT", "length_B",
-                "individual_B")
+BATCH_FIELDS = (
+  "tokens_BxT",
+  "role_BxT",
+  "attribute_BxT",
+  "sentence_BxT",
+  "length_B",
+  "individual_B",
+)
 
 
-def batch_at(ds: Dataset, schedule, batch_size: int, seed: int, step: int,
-             pool: str = "train") -> dict[str, np.ndarray]:
+def batch_at(
+  ds: Dataset, schedule, batch_size: int, seed: int, step: int, pool: str = "train"
+) -> dict[str, np.ndarray]:
   """The training batch of `step`: individuals from schedule.at(step), biographies from `pool`."""
   rng = np.random.default_rng([seed, step])
   individual_B = schedule.at(step).sample(rng, batch_size)
@@ -44,20 +51,30 @@ class _BatchOfStep:
     if self.pack_shape is None:
       return batch
     return packing.pack(batch, *self.pack_shape) | {
-        k: batch[k] for k in ("length_B", "individual_B", "step")}
+      k: batch[k] for k in ("length_B", "individual_B", "step")
+    }
 
 
 def pack_shape_for(ds: Dataset, schedule, batch_size: int, seed: int) -> tuple[int, int]:
   """The packed [rows, row_len] of a run, from the lengths of 4096 biographies sampled at
   steps no run reaches."""
-  lengths = np.concatenate([batch_at(ds, schedule, 512, seed, 2**40 + i)["length_B"]
-                            for i in range(8)])
+  lengths = np.concatenate(
+    [batch_at(ds, schedule, 512, seed, 2**40 + i)["length_B"] for i in range(8)]
+  )
   return packing.packed_shape(lengths, batch_size, ds.seq_len)
 
 
-def training_batches(ds: Dataset, schedule, *, batch_size: int, n_steps: int, seed: int,
-                     num_threads: int = 1, num_workers: int = 0,
-                     pack_shape: tuple[int, int] | None = None) -> grain.IterDataset:
+def training_batches(
+  ds: Dataset,
+  schedule,
+  *,
+  batch_size: int,
+  n_steps: int,
+  seed: int,
+  num_threads: int = 1,
+  num_workers: int = 0,
+  pack_shape: tuple[int, int] | None = None,
+) -> grain.IterDataset:
   """Batches for steps 0..n_steps-1. Threads or worker processes only prefetch: the batches
   themselves do not depend on them. With `pack_shape`, each batch is also packed into
   fixed rows (fields *_RxL, position_RxL, segment_RxL; see packing.py)."""
@@ -66,9 +83,11 @@ def training_batches(ds: Dataset, schedule, *, batch_size: int, n_steps: int, se
   if n_steps < 0:
     raise ValueError(f"n_steps: got {n_steps}; it must be >= 0.")
   steps = grain.MapDataset.range(n_steps).map(
-      _BatchOfStep(ds, schedule, batch_size, seed, pack_shape))
+    _BatchOfStep(ds, schedule, batch_size, seed, pack_shape)
+  )
   batches = steps.to_iter_dataset(
-      grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=max(2, 2 * num_threads)))
+    grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=max(2, 2 * num_threads))
+  )
   if num_workers > 0:
     batches = batches.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
   return batches
@@ -78,8 +97,9 @@ def _rng(seed: int, name: str) -> np.random.Generator:
   return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
 
-def eval_set(ds: Dataset, ids: np.ndarray, n_sequences: int, *, pool: str, seed: int,
-             name: str) -> Biographies:
+def eval_set(
+  ds: Dataset, ids: np.ndarray, n_sequences: int, *, pool: str, seed: int, name: str
+) -> Biographies:
   """A fixed evaluation set: n_sequences biographies of individuals drawn uniformly from `ids`
   (every individual once before any repeats, when n_sequences >= len(ids))."""
   rng = _rng(seed, name)
@@ -89,8 +109,31 @@ def eval_set(ds: Dataset, ids: np.ndarray, n_sequences: int, *, pool: str, seed:
   return ds.assemble(ids[order], pool, rng)
 
 
-def standard_eval_sets(ds: Dataset, n_sequences: int, seed: int,
-                       groups: dict[str, tuple[int, int]] | None = None) -> dict[str, Biographies]:
+# The names of the standard evaluation sets; a group of individuals may not take one.
+STANDARD_SETS = ("seen", "seen_train_templates", "heldout")
+
+
+def check_groups(
+  groups: tuple[tuple[str, int, int], ...], stop: int, where: str = "population"
+) -> None:
+  """Raises one sentence unless the groups (name, start, stop) have unique names other than
+  STANDARD_SETS and lie in [0, stop) (`where` names that range)."""
+  names = [g[0] for g in groups]
+  for name, start, end in groups:
+    if name in STANDARD_SETS or names.count(name) > 1:
+      raise ValueError(
+        f"eval_groups: the name {name!r} is taken; use unique names other than "
+        f"{', '.join(STANDARD_SETS)}."
+      )
+    if not 0 <= start < end <= stop:
+      raise ValueError(
+        f"eval_groups: {name} = [{start}, {end}) must lie in the {where} [0, {stop})."
+      )
+
+
+def standard_eval_sets(
+  ds: Dataset, n_sequences: int, seed: int, groups: dict[str, tuple[int, int]] | None = None
+) -> dict[str, Biographies]:
   """The run's fixed evaluation sets, generated once from the run's seed.
 
   seen: training individuals, evaluation templates (knowledge); seen_train_templates: the
@@ -100,17 +143,18 @@ def standard_eval_sets(ds: Dataset, n_sequences: int, seed: int,
   population = ds.population
   seen_ids = np.arange(population.n_individuals)
   sets = {
-      "seen": eval_set(ds, seen_ids, n_sequences, pool="eval", seed=seed, name="seen"),
-      "seen_train_templates": eval_set(ds, seen_ids, n_sequences, pool="train", seed=seed,
-                                       name="seen"),
+    "seen": eval_set(ds, seen_ids, n_sequences, pool="eval", seed=seed, name="seen"),
+    "seen_train_templates": eval_set(
+      ds, seen_ids, n_sequences, pool="train", seed=seed, name="seen"
+    ),
   }
   if population.n_heldout:
-    sets["heldout"] = eval_set(ds, population.heldout_ids, n_sequences, pool="eval", seed=seed,
-                               name="heldout")
+    sets["heldout"] = eval_set(
+      ds, population.heldout_ids, n_sequences, pool="eval", seed=seed, name="heldout"
+    )
+  check_groups(tuple((name, *ids) for name, ids in (groups or {}).items()), population.size)
   for name, (start, stop) in (groups or {}).items():
-    if not 0 <= start < stop <= population.size:
-      raise ValueError(f"groups: {name} = [{start}, {stop}) is outside the population "
-                       f"[0, {population.size}).")
-    sets[name] = eval_set(ds, np.arange(start, stop), n_sequences, pool="eval", seed=seed,
-                          name=name)
+    sets[name] = eval_set(
+      ds, np.arange(start, stop), n_sequences, pool="eval", seed=seed, name=name
+    )
   return sets

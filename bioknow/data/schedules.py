@@ -18,8 +18,8 @@ import math
 
 import numpy as np
 
-
 # Distributions --------------------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class Ranges:
@@ -31,8 +31,9 @@ class Ranges:
 
   @functools.cached_property
   def _cdf_R(self) -> np.ndarray:
-    mass_R = np.array([(b - a) * w for a, b, w in zip(self.starts, self.stops, self.weights)],
-                      dtype=np.float64)
+    mass_R = np.array(
+      [(b - a) * w for a, b, w in zip(self.starts, self.stops, self.weights)], dtype=np.float64
+    )
     return np.cumsum(mass_R) / mass_R.sum()
 
   def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -65,7 +66,7 @@ class Weighted:
 
   def probabilities(self, size: int) -> np.ndarray:
     p = np.zeros(size)
-    p[:len(self.weights_N)] = self.weights_N
+    p[: len(self.weights_N)] = self.weights_N
     return p / p.sum()
 
 
@@ -80,12 +81,19 @@ def _require(ok: bool, message: str) -> None:
 
 def _check_int(name: str, value, low: int, high: int | None = None) -> None:
   bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
-  _require(isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-           and value >= low and (high is None or value <= high),
-           f"{name}: got {value!r}; it must be an integer {bounds}.")
+  _require(
+    bool(
+      isinstance(value, (int, np.integer))
+      and not isinstance(value, bool)
+      and value >= low
+      and (high is None or value <= high)
+    ),
+    f"{name}: got {value!r}; it must be an integer {bounds}.",
+  )
 
 
 # Schedules ------------------------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class Uniform:
@@ -111,8 +119,10 @@ class PowerLaw:
 
   def __post_init__(self):
     _check_int("n_individuals", self.n_individuals, 1)
-    _require(math.isfinite(self.alpha) and self.alpha >= 0,
-             f"alpha: got {self.alpha!r}; it must be a finite number >= 0.")
+    _require(
+      math.isfinite(self.alpha) and self.alpha >= 0,
+      f"alpha: got {self.alpha!r}; it must be a finite number >= 0.",
+    )
 
   @functools.cached_property
   def rank_of_id(self) -> np.ndarray:
@@ -137,12 +147,17 @@ class Celebrities:
   def __post_init__(self):
     _check_int("n_individuals", self.n_individuals, 1)
     _check_int("n_celebrities", self.n_celebrities, 0, self.n_individuals)
-    _require(self.weight_celebrities > 0,
-             f"weight_celebrities: got {self.weight_celebrities!r}; it must be > 0.")
+    _require(
+      self.weight_celebrities > 0,
+      f"weight_celebrities: got {self.weight_celebrities!r}; it must be > 0.",
+    )
 
   def at(self, step: int) -> Ranges:
-    return Ranges((0, self.n_celebrities), (self.n_celebrities, self.n_individuals),
-                  (float(self.weight_celebrities), 1.0))
+    return Ranges(
+      (0, self.n_celebrities),
+      (self.n_celebrities, self.n_individuals),
+      (float(self.weight_celebrities), 1.0),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,8 +177,9 @@ class Warmup:
     _check_int("n_individuals", self.n_individuals, 1)
     _check_int("indiv_warmup", self.indiv_warmup, 1, self.n_individuals)
     _check_int("batch_size", self.batch_size, 1)
-    _require(self.epochs_warmup >= 0,
-             f"epochs_warmup: got {self.epochs_warmup!r}; it must be >= 0.")
+    _require(
+      self.epochs_warmup >= 0, f"epochs_warmup: got {self.epochs_warmup!r}; it must be >= 0."
+    )
 
   @property
   def switch_step(self) -> int:
@@ -194,8 +210,9 @@ class Sequential:
     return g * size, (g + 1) * size if g < self.n_groups - 1 else self.n_individuals
 
   def group_at(self, step: int) -> int:
-    phase = min(step * self.n_groups * self.n_repeats // self.n_steps,
-                self.n_groups * self.n_repeats - 1)
+    phase = min(
+      step * self.n_groups * self.n_repeats // self.n_steps, self.n_groups * self.n_repeats - 1
+    )
     return phase % self.n_groups
 
   def at(self, step: int) -> Ranges:
@@ -216,19 +233,26 @@ class FinetuneMixture:
   def __post_init__(self):
     _check_int("n_pretrain", self.n_pretrain, 1)
     _check_int("new_start", self.new_start, 0)
-    _require(self.new_stop > self.new_start,
-             f"new_stop: got {self.new_stop}; it must exceed new_start {self.new_start}.")
-    _require(self.new_start >= self.n_pretrain,
-             f"new_start: got {self.new_start}; fine-tuning individuals must not overlap the "
-             f"pre-training population [0, {self.n_pretrain}).")
-    _require(self.weight_replay >= 0,
-             f"weight_replay: got {self.weight_replay!r}; it must be >= 0 (0 = no replay).")
+    _require(
+      self.new_stop > self.new_start,
+      f"new_stop: got {self.new_stop}; it must exceed new_start {self.new_start}.",
+    )
+    _require(
+      self.new_start >= self.n_pretrain,
+      f"new_start: got {self.new_start}; fine-tuning individuals must not overlap the "
+      f"pre-training population [0, {self.n_pretrain}).",
+    )
+    _require(
+      self.weight_replay >= 0,
+      f"weight_replay: got {self.weight_replay!r}; it must be >= 0 (0 = no replay).",
+    )
 
   def at(self, step: int) -> Ranges:
     if self.weight_replay == 0:
       return Ranges((self.new_start,), (self.new_stop,), (1.0,))
-    return Ranges((0, self.new_start), (self.n_pretrain, self.new_stop),
-                  (float(self.weight_replay), 1.0))
+    return Ranges(
+      (0, self.new_start), (self.n_pretrain, self.new_stop), (float(self.weight_replay), 1.0)
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,8 +269,10 @@ class Growth:
     _check_int("n_individuals", self.n_individuals, 1)
     _check_int("n_start", self.n_start, 1, self.n_individuals)
     _check_int("growth_steps", self.growth_steps, 0)
-    _require(self.mode in ("linear", "geometric"),
-             f"mode: got {self.mode!r}; allowed: 'linear', 'geometric'.")
+    _require(
+      self.mode in ("linear", "geometric"),
+      f"mode: got {self.mode!r}; allowed: 'linear', 'geometric'.",
+    )
 
   def active(self, step: int) -> int:
     if step >= self.growth_steps:
@@ -271,8 +297,10 @@ class Phases:
   steps: tuple[int, ...]  # durations of all phases but the last
 
   def __post_init__(self):
-    _require(len(self.schedules) >= 1 and len(self.steps) == len(self.schedules) - 1,
-             "steps: give one duration for each phase but the last.")
+    _require(
+      len(self.schedules) >= 1 and len(self.steps) == len(self.schedules) - 1,
+      "steps: give one duration for each phase but the last.",
+    )
     for d in self.steps:
       _check_int("steps", d, 0)
 

@@ -29,8 +29,10 @@ def check_tokenizer(name: str) -> pathlib.Path:
   """The model file of a shipped name ('bio_4k', 'bio_32k') or of a path; one sentence if none."""
   path = TOKENIZER_DIR / f"{name}.model" if name in SHIPPED else pathlib.Path(name)
   if not path.is_file():
-    raise ValueError(f"tokenizer: got {name!r}; use one of {', '.join(SHIPPED)} or a path to "
-                     "an existing SentencePiece .model file.")
+    raise ValueError(
+      f"tokenizer: got {name!r}; use one of {', '.join(SHIPPED)} or a path to "
+      "an existing SentencePiece .model file."
+    )
   return path
 
 
@@ -51,12 +53,13 @@ def encode_spans(sp: spm.SentencePieceProcessor, texts: tuple[str, ...]) -> list
 def _tagged(templates: tuple[str, ...]) -> list[str]:
   """Templates as sentences following another (leading space), minus the space before a tag
   (the name or value brings its own)."""
-  return [(" " + t).replace(" " + NAME_TAG, NAME_TAG).replace(" " + VALUE_TAG, VALUE_TAG)
-          for t in templates]
+  return [
+    (" " + t).replace(" " + NAME_TAG, NAME_TAG).replace(" " + VALUE_TAG, VALUE_TAG)
+    for t in templates
+  ]
 
 
-def encode_templates(sp: spm.SentencePieceProcessor,
-                     templates: tuple[str, ...]) -> list[list[int]]:
+def encode_templates(sp: spm.SentencePieceProcessor, templates: tuple[str, ...]) -> list[list[int]]:
   """Tokenizes templates, tags kept atomic."""
   return sp.encode(_tagged(templates))
 
@@ -73,31 +76,43 @@ def training_corpus(lists: lists_lib.ValueLists, n_sentences: int, seed: int) ->
     a = attributes[rng.integers(len(attributes))]
     corpus.append(templates[a][rng.integers(len(templates[a]))])
     first, middle = rng.integers(len(lists.first_names), size=2)
-    corpus += [" " + lists.first_names[first], " " + lists.first_names[middle],
-               " " + lists.last_names[rng.integers(len(lists.last_names))],
-               " " + lists.values[a][rng.integers(len(lists.values[a]))]]
+    corpus += [
+      " " + lists.first_names[first],
+      " " + lists.first_names[middle],
+      " " + lists.last_names[rng.integers(len(lists.last_names))],
+      " " + lists.values[a][rng.integers(len(lists.values[a]))],
+    ]
   return corpus
 
 
 def _train(corpus: list[str], vocab_size: int, **options) -> bytes:
   model = io.BytesIO()
   spm.SentencePieceTrainer.train(
-      sentence_iterator=iter(corpus),
-      model_writer=model,
-      vocab_size=vocab_size,
-      model_type="bpe",
-      character_coverage=1.0,
-      user_defined_symbols=[NAME_TAG, VALUE_TAG],
-      pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
-      # Keep spaces exactly as written: the stitching relies on "▁" starting each word.
-      normalization_rule_name="identity", add_dummy_prefix=False,
-      remove_extra_whitespaces=False, split_by_whitespace=True,
-      num_threads=1, minloglevel=2, **options)
+    sentence_iterator=iter(corpus),
+    model_writer=model,
+    vocab_size=vocab_size,
+    model_type="bpe",
+    character_coverage=1.0,
+    user_defined_symbols=[NAME_TAG, VALUE_TAG],
+    pad_id=PAD_ID,
+    unk_id=UNK_ID,
+    bos_id=BOS_ID,
+    eos_id=EOS_ID,
+    # Keep spaces exactly as written: the stitching relies on "▁" starting each word.
+    normalization_rule_name="identity",
+    add_dummy_prefix=False,
+    remove_extra_whitespaces=False,
+    split_by_whitespace=True,
+    num_threads=1,
+    minloglevel=2,
+    **options,
+  )
   return model.getvalue()
 
 
-def train_tokenizer(lists: lists_lib.ValueLists, vocab_size: int, *, n_sentences: int = 200_000,
-                    seed: int = 0) -> bytes:
+def train_tokenizer(
+  lists: lists_lib.ValueLists, vocab_size: int, *, n_sentences: int = 200_000, seed: int = 0
+) -> bytes:
   """Trains a BPE SentencePiece model in memory and returns its serialized proto.
 
   Biography text supports only so many merges (~16k with the paper's lists). Beyond that,
@@ -107,15 +122,15 @@ def train_tokenizer(lists: lists_lib.ValueLists, vocab_size: int, *, n_sentences
   """
   corpus = training_corpus(lists, n_sentences, seed)
   natural = spm.SentencePieceProcessor(
-      model_proto=_train(corpus, vocab_size, hard_vocab_limit=False)).vocab_size()
+    model_proto=_train(corpus, vocab_size, hard_vocab_limit=False)
+  ).vocab_size()
   reserved = [f"<reserved_{i}>" for i in range(max(0, vocab_size - natural))]
   return _train(corpus, vocab_size, control_symbols=reserved)
 
 
 def main(argv):
   del argv
-  proto = train_tokenizer(lists_lib.load_lists(), flags.FLAGS.vocab_size,
-                          seed=flags.FLAGS.seed)
+  proto = train_tokenizer(lists_lib.load_lists(), flags.FLAGS.vocab_size, seed=flags.FLAGS.seed)
   out = pathlib.Path(flags.FLAGS.out)
   out.parent.mkdir(parents=True, exist_ok=True)
   out.write_bytes(proto)

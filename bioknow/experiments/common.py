@@ -1,8 +1,61 @@
-"""Pieces shared by experiments: filling run-dependent schedule arguments."""
+"""What every experiment shares: the Experiment protocol, schedule arguments filled in from the
+run, and the summary written at the end of a run."""
 
 import dataclasses
 import functools
 import inspect
+from typing import Protocol, runtime_checkable
+
+from bioknow.rundir import RunDir
+from bioknow.train import evaluation, loop
+
+
+@runtime_checkable
+class Experiment(Protocol):
+  """What a sweep point runs, as the launcher and the executors use it."""
+
+  @property
+  def n_steps(self) -> int:
+    """Training steps in total (all phases)."""
+    ...
+
+  def check(self) -> None:
+    """Raises ValueError (one sentence naming the field) if the config cannot run; reads no
+    files and computes nothing."""
+    ...
+
+  def sources(self) -> tuple[str, ...]:
+    """Run directories this run reads, relative to the sweep's workdir (run first)."""
+    ...
+
+  def check_sources(self, run_dir: RunDir) -> None:
+    """Raises ValueError (one sentence) unless the sources are finished runs this run can
+    start from; reads files only, writes nothing."""
+    ...
+
+  def key_metrics(self) -> tuple[str, ...]:
+    """The summary.json keys the launcher's status table shows."""
+    ...
+
+  def train_cost(self) -> tuple[float, str]:
+    """(rough model FLOPs of the training, compute dtype), for the launcher's estimate; 0 FLOPs
+    where they are negligible."""
+    ...
+
+  def run(self, run_dir: RunDir) -> dict:
+    """Runs (or resumes) the experiment in run_dir; writes and returns summary.json."""
+    ...
+
+
+def finish(run_dir: RunDir, trained: loop.Trained, **extra) -> dict:
+  """The summary of a language-model run (final evaluation, phase ends, throughput and the
+  experiment's own keys), written once. Phase ends come from the records' own baselines."""
+  records = trained.records
+  summary = (
+    (records[-1] if records else {}) | evaluation.phase_ends(records) | trained.stats | extra
+  )
+  run_dir.write_summary(summary)
+  return summary
 
 
 def build_schedule(factory, **context):

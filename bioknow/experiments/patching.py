@@ -21,24 +21,24 @@ reference checkpoint's patterns, so metrics.jsonl measures the model that is bei
 those of the patterns in use.
 
 Same initial parameters: the patched run is initialised from its own model config, tokenizer
-and train.seed; `check_sources` compares those with the reference run's config.txt, and `run`
-compares the initial parameters themselves with the reference's checkpoint 0 when it has one.
+and train.seed; `check_sources` compares those with the reference run's stored config, and
+`run` compares the initial parameters themselves with the reference's checkpoint 0 when it
+has one.
 """
 
-import ast
 import dataclasses
-import pathlib
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bioknow.data import dataset
 from bioknow.experiments import pretrain
-from bioknow.experiments.pretrain import PretrainConfig
-from bioknow.models.transformer import LanguageModel, ModelConfig
-from bioknow.train import loop, step as step_lib
+from bioknow.experiments.pretrain import PretrainConfig, initial_model
+from bioknow.models.transformer import LanguageModel
+from bioknow.rundir import RunDir
+from bioknow.train import loop
+from bioknow.train import step as step_lib
 from bioknow.train.checkpoint import Checkpointer
 
 
@@ -63,119 +63,100 @@ class PatchingConfig(PretrainConfig):
     fields = {f.name: getattr(pretrain_cfg, f.name) for f in dataclasses.fields(PretrainConfig)}
     return cls(**fields, **patching)
 
-  def train_flops(self) -> float:
+  def train_cost(self) -> tuple[float, str]:
     """The pretraining FLOPs plus the reference's forward pass (about a third of a training
     step) on every patched step."""
+    flops, dtype = super().train_cost()
     patched = 1 - self.start_patching / self.train.n_steps
-    return super().train_flops() * (1 + patched / 3)
+    return flops * (1 + patched / 3), dtype
 
-  def check(self):
-    """Everything that can be checked without the reference run; returns the schedule."""
-    schedule = super().check()
+  def check(self) -> None:
+    """Everything that can be checked without the reference run."""
+    super().check()
     if self.model.mixer != "attention":
-      raise ValueError(f"model.mixer: got {self.model.mixer!r}; attention patching needs "
-                       "'attention'.")
+      raise ValueError(
+        f"model.mixer: got {self.model.mixer!r}; attention patching needs 'attention'."
+      )
     if not isinstance(self.reference_run, str) or not self.reference_run:
-      raise ValueError(f"reference_run: got {self.reference_run!r}; it must name the reference "
-                       "run directory.")
+      raise ValueError(
+        f"reference_run: got {self.reference_run!r}; it must name the reference run directory."
+      )
     if not isinstance(self.reference_step, int) or self.reference_step < 0:
-      raise ValueError(f"reference_step: got {self.reference_step!r}; it must be an integer "
-                       ">= 0 (a step at which the reference run saved a checkpoint).")
+      raise ValueError(
+        f"reference_step: got {self.reference_step!r}; it must be an integer "
+        ">= 0 (a step at which the reference run saved a checkpoint)."
+      )
     n_steps = self.train.n_steps
     if not isinstance(self.start_patching, int) or not 0 <= self.start_patching < n_steps:
-      raise ValueError(f"start_patching: got {self.start_patching!r}; allowed: 0 <= "
-                       f"start_patching < train.n_steps ({n_steps}).")
-    return schedule
+      raise ValueError(
+        f"start_patching: got {self.start_patching!r}; allowed: 0 <= "
+        f"start_patching < train.n_steps ({n_steps})."
+      )
 
   def sources(self) -> tuple[str, ...]:
     return (self.reference_run,)
 
-  def reference_dir(self, run_dir: str | pathlib.Path) -> pathlib.Path:
-    path = pathlib.Path(self.reference_run)
-    return path if path.is_absolute() else pathlib.Path(run_dir).parent / path
+  def key_metrics(self) -> tuple[str, ...]:
+    return ("plateau_end_step", "attribute_loss", "attribute_accuracy")
 
-  def check_sources(self, run_dir: str | pathlib.Path) -> pathlib.Path:
+  def check_sources(self, run_dir: RunDir) -> None:
     """Raises ValueError (one sentence) unless the reference run has the checkpoint at
-    reference_step and was started from the same initial parameters; returns its directory.
-    Reads files only: nothing is computed or written."""
-    ref = self.reference_dir(run_dir)
-    steps = checkpoint_steps(ref)
+    reference_step and was started from the same initial parameters. Reads files only:
+    nothing is computed or written."""
+    ref = RunDir(run_dir).source(self.reference_run)
+    steps = ref.checkpoint_steps()
     if self.reference_step not in steps:
       have = f"it has steps {steps}" if steps else "it has no checkpoints (has it run?)"
-      raise ValueError(f"reference_step: the reference run {ref} has no checkpoint at step "
-                       f"{self.reference_step}; {have}.")
-    leaves = _config_leaves(ref / "config.txt")
-    if leaves is None and 0 not in steps:
-      raise ValueError(f"reference_run: {ref} has neither config.txt nor a checkpoint at step "
-                       "0, so its initial parameters cannot be checked against this run's.")
-    if leaves is not None:
-      self._check_same_initialisation(ref, leaves)
-    return ref
+      raise ValueError(
+        f"reference_step: the reference run {ref.path} has no checkpoint at step "
+        f"{self.reference_step}; {have}."
+      )
+    if not ref.has_config() and 0 not in steps:
+      raise ValueError(
+        f"reference_run: {ref.path} has neither config.json nor a checkpoint at step "
+        "0, so its initial parameters cannot be checked against this run's."
+      )
+    if ref.has_config():
+      self._check_same_initialisation(ref, ref.experiment())
 
-  def _check_same_initialisation(self, ref: pathlib.Path, leaves: dict) -> None:
+  def _check_same_initialisation(self, ref: RunDir, theirs: PretrainConfig) -> None:
     """Same model shape, tokenizer (vocabulary) and seed give the same initial parameters."""
-    for path, mine in (("train.seed", self.train.seed), ("data.tokenizer", self.data.tokenizer)):
-      if path in leaves and leaves[path] != mine:
-        raise ValueError(f"{path}: got {mine!r} but the reference run {ref} used "
-                         f"{leaves[path]!r}; patching restarts from the reference's initial "
-                         "parameters, so they must match.")
-    fields = {f.name: leaves.get(f"model.{f.name}", f.default)
-              for f in dataclasses.fields(ModelConfig)}
-    theirs, mine = ModelConfig(**fields).resolved(), self.model.resolved()
-    if theirs != mine:
-      diff = [f.name for f in dataclasses.fields(ModelConfig)
-              if getattr(theirs, f.name) != getattr(mine, f.name)]
-      raise ValueError(f"model.{diff[0]}: got {getattr(mine, diff[0])!r} but the "
-                       f"reference run {ref} used {getattr(theirs, diff[0])!r}; the model "
-                       "must be the reference's.")
+    pairs = (
+      ("train.seed", self.train.seed, theirs.train.seed),
+      ("data.tokenizer", self.data.tokenizer, theirs.data.tokenizer),
+    )
+    for path, mine, other in pairs:
+      if mine != other:
+        raise ValueError(
+          f"{path}: got {mine!r} but the reference run {ref.path} used {other!r}; patching "
+          "restarts from the reference's initial parameters, so they must match."
+        )
+    mine_model, their_model = self.model.resolved(), theirs.model.resolved()
+    for field in dataclasses.fields(mine_model):
+      a, b = getattr(mine_model, field.name), getattr(their_model, field.name)
+      if a != b:
+        raise ValueError(
+          f"model.{field.name}: got {a!r} but the reference run {ref.path} used {b!r}; "
+          "the model must be the reference's."
+        )
 
-  def run(self, workdir: str | pathlib.Path) -> dict:
-    return run(self, pathlib.Path(workdir))
-
-
-def checkpoint_steps(run_dir: pathlib.Path) -> list[int]:
-  """Steps of the finished checkpoints of a run (orbax renames a checkpoint to its step once
-  it is complete)."""
-  directory = run_dir / "checkpoints"
-  if not directory.is_dir():
-    return []
-  return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit() and p.is_dir())
-
-
-def _config_leaves(path: pathlib.Path) -> dict | None:
-  """The leaves of a run's config.txt (`path = value` lines written by the launcher), with
-  unset ones at their defaults; values that are not Python literals are left out. None if
-  there is no config.txt."""
-  if not path.is_file():
-    return None
-  leaves = {}
-  for line in path.read_text().splitlines():
-    if " = " not in line:
-      continue
-    key, value = line.split(" = ", 1)
-    if value.startswith("<[unset; default: ") and value.endswith("]>"):
-      value = value[len("<[unset; default: "):-2]
-    try:
-      leaves[key] = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-      pass
-  return leaves
-
-
-def initial_model(cfg: PretrainConfig) -> LanguageModel:
-  """The model a pretraining run starts from (as pretrain.prepare builds it)."""
-  return LanguageModel(cfg.model, dataset.vocab_size(cfg.data),
-                       key=jax.random.key(cfg.train.seed))
+  def run(self, run_dir: RunDir) -> dict:
+    return run(self, RunDir(run_dir))
 
 
 @eqx.filter_jit
-def reference_patterns(reference: LanguageModel, tokens_BxT, positions_BxT=None,
-                       segment_BxT=None, dtype=jnp.float32):
+def reference_patterns(
+  reference: LanguageModel, tokens_BxT, positions_BxT=None, segment_BxT=None, dtype=jnp.float32
+):
   """The attention patterns [B, L, H, T, T] of the reference model on a batch (XLA drops the
   unused rest: the last MLP and the final norm)."""
   _, patterns_BxLxHxTxT = reference.features(
-      tokens_BxT, positions_BxT=positions_BxT, segment_BxT=segment_BxT, return_patterns=True,
-      dtype=dtype)
+    tokens_BxT,
+    positions_BxT=positions_BxT,
+    segment_BxT=segment_BxT,
+    return_patterns=True,
+    dtype=dtype,
+  )
   return patterns_BxLxHxTxT
 
 
@@ -186,42 +167,57 @@ def make_patterns_fn(reference: LanguageModel, start_patching: int, dtype=jnp.fl
   def patterns_fn(batch: dict, step: int):
     if step < start_patching:
       return None
-    return reference_patterns(reference, batch["tokens"], batch.get("positions"),
-                              batch.get("segment"), dtype)
+    return reference_patterns(
+      reference, batch["tokens"], batch.get("positions"), batch.get("segment"), dtype
+    )
 
   return patterns_fn
 
 
-def _check_initial_parameters(model: LanguageModel, reference_ckpt: Checkpointer,
-                              ref: pathlib.Path) -> None:
+def _check_initial_parameters(
+  model: LanguageModel, reference_ckpt: Checkpointer, ref: RunDir
+) -> None:
   """Compares this run's initial parameters with the reference's checkpoint 0 (a tolerance
   allows for a reference trained on another backend; another seed differs by O(1))."""
   theirs = reference_ckpt.restore_model(0, model)
-  for a, b in zip(jax.tree.leaves(eqx.filter(model, eqx.is_array)),
-                  jax.tree.leaves(eqx.filter(theirs, eqx.is_array))):
+  for a, b in zip(
+    jax.tree.leaves(eqx.filter(model, eqx.is_array)),
+    jax.tree.leaves(eqx.filter(theirs, eqx.is_array)),
+  ):
     if not np.allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6):
-      raise ValueError(f"reference_run: the initial parameters of {ref} (its checkpoint 0) "
-                       "differ from this run's; use the reference's model, tokenizer and "
-                       "train.seed.")
+      raise ValueError(
+        f"reference_run: the initial parameters of {ref.path} (its checkpoint 0) "
+        "differ from this run's; use the reference's model, tokenizer and "
+        "train.seed."
+      )
 
 
-def run(cfg: PatchingConfig, workdir: pathlib.Path) -> dict:
+def run(cfg: PatchingConfig, run_dir: RunDir) -> dict:
   cfg.check()
-  ref = cfg.check_sources(workdir)  # before any compute
+  cfg.check_sources(run_dir)  # before any compute
+  ref = run_dir.source(cfg.reference_run)
   model = initial_model(cfg)
-  reference_ckpt = Checkpointer(ref / "checkpoints")
+  reference_ckpt = Checkpointer(ref.checkpoints_dir)
   try:
-    if 0 in checkpoint_steps(ref):
+    if 0 in ref.checkpoint_steps():
       _check_initial_parameters(model, reference_ckpt, ref)
     reference = reference_ckpt.restore_model(cfg.reference_step, model)
   finally:
     reference_ckpt.close()
-  mesh = step_lib.data_mesh(cfg.train.check())
+  mesh = step_lib.data_mesh(cfg.train.device_count())
   reference = step_lib.replicate(reference, mesh)
-  patterns_fn = make_patterns_fn(reference, cfg.start_patching,
-                                 loop.DTYPES[cfg.train.compute_dtype])
+  patterns_fn = make_patterns_fn(
+    reference, cfg.start_patching, loop.DTYPES[cfg.train.compute_dtype]
+  )
   return pretrain.run(
-      cfg, workdir, patterns_fn=patterns_fn, reset_opt_at=cfg.start_patching,
-      extra_summary={"experiment": "patching", "reference_run": cfg.reference_run,
-                     "reference_step": cfg.reference_step,
-                     "start_patching": cfg.start_patching})
+    cfg,
+    run_dir,
+    patterns_fn=patterns_fn,
+    reset_opt_at=cfg.start_patching,
+    summary={
+      "experiment": "patching",
+      "reference_run": cfg.reference_run,
+      "reference_step": cfg.reference_step,
+      "start_patching": cfg.start_patching,
+    },
+  )

@@ -1,15 +1,17 @@
 """Pretraining on biographies under a sampling schedule (claims 1, 3, 4 and 5 of the paper)."""
 
 import dataclasses
-import pathlib
-from typing import Callable
+from collections.abc import Callable
+from typing import Protocol
 
+import equinox as eqx
 import jax
 
 from bioknow.data import dataset, pipeline, schedules
 from bioknow.data.dataset import DataConfig, Dataset, build_dataset
-from bioknow.experiments.common import build_schedule
+from bioknow.experiments.common import build_schedule, finish
 from bioknow.models.transformer import LanguageModel, ModelConfig, count_parameters, flops_per_token
+from bioknow.rundir import RunDir
 from bioknow.train import loop
 from bioknow.train.evaluation import EvalConfig
 from bioknow.train.step import OptimizerConfig, learning_rate, make_optimizer
@@ -27,45 +29,51 @@ class PretrainConfig:
   # Extra evaluation sets: name -> [start, stop) of individual ids (e.g. celebrities).
   eval_groups: tuple[tuple[str, int, int], ...] = ()
 
-  def check(self):
-    """Everything that can be wrong with the config, before any compute; returns the built
-    schedule."""
+  @property
+  def n_steps(self) -> int:
+    return self.train.n_steps
+
+  def check(self) -> None:
+    """Everything that can be wrong with the config, before any compute."""
     self.data.validate()
     self.model.resolved()
     self.optimizer.check()
-    n_devices = self.train.check()
-    self.eval.check(self.train.n_steps, n_devices)
-    schedule = self.build_schedule()
-    for name, start, stop in self.eval_groups:
-      if not 0 <= start < stop <= self.data.n_individuals:
-        raise ValueError(f"eval_groups: {name} = [{start}, {stop}) must lie in the training "
-                         f"population [0, {self.data.n_individuals}).")
-    return schedule
+    self.train.check()
+    self.eval.check(self.train.n_steps, self.train.device_count())
+    self.build_schedule()
+    pipeline.check_groups(self.eval_groups, self.data.n_individuals, "training population")
 
   def build_schedule(self):
-    return build_schedule(self.schedule, n_individuals=self.data.n_individuals,
-                          batch_size=self.train.batch_size, n_steps=self.train.n_steps)
+    return build_schedule(
+      self.schedule,
+      n_individuals=self.data.n_individuals,
+      batch_size=self.train.batch_size,
+      n_steps=self.train.n_steps,
+    )
 
-  def train_flops(self) -> float:
-    """Rough model FLOPs of the run's training, for time estimates: biographies of about
-    90 tokens in sequences of about 130 (both vary a little with the lists and tokenizer)."""
+  def sources(self) -> tuple[str, ...]:
+    return ()
+
+  def check_sources(self, run_dir: RunDir) -> None:
+    del run_dir  # reads no other run
+
+  def key_metrics(self) -> tuple[str, ...]:
+    return ("plateau_end_step", "attribute_loss", "attribute_accuracy", "unseen_attribute_loss")
+
+  def train_cost(self) -> tuple[float, str]:
+    """Rough model FLOPs of the run's training: biographies of about 90 tokens in sequences
+    of about 130 (both vary a little with the lists and tokenizer)."""
     tokens = self.train.n_steps * self.train.batch_size * 90
-    return tokens * flops_per_token(self.model, dataset.vocab_size(self.data), seq_len=130)
+    flops = tokens * flops_per_token(self.model, dataset.vocab_size(self.data), seq_len=130)
+    return flops, self.train.compute_dtype
 
-  def run(self, workdir: str | pathlib.Path) -> dict:
-    return run(self, pathlib.Path(workdir))
+  def run(self, run_dir: RunDir) -> dict:
+    return run(self, RunDir(run_dir))
 
 
-def prepare(cfg: PretrainConfig):
-  """The dataset, schedule, initial model, optimizer and evaluation sets of a run."""
-  schedule = cfg.check()
-  ds: Dataset = build_dataset(cfg.data)
-  model = LanguageModel(cfg.model, ds.vocab_size, key=jax.random.key(cfg.train.seed))
-  optimizer = make_optimizer(cfg.optimizer, cfg.train.n_steps)
-  eval_sets = pipeline.standard_eval_sets(
-      ds, cfg.eval.n_sequences, cfg.train.seed,
-      groups={name: (start, stop) for name, start, stop in cfg.eval_groups})
-  return ds, schedule, model, optimizer, eval_sets
+def initial_model(cfg: PretrainConfig) -> LanguageModel:
+  """The model a run starts from: its model config, vocabulary and train.seed."""
+  return LanguageModel(cfg.model, dataset.vocab_size(cfg.data), key=jax.random.key(cfg.train.seed))
 
 
 def training_batches(train: loop.TrainConfig, ds: Dataset, schedule):
@@ -74,24 +82,96 @@ def training_batches(train: loop.TrainConfig, ds: Dataset, schedule):
   pack_shape = None
   if train.pack:
     rows, row_len = pipeline.pack_shape_for(ds, schedule, train.batch_size, train.seed)
-    n_devices = train.check()
+    n_devices = train.device_count()
     pack_shape = (-(-rows // n_devices) * n_devices, row_len)
-  return pipeline.training_batches(ds, schedule, batch_size=train.batch_size,
-                                   n_steps=train.n_steps, seed=train.seed,
-                                   num_threads=train.data_threads, pack_shape=pack_shape)
+  return pipeline.training_batches(
+    ds,
+    schedule,
+    batch_size=train.batch_size,
+    n_steps=train.n_steps,
+    seed=train.seed,
+    num_threads=train.data_threads,
+    pack_shape=pack_shape,
+  )
 
 
-def run(cfg: PretrainConfig, workdir: pathlib.Path, extra_summary: dict | None = None,
-        **loop_kwargs) -> dict:
-  """Trains `cfg` in `workdir`; loop_kwargs go to loop.train (e.g. patterns_fn)."""
-  ds, schedule, model, optimizer, eval_sets = prepare(cfg)
-  batches = training_batches(cfg.train, ds, schedule)
-  return loop.train(
-      workdir=workdir, model=model, optimizer=optimizer,
-      lr_schedule=learning_rate(cfg.optimizer, cfg.train.n_steps), batches=batches,
-      eval_sets=eval_sets, eval_cfg=cfg.eval, train_cfg=cfg.train,
-      attributes=ds.tables.attributes, population_size=ds.population.size,
-      baselines=ds.baselines,
-      extra_summary={"experiment": "pretrain", "n_parameters": count_parameters(model)["total"],
-                     "seq_len": ds.seq_len} | (extra_summary or {}),
-      **loop_kwargs)
+class TrainingSettings(Protocol):
+  """The settings train_lm reads (PretrainConfig and FinetuneConfig have them)."""
+
+  @property
+  def optimizer(self) -> OptimizerConfig: ...
+
+  @property
+  def train(self) -> loop.TrainConfig: ...
+
+  @property
+  def eval(self) -> EvalConfig: ...
+
+
+def train_lm(
+  run_dir: RunDir,
+  cfg: TrainingSettings,
+  *,
+  ds: Dataset,
+  schedule,
+  model: LanguageModel,
+  opt_state,
+  groups: tuple[tuple[str, int, int], ...],
+  summary: dict,
+  summarise: Callable[[list[dict]], dict] | None = None,
+  **loop_kwargs,
+) -> dict:
+  """Trains a language model on `ds` under `schedule` with cfg's optimizer, train and eval
+  settings (every experiment on biographies comes here), then writes the summary: the loop's
+  plus `summary` plus summarise(records). opt_state None starts the optimizer afresh;
+  loop_kwargs go to loop.train (patterns_fn, reset_opt_at)."""
+  lr_schedule = learning_rate(cfg.optimizer, cfg.train.n_steps)
+  optimizer = make_optimizer(cfg.optimizer, lr_schedule)
+  if opt_state is None:
+    opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
+  eval_sets = pipeline.standard_eval_sets(
+    ds, cfg.eval.n_sequences, cfg.train.seed, groups={name: (a, b) for name, a, b in groups}
+  )
+  trained = loop.train(
+    run_dir=run_dir,
+    model=model,
+    opt_state=opt_state,
+    optimizer=optimizer,
+    lr_schedule=lr_schedule,
+    batches=training_batches(cfg.train, ds, schedule),
+    eval_sets=eval_sets,
+    eval_cfg=cfg.eval,
+    train_cfg=cfg.train,
+    attributes=ds.tables.attributes,
+    population_size=ds.population.size,
+    baselines=ds.baselines,
+    **loop_kwargs,
+  )
+  run_info = {"n_parameters": count_parameters(model)["total"], "seq_len": ds.seq_len}
+  computed = summarise(trained.records) if summarise else {}
+  return finish(run_dir, trained, **run_info | summary | computed)
+
+
+def run(
+  cfg: PretrainConfig,
+  run_dir: RunDir,
+  *,
+  patterns_fn: Callable | None = None,
+  reset_opt_at: int | None = None,
+  summary: dict | None = None,
+) -> dict:
+  """Trains `cfg` in `run_dir` and writes its summary (with the keys of `summary` added);
+  patterns_fn and reset_opt_at go to loop.train (patching)."""
+  cfg.check()
+  return train_lm(
+    run_dir,
+    cfg,
+    ds=build_dataset(cfg.data),
+    schedule=cfg.build_schedule(),
+    model=initial_model(cfg),
+    opt_state=None,
+    groups=cfg.eval_groups,
+    summary={"experiment": "pretrain"} | (summary or {}),
+    patterns_fn=patterns_fn,
+    reset_opt_at=reset_opt_at,
+  )

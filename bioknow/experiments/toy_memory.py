@@ -22,11 +22,8 @@ summary.json) simply starts again from scratch when relaunched and overwrites it
 
 import dataclasses
 import functools
-import json
 import math
-import pathlib
 import time
-import types
 from typing import NamedTuple
 
 import equinox as eqx
@@ -35,6 +32,7 @@ import numpy as np
 import optax
 
 from bioknow.models.toy_memory import ToyMemory
+from bioknow.rundir import RunDir
 from bioknow.train.step import OptimizerConfig, learning_rate, make_optimizer
 
 
@@ -57,14 +55,25 @@ class ToyMemoryConfig:
   n_new: int = 128
   weight_replay: float = 0.0  # sampling weight of each old pair relative to a new pair's 1
   finetune_steps: int = 4_000
-  finetune_optimizer: OptimizerConfig = OptimizerConfig(lr=1e-3, schedule="constant",
-                                                        weight_decay=0.01)
+  finetune_optimizer: OptimizerConfig = OptimizerConfig(
+    lr=1e-3, schedule="constant", weight_decay=0.01
+  )
   finetune_eval_every: int = 20  # the old-pair collapse takes ~100 steps: evaluate densely
 
   def check(self) -> None:
     """Raises ValueError (one sentence naming the field) before any compute."""
-    minimum = dict(d_embed=1, d_hidden=1, n_values=2, n_pairs=1, batch_size=1, pretrain_steps=1,
-                   pretrain_eval_every=1, n_new=1, finetune_steps=1, finetune_eval_every=1)
+    minimum = dict(
+      d_embed=1,
+      d_hidden=1,
+      n_values=2,
+      n_pairs=1,
+      batch_size=1,
+      pretrain_steps=1,
+      pretrain_eval_every=1,
+      n_new=1,
+      finetune_steps=1,
+      finetune_eval_every=1,
+    )
     for name, low in minimum.items():
       value = getattr(self, name)
       if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -74,16 +83,23 @@ class ToyMemoryConfig:
     for phase in ("pretrain", "finetune"):
       steps, every = getattr(self, f"{phase}_steps"), getattr(self, f"{phase}_eval_every")
       if steps % every:
-        raise ValueError(f"{phase}_eval_every: {every} does not divide {phase}_steps = {steps}; "
-                         "use a divisor so evaluations fall on a regular grid.")
+        raise ValueError(
+          f"{phase}_eval_every: {every} does not divide {phase}_steps = {steps}; "
+          "use a divisor so evaluations fall on a regular grid."
+        )
       try:
         getattr(self, f"{phase}_optimizer").check()
       except ValueError as e:
         raise ValueError(f"{phase}_{e}") from None
-    if not (isinstance(self.weight_replay, (int, float)) and math.isfinite(self.weight_replay)
-            and self.weight_replay >= 0):
-      raise ValueError(f"weight_replay: got {self.weight_replay!r}; it must be a finite number "
-                       ">= 0 (0 = no replay).")
+    if not (
+      isinstance(self.weight_replay, (int, float))
+      and math.isfinite(self.weight_replay)
+      and self.weight_replay >= 0
+    ):
+      raise ValueError(
+        f"weight_replay: got {self.weight_replay!r}; it must be a finite number "
+        ">= 0 (0 = no replay)."
+      )
 
   @property
   def replay_fraction(self) -> float:
@@ -92,13 +108,28 @@ class ToyMemoryConfig:
     return old / (old + self.n_new)
 
   @property
-  def train(self) -> types.SimpleNamespace:
-    """Total steps, where the launcher's dry run reads them (experiment.train.n_steps)."""
-    return types.SimpleNamespace(n_steps=self.pretrain_steps + self.finetune_steps,
-                                 batch_size=self.batch_size)
+  def n_steps(self) -> int:
+    return self.pretrain_steps + self.finetune_steps
 
-  def run(self, workdir: str | pathlib.Path) -> dict:
-    return run(self, pathlib.Path(workdir))
+  def sources(self) -> tuple[str, ...]:
+    return ()
+
+  def check_sources(self, run_dir: RunDir) -> None:
+    del run_dir  # reads no other run
+
+  def key_metrics(self) -> tuple[str, ...]:
+    return (
+      "pretrain/accuracy_before_finetune",
+      "min_pretrain_accuracy_during_finetune",
+      "min_pretrain_accuracy_finetune_step",
+      "finetune/accuracy",
+    )
+
+  def train_cost(self) -> tuple[float, str]:
+    return 0.0, "float32"  # seconds at most: compilation dominates
+
+  def run(self, run_dir: RunDir) -> dict:
+    return run(self, RunDir(run_dir))
 
 
 class ToyTask(NamedTuple):
@@ -135,8 +166,9 @@ def init_model(cfg: ToyMemoryConfig) -> ToyMemory:
   return eqx.filter_jit(ToyMemory)(cfg.d_embed, cfg.d_hidden, key=key)
 
 
-def sample_indices(rng: np.random.Generator, shape: tuple[int, ...], n_old: int, n_new: int,
-                   p_old: float) -> np.ndarray:
+def sample_indices(
+  rng: np.random.Generator, shape: tuple[int, ...], n_old: int, n_new: int, p_old: float
+) -> np.ndarray:
   """Training examples as indices into the table [old pairs; new pairs]: each is an old pair
   with probability p_old (uniform among old pairs), else a new pair (uniform among new ones).
   Per-pair weights w for old and 1 for new pairs give p_old = w N / (w N + M)."""
@@ -157,13 +189,21 @@ def evaluate(model: ToyMemory, values_VxD, eval_sets: dict) -> dict:
   out = {}
   for name, (keys_KxD, targets_K) in eval_sets.items():
     out[f"{name}/loss"], out[f"{name}/accuracy"] = _loss_and_accuracy(
-        model, keys_KxD, targets_K, values_VxD)
+      model, keys_KxD, targets_K, values_VxD
+    )
   return out
 
 
 @eqx.filter_jit
-def train_phase(model: ToyMemory, optimizer: optax.GradientTransformation, values_VxD,
-                keys_KxD, targets_K, index_CxSxB, eval_sets: dict):
+def train_phase(
+  model: ToyMemory,
+  optimizer: optax.GradientTransformation,
+  values_VxD,
+  keys_KxD,
+  targets_K,
+  index_CxSxB,
+  eval_sets: dict,
+):
   """C x S AdamW steps from a fresh optimizer state on the batches index_CxSxB of the table
   (keys_KxD, targets_K), evaluating before the first chunk and after each chunk of S steps.
   Returns the model, the initial evaluation and per-chunk arrays [C]: the mean train loss and
@@ -173,7 +213,8 @@ def train_phase(model: ToyMemory, optimizer: optax.GradientTransformation, value
   def train_step(carry, index_B):
     model, opt_state = carry
     (loss, _), grads = eqx.filter_value_and_grad(_loss_and_accuracy, has_aux=True)(
-        model, keys_KxD[index_B], targets_K[index_B], values_VxD)
+      model, keys_KxD[index_B], targets_K[index_B], values_VxD
+    )
     updates, opt_state = optimizer.update(grads, opt_state, model)
     return (eqx.apply_updates(model, updates), opt_state), loss
 
@@ -186,13 +227,17 @@ def train_phase(model: ToyMemory, optimizer: optax.GradientTransformation, value
   return model, initial, metrics
 
 
-# One optimizer object per (config, steps): filter_jit keys its cache on it, so the points of a
-# sweep run in one process share their compiled phases.
-_optimizer = functools.lru_cache(make_optimizer)
+@functools.lru_cache
+def _optimizer(cfg: OptimizerConfig, n_steps: int):
+  """(optimizer, lr schedule): one optimizer object per (config, steps), since filter_jit keys
+  its cache on it, so the points of a sweep run in one process share their compiled phases."""
+  lr_schedule = learning_rate(cfg, n_steps)
+  return make_optimizer(cfg, lr_schedule), lr_schedule
 
 
-def _records(initial: dict, metrics: dict, *, phase: str, first_step: int, every: int,
-             lr_schedule) -> list[dict]:
+def _records(
+  initial: dict, metrics: dict, *, phase: str, first_step: int, every: int, lr_schedule
+) -> list[dict]:
   """One JSON line per evaluation; the phase's initial evaluation has train_loss None."""
   initial, metrics = jax.device_get((initial, metrics))
   rows = [{k: float(v) for k, v in initial.items()} | {"train_loss": None}]
@@ -219,53 +264,71 @@ def _phase(cfg: ToyMemoryConfig, model: ToyMemory, task: ToyTask, phase: str):
     table, eval_sets = old, {"pretrain": old}
     index = sample_indices(rng, shape, cfg.n_pairs, 0, 1.0)
   else:
-    table = (np.concatenate([task.old_keys_NxD, task.new_keys_MxD]),
-             np.concatenate([task.old_targets_N, task.new_targets_M]))
+    table = (
+      np.concatenate([task.old_keys_NxD, task.new_keys_MxD]),
+      np.concatenate([task.old_targets_N, task.new_targets_M]),
+    )
     eval_sets = {"pretrain": old, "finetune": (task.new_keys_MxD, task.new_targets_M)}
     index = sample_indices(rng, shape, cfg.n_pairs, cfg.n_new, cfg.replay_fraction)
-  model, initial, metrics = train_phase(model, _optimizer(opt_cfg, n_steps), task.values_VxD,
-                                        *table, index, eval_sets)
+  optimizer, lr_schedule = _optimizer(opt_cfg, n_steps)
+  model, initial, metrics = train_phase(model, optimizer, task.values_VxD, *table, index, eval_sets)
   first_step = 0 if phase == "pretrain" else cfg.pretrain_steps
-  return model, _records(initial, metrics, phase=phase, first_step=first_step, every=every,
-                         lr_schedule=learning_rate(opt_cfg, n_steps))
+  return model, _records(
+    initial,
+    metrics,
+    phase=phase,
+    first_step=first_step,
+    every=every,
+    lr_schedule=lr_schedule,
+  )
 
 
-def run(cfg: ToyMemoryConfig, workdir: pathlib.Path) -> dict:
+def run(cfg: ToyMemoryConfig, run_dir: RunDir) -> dict:
   cfg.check()
-  workdir.mkdir(parents=True, exist_ok=True)
   start = time.perf_counter()
   task = make_task(cfg)
   model, pre_records = _phase(cfg, init_model(cfg), task, "pretrain")
   before = pre_records[-1]
-  print(f"pre-trained {cfg.pretrain_steps} steps: old-pair loss {before['pretrain/loss']:.4f}, "
-        f"accuracy {before['pretrain/accuracy']:.4f}", flush=True)
+  print(
+    f"pre-trained {cfg.pretrain_steps} steps: old-pair loss {before['pretrain/loss']:.4f}, "
+    f"accuracy {before['pretrain/accuracy']:.4f}",
+    flush=True,
+  )
   model, ft_records = _phase(cfg, model, task, "finetune")
   records = pre_records + ft_records
-  (workdir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+  run_dir.write_records(records)
 
   if not all(math.isfinite(r["train_loss"]) for r in records if r["train_loss"] is not None):
     raise FloatingPointError("the training loss became non-finite; lower the learning rates.")
   worst = min(ft_records, key=lambda r: r["pretrain/accuracy"])
   final = ft_records[-1]
   summary = {
-      "experiment": "toy_memory", "n_pairs": cfg.n_pairs, "n_new": cfg.n_new,
-      "weight_replay": cfg.weight_replay, "replay_fraction": cfg.replay_fraction,
-      "no_knowledge_baseline": math.log(cfg.n_values),
-      "pretrain/loss_before_finetune": before["pretrain/loss"],
-      "pretrain/accuracy_before_finetune": before["pretrain/accuracy"],
-      "finetune/accuracy_before_finetune": ft_records[0]["finetune/accuracy"],
-      "min_pretrain_accuracy_during_finetune": worst["pretrain/accuracy"],
-      "min_pretrain_accuracy_finetune_step": worst["finetune_step"],
-      "pretrain/loss": final["pretrain/loss"], "pretrain/accuracy": final["pretrain/accuracy"],
-      "finetune/loss": final["finetune/loss"], "finetune/accuracy": final["finetune/accuracy"],
-      "train_loss": final["train_loss"], "step": final["step"],
-      "wall_seconds": time.perf_counter() - start,
-      "device_kind": jax.local_devices()[0].device_kind,
+    "experiment": "toy_memory",
+    "n_pairs": cfg.n_pairs,
+    "n_new": cfg.n_new,
+    "weight_replay": cfg.weight_replay,
+    "replay_fraction": cfg.replay_fraction,
+    "no_knowledge_baseline": math.log(cfg.n_values),
+    "pretrain/loss_before_finetune": before["pretrain/loss"],
+    "pretrain/accuracy_before_finetune": before["pretrain/accuracy"],
+    "finetune/accuracy_before_finetune": ft_records[0]["finetune/accuracy"],
+    "min_pretrain_accuracy_during_finetune": worst["pretrain/accuracy"],
+    "min_pretrain_accuracy_finetune_step": worst["finetune_step"],
+    "pretrain/loss": final["pretrain/loss"],
+    "pretrain/accuracy": final["pretrain/accuracy"],
+    "finetune/loss": final["finetune/loss"],
+    "finetune/accuracy": final["finetune/accuracy"],
+    "train_loss": final["train_loss"],
+    "step": final["step"],
+    "wall_seconds": time.perf_counter() - start,
+    "device_kind": jax.local_devices()[0].device_kind,
   }
-  print(f"fine-tuned {cfg.finetune_steps} steps on {cfg.n_new} new pairs (replay weight "
-        f"{cfg.weight_replay:g}): old-pair accuracy {before['pretrain/accuracy']:.4f} -> min "
-        f"{worst['pretrain/accuracy']:.4f} at step {worst['finetune_step']} -> "
-        f"{final['pretrain/accuracy']:.4f}; new-pair accuracy {final['finetune/accuracy']:.4f}",
-        flush=True)
-  (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+  print(
+    f"fine-tuned {cfg.finetune_steps} steps on {cfg.n_new} new pairs (replay weight "
+    f"{cfg.weight_replay:g}): old-pair accuracy {before['pretrain/accuracy']:.4f} -> min "
+    f"{worst['pretrain/accuracy']:.4f} at step {worst['finetune_step']} -> "
+    f"{final['pretrain/accuracy']:.4f}; new-pair accuracy {final['finetune/accuracy']:.4f}",
+    flush=True,
+  )
+  run_dir.write_summary(summary)
   return summary

@@ -18,8 +18,13 @@ import numpy as np
 
 from bioknow.figures import runs as R
 
-_LABELS = {"uniform": "uniform", "powerlaw": "best power law", "celebrities": "celebrities",
-           "warmup": "warm-up", "growth": "gradual growth"}
+_LABELS = {
+  "uniform": "uniform",
+  "powerlaw": "best power law",
+  "celebrities": "celebrities",
+  "warmup": "warm-up",
+  "growth": "gradual growth",
+}
 
 
 def _budget(run: dict):
@@ -42,39 +47,59 @@ def _mean(values) -> float:
 
 def _settings(runs: list[dict], kind: str | None = None) -> list[dict]:
   """Per setting (best lr): mean final loss and accuracy and plateau end over seeds."""
-  runs = [r for r in runs if R.experiment(r) == "pretrain" and r["records"]
-          and (kind is None or R.schedule_kind(r) == kind)]
+  runs = [
+    r
+    for r in runs
+    if R.experiment(r) == "pretrain"
+    and r["records"]
+    and (kind is None or R.schedule_kind(r) == kind)
+  ]
   out = []
   for group in R.group_by(R.best_lr(runs), R.setting).values():
     ends = [e for e in (R.phase_ends(r)[1] for r in group) if e is not None]
-    out.append({"run": min(group, key=lambda r: str(R.param(r, "seed"))),
-                "loss": _mean(R.final(r, "attribute_loss") for r in group),
-                "accuracy": _mean(R.final(r, "attribute_accuracy") for r in group),
-                "plateau": float(np.mean(ends)) if ends else math.nan})
+    out.append(
+      {
+        "run": min(group, key=lambda r: str(R.param(r, "seed"))),
+        "loss": _mean(R.final(r, "attribute_loss") for r in group),
+        "accuracy": _mean(R.final(r, "attribute_accuracy") for r in group),
+        "plateau": float(np.mean(ends)) if ends else math.nan,
+      }
+    )
   return out
 
 
 def alpha_grid(runs: list[dict]) -> tuple[list, list, dict]:
   """(regimes, alphas, {"plateau": [R, A], "loss": [R, A]}) over power-law runs."""
-  points = {(_regime(s["run"]), float(R.param(s["run"], "alpha"))): s
-            for s in _settings(runs, "powerlaw")}
+  points = {
+    (_regime(s["run"]), float(R.param(s["run"], "alpha"))): s for s in _settings(runs, "powerlaw")
+  }
   regimes = sorted({reg for reg, _ in points}, key=lambda r: (R.order(r[1]), R.order(r[0])))
   alphas = sorted({a for _, a in points})
-  grid = {m: np.array([[points[(reg, a)][m] if (reg, a) in points else math.nan
-                        for a in alphas] for reg in regimes]) for m in ("plateau", "loss")}
+  grid = {
+    m: np.array(
+      [[points[(reg, a)][m] if (reg, a) in points else math.nan for a in alphas] for reg in regimes]
+    )
+    for m in ("plateau", "loss")
+  }
   return regimes, alphas, grid
 
 
 def _heatmap(ax, values_RxC, rows: list[str], cols: list[str], title: str, fmt: str) -> None:
   masked = np.ma.masked_invalid(values_RxC)
-  image = ax.imshow(masked, aspect="auto",
-                    cmap=plt.get_cmap("viridis_r").with_extremes(bad="0.85"))
+  image = ax.imshow(masked, aspect="auto", cmap=plt.get_cmap("viridis_r").with_extremes(bad="0.85"))
   plt.colorbar(image, ax=ax, shrink=0.8)
   for i, row in enumerate(values_RxC):
     for j, v in enumerate(row):
       dark = math.isfinite(v) and image.norm(v) > 0.5  # viridis_r: high values are dark
-      ax.text(j, i, format(v, fmt) if math.isfinite(v) else "–", ha="center", va="center",
-              fontsize=7, color="w" if dark else "k")
+      ax.text(
+        j,
+        i,
+        format(v, fmt) if math.isfinite(v) else "–",
+        ha="center",
+        va="center",
+        fontsize=7,
+        color="w" if dark else "k",
+      )
     if np.isfinite(row).any():
       j = int(np.nanargmin(row))
       ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="r", lw=2))
@@ -103,25 +128,44 @@ def best_alpha(runs: list[dict], out_dir: pathlib.Path):
     return None, []
   best = {}
   for i, regime in enumerate(regimes):
-    by = {m: alphas[int(np.nanargmin(grid[m][i]))] if np.isfinite(grid[m][i]).any() else None
-          for m in ("loss", "plateau")}
+    by = {
+      m: alphas[int(np.nanargmin(grid[m][i]))] if np.isfinite(grid[m][i]).any() else None
+      for m in ("loss", "plateau")
+    }
     best[regime] = by
-  lines = [f"best alpha at {_regime_label(reg)}: final loss {b['loss']}, plateau {b['plateau']}"
-           for reg, b in best.items()]
+  lines = [
+    f"best alpha at {_regime_label(reg)}: final loss {b['loss']}, plateau {b['plateau']}"
+    for reg, b in best.items()
+  ]
   if len(regimes) < 2:
     return None, lines
   fig, ax = plt.subplots(figsize=(5.5, 4))
   budgets = sorted({steps for _, steps in regimes}, key=R.order)
   for steps, color in zip(budgets, R.palette(len(budgets))):
-    pts = sorted(((n, b) for (n, s), b in best.items() if s == steps),
-                 key=lambda p: R.order(p[0]))
+    pts = sorted(((n, b) for (n, s), b in best.items() if s == steps), key=lambda p: R.order(p[0]))
     ns = [n for n, _ in pts]
-    ax.plot(ns, [b["loss"] for _, b in pts], "o-", color=color,
-            label=f"{R.fmt_count(steps)} steps: min final loss")
-    ax.plot(ns, [b["plateau"] if b["plateau"] is not None else np.nan for _, b in pts], "s:",
-            color=color, alpha=0.6, label=f"{R.fmt_count(steps)} steps: min plateau")
-  ax.set(xscale="log", xlabel="number of individuals N", ylabel="best alpha",
-         title="best power-law exponent", ylim=(min(alphas) - 0.1, max(alphas) + 0.1))
+    ax.plot(
+      ns,
+      [np.nan if b["loss"] is None else b["loss"] for _, b in pts],  # None: a gap
+      "o-",
+      color=color,
+      label=f"{R.fmt_count(steps)} steps: min final loss",
+    )
+    ax.plot(
+      ns,
+      [b["plateau"] if b["plateau"] is not None else np.nan for _, b in pts],
+      "s:",
+      color=color,
+      alpha=0.6,
+      label=f"{R.fmt_count(steps)} steps: min plateau",
+    )
+  ax.set(
+    xscale="log",
+    xlabel="number of individuals N",
+    ylabel="best alpha",
+    title="best power-law exponent",
+    ylim=(min(alphas) - 0.1, max(alphas) + 0.1),
+  )
   ax.legend(fontsize=7)
   return R.save(fig, out_dir, "best_alpha"), lines
 
@@ -135,9 +179,14 @@ def _chosen(run: dict) -> list[str]:
   """The schedule fields a curriculum run chose (not those the run fills in)."""
   if _strategy(run) == "uniform":
     return []
-  return [k for k in run["config"] if k.startswith("schedule.") and run["config"][k] is not None
-          and k.rsplit(".", 1)[-1] not in ("n_individuals", "batch_size", "n_steps", "seed",
-                                           "growth_steps")]
+  return [
+    k
+    for k in run["config"]
+    if k.startswith("schedule.")
+    and run["config"][k] is not None
+    and k.rsplit(".", 1)[-1]
+    not in ("n_individuals", "batch_size", "n_steps", "seed", "growth_steps")
+  ]
 
 
 def _short(run: dict, names: bool = True) -> str:
@@ -155,7 +204,7 @@ def _legend(kind: str, run: dict) -> str:
 
 def strategy_table(runs: list[dict]) -> dict:
   """regime -> {strategy: setting dict of its best setting by final attribute loss}."""
-  table = {}
+  table: dict = {}
   for s in _settings([r for r in runs if _strategy(r) != "sequential"]):
     best = table.setdefault(_regime(s["run"]), {})
     kind = _strategy(s["run"])
@@ -168,22 +217,36 @@ def strategies(runs: list[dict], out_dir: pathlib.Path):
   table = strategy_table(runs)
   if not table:
     return [], []
-  kinds = sorted({k for b in table.values() for k in b},
-                 key=lambda k: (list(_LABELS).index(k) if k in _LABELS else 99, k))
+  kinds = sorted(
+    {k for b in table.values() for k in b},
+    key=lambda k: (list(_LABELS).index(k) if k in _LABELS else 99, k),
+  )
   colors = dict(zip(kinds, R.palette(len(kinds), "tab10")))
   fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
   width = 0.8 / len(kinds)
   for ax, metric in zip(axes, ("loss", "accuracy")):
     labelled = set()
-    for i, (regime, best) in enumerate(table.items()):
+    for i, best in enumerate(table.values()):
       for j, kind in enumerate(kinds):
         if kind in best:
           x = i + (j - (len(kinds) - 1) / 2) * width
-          ax.bar(x, best[kind][metric], width, color=colors[kind],
-                 label=_legend(kind, best[kind]["run"]) if kind not in labelled else None)
+          ax.bar(
+            x,
+            best[kind][metric],
+            width,
+            color=colors[kind],
+            label=_legend(kind, best[kind]["run"]) if kind not in labelled else None,
+          )
           labelled.add(kind)
-          ax.text(x, best[kind][metric], _short(best[kind]["run"], names=False), rotation=90,
-                  ha="center", va="bottom", fontsize=6)
+          ax.text(
+            x,
+            best[kind][metric],
+            _short(best[kind]["run"], names=False),
+            rotation=90,
+            ha="center",
+            va="bottom",
+            fontsize=6,
+          )
     ax.set_xticks(range(len(table)), [_regime_label(r) for r in table], fontsize=8)
     ax.set_ylabel(f"final attribute {metric}")
   axes[0].margins(y=0.2)
@@ -195,17 +258,24 @@ def strategies(runs: list[dict], out_dir: pathlib.Path):
     for kind in kinds:
       if kind in best:
         label = f"{_LABELS.get(kind, kind)} {_short(best[kind]['run'])}"
-        ax.plot(*R.series(best[kind]["run"]["records"], "attribute_loss"), color=colors[kind],
-                label=label)
+        ax.plot(
+          *R.series(best[kind]["run"]["records"], "attribute_loss"), color=colors[kind], label=label
+        )
     R.mark_baseline(ax, R.baseline(next(iter(best.values()))["run"]), label=False)
     R.log_y(ax)
     ax.set(xlabel="training step", ylabel="attribute loss (nats)", title=_regime_label(regime))
     ax.legend(fontsize=6)
   paths.append(R.save(fig, out_dir, "strategies_curves"))
-  lines = [f"best of each strategy at {_regime_label(reg)} (final loss / accuracy): " + "; ".join(
+  lines = [
+    f"best of each strategy at {_regime_label(reg)} (final loss / accuracy): "
+    + "; ".join(
       f"{_LABELS.get(k, k)} {_short(best[k]['run'])} {best[k]['loss']:.3f} / "
-      f"{best[k]['accuracy']:.3f}".replace("  ", " ") for k in kinds if k in best)
-      for reg, best in table.items()]
+      f"{best[k]['accuracy']:.3f}".replace("  ", " ")
+      for k in kinds
+      if k in best
+    )
+    for reg, best in table.items()
+  ]
   return paths, lines
 
 
@@ -221,8 +291,14 @@ def grid(runs: list[dict], kind: str, row: str, col: str, out_dir: pathlib.Path)
     cols = sorted({R.param(s["run"], col) for s in settings}, key=R.order)
     cell = {(R.param(s["run"], row), R.param(s["run"], col)): s["loss"] for s in settings}
     values = np.array([[cell.get((r, c), math.nan) for c in cols] for r in rows])
-    _heatmap(ax, values, [f"{row}={r}" for r in rows], [f"{c}" for c in cols],
-             f"final attribute loss, {_regime_label(regime)}", ".3g")
+    _heatmap(
+      ax,
+      values,
+      [f"{row}={r}" for r in rows],
+      [f"{c}" for c in cols],
+      f"final attribute loss, {_regime_label(regime)}",
+      ".3g",
+    )
     ax.set_xlabel(col)
   return R.save(fig, out_dir, f"{kind}_grid")
 
@@ -232,7 +308,8 @@ def draw(runs: list[dict], out_dir: pathlib.Path):
   path, lines = best_alpha(runs, out_dir)
   paths.append(path)
   more_paths, more_lines = strategies(runs, out_dir)
-  paths += more_paths + [grid(runs, "warmup", "indiv_warmup", "epochs_warmup", out_dir),
-                         grid(runs, "celebrities", "n_celebrities", "weight_celebrities",
-                              out_dir)]
+  paths += more_paths + [
+    grid(runs, "warmup", "indiv_warmup", "epochs_warmup", out_dir),
+    grid(runs, "celebrities", "n_celebrities", "weight_celebrities", out_dir),
+  ]
   return [p for p in paths if p is not None], lines + more_lines

@@ -40,8 +40,11 @@ def patching_runs(runs: list[dict]) -> dict:
   """Groups of patched runs, each [(reference_step, run)] sorted, at the best lr of each
   setting: start_patching -> runs patched from that step with other references' patterns,
   and FROZEN -> the runs with start_patching = reference_step > 0."""
-  patched = [r for r in runs if R.experiment(r) == "patching" and r["records"]
-             and _step(r, "reference_step") is not None]
+  patched = [
+    r
+    for r in runs
+    if R.experiment(r) == "patching" and r["records"] and _step(r, "reference_step") is not None
+  ]
 
   def group(run):
     start = _step(run, "start_patching") or 0
@@ -49,13 +52,16 @@ def patching_runs(runs: list[dict]) -> dict:
 
   groups = R.group_by(R.best_lr(patched), group)
   order = sorted(groups, key=lambda g: (g != 0, g != FROZEN, g if g != FROZEN else 0))
-  return {g: sorted(((_step(r, "reference_step"), r) for r in groups[g]), key=lambda p: p[0])
-          for g in order}
+  return {
+    g: sorted(((_step(r, "reference_step"), r) for r in groups[g]), key=lambda p: p[0])
+    for g in order
+  }
 
 
 def _title(group) -> str:
-  return ("attention frozen at the reference step" if group == FROZEN
-          else f"patching from step {group}")
+  return (
+    "attention frozen at the reference step" if group == FROZEN else f"patching from step {group}"
+  )
 
 
 def draw(runs: list[dict], out_dir: pathlib.Path):
@@ -70,17 +76,18 @@ def draw(runs: list[dict], out_dir: pathlib.Path):
   fig, axes = R.panels(len(table), 4.5, 3.8)
   for ax, (start, pairs) in zip(axes, table.items()):
     if ref is not None:
-      ax.plot(*R.series(ref["records"], "attribute_loss"), color="k", lw=1.5,
-              label="no patching")
+      ax.plot(*R.series(ref["records"], "attribute_loss"), color="k", lw=1.5, label="no patching")
     for step, run in pairs:
-      ax.plot(*R.series(run["records"], "attribute_loss"), color=colors[step],
-              label=f"patterns of step {step}")
+      ax.plot(
+        *R.series(run["records"], "attribute_loss"),
+        color=colors[step],
+        label=f"patterns of step {step}",
+      )
     if start != FROZEN and start:
       ax.axvline(start, color="0.5", ls=":", lw=1)
     R.mark_baseline(ax, R.baseline(pairs[0][1]), label=False)
     R.log_y(ax)
-    ax.set(xlabel="training step", ylabel="attribute loss (nats)",
-           title=_title(start))
+    ax.set(xlabel="training step", ylabel="attribute loss (nats)", title=_title(start))
     ax.legend(fontsize=6)
   paths = [R.save(fig, out_dir, "patching_curves")]
 
@@ -94,15 +101,19 @@ def draw(runs: list[dict], out_dir: pathlib.Path):
     xs = [x[s] for s, _ in pairs]
     axes[0].plot(xs, final, "o-", color=color, label=_title(start))
     axes[1].plot(xs, [e if e is not None else np.nan for e in ends], "o-", color=color)
-    lines.append(f"{_title(start)}, final attribute loss by reference step: "
-                 + ", ".join(f"{s}: {v:.3f}" for (s, _), v in zip(pairs, final)))
+    lines.append(
+      f"{_title(start)}, final attribute loss by reference step: "
+      + ", ".join(f"{s}: {v:.3f}" for (s, _), v in zip(pairs, final))
+    )
   if ref is not None:
     ref_final, (_, ref_end) = R.final(ref, "attribute_loss"), R.phase_ends(ref)
     axes[0].axhline(ref_final, color="k", lw=1, label="no patching")
     if ref_end is not None:
       axes[1].axhline(ref_end, color="k", lw=1)
-    lines.append(f"patching reference {ref['name']}: final attribute loss {ref_final:.3f}, "
-                 f"plateau end {ref_end}")
+    lines.append(
+      f"patching reference {ref['name']}: final attribute loss {ref_final:.3f}, "
+      f"plateau end {ref_end}"
+    )
   for ax, label in zip(axes, ("final attribute loss (nats)", "plateau end (steps)")):
     ax.set_xticks(range(len(ref_steps)), [str(s) for s in ref_steps])
     ax.set(xlabel="reference step of the patterns", ylabel=label)

@@ -21,24 +21,37 @@ def plateau_law(runs: list[dict]) -> list[dict]:
   seed left the plateau), low/high [P] (the seeds' range), seeds [P] and ended [P] (runs,
   and runs whose plateau ended), members (runs kept), and k, c, r2 where two or more
   populations ended their plateau (k_low, k_high: the 95% interval, from three points)."""
-  uniform = [r for r in runs if R.experiment(r) == "pretrain"
-             and R.schedule_kind(r) == "uniform" and r["records"]
-             and isinstance(R.population(r), int)]
+  uniform = [
+    r
+    for r in runs
+    if R.experiment(r) == "pretrain"
+    and R.schedule_kind(r) == "uniform"
+    and r["records"]
+    and isinstance(R.population(r), int)
+  ]
   sweeps = []
   kept = R.best_lr(uniform)
   for members in R.group_by(kept, lambda r: R.setting(r, ("data.n_individuals",))).values():
     by_n = dict(sorted(R.group_by(members, R.population).items()))
     if len(by_n) < 2:
       continue
-    stats, points = [], []
+    stats: list[tuple[float, float, float, int, int]] = []
+    points: list[tuple[int, float]] = []
     for n, group in by_n.items():
-      ends = [e for e in (R.phase_ends(r)[1] for r in group) if e is not None and e > 0]
+      ends = [float(e) for e in (R.phase_ends(r)[1] for r in group) if e is not None and e > 0]
       points += [(n, e) for e in ends]
-      stats.append((np.mean(ends), min(ends), max(ends)) if ends else (math.nan,) * 3)
-      stats[-1] += (len(group), len(ends))
+      mean_low_high = (float(np.mean(ends)), min(ends), max(ends)) if ends else (math.nan,) * 3
+      stats.append((*mean_low_high, len(group), len(ends)))
     mean, low, high, seeds, ended = (np.array(column, float) for column in zip(*stats))
-    law = {"n": np.array(list(by_n), float), "plateau": mean, "low": low, "high": high,
-           "seeds": seeds.astype(int), "ended": ended.astype(int), "members": members}
+    law = {
+      "n": np.array(list(by_n), float),
+      "plateau": mean,
+      "low": low,
+      "high": high,
+      "seeds": seeds.astype(int),
+      "ended": ended.astype(int),
+      "members": members,
+    }
     if len({n for n, _ in points}) >= 2:
       x, y = zip(*points)
       law["k"], law["c"], law["r2"] = R.fit_power_law(x, y)
@@ -54,32 +67,65 @@ def _draw(law: dict, out_dir: pathlib.Path, name: str) -> pathlib.Path:
   fig, (ax_curves, ax_law) = plt.subplots(1, 2, figsize=(11, 4.2))
   for n, group in by_n.items():
     run = min(group, key=lambda r: str(R.param(r, "seed")))  # one seed per population
-    ax_curves.plot(*R.series(run["records"], "attribute_loss"), color=colors[n],
-                   label=f"N = {R.fmt_count(n)}")
+    ax_curves.plot(
+      *R.series(run["records"], "attribute_loss"), color=colors[n], label=f"N = {R.fmt_count(n)}"
+    )
     ends = [(e, R.param(r, "n_steps")) for r, (_, e) in ((r, R.phase_ends(r)) for r in group)]
-    ax_law.scatter([n] * sum(e is not None for e, _ in ends),
-                   [e for e, _ in ends if e is not None], color="0.6", s=12, zorder=2)
+    ax_law.scatter(
+      [n] * sum(e is not None for e, _ in ends),
+      [e for e, _ in ends if e is not None],
+      color="0.6",
+      s=12,
+      zorder=2,
+    )
     budgets = [b for e, b in ends if e is None and isinstance(b, int)]
     if budgets:  # never left the plateau: drawn at the budget
-      ax_law.scatter([n], [max(budgets)], marker="^", facecolor="none", edgecolor=colors[n],
-                     s=40, zorder=3)
+      ax_law.scatter(
+        [n], [max(budgets)], marker="^", facecolor="none", edgecolor=colors[n], s=40, zorder=3
+      )
   R.mark_baseline(ax_curves, R.baseline(members[0]))
   R.log_y(ax_curves)
-  ax_curves.set(xlabel="training step", ylabel="attribute loss (nats)",
-                title="learning curves (best lr, one seed)")
+  ax_curves.set(
+    xlabel="training step",
+    ylabel="attribute loss (nats)",
+    title="learning curves (best lr, one seed)",
+  )
   ax_curves.legend(fontsize=7)
   ok = np.isfinite(law["plateau"])
-  ax_law.errorbar(law["n"][ok], law["plateau"][ok],
-                  yerr=[law["plateau"][ok] - law["low"][ok], law["high"][ok] - law["plateau"][ok]],
-                  fmt="none", ecolor="k", elinewidth=1, capsize=3, zorder=3)
-  ax_law.scatter(law["n"][ok], law["plateau"][ok], c=[colors[n] for n in law["n"][ok]], s=40,
-                 zorder=4, label="plateau end (mean over seeds, bars: range)")
+  ax_law.errorbar(
+    law["n"][ok],
+    law["plateau"][ok],
+    yerr=[law["plateau"][ok] - law["low"][ok], law["high"][ok] - law["plateau"][ok]],
+    fmt="none",
+    ecolor="k",
+    elinewidth=1,
+    capsize=3,
+    zorder=3,
+  )
+  ax_law.scatter(
+    law["n"][ok],
+    law["plateau"][ok],
+    c=[colors[n] for n in law["n"][ok]],
+    s=40,
+    zorder=4,
+    label="plateau end (mean over seeds, bars: range)",
+  )
   if "k" in law:
     n_line = np.geomspace(law["n"].min(), law["n"].max(), 50)
-    ax_law.plot(n_line, law["c"] * n_line ** law["k"], color="k", lw=1,
-                label=f"{law['c']:.3g} N^{law['k']:.3f} [{_interval(law)}]  (R² = {law['r2']:.3f})")
-  ax_law.set(xscale="log", yscale="log", xlabel="number of individuals N",
-             ylabel="plateau end (steps)", title="plateau length against population")
+    ax_law.plot(
+      n_line,
+      law["c"] * n_line ** law["k"],
+      color="k",
+      lw=1,
+      label=f"{law['c']:.3g} N^{law['k']:.3f} [{_interval(law)}]  (R² = {law['r2']:.3f})",
+    )
+  ax_law.set(
+    xscale="log",
+    yscale="log",
+    xlabel="number of individuals N",
+    ylabel="plateau end (steps)",
+    title="plateau length against population",
+  )
   ax_law.legend(fontsize=7)
   return R.save(fig, out_dir, name)
 
@@ -106,6 +152,8 @@ def draw(runs: list[dict], out_dir: pathlib.Path):
     pops = "; ".join(_population_line(law, j) for j in range(len(law["n"])))
     lines.append(f"plateau end by population (best lr, mean over seeds): {pops}")
     if "k" in law:
-      lines.append(f"plateau law: plateau_end = {law['c']:.4g} * N^{law['k']:.4f}, "
-                   f"exponent k = {law['k']:.4f} ({_interval(law)}), R^2 = {law['r2']:.4f}")
+      lines.append(
+        f"plateau law: plateau_end = {law['c']:.4g} * N^{law['k']:.4f}, "
+        f"exponent k = {law['k']:.4f} ({_interval(law)}), R^2 = {law['r2']:.4f}"
+      )
   return paths, lines

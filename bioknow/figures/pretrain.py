@@ -18,8 +18,8 @@ import pathlib
 import re
 
 import matplotlib.pyplot as plt
-from matplotlib import ticker
 import numpy as np
+from matplotlib import ticker
 
 from bioknow.figures import runs as R
 from bioknow.train import evaluation
@@ -52,19 +52,24 @@ def learning_curves(run: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
     return None
   fig, (ax, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
   ax.plot(steps, loss, label="seen individuals", color="C0")
-  for key, label, color in (("train_templates_attribute_loss", "seen, training templates", "C0"),
-                            ("unseen_attribute_loss", "held-out individuals", "C3")):
+  for key, label, color in (
+    ("train_templates_attribute_loss", "seen, training templates", "C0"),
+    ("unseen_attribute_loss", "held-out individuals", "C3"),
+  ):
     s, v = R.series(records, key)
     if len(s):
       ax.plot(s, v, label=label, color=color, ls=":" if "train" in key else "-")
   R.mark_baseline(ax, R.baseline(run))
   _phase_spans(ax, run, top=float(np.nanmax(loss)))
   R.log_y(ax)
-  ax.set(xlabel="training step", ylabel="attribute loss (nats)",
-         title=f"{run['name']}: attribute loss")
+  ax.set(
+    xlabel="training step", ylabel="attribute loss (nats)", title=f"{run['name']}: attribute loss"
+  )
   ax.legend(fontsize=8, loc="lower left")
-  for key, label, color in (("attribute_accuracy", "seen", "C0"),
-                            ("unseen_attribute_accuracy", "held-out", "C3")):
+  for key, label, color in (
+    ("attribute_accuracy", "seen", "C0"),
+    ("unseen_attribute_accuracy", "held-out", "C3"),
+  ):
     s, v = R.series(records, key)
     if len(s):
       ax_acc.plot(s, v, color=color, label=label)
@@ -78,33 +83,51 @@ def attribute_curves(run: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
   with the band in which train.evaluation counts the loss as on the plateau and each type's
   plateau end: the plateau is the paper's phenomenon only if every type sits in the band."""
   records = run["records"]
-  names = sorted(k.split("/", 1)[1] for k in (records[0] if records else {})
-                 if k.startswith("no_knowledge_baseline/"))
+  names = sorted(
+    k.split("/", 1)[1]
+    for k in (records[0] if records else {})
+    if k.startswith("no_knowledge_baseline/")
+  )
   if not names:
     return None
   ends = evaluation.phase_ends(records)
   fig, ax = plt.subplots(figsize=(7.5, 4.2))
-  ax.axhspan(evaluation.PLATEAU_FACTOR, evaluation.FIRST_PHASE_FACTOR, color="C2", alpha=0.15,
-             label=f"plateau band ({evaluation.PLATEAU_FACTOR:g}-"
-                   f"{evaluation.FIRST_PHASE_FACTOR:g} x baseline)")
+  ax.axhspan(
+    evaluation.PLATEAU_FACTOR,
+    evaluation.FIRST_PHASE_FACTOR,
+    color="C2",
+    alpha=0.15,
+    label=f"plateau band ({evaluation.PLATEAU_FACTOR:g}-"
+    f"{evaluation.FIRST_PHASE_FACTOR:g} x baseline)",
+  )
   for name, color in zip(names, R.palette(len(names), "tab10")):
     steps, loss = R.series(records, f"attribute_loss/{name}")
     _, base = R.series(records, f"no_knowledge_baseline/{name}")
     keep = steps > 0  # a log step axis
     end = ends.get(f"plateau_end_step/{name}")
-    ax.plot(steps[keep], loss[keep] / base[keep], color=color,
-            label=f"{name} (plateau ends {end if end is not None else 'later'})")
-  ax.set(xscale="log", ylim=(0.5, 1.6), xlabel="training step (log)",
-         ylabel="attribute loss / its no-knowledge baseline",
-         title=f"{run['name']}: each attribute against its own baseline")
+    ax.plot(
+      steps[keep],
+      loss[keep] / base[keep],
+      color=color,
+      label=f"{name} (plateau ends {end if end is not None else 'later'})",
+    )
+  ax.set(
+    xscale="log",
+    ylim=(0.5, 1.6),
+    xlabel="training step (log)",
+    ylabel="attribute loss / its no-knowledge baseline",
+    title=f"{run['name']}: each attribute against its own baseline",
+  )
   ax.legend(fontsize=7, loc="lower left")
   return R.save(fig, out_dir, f"attribute_curves_{run['name']}")
 
 
-_ATTENTION = (("attn_name_to_name", "last name token -> name tokens"),
-              ("attn_value_to_name", "first value token -> name tokens"),
-              ("attn_value_to_text", "first value token -> template text"),
-              ("attn_sharpness", "sharpness (entropy / ln n)"))
+_ATTENTION = (
+  ("attn_name_to_name", "last name token -> name tokens"),
+  ("attn_value_to_name", "first value token -> name tokens"),
+  ("attn_value_to_text", "first value token -> template text"),
+  ("attn_sharpness", "sharpness (entropy / ln n)"),
+)
 
 
 def attention(run: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
@@ -130,9 +153,11 @@ def attention(run: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
 def hallucination(run: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
   """Seen against held-out individuals: loss, max-probability, entropy, detection AUROC."""
   records = run["records"]
-  panels = (("attribute_loss", "unseen_attribute_loss", "attribute loss (nats)"),
-            ("seen_max_prob", "unseen_max_prob", "max probability of a value token"),
-            ("seen_entropy", "unseen_entropy", "predictive entropy (nats)"))
+  panels = [
+    ("attribute_loss", "unseen_attribute_loss", "attribute loss (nats)"),
+    ("seen_max_prob", "unseen_max_prob", "max probability of a value token"),
+    ("seen_entropy", "unseen_entropy", "predictive entropy (nats)"),
+  ]
   panels = [p for p in panels if len(R.series(records, p[1])[0])]
   auroc = R.series(records, "hallucination_auroc")
   if not panels and not len(auroc[0]):
@@ -150,8 +175,9 @@ def hallucination(run: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
     ax = axes[0][-1]
     ax.plot(*auroc, color="C4")
     ax.axhline(0.5, color="k", ls="--", lw=1, label="chance")
-    ax.set(xlabel="training step", ylim=(0, 1),
-           title="detection AUROC (seen vs held-out, max-prob.)")
+    ax.set(
+      xlabel="training step", ylim=(0, 1), title="detection AUROC (seen vs held-out, max-prob.)"
+    )
   for ax in axes[0]:
     if plateau is not None:
       ax.axvline(plateau, color="k", ls=":", lw=1, label="plateau end")
@@ -162,10 +188,13 @@ def hallucination(run: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
 
 def group_names(records: list[dict], metric: str = "attribute_loss") -> list[str]:
   """Evaluation groups present, in natural order: 'group0', 'group1', ..., 'celebrities'."""
-  names = {k[:-len(metric) - 1] for r in records for k in r
-           if k.endswith("/" + metric) and not k.startswith(metric)}
-  return sorted(names, key=lambda s: [int(t) if t.isdigit() else t
-                                      for t in re.split(r"(\d+)", s)])
+  names = {
+    k[: -len(metric) - 1]
+    for r in records
+    for k in r
+    if k.endswith("/" + metric) and not k.startswith(metric)
+  }
+  return sorted(names, key=lambda s: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)])
 
 
 def _shade_sequential(ax, run: dict, colors: dict) -> None:
@@ -187,8 +216,9 @@ def groups(run: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
   names = group_names(records)
   if not names:
     return None
-  colors = dict(zip(names, [f"C{i}" for i in range(len(names))] if len(names) <= 10
-                    else R.palette(len(names))))
+  colors = dict(
+    zip(names, [f"C{i}" for i in range(len(names))] if len(names) <= 10 else R.palette(len(names)))
+  )
   fig, axes = plt.subplots(1, 2, figsize=(11, 4))
   for ax, metric in zip(axes, ("attribute_loss", "attribute_accuracy")):
     ax.plot(*R.series(records, metric), color="k", lw=1.5, label="all seen individuals")
@@ -220,12 +250,14 @@ def compare(family_name: str, members: list[dict], out_dir: pathlib.Path):
   the family varies more than the learning rate, each setting keeps its best lr and one seed."""
   members = tuned(members)
   if len({R.setting(r) for r in members}) > 1:
-    members = [min(g, key=lambda r: str(R.param(r, "seed")))
-               for g in R.group_by(members, R.setting).values()]
+    members = [
+      min(g, key=lambda r: str(R.param(r, "seed"))) for g in R.group_by(members, R.setting).values()
+    ]
   if not 2 <= len(members) <= _MAX_OVERLAID:
     return None
-  keys = R.varying(members) or (["optimizer.lr"] if len(
-      {R.learning_rate(r) for r in members}) > 1 else [])
+  keys = R.varying(members) or (
+    ["optimizer.lr"] if len({R.learning_rate(r) for r in members}) > 1 else []
+  )
   members = _by_keys(members, keys)
   colors = R.palette(len(members))
   fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
@@ -252,21 +284,32 @@ def template_diversity(pre: list[dict], out_dir: pathlib.Path):
   fig, axes = plt.subplots(1, 2, figsize=(11, 4))
   lines = []
   for shuffled, color in ((True, "C0"), (False, "C1")):
-    members = sorted((r for r in runs if bool(R.param(r, "shuffle_sentences")) == shuffled),
-                     key=lambda r: R.param(r, "n_templates_train"))
+    members = sorted(
+      (r for r in runs if bool(R.param(r, "shuffle_sentences")) == shuffled),
+      key=lambda r: R.param(r, "n_templates_train"),
+    )
     if not members:
       continue
     n_V = [R.param(r, "n_templates_train") for r in members]
     order = "shuffled" if shuffled else "fixed"
     for ax, metric in zip(axes, ("attribute_loss", "attribute_accuracy")):
-      for prefix, style, where in (("", "-o", "evaluation"),
-                                   ("train_templates_", ":s", "training")):
-        ax.plot(n_V, [R.final(r, prefix + metric) for r in members], style, color=color,
-                label=f"{order} order, {where} templates")
-    lines += [f"templates: {n} training templates, {order} order: attribute loss "
-              f"{R.final(r, 'attribute_loss'):.4g} on evaluation templates, "
-              f"{R.final(r, 'train_templates_attribute_loss'):.4g} on training templates"
-              for n, r in zip(n_V, members)]
+      for prefix, style, where in (
+        ("", "-o", "evaluation"),
+        ("train_templates_", ":s", "training"),
+      ):
+        ax.plot(
+          n_V,
+          [R.final(r, prefix + metric) for r in members],
+          style,
+          color=color,
+          label=f"{order} order, {where} templates",
+        )
+    lines += [
+      f"templates: {n} training templates, {order} order: attribute loss "
+      f"{R.final(r, 'attribute_loss'):.4g} on evaluation templates, "
+      f"{R.final(r, 'train_templates_attribute_loss'):.4g} on training templates"
+      for n, r in zip(n_V, members)
+    ]
   R.mark_baseline(axes[0], R.baseline(runs[0]))
   axes[0].set(ylabel="final attribute loss (nats)")
   axes[1].set(ylabel="final attribute accuracy", ylim=(0, 1))
@@ -287,14 +330,15 @@ def ablations(base: dict, families: dict, out_dir: pathlib.Path) -> pathlib.Path
   if len(families) < 2:
     return None
   fig, axes = R.panels(len(families), 4.2, 3.4, max_cols=3)
-  for ax, (name, members) in zip(axes, families.items()):
+  for ax, members in zip(axes, families.values()):
     keys = R.varying(members + [base]) or ["optimizer.lr"]
     members = _by_keys(members, keys)
     # Batch sizes are compared at equal data seen, so their x axis counts sequences.
     per_step = any(k.endswith("batch_size") for k in keys) and all(
-        R.is_number(R.param(r, "batch_size")) for r in members + [base])
+      R.is_number(R.param(r, "batch_size")) for r in members + [base]
+    )
 
-    def curve(run):
+    def curve(run, per_step=per_step):
       steps, loss = R.series(run["records"], "attribute_loss")
       return steps * (R.param(run, "batch_size") if per_step else 1), loss
 
@@ -303,12 +347,13 @@ def ablations(base: dict, families: dict, out_dir: pathlib.Path) -> pathlib.Path
       ax.plot(*curve(run), color=color, label=R.describe(run, keys))
     R.mark_baseline(ax, R.baseline(base), label=False)
     R.log_y(ax)
-    ax.set(xlabel="sequences seen" if per_step else "training step",
-           ylabel="attribute loss (nats)",
-           title=", ".join(k.rsplit(".", 1)[-1] for k in keys if "n_steps" not in k))
+    ax.set(
+      xlabel="sequences seen" if per_step else "training step",
+      ylabel="attribute loss (nats)",
+      title=", ".join(k.rsplit(".", 1)[-1] for k in keys if "n_steps" not in k),
+    )
     ax.legend(fontsize=6)
-  fig.suptitle("one change at a time to the base run (dashed: no-knowledge baseline)",
-               fontsize=10)
+  fig.suptitle("one change at a time to the base run (dashed: no-knowledge baseline)", fontsize=10)
   return R.save(fig, out_dir, "ablations")
 
 
@@ -318,13 +363,17 @@ def draw(runs: list[dict], out_dir: pathlib.Path):
   (the ablations' unchanged config) joins every family as its point of comparison."""
   pre = [r for r in runs if R.experiment(r) == "pretrain" and r["records"]]
   base = [r for r in pre if r["name"] == "base"]
-  families = R.group_by([r for r in pre if r["name"] != "base"],
-                        lambda r: R.name_word(r["name"]))
+  families = R.group_by([r for r in pre if r["name"] != "base"], lambda r: R.name_word(r["name"]))
   kept = [r for members in families.values() for r in tuned(members)]
   paths = []
   for run in base + kept:
-    paths += [learning_curves(run, out_dir), attribute_curves(run, out_dir), attention(run, out_dir),
-              hallucination(run, out_dir), groups(run, out_dir)]
+    paths += [
+      learning_curves(run, out_dir),
+      attribute_curves(run, out_dir),
+      attention(run, out_dir),
+      hallucination(run, out_dir),
+      groups(run, out_dir),
+    ]
   paths += [compare(name, members + base, out_dir) for name, members in families.items()]
   if base:
     paths.append(ablations(base[0], {k: tuned(v) for k, v in families.items()}, out_dir))
@@ -336,11 +385,19 @@ def summarise(run: dict) -> str:
   s = (run["records"][-1] if run["records"] else {}) | run["summary"]
   first, plateau = R.phase_ends(run)
   s = s | {"first_phase_end_step": first, "plateau_end_step": plateau}
-  keys = ("plateau_end_step", "first_phase_end_step", "attribute_loss", "attribute_accuracy",
-          "unseen_attribute_loss", "no_knowledge_baseline", "wall_seconds")
+  keys = (
+    "plateau_end_step",
+    "first_phase_end_step",
+    "attribute_loss",
+    "attribute_accuracy",
+    "unseen_attribute_loss",
+    "no_knowledge_baseline",
+    "wall_seconds",
+  )
   return f"{run['name']}: " + ", ".join(
-      f"{k}={s[k]:.4g}" if isinstance(s.get(k), float) and not math.isnan(s[k])
-      else f"{k}={s.get(k)}" for k in keys)
+    f"{k}={s[k]:.4g}" if isinstance(s.get(k), float) and not math.isnan(s[k]) else f"{k}={s.get(k)}"
+    for k in keys
+  )
 
 
 def attribute_lines(run: dict) -> list[str]:
@@ -348,19 +405,30 @@ def attribute_lines(run: dict) -> list[str]:
   range of its loss / baseline over the run's plateau (from the overall first-phase end to the
   overall plateau end, or the last evaluation): how flat each type sits at its own floor."""
   records = run["records"]
-  names = [k.split("/", 1)[1] for k in (records[0] if records else {})
-           if k.startswith("no_knowledge_baseline/")]
+  names = [
+    k.split("/", 1)[1]
+    for k in (records[0] if records else {})
+    if k.startswith("no_knowledge_baseline/")
+  ]
   ends = evaluation.phase_ends(records)
   first, plateau = ends["first_phase_end_step"], ends["plateau_end_step"]
   lines = []
   for name in names:
-    window = [r[f"attribute_loss/{name}"] / r[f"no_knowledge_baseline/{name}"] for r in records
-              if first is not None and first <= r["step"] < (plateau or math.inf)]
-    flat = (f"loss/baseline {min(window):.3f}-{max(window):.3f} over steps {first}-"
-            f"{plateau if plateau is not None else 'end'}" if window else "no plateau")
+    window = [
+      r[f"attribute_loss/{name}"] / r[f"no_knowledge_baseline/{name}"]
+      for r in records
+      if first is not None and first <= r["step"] < (plateau or math.inf)
+    ]
+    flat = (
+      f"loss/baseline {min(window):.3f}-{max(window):.3f} over steps {first}-"
+      f"{plateau if plateau is not None else 'end'}"
+      if window
+      else "no plateau"
+    )
     lines.append(
-        f"  {name}: baseline {records[-1][f'no_knowledge_baseline/{name}']:.4g}, first phase "
-        f"ends {ends[f'first_phase_end_step/{name}']}, plateau ends "
-        f"{ends[f'plateau_end_step/{name}']}, {flat}, final loss "
-        f"{records[-1][f'attribute_loss/{name}']:.4g}")
+      f"  {name}: baseline {records[-1][f'no_knowledge_baseline/{name}']:.4g}, first phase "
+      f"ends {ends[f'first_phase_end_step/{name}']}, plateau ends "
+      f"{ends[f'plateau_end_step/{name}']}, {flat}, final loss "
+      f"{records[-1][f'attribute_loss/{name}']:.4g}"
+    )
   return lines

@@ -1,89 +1,61 @@
 """Runs as the report sees them, and the rules every figure shares.
 
 A run is a dict: name, dir, records (metrics.jsonl), summary (summary.json, {} while the run is
-unfinished) and config (config.txt parsed into {"data.n_individuals": 4000, ...}, with fiddle's
-"<[unset; default: X]>" read as X). Nothing here runs JAX or reads checkpoints; the phase
+unfinished) and config (the config's leaves, {"data.n_individuals": 4000, ...}, unset fields at
+their defaults), all read through RunDir. Nothing here runs JAX or reads checkpoints; the phase
 rules are train.evaluation's, imported rather than restated.
 """
 
-import ast
-import json
 import math
 import pathlib
 import re
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import ticker
 
+from bioknow.rundir import RunDir
 from bioknow.train import evaluation
 
 # Summary or config fields that only one experiment has: they identify unfinished runs.
-_EXPERIMENT_FIELDS = {"reference_run": "patching", "reference_step": "patching",
-                      "start_patching": "patching", "source_run": "finetune",
-                      "n_finetune": "finetune", "n_new": "toy_memory"}
+_EXPERIMENT_FIELDS = {
+  "reference_run": "patching",
+  "reference_step": "patching",
+  "start_patching": "patching",
+  "source_run": "finetune",
+  "n_finetune": "finetune",
+  "n_new": "toy_memory",
+}
 DPI = 110
 
 
 # Loading ---------------------------------------------------------------------------------------
 
-def parse_value(text: str):
-  """One config.txt value: a Python literal where possible, else the text itself."""
-  text = text.strip()
-  unset = re.fullmatch(r"<\[unset(?:; default: (.*))?\]>", text)
-  if unset:
-    if unset.group(1) is None:
-      return None
-    text = unset.group(1)
-  try:
-    return ast.literal_eval(text)
-  except (ValueError, SyntaxError, MemoryError, RecursionError):
-    return text
-
-
-def parse_config_txt(text: str) -> dict:
-  pairs = (line.split(" = ", 1) for line in text.splitlines() if " = " in line)
-  return {key.strip(): parse_value(value) for key, value in pairs}
-
-
-def _read_json(path: pathlib.Path) -> dict:
-  try:
-    value = json.loads(path.read_text())
-  except (OSError, json.JSONDecodeError):
-    return {}
-  return value if isinstance(value, dict) else {}
-
-
-def _read_records(path: pathlib.Path) -> list[dict]:
-  records = []
-  for line in path.read_text().splitlines():
-    try:
-      record = json.loads(line)
-    except json.JSONDecodeError:  # a line a live run is still writing
-      continue
-    if isinstance(record, dict) and "step" in record:
-      records.append(record)
-  return records
-
 
 def load_run(run_dir: pathlib.Path) -> dict:
-  run_dir = pathlib.Path(run_dir)
-  metrics, config = run_dir / "metrics.jsonl", run_dir / "config.txt"
-  return {"name": run_dir.name, "dir": run_dir,
-          "records": _read_records(metrics) if metrics.exists() else [],
-          "summary": _read_json(run_dir / "summary.json"),
-          "config": parse_config_txt(config.read_text()) if config.exists() else {}}
+  files = RunDir(run_dir)
+  return {
+    "name": files.name,
+    "dir": files.path,
+    "records": files.records(),
+    "summary": files.summary() or {},
+    "config": files.leaves(),
+  }
 
 
 def find_runs(workdir: pathlib.Path) -> list[dict]:
   """Every directory under workdir holding a metrics.jsonl (figures/ excluded), sorted."""
   workdir = pathlib.Path(workdir)
-  return [load_run(p.parent) for p in sorted(workdir.rglob("metrics.jsonl"))
-          if "figures" not in p.relative_to(workdir).parts]
+  return [
+    load_run(p.parent)
+    for p in sorted(workdir.rglob("metrics.jsonl"))
+    if "figures" not in p.relative_to(workdir).parts
+  ]
 
 
 # Reading values --------------------------------------------------------------------------------
+
 
 def param(run: dict, name: str):
   """A field from the summary, else the config entry named `name` or ending in `.name`."""
@@ -91,8 +63,9 @@ def param(run: dict, name: str):
     return run["summary"][name]
   if name in run["config"]:
     return run["config"][name]
-  return next((v for k, v in run["config"].items() if k.endswith("." + name) and v is not None),
-              None)
+  return next(
+    (v for k, v in run["config"].items() if k.endswith("." + name) and v is not None), None
+  )
 
 
 def experiment(run: dict) -> str:
@@ -134,8 +107,10 @@ def layer_series(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]
   """(steps [T], values [T, n_layers]) of a per-layer statistic."""
   rows = [(r["step"], r[key]) for r in records if isinstance(r.get(key), list) and r[key]]
   n_layers = min((len(v) for _, v in rows), default=0)
-  return (np.array([s for s, _ in rows]),
-          np.array([[x if _finite(x) else np.nan for x in v[:n_layers]] for _, v in rows]))
+  return (
+    np.array([s for s, _ in rows]),
+    np.array([[x if _finite(x) else np.nan for x in v[:n_layers]] for _, v in rows]),
+  )
 
 
 def final(run: dict, key: str) -> float:
@@ -157,7 +132,7 @@ def phase_ends(run: dict) -> tuple[float | None, float | None]:
   s = run["summary"]
   if "plateau_end_step" in s:
     return s.get("first_phase_end_step"), s["plateau_end_step"]
-  ends = evaluation.phase_ends(run["records"])
+  ends = evaluation.phase_ends(run["records"], finished=False)
   return ends["first_phase_end_step"], ends["plateau_end_step"]
 
 
@@ -174,8 +149,13 @@ def learning_rate(run: dict) -> float:
 
 # Schedules: which curriculum a pretraining run follows ------------------------------------------
 
-_SCHEDULE_FIELDS = {"alpha": "powerlaw", "n_celebrities": "celebrities",
-                    "indiv_warmup": "warmup", "n_start": "growth", "n_groups": "sequential"}
+_SCHEDULE_FIELDS = {
+  "alpha": "powerlaw",
+  "n_celebrities": "celebrities",
+  "indiv_warmup": "warmup",
+  "n_start": "growth",
+  "n_groups": "sequential",
+}
 _FILLED_IN = ("n_individuals", "batch_size", "n_steps", "seed")  # given by the run, not chosen
 KINDS = ("uniform", "powerlaw", "celebrities", "warmup", "growth", "sequential")
 
@@ -192,9 +172,8 @@ def population(run: dict):
 
 def schedule_kind(run: dict) -> str:
   """'uniform', 'powerlaw', 'celebrities', 'warmup', 'growth', 'sequential', from the
-  schedule's fields in config.txt; another schedule is named by its run name's first word."""
-  fields = {k[len("schedule."):]: v for k, v in run["config"].items()
-            if k.startswith("schedule.")}
+  schedule's fields in the config; another schedule is named by its run name's first word."""
+  fields = {k[len("schedule.") :]: v for k, v in run["config"].items() if k.startswith("schedule.")}
   for field, kind in _SCHEDULE_FIELDS.items():
     if fields.get(field) is not None:
       return kind
@@ -207,6 +186,7 @@ def schedule_kind(run: dict) -> str:
 
 # Settings and the best learning rate ----------------------------------------------------------
 
+
 def _is_tuned(key: str) -> bool:
   """Config entries a setting leaves out: learning rates and seeds (the best-lr rule picks or
   averages over them) and how a run was executed (which does not change what it tests)."""
@@ -218,15 +198,16 @@ def setting(run: dict, ignore: Iterable[str] = ()) -> tuple:
   """What a run tests, less its learning rate, seeds and the `ignore`d config entries."""
   ignore = set(ignore)
   if run["config"]:
-    items = tuple(sorted((k, repr(v)) for k, v in run["config"].items()
-                         if not _is_tuned(k) and k not in ignore))
-  else:  # no config.txt: the run name without its lr and seed parts
+    items = tuple(
+      sorted((k, repr(v)) for k, v in run["config"].items() if not _is_tuned(k) and k not in ignore)
+    )
+  else:  # no stored config: the run name without its lr and seed parts
     items = (("name", re.sub(r"_?(lr|seed)[0-9.e+-]+", "", run["name"])),)
   return (experiment(run),) + items
 
 
 def group_by(items: Iterable, key: Callable) -> dict:
-  groups = {}
+  groups: dict = {}
   for item in items:
     groups.setdefault(key(item), []).append(item)
   return groups
@@ -250,14 +231,16 @@ def best_lr_choices(runs: list[dict]) -> dict:
 def best_lr(runs: list[dict]) -> list[dict]:
   """The runs (every seed) at the best learning rate of their setting, in input order."""
   choices = best_lr_choices(runs)
-  return [r for r in runs if learning_rate(r) == choices[setting(r)][0]
-          or math.isnan(learning_rate(r))]
+  return [
+    r for r in runs if learning_rate(r) == choices[setting(r)][0] or math.isnan(learning_rate(r))
+  ]
 
 
 def varying(runs: list[dict]) -> list[str]:
   """Config entries (not lr or seeds) whose value differs between runs."""
-  keys = sorted({k for r in runs for k in r["config"]
-                 if not _is_tuned(k) and not k.endswith("eval_groups")})  # derived, long
+  keys = sorted(
+    {k for r in runs for k in r["config"] if not _is_tuned(k) and not k.endswith("eval_groups")}
+  )  # derived, long
   return [k for k in keys if len({repr(r["config"].get(k)) for r in runs}) > 1]
 
 
@@ -269,13 +252,14 @@ def describe(run: dict, keys: list[str]) -> str:
 
 # Fits and drawing helpers ----------------------------------------------------------------------
 
+
 def fit_power_law(x, y) -> tuple[float, float, float]:
   """y = c * x^k by least squares in log-log; returns (k, c, R^2 in log space)."""
   log_x, log_y = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
   k, log_c = np.polyfit(log_x, log_y, 1)
   residual = log_y - (k * log_x + log_c)
   total = np.sum((log_y - log_y.mean()) ** 2)
-  r2 = 1.0 - np.sum(residual ** 2) / total if total > 0 else 1.0
+  r2 = 1.0 - np.sum(residual**2) / total if total > 0 else 1.0
   return float(k), float(np.exp(log_c)), float(r2)
 
 
@@ -291,7 +275,7 @@ def power_law_interval(x, y, level: float = 0.95) -> tuple[float, float]:
     return math.nan, math.nan
   k, log_c = np.polyfit(log_x, log_y, 1)
   residual = log_y - (k * log_x + log_c)
-  stderr = math.sqrt(np.sum(residual ** 2) / (n - 2) / np.sum((log_x - log_x.mean()) ** 2))
+  stderr = math.sqrt(np.sum(residual**2) / (n - 2) / np.sum((log_x - log_x.mean()) ** 2))
   half = float(stats.t.ppf(0.5 + level / 2, n - 2)) * stderr
   return float(k - half), float(k + half)
 
@@ -330,8 +314,13 @@ def log_y(ax) -> None:
 
 def mark_baseline(ax, value: float, label: bool = True) -> None:
   if math.isfinite(value):
-    ax.axhline(value, color="k", ls="--", lw=1,
-               label=f"no-knowledge baseline ({value:.2f})" if label else None)
+    ax.axhline(
+      value,
+      color="k",
+      ls="--",
+      lw=1,
+      label=f"no-knowledge baseline ({value:.2f})" if label else None,
+    )
 
 
 def save(fig, out_dir: pathlib.Path, name: str) -> pathlib.Path:

@@ -4,12 +4,15 @@ fine-tuning phase of each run (steps counted from its start)."""
 
 import math
 import pathlib
+from typing import Any
 
 from bioknow.figures import finetune
 from bioknow.figures import runs as R
 
-KEYS = {"keys": ("pretrain/loss", "finetune/loss", "pretrain/accuracy", "finetune/accuracy"),
-        "names": ("pre-training pairs", "new pairs")}
+KEYS = {
+  "keys": ("pretrain/loss", "finetune/loss", "pretrain/accuracy", "finetune/accuracy"),
+  "names": ("pre-training pairs", "new pairs"),
+}
 
 
 def finetune_phase(records: list[dict]) -> list[dict]:
@@ -38,13 +41,16 @@ def _baseline(run: dict) -> float:
 
 
 def draw(runs: list[dict], out_dir: pathlib.Path):
-  toys = R.best_lr([r for r in runs if R.experiment(r) == "toy_memory"
-                    and finetune_phase(r["records"])])
+  toys = R.best_lr(
+    [r for r in runs if R.experiment(r) == "toy_memory" and finetune_phase(r["records"])]
+  )
   if not toys:
     return [], []
   no_replay, with_replay = finetune.split_by_replay(toys, "n_new")
-  panels = [KEYS | {"title": "toy memory, without replay", "lines": no_replay},
-            KEYS | {"title": "toy memory, with replay", "lines": with_replay}]
+  panels: list[dict[str, Any]] = [
+    KEYS | {"title": "toy memory, without replay", "lines": no_replay},
+    KEYS | {"title": "toy memory, with replay", "lines": with_replay},
+  ]
   for panel in panels:
     panel["baseline"] = _baseline(panel["lines"][0][2]) if panel["lines"] else math.nan
     panel["lines"] = [(label, c, finetune_phase(r["records"])) for label, c, r in panel["lines"]]
@@ -53,6 +59,8 @@ def draw(runs: list[dict], out_dir: pathlib.Path):
     phase = finetune_phase(run["records"])
     old, new = (R.series(phase, k)[1] for k in KEYS["keys"][:2])
     if len(old) and len(new):
-      lines.append(f"toy {run['name']}: loss on old pairs {old[0]:.3f} -> {old[-1]:.3f} (peak "
-                   f"{old.max():.3f}), on new pairs {new[0]:.3f} -> {new[-1]:.3f}")
+      lines.append(
+        f"toy {run['name']}: loss on old pairs {old[0]:.3f} -> {old[-1]:.3f} (peak "
+        f"{old.max():.3f}), on new pairs {new[0]:.3f} -> {new[-1]:.3f}"
+      )
   return finetune.trajectories(panels, out_dir, "toy_memory"), lines

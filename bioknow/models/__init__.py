@@ -1,1 +1,2 @@
-"""Layer 2: single-example Equinox models (vmapped over the batch by the train step)."""
+"""Layer 2: Equinox models that work on whole batches: the Transformer (attention that returns
+its pattern and accepts one to use instead), the Hawk block, the toy associative memory."""

@@ -16,8 +16,9 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 
-def rotary_table(positions_BxT: Int[Array, "B T"], key_size: int
-                 ) -> tuple[Float[Array, "B T 1 F"], Float[Array, "B T 1 F"]]:
+def rotary_table(
+  positions_BxT: Int[Array, "B T"], key_size: int
+) -> tuple[Float[Array, "B T 1 F"], Float[Array, "B T 1 F"]]:
   """cos and sin of the rotary angles, F = key_size / 2 frequencies. Positions given as a
   numpy array (the default ones) give numpy tables, which XLA sees as constants; XLA would
   otherwise recompute cos and sin inside every fusion that uses them (per head, per pass)."""
@@ -27,19 +28,25 @@ def rotary_table(positions_BxT: Int[Array, "B T"], key_size: int
   return xp.cos(angle_BxTx1xF), xp.sin(angle_BxTx1xF)
 
 
-def rotary(x_BxTxHxK: Float[Array, "B T H K"], cos_BxTx1xF: Float[Array, "B T 1 F"],
-           sin_BxTx1xF: Float[Array, "B T 1 F"]) -> Float[Array, "B T H K"]:
+def rotary(
+  x_BxTxHxK: Float[Array, "B T H K"],
+  cos_BxTx1xF: Float[Array, "B T 1 F"],
+  sin_BxTx1xF: Float[Array, "B T 1 F"],
+) -> Float[Array, "B T H K"]:
   """Rotary position embedding over the last axis (pairs of halves)."""
   k = x_BxTxHxK.shape[-1]
-  x1, x2 = x_BxTxHxK[..., :k // 2], x_BxTxHxK[..., k // 2:]
+  x1, x2 = x_BxTxHxK[..., : k // 2], x_BxTxHxK[..., k // 2 :]
   cos, sin = cos_BxTx1xF.astype(x_BxTxHxK.dtype), sin_BxTx1xF.astype(x_BxTxHxK.dtype)
   return jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
 
 
 @jax.custom_vjp
-def attend(q_BxHxTxK: Float[Array, "B H T K"], k_BxHxTxK: Float[Array, "B H T K"],
-           v_BxHxTxK: Float[Array, "B H T K"], visible_BxTxT: Bool[Array, "B T T"],
-           ) -> tuple[Float[Array, "B H T K"], Float[Array, "B H T T"]]:
+def attend(
+  q_BxHxTxK: Float[Array, "B H T K"],
+  k_BxHxTxK: Float[Array, "B H T K"],
+  v_BxHxTxK: Float[Array, "B H T K"],
+  visible_BxTxT: Bool[Array, "B T T"],
+) -> tuple[Float[Array, "B H T K"], Float[Array, "B H T T"]]:
   """(softmax(q k^T over visible keys) v, the softmax pattern); q comes pre-scaled.
 
   The hand-written backward orders its batched matmuls so that XLA:CPU transposes only
@@ -49,8 +56,9 @@ def attend(q_BxHxTxK: Float[Array, "B H T K"], k_BxHxTxK: Float[Array, "B H T K"
   return _attend_fwd(q_BxHxTxK, k_BxHxTxK, v_BxHxTxK, visible_BxTxT)[0]
 
 
-def mix(pattern_BxHxTxT: Float[Array, "B H T T"], v_BxHxTxK: Float[Array, "B H T K"]
-        ) -> Float[Array, "B H T K"]:
+def mix(
+  pattern_BxHxTxT: Float[Array, "B H T T"], v_BxHxTxK: Float[Array, "B H T K"]
+) -> Float[Array, "B H T K"]:
   """The pattern-weighted values (shared by `attend` and patching, which must agree)."""
   return jnp.einsum("bhts,bhsk->bhtk", pattern_BxHxTxT.astype(v_BxHxTxK.dtype), v_BxHxTxK)
 
@@ -74,7 +82,8 @@ def _attend_bwd(res, cotangents):
   dp_BxHxTxT = jnp.einsum("bhtk,bhsk->bhts", dout_BxHxTxK, v_BxHxTxK).astype(jnp.float32)
   dp_BxHxTxT = dp_BxHxTxT + dpattern_BxHxTxT  # zero (and folded away) unless patterns are used
   dlogits_BxHxTxT = pattern_BxHxTxT * (
-      dp_BxHxTxT - jnp.sum(dp_BxHxTxT * pattern_BxHxTxT, axis=-1, keepdims=True))
+    dp_BxHxTxT - jnp.sum(dp_BxHxTxT * pattern_BxHxTxT, axis=-1, keepdims=True)
+  )
   dlogits_BxHxTxT = dlogits_BxHxTxT.astype(dtype)
   dq_BxHxTxK = jnp.einsum("bhts,bhsk->bhtk", dlogits_BxHxTxT, k_BxHxTxK)
   dk_BxHxKxT = jnp.einsum("bhtk,bhts->bhks", q_BxHxTxK, dlogits_BxHxTxT)
@@ -93,24 +102,34 @@ class Attention(eqx.Module):
   def __init__(self, d_model: int, n_heads: int, key_size: int, *, key: PRNGKeyArray):
     k1, k2 = jax.random.split(key)
     self.w_qkv_Dx3xHxK = jax.random.normal(k1, (d_model, 3, n_heads, key_size)) / d_model**0.5
-    self.w_o_HxKxD = jax.random.normal(k2, (n_heads, key_size, d_model)) / (
-        n_heads * key_size) ** 0.5
+    self.w_o_HxKxD = (
+      jax.random.normal(k2, (n_heads, key_size, d_model)) / (n_heads * key_size) ** 0.5
+    )
 
-  def __call__(self, x_TxD: Float[Array, "T D"], positions_T: Int[Array, " T"],
-               segment_T: Int[Array, " T"],
-               pattern_HxTxT: Float[Array, "H T T"] | None = None,
-               ) -> tuple[Float[Array, "T D"], Float[Array, "H T T"]]:
+  def __call__(
+    self,
+    x_TxD: Float[Array, "T D"],
+    positions_T: Int[Array, " T"],
+    segment_T: Int[Array, " T"],
+    pattern_HxTxT: Float[Array, "H T T"] | None = None,
+  ) -> tuple[Float[Array, "T D"], Float[Array, "H T T"]]:
     """Tokens attend to earlier tokens of the same segment (biography); a given pattern is
     used as is, without gradient, and the layer's own queries and keys are not used."""
     y_1xTxD, pattern_1xHxTxT = self.batch(
-        x_TxD[None], positions_T[None], segment_T[None],
-        None if pattern_HxTxT is None else pattern_HxTxT[None])
+      x_TxD[None],
+      positions_T[None],
+      segment_T[None],
+      None if pattern_HxTxT is None else pattern_HxTxT[None],
+    )
     return y_1xTxD[0], pattern_1xHxTxT[0]
 
-  def batch(self, x_BxTxD: Float[Array, "B T D"], positions_BxT: Int[Array, "B T"],
-            segment_BxT: Int[Array, "B T"],
-            pattern_BxHxTxT: Float[Array, "B H T T"] | None = None,
-            ) -> tuple[Float[Array, "B T D"], Float[Array, "B H T T"]]:
+  def batch(
+    self,
+    x_BxTxD: Float[Array, "B T D"],
+    positions_BxT: Int[Array, "B T"],
+    segment_BxT: Int[Array, "B T"],
+    pattern_BxHxTxT: Float[Array, "B H T T"] | None = None,
+  ) -> tuple[Float[Array, "B T D"], Float[Array, "B H T T"]]:
     """`__call__` on a batch."""
     (b, t, d), (_, _, h, k) = x_BxTxD.shape, self.w_qkv_Dx3xHxK.shape
     dtype = x_BxTxD.dtype
@@ -123,10 +142,12 @@ class Attention(eqx.Module):
       cos_sin = rotary_table(positions_BxT, k)
       q_BxTxHxK = rotary(qkv_BxTx3xHxK[:, :, 0], *cos_sin) * k**-0.5
       k_BxTxHxK = rotary(qkv_BxTx3xHxK[:, :, 1], *cos_sin)
-      visible_BxTxT = (jnp.tril(jnp.ones((t, t), bool))
-                       & (segment_BxT[:, :, None] == segment_BxT[:, None, :]))
-      out_BxHxTxK, pattern_BxHxTxT = attend(head_major(q_BxTxHxK), head_major(k_BxTxHxK),
-                                            v_BxHxTxK, visible_BxTxT)
+      visible_BxTxT = jnp.tril(jnp.ones((t, t), bool)) & (
+        segment_BxT[:, :, None] == segment_BxT[:, None, :]
+      )
+      out_BxHxTxK, pattern_BxHxTxT = attend(
+        head_major(q_BxTxHxK), head_major(k_BxTxHxK), v_BxHxTxK, visible_BxTxT
+      )
     else:
       pattern_BxHxTxT = jax.lax.stop_gradient(pattern_BxHxTxT)
       out_BxHxTxK = mix(pattern_BxHxTxT, v_BxHxTxK)

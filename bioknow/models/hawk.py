@@ -19,7 +19,9 @@ CONV_WIDTH = 4
 GATE_CONSTANT = 8.0
 
 
-def linear_recurrence(a_TxD: Float[Array, "T D"], b_TxD: Float[Array, "T D"]) -> Float[Array, "T D"]:
+def linear_recurrence(
+  a_TxD: Float[Array, "T D"], b_TxD: Float[Array, "T D"]
+) -> Float[Array, "T D"]:
   """h_t = a_t * h_{t-1} + b_t with h_{-1} = 0, by an associative scan."""
 
   def combine(left, right):
@@ -61,8 +63,9 @@ class Hawk(eqx.Module):
     y = jnp.einsum("the,hef->thf", x_TxD.reshape(t, h, e), w_HxExE.astype(x_TxD.dtype))
     return jax.nn.sigmoid(y.reshape(t, h * e).astype(jnp.float32) + b_D)
 
-  def __call__(self, x_TxD: Float[Array, "T D"], positions_T, segment_T,
-               pattern=None) -> tuple[Float[Array, "T D"], None]:
+  def __call__(
+    self, x_TxD: Float[Array, "T D"], positions_T, segment_T, pattern=None
+  ) -> tuple[Float[Array, "T D"], None]:
     """The recurrence and convolution restart at every segment (biography) start."""
     if pattern is not None:
       raise ValueError("model.mixer: 'hawk' has no attention pattern to patch; use 'attention'.")
@@ -73,8 +76,11 @@ class Hawk(eqx.Module):
     t = u_TxD.shape[0]
     padded = jnp.pad(u_TxD, ((CONV_WIDTH - 1, 0), (0, 0)))
     seg = jnp.pad(segment_T, (CONV_WIDTH - 1, 0), constant_values=-1)
-    u_TxD = sum(jnp.where((seg[i:i + t] == segment_T)[:, None], padded[i:i + t], 0)
-                * self.conv_WxD[i].astype(dtype) for i in range(CONV_WIDTH))
+    u_TxD = sum(  # type: ignore[assignment]  # sum() starts from 0 but returns an array
+      jnp.where((seg[i : i + t] == segment_T)[:, None], padded[i : i + t], 0)
+      * self.conv_WxD[i].astype(dtype)
+      for i in range(CONV_WIDTH)
+    )
     # RG-LRU in float32 (the recurrence multiplies many gates).
     r_TxD = self._gate(u_TxD, self.w_a_HxExE, self.b_a_D)
     i_TxD = self._gate(u_TxD, self.w_x_HxExE, self.b_x_D)
@@ -85,8 +91,9 @@ class Hawk(eqx.Module):
     h_TxD = linear_recurrence(a_TxD, norm_TxD * i_TxD * u_TxD.astype(jnp.float32))
     return (gate_TxD * h_TxD.astype(dtype)) @ self.w_out_DxD.astype(dtype), None
 
-  def batch(self, x_BxTxD: Float[Array, "B T D"], positions_BxT, segment_BxT,
-            pattern=None) -> tuple[Float[Array, "B T D"], None]:
+  def batch(
+    self, x_BxTxD: Float[Array, "B T D"], positions_BxT, segment_BxT, pattern=None
+  ) -> tuple[Float[Array, "B T D"], None]:
     """`__call__` on a batch."""
     if pattern is not None:
       raise ValueError("model.mixer: 'hawk' has no attention pattern to patch; use 'attention'.")

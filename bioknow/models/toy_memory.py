@@ -33,12 +33,14 @@ class ToyMemory(eqx.Module):
     self.w_out_DxH = jax.random.normal(k_out, (d_embed, d_hidden)) * (2.0 / d_hidden) ** 0.5
     self.b_out_D = jnp.zeros(d_embed)
 
-  def __call__(self, key_D: Float[Array, " D"],
-               values_VxD: Float[Array, "V D"]) -> Float[Array, " V"]:
+  def __call__(
+    self, key_D: Float[Array, " D"], values_VxD: Float[Array, "V D"]
+  ) -> Float[Array, " V"]:
     """Logits over the values for one key."""
     hidden_H = jax.nn.relu(self.w_in_HxD @ key_D + self.b_in_H)
     return values_VxD @ (self.w_out_DxH @ hidden_H + self.b_out_D)
 
-  def batch(self, keys_BxD: Float[Array, "B D"],
-            values_VxD: Float[Array, "V D"]) -> Float[Array, "B V"]:
+  def batch(
+    self, keys_BxD: Float[Array, "B D"], values_VxD: Float[Array, "V D"]
+  ) -> Float[Array, "B V"]:
     return jax.vmap(self, in_axes=(0, None))(keys_BxD, values_VxD)

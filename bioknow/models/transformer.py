@@ -35,7 +35,7 @@ class ModelConfig:
   key_size: int | None = None
   mixer: str = "attention"  # 'attention' or 'hawk'
 
-  def resolved(self) -> "ModelConfig":
+  def resolved(self) -> "ModelShape":
     """Fills unset shape fields from the preset and checks them (one sentence if bad)."""
     if self.preset not in PRESETS:
       raise ValueError(f"model.preset: got {self.preset!r}; allowed: {', '.join(PRESETS)}.")
@@ -47,23 +47,50 @@ class ModelConfig:
       if not isinstance(v, int) or v < 1:
         raise ValueError(f"model.{k}: got {v!r}; it must be a positive integer.")
     if shape["d_model"] % shape["n_heads"]:
-      raise ValueError(f"model.n_heads: {shape['n_heads']} heads do not divide d_model "
-                       f"{shape['d_model']}; pick a divisor of d_model.")
+      raise ValueError(
+        f"model.n_heads: {shape['n_heads']} heads do not divide d_model "
+        f"{shape['d_model']}; pick a divisor of d_model."
+      )
     key_size = self.key_size or shape["d_model"] // shape["n_heads"]
     if key_size % 2:
       raise ValueError(f"model.key_size: got {key_size}; it must be even (rotary positions).")
-    return dataclasses.replace(self, key_size=key_size, **shape)
+    return ModelShape(
+      preset=self.preset,
+      n_layers=shape["n_layers"],
+      n_heads=shape["n_heads"],
+      d_model=shape["d_model"],
+      d_mlp=shape["d_mlp"],
+      key_size=key_size,
+      mixer=self.mixer,
+    )
 
 
-# preset: (n_layers, n_heads, d_model, d_mlp); key size d_model / n_heads unless set.
+@dataclasses.dataclass(frozen=True)
+class ModelShape:
+  """A ModelConfig with every shape field filled in: what ModelConfig.resolved() returns and
+  what the modules are built from."""
+
+  preset: str
+  n_layers: int
+  n_heads: int
+  d_model: int
+  d_mlp: int
+  key_size: int
+  mixer: str
+
+  def resolved(self) -> "ModelShape":
+    return self
+
+
 UNROLL = 4  # layers unrolled per scan iteration (a rolled loop stacks residuals with copies)
+# preset: (n_layers, n_heads, d_model, d_mlp); key size d_model / n_heads unless set.
 PRESETS = {
-    "paper": (8, 8, 512, 2048),  # ~42M with the 32k vocabulary
-    "paper_896": (12, 16, 896, 3584),
-    "paper_1536": (12, 12, 1536, 6144),
-    "small": (4, 4, 128, 512),  # ~1.3M with the 4k vocabulary
-    "mini": (2, 4, 64, 256),  # ~0.36M with the 4k vocabulary: the quickstart
-    "tiny": (2, 2, 32, 64),  # tests
+  "paper": (8, 8, 512, 2048),  # ~42M with the 32k vocabulary
+  "paper_896": (12, 16, 896, 3584),
+  "paper_1536": (12, 12, 1536, 6144),
+  "small": (4, 4, 128, 512),  # ~1.3M with the 4k vocabulary
+  "mini": (2, 4, 64, 256),  # ~0.36M with the 4k vocabulary: the quickstart
+  "tiny": (2, 2, 32, 64),  # tests
 }
 
 
@@ -74,7 +101,7 @@ class Block(eqx.Module):
   w_in_DxF: Float[Array, "D F"]
   w_out_FxD: Float[Array, "F D"]
 
-  def __init__(self, cfg: ModelConfig, *, key: PRNGKeyArray):
+  def __init__(self, cfg: ModelShape, *, key: PRNGKeyArray):
     k_mix, k_in, k_out = jax.random.split(key, 3)
     d, f = cfg.d_model, cfg.d_mlp
     self.norm1_D = jnp.ones(d)
@@ -90,8 +117,9 @@ class Block(eqx.Module):
     """One block on a batch; the MLP runs as 2-D matmuls over all B * T tokens."""
     b, t, d = x_BxTxD.shape
     dtype = x_BxTxD.dtype
-    y_BxTxD, pattern = self.mixer.batch(rms_norm(x_BxTxD, self.norm1_D), positions_BxT,
-                                        segment_BxT, pattern_BxHxTxT)
+    y_BxTxD, pattern = self.mixer.batch(
+      rms_norm(x_BxTxD, self.norm1_D), positions_BxT, segment_BxT, pattern_BxHxTxT
+    )
     x_NxD = (x_BxTxD + y_BxTxD).reshape(b * t, d)
     # Recomputing GELU in the backward pass from the pre-activation is cheaper on CPU than
     # saving and re-reading its intermediates.
@@ -118,21 +146,28 @@ class LanguageModel(eqx.Module):
   embed_VxD: Float[Array, "V D"]
   blocks: Block  # every array has a leading layer axis
   norm_D: Float[Array, " D"]
-  cfg: ModelConfig = eqx.field(static=True)
+  cfg: ModelShape = eqx.field(static=True)
 
-  def __init__(self, cfg: ModelConfig, vocab_size: int, *, key: PRNGKeyArray):
+  def __init__(self, cfg: ModelConfig | ModelShape, vocab_size: int, *, key: PRNGKeyArray):
     cfg = cfg.resolved()
     k_embed, k_blocks = jax.random.split(key)
     self.cfg = cfg
     self.embed_VxD = jax.random.normal(k_embed, (vocab_size, cfg.d_model)) / cfg.d_model**0.5
     self.blocks = eqx.filter_vmap(lambda k: Block(cfg, key=k))(
-        jax.random.split(k_blocks, cfg.n_layers))
+      jax.random.split(k_blocks, cfg.n_layers)
+    )
     self.norm_D = jnp.ones(cfg.d_model)
 
-  def __call__(self, tokens_T: Int[Array, " T"], *, positions_T: Int[Array, " T"] | None = None,
-               segment_T: Int[Array, " T"] | None = None,
-               patterns_LxHxTxT: Float[Array, "L H T T"] | None = None,
-               return_patterns: bool = False, dtype=jnp.float32):
+  def __call__(
+    self,
+    tokens_T: Int[Array, " T"],
+    *,
+    positions_T: Int[Array, " T"] | None = None,
+    segment_T: Int[Array, " T"] | None = None,
+    patterns_LxHxTxT: Float[Array, "L H T T"] | None = None,
+    return_patterns: bool = False,
+    dtype=jnp.float32,
+  ):
     """Returns (logits [T, V] in float32, patterns [L, H, T, T] or None).
 
     positions_T / segment_T: position inside its biography and biography index of each token
@@ -142,29 +177,47 @@ class LanguageModel(eqx.Module):
     """
     add_batch = lambda x: None if x is None else x[None]
     logits_1xTxV, patterns = self.batch(
-        tokens_T[None], positions_BxT=add_batch(positions_T), segment_BxT=add_batch(segment_T),
-        patterns_BxLxHxTxT=add_batch(patterns_LxHxTxT), return_patterns=return_patterns,
-        dtype=dtype)
+      tokens_T[None],
+      positions_BxT=add_batch(positions_T),
+      segment_BxT=add_batch(segment_T),
+      patterns_BxLxHxTxT=add_batch(patterns_LxHxTxT),
+      return_patterns=return_patterns,
+      dtype=dtype,
+    )
     return logits_1xTxV[0], None if patterns is None else patterns[0]
 
-  def batch(self, tokens_BxT: Int[Array, "B T"], *,
-            positions_BxT: Int[Array, "B T"] | None = None,
-            segment_BxT: Int[Array, "B T"] | None = None,
-            patterns_BxLxHxTxT: Float[Array, "B L H T T"] | None = None,
-            return_patterns: bool = False, dtype=jnp.float32):
+  def batch(
+    self,
+    tokens_BxT: Int[Array, "B T"],
+    *,
+    positions_BxT: Int[Array, "B T"] | np.ndarray | None = None,
+    segment_BxT: Int[Array, "B T"] | None = None,
+    patterns_BxLxHxTxT: Float[Array, "B L H T T"] | None = None,
+    return_patterns: bool = False,
+    dtype=jnp.float32,
+  ):
     """`__call__` on a batch: (logits [B, T, V] in float32, patterns [B, L, H, T, T] or None)."""
-    h_BxTxD, patterns = self.features(tokens_BxT, positions_BxT=positions_BxT,
-                                      segment_BxT=segment_BxT,
-                                      patterns_BxLxHxTxT=patterns_BxLxHxTxT,
-                                      return_patterns=return_patterns, dtype=dtype)
+    h_BxTxD, patterns = self.features(
+      tokens_BxT,
+      positions_BxT=positions_BxT,
+      segment_BxT=segment_BxT,
+      patterns_BxLxHxTxT=patterns_BxLxHxTxT,
+      return_patterns=return_patterns,
+      dtype=dtype,
+    )
     logits_BxTxV = (h_BxTxD @ self.embed_VxD.T.astype(dtype)).astype(jnp.float32)
     return logits_BxTxV, patterns
 
-  def features(self, tokens_BxT: Int[Array, "B T"], *,
-               positions_BxT: Int[Array, "B T"] | None = None,
-               segment_BxT: Int[Array, "B T"] | None = None,
-               patterns_BxLxHxTxT: Float[Array, "B L H T T"] | None = None,
-               return_patterns: bool = False, dtype=jnp.float32):
+  def features(
+    self,
+    tokens_BxT: Int[Array, "B T"],
+    *,
+    positions_BxT: Int[Array, "B T"] | np.ndarray | None = None,
+    segment_BxT: Int[Array, "B T"] | None = None,
+    patterns_BxLxHxTxT: Float[Array, "B L H T T"] | None = None,
+    return_patterns: bool = False,
+    dtype=jnp.float32,
+  ):
     """`batch` without the output layer: (final normalised hidden states [B, T, D] in `dtype`,
     patterns), for losses that apply the tied output layer themselves."""
     d = self.cfg.d_model
@@ -179,8 +232,9 @@ class LanguageModel(eqx.Module):
 
     def layer(x_BxTxD, xs):
       block_params, pattern = xs
-      x_BxTxD, pattern = eqx.combine(block_params, static)(x_BxTxD, positions_BxT, segment_BxT,
-                                                           pattern)
+      x_BxTxD, pattern = eqx.combine(block_params, static)(
+        x_BxTxD, positions_BxT, segment_BxT, pattern
+      )
       return x_BxTxD, pattern if return_patterns else None
 
     x_BxTxD, patterns = jax.lax.scan(layer, x_BxTxD, (params, patterns_BxLxHxTxT), unroll=UNROLL)
@@ -194,9 +248,12 @@ CE_CHUNK_LOGITS = 2**22
 
 
 @jax.custom_vjp
-def tied_cross_entropy(h_NxD: Float[Array, "N D"], embed_VxD: Float[Array, "V D"],
-                       targets_N: Int[Array, " N"], weights_N: Float[Array, " N"],
-                       ) -> Float[Array, ""]:
+def tied_cross_entropy(
+  h_NxD: Float[Array, "N D"],
+  embed_VxD: Float[Array, "V D"],
+  targets_N: Int[Array, " N"],
+  weights_N: Float[Array, " N"],
+) -> Float[Array, ""]:
   """sum_n weights_n * -log softmax(h_n @ embed^T)[targets_n]: the loss that log_softmax and a
   gather of the model's logits give, for hidden states of any number of tokens.
 
@@ -225,11 +282,11 @@ def _cross_entropy_and_grads(h_NxD, embed_VxD, targets_N, weights_N):
   loss = jnp.sum(weights_N * (lse_N - target_logit_N))
   # d loss / d logits = weight * (softmax - onehot(target)).
   onehot_NxV = targets_N[:, None] == jnp.arange(logits_NxV.shape[1])
-  dlogits_NxV = (weights_N[:, None] * (jnp.exp(logits_NxV - lse_N[:, None]) - onehot_NxV)
-                 ).astype(dtype)
+  dlogits_NxV = (weights_N[:, None] * (jnp.exp(logits_NxV - lse_N[:, None]) - onehot_NxV)).astype(
+    dtype
+  )
   dh_NxD = dlogits_NxV @ embed_VxD.astype(dtype)
-  dembed_VxD = jnp.einsum("nv,nd->vd", dlogits_NxV, h_NxD,
-                          preferred_element_type=jnp.float32)
+  dembed_VxD = jnp.einsum("nv,nd->vd", dlogits_NxV, h_NxD, preferred_element_type=jnp.float32)
   return loss, dh_NxD, dembed_VxD
 
 
@@ -242,14 +299,14 @@ def _tied_cross_entropy_fwd(h_NxD, embed_VxD, targets_N, weights_N):
 
   def chunk(dembed_VxD, xs):
     h_MxD, targets_M, weights_M = xs
-    loss, dh_MxD, dembed_chunk_VxD = _cross_entropy_and_grads(h_MxD, embed_VxD, targets_M,
-                                                              weights_M)
+    loss, dh_MxD, dembed_chunk_VxD = _cross_entropy_and_grads(
+      h_MxD, embed_VxD, targets_M, weights_M
+    )
     return dembed_VxD + dembed_chunk_VxD, (loss, dh_MxD)
 
   m = n // c
   xs = (h_NxD.reshape(c, m, d), targets_N.reshape(c, m), weights_N.reshape(c, m))
-  dembed_VxD, (loss_C, dh_CxMxD) = jax.lax.scan(
-      chunk, jnp.zeros(embed_VxD.shape, jnp.float32), xs)
+  dembed_VxD, (loss_C, dh_CxMxD) = jax.lax.scan(chunk, jnp.zeros(embed_VxD.shape, jnp.float32), xs)
   return loss_C.sum(), (dh_CxMxD.reshape(n, d), dembed_VxD)
 
 
@@ -261,7 +318,7 @@ def _tied_cross_entropy_bwd(res, g):
 tied_cross_entropy.defvjp(_tied_cross_entropy_fwd, _tied_cross_entropy_bwd)
 
 
-def flops_per_token(cfg: ModelConfig, vocab_size: int, seq_len: int) -> float:
+def flops_per_token(cfg: ModelConfig | ModelShape, vocab_size: int, seq_len: int) -> float:
   """Model FLOPs to train on one token: 6 x parameters (the tied table counted once, as the
   output layer; lookups are free) + 12 x layers x d_model x seq_len (attention)."""
   cfg = cfg.resolved()

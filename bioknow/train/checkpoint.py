@@ -18,38 +18,52 @@ class Checkpointer:
   def __init__(self, directory: str | pathlib.Path):
     self.directory = pathlib.Path(directory).absolute()
     self.manager = ocp.CheckpointManager(
-        self.directory,
-        options=ocp.CheckpointManagerOptions(create=True, enable_async_checkpointing=True))
-
-  def steps(self) -> list[int]:
-    return sorted(self.manager.all_steps())
+      self.directory,
+      options=ocp.CheckpointManagerOptions(create=True, enable_async_checkpointing=True),
+    )
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
   def save(self, step: int, model, opt_state, iterator: grain.DatasetIterator, meta: dict):
-    self.manager.save(step, args=ocp.args.Composite(
+    self.manager.save(
+      step,
+      args=ocp.args.Composite(
         model=ocp.args.StandardSave(eqx.filter(model, eqx.is_array)),
         opt_state=ocp.args.StandardSave(eqx.filter(opt_state, eqx.is_array)),
         data=grain.checkpoint.CheckpointSave(iterator),
-        meta=ocp.args.JsonSave(meta)))
+        meta=ocp.args.JsonSave(meta),
+      ),
+    )
 
   def restore(self, step: int, model, opt_state, iterator: grain.DatasetIterator):
     """Restores into `model`/`opt_state` (skeletons with the right shapes and shardings) and
     sets `iterator` to its saved position; returns (model, opt_state, meta)."""
-    restored = self.manager.restore(step, args=ocp.args.Composite(
+    restored = self.manager.restore(
+      step,
+      args=ocp.args.Composite(
         model=ocp.args.StandardRestore(_target(model)),
         opt_state=ocp.args.StandardRestore(_target(opt_state)),
         data=grain.checkpoint.CheckpointRestore(iterator),
-        meta=ocp.args.JsonRestore()))
-    return (_combine(restored.model, model), _combine(restored.opt_state, opt_state),
-            restored.meta)
+        meta=ocp.args.JsonRestore(),
+      ),
+    )
+    return (_combine(restored.model, model), _combine(restored.opt_state, opt_state), restored.meta)
+
+  def restore_arrays(self, step: int, **skeletons) -> dict:
+    """Some parts of checkpoint `step` (model=..., opt_state=...), each restored into its
+    skeleton: reference models, fine-tuning sources."""
+    restored = self.manager.restore(
+      step,
+      args=ocp.args.Composite(
+        **{k: ocp.args.StandardRestore(_target(v)) for k, v in skeletons.items()}
+      ),
+    )
+    return {k: _combine(restored[k], v) for k, v in skeletons.items()}
 
   def restore_model(self, step: int, model):
-    """Only the model of checkpoint `step` (reference models, fine-tuning sources)."""
-    restored = self.manager.restore(step, args=ocp.args.Composite(
-        model=ocp.args.StandardRestore(_target(model))))
-    return _combine(restored.model, model)
+    """Only the model of checkpoint `step`."""
+    return self.restore_arrays(step, model=model)["model"]
 
   def wait(self):
     self.manager.wait_until_finished()

@@ -6,11 +6,14 @@ dict of metrics (the keys of metrics.jsonl) plus the per-individual attribute lo
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 
+from bioknow.data import pipeline
 from bioknow.data.biography import Biographies
-from bioknow.train import metrics, step as step_lib
+from bioknow.train import metrics
+from bioknow.train import step as step_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,11 +34,15 @@ class EvalConfig:
       if getattr(self, name) < 1:
         raise ValueError(f"eval.{name}: got {getattr(self, name)!r}; it must be >= 1.")
     if self.steps is not None and any(not 0 <= s <= n_steps for s in self.steps):
-      raise ValueError(f"eval.steps: got {tuple(self.steps)}; every step must be in "
-                       f"[0, {n_steps}] (the run's steps).")
+      raise ValueError(
+        f"eval.steps: got {tuple(self.steps)}; every step must be in "
+        f"[0, {n_steps}] (the run's steps)."
+      )
     if self.n_sequences % self.batch_size or self.batch_size % n_devices:
-      raise ValueError(f"eval.batch_size: {self.batch_size} must divide eval.n_sequences "
-                       f"{self.n_sequences} and be divisible by the {n_devices} devices.")
+      raise ValueError(
+        f"eval.batch_size: {self.batch_size} must divide eval.n_sequences "
+        f"{self.n_sequences} and be divisible by the {n_devices} devices."
+      )
     if not 0 <= self.n_attention <= self.n_sequences:
       raise ValueError(f"eval.n_attention: got {self.n_attention}; allowed: 0..n_sequences.")
 
@@ -47,46 +54,73 @@ class EvalConfig:
     return sorted(set(dense) | set(spaced))
 
 
-def _run_set(model, bios: Biographies, cfg: EvalConfig, mesh, dtype, n_attention: int,
-             patterns_fn=None):
+def _run_set(
+  model, bios: Biographies, cfg: EvalConfig, mesh, dtype, n_attention: int, patterns_fn=None
+):
   """Runs the eval step over a set in chunks; returns host arrays [N, A] and attention sums."""
   n_attributes = bios.attribute_BxS.shape[1]
   outs, attention = [], []
   for start in range(0, len(bios.tokens_BxT), cfg.batch_size):
     chunk = slice(start, start + cfg.batch_size)
     batch = step_lib.shard_batch(
-        {"tokens": bios.tokens_BxT[chunk], "role": bios.role_BxT[chunk],
-         "attribute": bios.attribute_BxT[chunk], "sentence": bios.sentence_BxT[chunk]}, mesh)
+      {
+        "tokens": bios.tokens_BxT[chunk],
+        "role": bios.role_BxT[chunk],
+        "attribute": bios.attribute_BxT[chunk],
+        "sentence": bios.sentence_BxT[chunk],
+      },
+      mesh,
+    )
     with_attention = start < n_attention
     patterns = patterns_fn(batch) if patterns_fn else None
-    out = step_lib.eval_step(model, batch["tokens"], batch["role"], batch["attribute"],
-                             batch["sentence"], n_attributes, dtype, with_attention, patterns)
+    out = step_lib.eval_step(
+      model,
+      batch["tokens"],
+      batch["role"],
+      batch["attribute"],
+      batch["sentence"],
+      n_attributes,
+      dtype,
+      with_attention,
+      patterns,
+    )
     if "attention" in out:
       attention.append(out.pop("attention"))
     outs.append(out)
-  result = {k: np.concatenate([np.asarray(o[k]) for o in outs]) for k in outs[0]}
+  result: dict[str, Any] = {k: np.concatenate([np.asarray(o[k]) for o in outs]) for k in outs[0]}
   if attention:
-    result["attention"] = {k: np.mean([np.asarray(a[k]) for a in attention], axis=0)
-                           for k in attention[0]}
+    result["attention"] = {
+      k: np.mean([np.asarray(a[k]) for a in attention], axis=0) for k in attention[0]
+    }
   return result
 
 
 def _summarise(prefix: str, r: dict, attributes: tuple[str, ...]) -> dict:
   loss_B = r["loss"].mean(axis=1)
-  out = {f"{prefix}attribute_loss": float(loss_B.mean()),
-         # The evaluation set's sampling noise: the standard error of that mean.
-         f"{prefix}attribute_loss_sem": float(loss_B.std(ddof=1) / np.sqrt(len(loss_B)))
-         if len(loss_B) > 1 else math.nan,
-         f"{prefix}attribute_accuracy": float(r["correct"].mean())}
+  out = {
+    f"{prefix}attribute_loss": float(loss_B.mean()),
+    # The evaluation set's sampling noise: the standard error of that mean.
+    f"{prefix}attribute_loss_sem": float(loss_B.std(ddof=1) / np.sqrt(len(loss_B)))
+    if len(loss_B) > 1
+    else math.nan,
+    f"{prefix}attribute_accuracy": float(r["correct"].mean()),
+  }
   for a, name in enumerate(attributes):
     out[f"{prefix}attribute_loss/{name}"] = float(r["loss"][:, a].mean())
     out[f"{prefix}attribute_accuracy/{name}"] = float(r["correct"][:, a].mean())
   return out
 
 
-def evaluate(model, sets: dict[str, Biographies], cfg: EvalConfig, mesh, dtype,
-             attributes: tuple[str, ...], population_size: int,
-             patterns_fn=None) -> tuple[dict, np.ndarray]:
+def evaluate(
+  model,
+  sets: dict[str, Biographies],
+  cfg: EvalConfig,
+  mesh,
+  dtype,
+  attributes: tuple[str, ...],
+  population_size: int,
+  patterns_fn=None,
+) -> tuple[dict, np.ndarray]:
   """All metrics of one evaluation, and the attribute loss per individual (NaN where the
   seen set has no sequence of that individual).
 
@@ -94,8 +128,9 @@ def evaluate(model, sets: dict[str, Biographies], cfg: EvalConfig, mesh, dtype,
   uses on an evaluation batch (a dict with 'tokens' [B, T]) in place of its own (patching);
   the attention statistics are then those of the patterns used.
   """
-  run_set = lambda bios, n_attention: _run_set(model, bios, cfg, mesh, dtype, n_attention,
-                                               patterns_fn)
+  run_set = lambda bios, n_attention: _run_set(
+    model, bios, cfg, mesh, dtype, n_attention, patterns_fn
+  )
   m, seen = {}, run_set(sets["seen"], cfg.n_attention)
   m.update(_summarise("", seen, attributes))
   m["seen_max_prob"] = float(seen["max_prob"].mean())
@@ -114,7 +149,7 @@ def evaluate(model, sets: dict[str, Biographies], cfg: EvalConfig, mesh, dtype,
     # Hallucination detection: does max-probability tell seen from held-out individuals?
     m["hallucination_auroc"] = metrics.auroc(seen["max_prob"].ravel(), unseen["max_prob"].ravel())
   for name, bios in sets.items():
-    if name not in ("seen", "seen_train_templates", "heldout"):
+    if name not in pipeline.STANDARD_SETS:
       m.update(_summarise(f"{name}/", run_set(bios, 0), attributes))
 
   ids = sets["seen"].individual_B
@@ -133,17 +168,18 @@ PLATEAU_FACTOR = 0.99  # the plateau ends when the loss falls below 0.99 x the b
 CONFIRM = 2
 
 
-def _first_step(steps: list[int], holds: list[bool]) -> int | None:
-  """The first step from which `holds` is true for CONFIRM evaluations in a row (a run of
-  true values that reaches the last evaluation also counts)."""
+def _first_step(steps: list[int], holds: list[bool], finished: bool) -> int | None:
+  """The first step from which `holds` is true for CONFIRM evaluations in a row; in a
+  finished run, a run of true values that reaches the last evaluation also counts."""
   for i, step in enumerate(steps):
-    window = holds[i:i + CONFIRM]
-    if window and all(window) and (len(window) == CONFIRM or i + len(window) == len(holds)):
+    window = holds[i : i + CONFIRM]
+    reaches_end = finished and i + len(window) == len(holds)
+    if window and all(window) and (len(window) == CONFIRM or reaches_end):
       return step
   return None
 
 
-def phase_ends(records: list[dict]) -> dict:
+def phase_ends(records: list[dict], finished: bool = True) -> dict:
   """first_phase_end_step and plateau_end_step, overall and per attribute type (keys
   'plateau_end_step/birth_date', ...), from metrics records.
 
@@ -152,18 +188,30 @@ def phase_ends(records: list[dict]) -> dict:
   plateau_end_step: the first evaluation from which it is below 0.99 x the baseline (PAPER.md's
   rule) for CONFIRM evaluations in a row. None where a phase never ends. Per attribute type,
   the same rules compare 'attribute_loss/<name>' with 'no_knowledge_baseline/<name>'.
+  finished=False (a run still training): a rule that holds only at the last evaluation is
+  not yet confirmed.
   """
   out = {}
-  names = [k.split("/", 1)[1] for k in (records[0] if records else {})
-           if k.startswith("no_knowledge_baseline/")]
+  names = [
+    k.split("/", 1)[1]
+    for k in (records[0] if records else {})
+    if k.startswith("no_knowledge_baseline/")
+  ]
   for suffix in ("", *(f"/{n}" for n in names)):
-    kept = [r for r in records if _finite(r.get(f"attribute_loss{suffix}"))
-            and _finite(r.get(f"no_knowledge_baseline{suffix}"))]
+    kept = [
+      r
+      for r in records
+      if _finite(r.get(f"attribute_loss{suffix}"))
+      and _finite(r.get(f"no_knowledge_baseline{suffix}"))
+    ]
     steps = [int(r["step"]) for r in kept]
     ratio = [r[f"attribute_loss{suffix}"] / r[f"no_knowledge_baseline{suffix}"] for r in kept]
     out[f"first_phase_end_step{suffix}"] = _first_step(
-        steps, [x <= FIRST_PHASE_FACTOR for x in ratio])
-    out[f"plateau_end_step{suffix}"] = _first_step(steps, [x < PLATEAU_FACTOR for x in ratio])
+      steps, [x <= FIRST_PHASE_FACTOR for x in ratio], finished
+    )
+    out[f"plateau_end_step{suffix}"] = _first_step(
+      steps, [x < PLATEAU_FACTOR for x in ratio], finished
+    )
   return out
 
 

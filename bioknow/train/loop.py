@@ -1,18 +1,18 @@
 """The training loop shared by every experiment: train, evaluate on schedule, checkpoint, resume.
 
-A run directory holds metrics.jsonl (one line per evaluation), per_individual.zarr, the orbax
-checkpoints/ and, once finished, summary.json. Re-running the same run continues from the
+It writes a run directory's metrics.jsonl (one line per evaluation, through RunDir),
+per_individual.zarr and the orbax checkpoints/; the experiment that called it writes
+summary.json from the records it returns. Re-running the same run continues from the
 latest checkpoint: metrics lines past it are dropped and recomputed, so the final files are
 identical to an uninterrupted run's. The accelerator is never waited on inside the loop except
 at progress lines (every few seconds) and evaluations.
 """
 
 import dataclasses
-import json
 import math
-import pathlib
 import time
-from typing import Callable
+from collections.abc import Callable
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import tensorstore as ts
 
+from bioknow.rundir import RunDir
 from bioknow.train import evaluation
 from bioknow.train import step as step_lib
 from bioknow.train.checkpoint import Checkpointer
@@ -42,8 +43,8 @@ class TrainConfig:
   # so the steps run are exactly those of the full run.
   stop_after_plateau: bool = False
 
-  def check(self) -> int:
-    """Validates the fields; returns the number of devices used."""
+  def check(self) -> None:
+    """Validates the fields (one sentence naming the field)."""
     for name in ("n_steps", "batch_size"):
       if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
         raise ValueError(f"train.{name}: got {getattr(self, name)!r}; it must be an integer >= 1.")
@@ -51,15 +52,22 @@ class TrainConfig:
       if not isinstance(getattr(self, name), bool):
         raise ValueError(f"train.{name}: got {getattr(self, name)!r}; allowed: True, False.")
     if self.compute_dtype not in DTYPES:
-      raise ValueError(f"train.compute_dtype: got {self.compute_dtype!r}; allowed: "
-                       f"{', '.join(DTYPES)}.")
+      raise ValueError(
+        f"train.compute_dtype: got {self.compute_dtype!r}; allowed: {', '.join(DTYPES)}."
+      )
+    n = self.device_count()
+    if self.batch_size % n:
+      raise ValueError(
+        f"train.batch_size: {self.batch_size} is not divisible by the {n} "
+        "devices; use a multiple of the device count."
+      )
+
+  def device_count(self) -> int:
+    """The number of data-parallel devices the run uses."""
     available = len(jax.local_devices())
     n = self.n_devices or available
     if not 1 <= n <= available:
       raise ValueError(f"train.n_devices: got {n}; this machine has {available}.")
-    if self.batch_size % n:
-      raise ValueError(f"train.batch_size: {self.batch_size} is not divisible by the {n} "
-                       "devices; use a multiple of the device count.")
     return n
 
 
@@ -67,51 +75,55 @@ class TrainingDiverged(RuntimeError):
   pass
 
 
-@dataclasses.dataclass
-class RunFiles:
-  """metrics.jsonl and per_individual.zarr, truncated to a resumed step."""
+class PerIndividual:
+  """per_individual.zarr: one row per evaluation, one column per individual id."""
 
-  workdir: pathlib.Path
-  population_size: int
-
-  def __post_init__(self):
-    self.metrics_path = self.workdir / "metrics.jsonl"
-    path = self.workdir / "per_individual.zarr"
+  def __init__(self, run_dir: RunDir, population_size: int):
+    self.population_size = population_size
+    path = run_dir / "per_individual.zarr"
     spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)}}
     if (path / "zarr.json").exists():
       self.zarr = ts.open(spec, open=True).result()
-    else:  # one row per evaluation, one column per individual id
-      self.zarr = ts.open(spec, create=True, dtype=ts.float32, shape=[0, self.population_size],
-                          chunk_layout=ts.ChunkLayout(write_chunk_shape=[1, self.population_size]),
-                          fill_value=np.nan).result()
+    else:
+      self.zarr = ts.open(
+        spec,
+        create=True,
+        dtype=ts.float32,
+        shape=[0, population_size],
+        chunk_layout=ts.ChunkLayout(write_chunk_shape=[1, population_size]),
+        fill_value=np.nan,
+      ).result()
 
-  def records(self) -> list[dict]:
-    if not self.metrics_path.exists():
-      return []
-    return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line]
+  def truncate(self, n_rows: int) -> None:
+    self.zarr = self.zarr.resize(
+      exclusive_max=[n_rows, self.population_size], shrink_only=True
+    ).result()
 
-  def truncate(self, last_step: int | None) -> list[dict]:
-    """Keeps the evaluations at steps <= last_step (none if None); returns them."""
-    kept = [r for r in self.records() if last_step is not None and r["step"] <= last_step]
-    self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
-    self.zarr = self.zarr.resize(exclusive_max=[len(kept), self.population_size],
-                                 shrink_only=True).result()
-    return kept
-
-  def append(self, record: dict, per_individual: np.ndarray) -> None:
+  def append(self, per_individual: np.ndarray) -> None:
     n = self.zarr.shape[0]
-    self.zarr = self.zarr.resize(exclusive_max=[n + 1, self.population_size],
-                                 expand_only=True).result()
+    self.zarr = self.zarr.resize(
+      exclusive_max=[n + 1, self.population_size], expand_only=True
+    ).result()
     self.zarr[n].write(per_individual).result()
-    with self.metrics_path.open("a") as f:
-      f.write(json.dumps(record) + "\n")
+
+
+class Trained(NamedTuple):
+  """What a training run returns: its evaluation records (all of them, resumed ones too) and
+  the throughput of this call."""
+
+  records: list[dict]
+  stats: dict
 
 
 def _model_inputs(batch: dict) -> dict:
   """The arrays the train step reads, from a plain ([B, T]) or a packed ([R, L]) batch."""
   if "tokens_RxL" in batch:
-    return {"tokens": batch["tokens_RxL"], "role": batch["role_RxL"],
-            "positions": batch["position_RxL"], "segment": batch["segment_RxL"]}
+    return {
+      "tokens": batch["tokens_RxL"],
+      "role": batch["role_RxL"],
+      "positions": batch["position_RxL"],
+      "segment": batch["segment_RxL"],
+    }
   return {"tokens": batch["tokens_BxT"], "role": batch["role_BxT"]}
 
 
@@ -120,26 +132,45 @@ def _format_seconds(s: float) -> str:
   return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def train(*, workdir: pathlib.Path, model, optimizer, lr_schedule: Callable, batches,
-          eval_sets: dict, eval_cfg: evaluation.EvalConfig, train_cfg: TrainConfig,
-          attributes: tuple[str, ...], population_size: int, baselines: dict[str, float],
-          patterns_fn: Callable | None = None, reset_opt_at: int | None = None,
-          extra_summary: dict | None = None) -> dict:
-  """Runs (or resumes) training in `workdir` and returns the summary.
+def train(
+  *,
+  run_dir: RunDir,
+  model,
+  opt_state,
+  optimizer,
+  lr_schedule: Callable,
+  batches,
+  eval_sets: dict,
+  eval_cfg: evaluation.EvalConfig,
+  train_cfg: TrainConfig,
+  attributes: tuple[str, ...],
+  population_size: int,
+  baselines: dict[str, float],
+  patterns_fn: Callable | None = None,
+  reset_opt_at: int | None = None,
+) -> Trained:
+  """Runs (or resumes) training in `run_dir` from (model, opt_state), or from the latest
+  checkpoint when there is one; returns the records and the throughput.
 
+  optimizer: built with step_lib.make_optimizer(cfg, lr_schedule), the lr_schedule given
+  here: the lr logged at each evaluation is lr_schedule at the state's schedule step, the lr
+  the next update applies.
   batches: a Grain IterDataset of the run's batches, element k = batch of step k.
   patterns_fn(batch, step) -> patterns [B, L, H, T, T] or None: attention patterns to use
   instead of the model's own (patching); `batch` is the step's device batch, a dict with
-  'tokens' [B, T] and, when packed, 'positions' and 'segment' [B, T]; reset_opt_at: step at which the optimizer state is re-initialised.
+  'tokens' [B, T] and, when packed, 'positions' and 'segment' [B, T]; reset_opt_at: step at
+  which the optimizer state is re-initialised (fresh Adam moments; the lr schedule goes on
+  at the global step).
   """
+  train_cfg.check()
+  n_devices = train_cfg.device_count()
   baseline = sum(baselines.values()) / len(baselines)
-  n_devices = train_cfg.check()
   mesh = step_lib.data_mesh(n_devices)
   dtype = DTYPES[train_cfg.compute_dtype]
-  files = RunFiles(workdir, population_size)
-  ckpt = Checkpointer(workdir / "checkpoints")
-  model = step_lib.replicate(model, mesh)
-  opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
+  run_dir.path.mkdir(parents=True, exist_ok=True)
+  per_individual_store = PerIndividual(run_dir, population_size)
+  ckpt = Checkpointer(run_dir.checkpoints_dir)
+  model, opt_state = step_lib.replicate((model, opt_state), mesh)
   iterator = iter(batches)
 
   start = ckpt.latest_step()
@@ -147,7 +178,9 @@ def train(*, workdir: pathlib.Path, model, optimizer, lr_schedule: Callable, bat
     model, opt_state, _ = ckpt.restore(start, model, opt_state, iterator)
     model, opt_state = step_lib.replicate((model, opt_state), mesh)
     print(f"resuming from step {start}", flush=True)
-  records = files.truncate(start)
+  records = [r for r in run_dir.records() if start is not None and r["step"] <= start]
+  run_dir.write_records(records)
+  per_individual_store.truncate(len(records))
   step = start or 0
   eval_steps = [s for s in eval_cfg.schedule(train_cfg.n_steps) if s > step or start is None]
 
@@ -155,24 +188,37 @@ def train(*, workdir: pathlib.Path, model, optimizer, lr_schedule: Callable, bat
     # A patched run is evaluated as it trains: with the patterns it would use at this step.
     eval_patterns = (lambda batch: patterns_fn(batch, step)) if patterns_fn else None
     record, per_individual = evaluation.evaluate(
-        model, eval_sets, eval_cfg, mesh, dtype, attributes, population_size, eval_patterns)
+      model, eval_sets, eval_cfg, mesh, dtype, attributes, population_size, eval_patterns
+    )
     train_loss = float(loss_sum) / n_losses if n_losses else None
     if train_loss is not None and not math.isfinite(train_loss):
       raise TrainingDiverged(
-          f"the training loss became {train_loss} before step {step}; the last good checkpoint "
-          f"is step {ckpt.latest_step()}.")
-    record = {"step": step, "lr": float(lr_schedule(step)), "train_loss": train_loss,
-              "no_knowledge_baseline": baseline} | record | {
-                  f"no_knowledge_baseline/{a}": b for a, b in baselines.items()}
-    files.append(record, per_individual)
+        f"the training loss became {train_loss} before step {step}; the last good checkpoint "
+        f"is step {ckpt.latest_step()}."
+      )
+    record = (
+      {
+        "step": step,
+        "lr": float(lr_schedule(step_lib.schedule_step(opt_state))),
+        "train_loss": train_loss,
+        "no_knowledge_baseline": baseline,
+      }
+      | record
+      | {f"no_knowledge_baseline/{a}": b for a, b in baselines.items()}
+    )
+    run_dir.append_record(record)
+    per_individual_store.append(per_individual)
     ckpt.save(step, model, opt_state, iterator, {"step": step})
     records.append(record)
     return record
 
   def plateau_over() -> bool:
     """True once train.stop_after_plateau holds and the records confirm the plateau's end."""
-    over = (train_cfg.stop_after_plateau and bool(records)
-            and evaluation.phase_ends(records)["plateau_end_step"] is not None)
+    over = (
+      train_cfg.stop_after_plateau
+      and bool(records)
+      and evaluation.phase_ends(records, finished=False)["plateau_end_step"] is not None
+    )
     if over:
       print(f"plateau ended: stopped at step {step} (train.stop_after_plateau)", flush=True)
     return over
@@ -189,31 +235,48 @@ def train(*, workdir: pathlib.Path, model, optimizer, lr_schedule: Callable, bat
       batch = next(iterator)
       n_tokens += int(batch["length_B"].sum()) - len(batch["length_B"])  # targets, not BOS
       if reset_opt_at is not None and step == reset_opt_at:
-        opt_state = step_lib.replicate(optimizer.init(eqx.filter(model, eqx.is_array)), mesh)
+        params = eqx.filter(model, eqx.is_array)
+        opt_state = step_lib.replicate(step_lib.fresh_state(optimizer, params, step), mesh)
       device_batch = step_lib.shard_batch(_model_inputs(batch), mesh)
       n_dropped += int(batch.get("dropped", 0))
       patterns = patterns_fn(device_batch, step) if patterns_fn else None
       model, opt_state, loss = step_lib.train_step(
-          optimizer, model, opt_state, device_batch["tokens"], device_batch["role"], dtype,
-          patterns, device_batch.get("positions"), device_batch.get("segment"))
+        optimizer,
+        model,
+        opt_state,
+        device_batch["tokens"],
+        device_batch["role"],
+        dtype,
+        patterns,
+        device_batch.get("positions"),
+        device_batch.get("segment"),
+      )
       loss_sum, n_losses, step = loss_sum + loss, n_losses + 1, step + 1
 
       now = time.perf_counter()
       if now - last_print >= train_cfg.progress_seconds:
         mean = float(loss_sum) / n_losses
         if not math.isfinite(mean):
-          raise TrainingDiverged(f"the training loss became {mean} before step {step}; the last "
-                                 f"good checkpoint is step {ckpt.latest_step()}.")
+          raise TrainingDiverged(
+            f"the training loss became {mean} before step {step}; the last "
+            f"good checkpoint is step {ckpt.latest_step()}."
+          )
         rate = (step - steps_at_print) / (now - last_print)
         eta = (train_cfg.n_steps - step) / max(rate, 1e-9)
-        print(f"step {step}/{train_cfg.n_steps}  loss {mean:.4f}  {rate:.2f} steps/s  "
-              f"ETA {_format_seconds(eta)}", flush=True)
+        print(
+          f"step {step}/{train_cfg.n_steps}  loss {mean:.4f}  {rate:.2f} steps/s  "
+          f"ETA {_format_seconds(eta)}",
+          flush=True,
+        )
         last_print, steps_at_print = now, step
       if eval_steps and eval_steps[0] == step:
         r = run_eval(step, loss_sum, n_losses)
-        print(f"eval step {step}: attribute loss {r['attribute_loss']:.4f} (baseline "
-              f"{baseline:.4f}), accuracy {r['attribute_accuracy']:.3f}, held-out loss "
-              f"{r.get('unseen_attribute_loss', float('nan')):.4f}", flush=True)
+        print(
+          f"eval step {step}: attribute loss {r['attribute_loss']:.4f} (baseline "
+          f"{baseline:.4f}), accuracy {r['attribute_accuracy']:.3f}, held-out loss "
+          f"{r.get('unseen_attribute_loss', float('nan')):.4f}",
+          flush=True,
+        )
         loss_sum, n_losses = jnp.zeros(()), 0
         eval_steps.pop(0)
         if plateau_over():
@@ -226,9 +289,12 @@ def train(*, workdir: pathlib.Path, model, optimizer, lr_schedule: Callable, bat
 
   wall = time.perf_counter() - t_start
   steps_done = step - (start or 0)
-  summary = (records[-1] if records else {}) | evaluation.phase_ends(records) | {
-      "wall_seconds": wall, "steps_per_second": steps_done / wall,
-      "tokens_per_second": n_tokens / wall, "device_kind": jax.local_devices()[0].device_kind,
-      "n_devices": n_devices, "dropped_biographies": n_dropped} | (extra_summary or {})
-  (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-  return summary
+  stats = {
+    "wall_seconds": wall,
+    "steps_per_second": steps_done / wall,
+    "tokens_per_second": n_tokens / wall,
+    "device_kind": jax.local_devices()[0].device_kind,
+    "n_devices": n_devices,
+    "dropped_biographies": n_dropped,
+  }
+  return Trained(records, stats)

@@ -11,8 +11,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from bioknow.data.biography import ROLE_FIRST_VALUE, ROLE_LAST_NAME, ROLE_NAME, ROLE_PAD
-from bioknow.data.biography import ROLE_TEXT, ROLE_VALUE
+from bioknow.data.biography import (
+  ROLE_FIRST_VALUE,
+  ROLE_LAST_NAME,
+  ROLE_NAME,
+  ROLE_PAD,
+  ROLE_TEXT,
+  ROLE_VALUE,
+)
 
 
 def _shift(x_BxT, fill):
@@ -29,8 +35,12 @@ def token_scores(logits_BxTxV: Float[Array, "B T V"], tokens_BxT: Int[Array, "B 
   correct_BxT = jnp.argmax(logp_BxTxV, axis=-1) == next_BxT
   max_prob_BxT = jnp.exp(jnp.max(logp_BxTxV, axis=-1))
   entropy_BxT = -jnp.sum(jnp.exp(logp_BxTxV) * logp_BxTxV, axis=-1)
-  return {"logp": _shift(target_logp_BxT, 0.0), "correct": _shift(correct_BxT, True),
-          "max_prob": _shift(max_prob_BxT, 0.0), "entropy": _shift(entropy_BxT, 0.0)}
+  return {
+    "logp": _shift(target_logp_BxT, 0.0),
+    "correct": _shift(correct_BxT, True),
+    "max_prob": _shift(max_prob_BxT, 0.0),
+    "entropy": _shift(entropy_BxT, 0.0),
+  }
 
 
 def next_token_loss(logits_BxTxV, tokens_BxT, role_BxT) -> Float[Array, ""]:
@@ -50,15 +60,16 @@ def attribute_metrics(scores: dict, role_BxT, attribute_BxT, n_attributes: int) 
   first_BxTxA = onehot_BxTxA & (role_BxT == ROLE_FIRST_VALUE)[..., None]
   wrong_BxT = (~scores["correct"]).astype(jnp.float32)
   return {
-      "loss": -jnp.einsum("bt,bta->ba", scores["logp"], value_BxTxA),
-      "correct": jnp.einsum("bt,bta->ba", wrong_BxT, value_BxTxA) == 0,
-      "max_prob": jnp.einsum("bt,bta->ba", scores["max_prob"], first_BxTxA),
-      "entropy": jnp.einsum("bt,bta->ba", scores["entropy"], first_BxTxA),
+    "loss": -jnp.einsum("bt,bta->ba", scores["logp"], value_BxTxA),
+    "correct": jnp.einsum("bt,bta->ba", wrong_BxT, value_BxTxA) == 0,
+    "max_prob": jnp.einsum("bt,bta->ba", scores["max_prob"], first_BxTxA),
+    "entropy": jnp.einsum("bt,bta->ba", scores["entropy"], first_BxTxA),
   }
 
 
-def attention_statistics(patterns_BxLxHxTxT: Float[Array, "B L H T T"], role_BxT,
-                         sentence_BxT) -> dict:
+def attention_statistics(
+  patterns_BxLxHxTxT: Float[Array, "B L H T T"], role_BxT, sentence_BxT
+) -> dict:
   """Per layer [L]: summed attention weights on a key set, averaged over query occurrences,
   heads and sequences, plus sharpness.
 
@@ -72,7 +83,8 @@ def attention_statistics(patterns_BxLxHxTxT: Float[Array, "B L H T T"], role_BxT
   same_BxTxT = sentence_BxT[:, :, None] == sentence_BxT[:, None, :]
   # Query q predicts the first value token at q + 1; the keys belong to that token's sentence.
   predicts_first_BxT = jnp.concatenate(
-      [role_BxT[:, 1:] == ROLE_FIRST_VALUE, jnp.zeros_like(role_BxT[:, :1], bool)], axis=1)
+    [role_BxT[:, 1:] == ROLE_FIRST_VALUE, jnp.zeros_like(role_BxT[:, :1], bool)], axis=1
+  )
   target_sentence_BxT = jnp.concatenate([sentence_BxT[:, 1:], sentence_BxT[:, :1]], axis=1)
   same_target_BxTxT = target_sentence_BxT[:, :, None] == sentence_BxT[:, None, :]
 
@@ -87,14 +99,17 @@ def attention_statistics(patterns_BxLxHxTxT: Float[Array, "B L H T T"], role_BxT
   query_BxT = (role_BxT != ROLE_PAD) & (n_keys_T >= 2)
   sharp_BxLxHxT = entropy_BxLxHxT / jnp.log(jnp.maximum(n_keys_T, 2))
   sharpness_L = jnp.einsum("blht,bt->l", sharp_BxLxHxT, query_BxT.astype(jnp.float32)) / (
-      p.shape[2] * jnp.maximum(query_BxT.sum(), 1))
+    p.shape[2] * jnp.maximum(query_BxT.sum(), 1)
+  )
   return {
-      "attn_name_to_name": mean_mass(role_BxT == ROLE_LAST_NAME,
-                                     same_BxTxT & (role_BxT == ROLE_NAME)[:, None, :]),
-      "attn_value_to_name": mean_mass(predicts_first_BxT, same_target_BxTxT & is_name_BxT[:, None]),
-      "attn_value_to_text": mean_mass(predicts_first_BxT,
-                                      same_target_BxTxT & (role_BxT == ROLE_TEXT)[:, None, :]),
-      "attn_sharpness": sharpness_L,
+    "attn_name_to_name": mean_mass(
+      role_BxT == ROLE_LAST_NAME, same_BxTxT & (role_BxT == ROLE_NAME)[:, None, :]
+    ),
+    "attn_value_to_name": mean_mass(predicts_first_BxT, same_target_BxTxT & is_name_BxT[:, None]),
+    "attn_value_to_text": mean_mass(
+      predicts_first_BxT, same_target_BxTxT & (role_BxT == ROLE_TEXT)[:, None, :]
+    ),
+    "attn_sharpness": sharpness_L,
   }
 
 

@@ -6,7 +6,7 @@ step index travels as an array, so nothing recompiles as training advances.
 """
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -47,21 +47,55 @@ class OptimizerConfig:
 
 
 def learning_rate(cfg: OptimizerConfig, n_steps: int) -> Callable:
+  """The lr as a function of the optimizer's schedule step."""
   if cfg.schedule == "constant":
     return optax.constant_schedule(cfg.lr)
   return optax.cosine_decay_schedule(cfg.lr, max(n_steps, 1), alpha=cfg.lr_end / cfg.lr)
 
 
-def make_optimizer(cfg: OptimizerConfig, n_steps: int) -> optax.GradientTransformation:
+def make_optimizer(cfg: OptimizerConfig, lr_schedule: Callable) -> optax.GradientTransformation:
+  """AdamW following `lr_schedule` (from learning_rate: built once, and also what the loop
+  logs)."""
   decay_mask = lambda params: jax.tree.map(lambda x: x.ndim >= 2, params)
-  return optax.adamw(learning_rate(cfg, n_steps), b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
-                     weight_decay=cfg.weight_decay, mask=decay_mask)
+  return optax.adamw(
+    lr_schedule,
+    b1=cfg.b1,
+    b2=cfg.b2,
+    eps=cfg.eps,
+    weight_decay=cfg.weight_decay,
+    mask=decay_mask,
+  )
+
+
+def _is_schedule_state(x) -> bool:
+  return isinstance(x, optax.ScaleByScheduleState)
+
+
+def schedule_step(opt_state) -> int:
+  """The step at which the optimizer evaluates its lr schedule (its schedule count)."""
+  counts = [
+    s.count for s in jax.tree.leaves(opt_state, is_leaf=_is_schedule_state) if _is_schedule_state(s)
+  ]
+  if not counts:
+    raise ValueError("the optimizer state has no lr schedule count (build it with make_optimizer).")
+  return int(counts[0])
+
+
+def fresh_state(optimizer: optax.GradientTransformation, params, schedule_at: int):
+  """A re-initialised optimizer state (zero Adam moments, Adam's bias correction from its
+  start) whose lr schedule stands at step `schedule_at`: resetting the optimizer mid-run
+  does not restart the lr schedule."""
+  state = optimizer.init(params)
+  return jax.tree.map(
+    lambda s: s._replace(count=jnp.full_like(s.count, schedule_at)) if _is_schedule_state(s) else s,
+    state,
+    is_leaf=_is_schedule_state,
+  )
 
 
 def data_mesh(n_devices: int | None = None) -> jax.sharding.Mesh:
   devices = jax.local_devices()[:n_devices]
-  return jax.sharding.Mesh(np.array(devices), ("data",),
-                           axis_types=(jax.sharding.AxisType.Auto,))
+  return jax.sharding.Mesh(np.array(devices), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
 
 
 def shard_batch(batch: dict, mesh: jax.sharding.Mesh) -> dict:
@@ -76,14 +110,23 @@ def replicate(tree, mesh: jax.sharding.Mesh):
 
 
 def _forward(model: LanguageModel, tokens_BxT, dtype, patterns=None, return_patterns=False):
-  return model.batch(tokens_BxT, patterns_BxLxHxTxT=patterns, return_patterns=return_patterns,
-                     dtype=dtype)
+  return model.batch(
+    tokens_BxT, patterns_BxLxHxTxT=patterns, return_patterns=return_patterns, dtype=dtype
+  )
 
 
 @eqx.filter_jit(donate="all-except-first")
-def train_step(optimizer: optax.GradientTransformation, model: LanguageModel, opt_state,
-               tokens_BxT, role_BxT, dtype=jnp.float32, patterns_BxLxHxTxT=None,
-               positions_BxT=None, segment_BxT=None):
+def train_step(
+  optimizer: optax.GradientTransformation,
+  model: LanguageModel,
+  opt_state,
+  tokens_BxT,
+  role_BxT,
+  dtype=jnp.float32,
+  patterns_BxLxHxTxT=None,
+  positions_BxT=None,
+  segment_BxT=None,
+):
   """One AdamW step on the mean next-token loss; returns (model, opt_state, loss).
 
   Rows may hold several biographies (packing): positions_BxT / segment_BxT give each token's
@@ -100,12 +143,17 @@ def train_step(optimizer: optax.GradientTransformation, model: LanguageModel, op
   next_BxT = jnp.concatenate([tokens_BxT[:, 1:], tokens_BxT[:, :1]], axis=1)
 
   def loss_fn(model):
-    h_BxTxD, _ = model.features(tokens_BxT, positions_BxT=positions_BxT,
-                                segment_BxT=segment_BxT,
-                                patterns_BxLxHxTxT=patterns_BxLxHxTxT, dtype=dtype)
+    h_BxTxD, _ = model.features(
+      tokens_BxT,
+      positions_BxT=positions_BxT,
+      segment_BxT=segment_BxT,
+      patterns_BxLxHxTxT=patterns_BxLxHxTxT,
+      dtype=dtype,
+    )
     b, t, d = h_BxTxD.shape
-    return tied_cross_entropy(h_BxTxD.reshape(b * t, d), model.embed_VxD,
-                              next_BxT.reshape(b * t), weight_BxT.reshape(b * t))
+    return tied_cross_entropy(
+      h_BxTxD.reshape(b * t, d), model.embed_VxD, next_BxT.reshape(b * t), weight_BxT.reshape(b * t)
+    )
 
   loss, grads = eqx.filter_value_and_grad(loss_fn)(model)
   updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_array))
@@ -113,14 +161,23 @@ def train_step(optimizer: optax.GradientTransformation, model: LanguageModel, op
 
 
 @eqx.filter_jit
-def eval_step(model: LanguageModel, tokens_BxT, role_BxT, attribute_BxT, sentence_BxT,
-              n_attributes: int, dtype=jnp.float32, with_attention: bool = False,
-              patterns_BxLxHxTxT=None):
+def eval_step(
+  model: LanguageModel,
+  tokens_BxT,
+  role_BxT,
+  attribute_BxT,
+  sentence_BxT,
+  n_attributes: int,
+  dtype=jnp.float32,
+  with_attention: bool = False,
+  patterns_BxLxHxTxT=None,
+):
   """Per sequence and attribute [B, A] metrics, and per-layer attention statistics (summed
   over the batch, with their normalisers) when `with_attention`. Given patterns (patching)
   replace the model's own, and the statistics are those of the given patterns."""
-  logits_BxTxV, patterns = _forward(model, tokens_BxT, dtype, patterns_BxLxHxTxT,
-                                    return_patterns=with_attention)
+  logits_BxTxV, patterns = _forward(
+    model, tokens_BxT, dtype, patterns_BxLxHxTxT, return_patterns=with_attention
+  )
   scores = metrics.token_scores(logits_BxTxV, tokens_BxT)
   out = metrics.attribute_metrics(scores, role_BxT, attribute_BxT, n_attributes)
   if with_attention and patterns is not None:

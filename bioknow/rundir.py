@@ -1,0 +1,192 @@
+"""The files of one run directory, with one owner: every writer and reader goes through RunDir.
+
+  config.json          the fiddle config (fiddle's serialization), plus "leaves": every
+                       config field by dotted path, unset ones at their defaults
+  config.txt           fiddle's flattened listing, one `path = value` line a field, for people
+  metrics.jsonl        one JSON record per evaluation
+  summary.json         written once, atomically, when the run has finished
+  checkpoints/         orbax checkpoints, one directory per step once complete
+  per_individual.zarr  written by the training loop (tensorstore)
+
+Importing this module imports neither JAX nor fiddle: the figures read leaves, records and
+summaries through it. Writing a config and loading it back as a config import fiddle (the
+one place outside the configs and the launcher that does, to keep the format in one file).
+"""
+
+import dataclasses
+import inspect
+import json
+import os
+import pathlib
+from typing import Any
+
+
+class RunDir:
+  """A run directory; `RunDir(path)` creates nothing until something is written."""
+
+  def __init__(self, path: "str | os.PathLike | RunDir"):
+    self.path: pathlib.Path = path.path if isinstance(path, RunDir) else pathlib.Path(path)
+
+  def __repr__(self) -> str:
+    return f"RunDir({str(self.path)!r})"
+
+  def __truediv__(self, name: str) -> pathlib.Path:
+    return self.path / name
+
+  @property
+  def name(self) -> str:
+    return self.path.name
+
+  def source(self, name: str) -> "RunDir":
+    """The run another run reads (`source`, `reference_run`): an absolute path, or a path
+    relative to the sweep's workdir, the parent of this run's directory."""
+    path = pathlib.Path(name)
+    return RunDir(path if path.is_absolute() else self.path.parent / path)
+
+  # Config ------------------------------------------------------------------------------------
+
+  def write_config(self, cfg) -> None:
+    """Writes config.json and config.txt for the fiddle config `cfg`."""
+    from fiddle import printing
+    from fiddle.experimental import serialization
+
+    leaves = config_leaves(cfg)
+    self.path.mkdir(parents=True, exist_ok=True)
+    stored = json.loads(serialization.dump_json(cfg)) | {"leaves": leaves}
+    _write_atomically(self / "config.json", json.dumps(stored, indent=2) + "\n")
+    text = printing.as_str_flattened(cfg, include_types=False) + "\n"
+    _write_atomically(self / "config.txt", text)
+
+  def has_config(self) -> bool:
+    return (self / "config.json").is_file()
+
+  def config(self):
+    """The fiddle config stored in config.json."""
+    from fiddle.experimental import serialization
+
+    return serialization.load_json((self / "config.json").read_text())
+
+  def experiment(self):
+    """The experiment config the run was built from (fdl.build of config())."""
+    import fiddle as fdl
+
+    return fdl.build(self.config())
+
+  def leaves(self) -> dict[str, Any]:
+    """{dotted path: value} of every config field (JSON values: tuples read as lists,
+    types and functions as their repr); {} without config.json."""
+    stored = _read_json(self / "config.json")
+    leaves = stored.get("leaves") if stored else None
+    return leaves if isinstance(leaves, dict) else {}
+
+  # Metrics -----------------------------------------------------------------------------------
+
+  @property
+  def metrics_path(self) -> pathlib.Path:
+    return self / "metrics.jsonl"
+
+  def records(self) -> list[dict]:
+    """The evaluation records; a line a live run is still writing is passed over."""
+    if not self.metrics_path.exists():
+      return []
+    records = []
+    for line in self.metrics_path.read_text().splitlines():
+      try:
+        record = json.loads(line)
+      except json.JSONDecodeError:
+        continue
+      if isinstance(record, dict) and "step" in record:
+        records.append(record)
+    return records
+
+  def write_records(self, records: list[dict]) -> None:
+    self.path.mkdir(parents=True, exist_ok=True)
+    _write_atomically(self.metrics_path, "".join(json.dumps(r) + "\n" for r in records))
+
+  def append_record(self, record: dict) -> None:
+    with self.metrics_path.open("a") as f:
+      f.write(json.dumps(record) + "\n")
+
+  # Summary -----------------------------------------------------------------------------------
+
+  def summary(self) -> dict | None:
+    """summary.json, or None while the run is unfinished."""
+    return _read_json(self / "summary.json")
+
+  def is_finished(self) -> bool:
+    return (self / "summary.json").is_file()
+
+  def write_summary(self, summary: dict) -> None:
+    """Writes summary.json in one step (a temporary file renamed over it): a reader sees
+    either no summary or the whole of it."""
+    _write_atomically(self / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+  # Checkpoints -------------------------------------------------------------------------------
+
+  @property
+  def checkpoints_dir(self) -> pathlib.Path:
+    return self / "checkpoints"
+
+  def checkpoint_steps(self) -> list[int]:
+    """Steps of the complete checkpoints (orbax renames a checkpoint to its step once it is
+    complete)."""
+    if not self.checkpoints_dir.is_dir():
+      return []
+    return sorted(
+      int(p.name) for p in self.checkpoints_dir.iterdir() if p.name.isdigit() and p.is_dir()
+    )
+
+
+def config_leaves(cfg) -> dict[str, Any]:
+  """Every field of a fiddle config by dotted path (`data.n_individuals`, `schedule.phases[0]
+  .alpha`), unset fields at their defaults (None where there is none) and dataclass defaults
+  expanded field by field; values as JSON values, other objects as their repr."""
+  import fiddle as fdl
+
+  leaves: dict[str, Any] = {}
+
+  def walk(value, path: str) -> None:
+    if isinstance(value, fdl.Buildable):
+      params = value.__signature_info__.signature.parameters
+      args = value.__arguments__
+      names = [n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+      for name in names + [n for n in args if n not in params]:
+        default = params[name].default if name in params else None
+        walk(
+          args.get(name, None if default is inspect.Parameter.empty else default),
+          f"{path}.{name}" if path else name,
+        )
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+      for field in dataclasses.fields(value):
+        walk(getattr(value, field.name), f"{path}.{field.name}")
+    elif isinstance(value, (list, tuple)) and any(
+      isinstance(x, fdl.Buildable) or dataclasses.is_dataclass(x) for x in value
+    ):
+      for i, x in enumerate(value):
+        walk(x, f"{path}[{i}]")
+    else:
+      leaves[path] = _jsonable(value)
+
+  walk(cfg, "")
+  return leaves
+
+
+def _jsonable(value):
+  try:
+    return json.loads(json.dumps(value))
+  except (TypeError, ValueError):
+    return repr(value)
+
+
+def _read_json(path: pathlib.Path) -> dict | None:
+  try:
+    value = json.loads(path.read_text())
+  except (OSError, json.JSONDecodeError):
+    return None
+  return value if isinstance(value, dict) else None
+
+
+def _write_atomically(path: pathlib.Path, text: str) -> None:
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_text(text)
+  os.replace(tmp, path)
