@@ -4,9 +4,11 @@ import math
 import subprocess
 import sys
 
+import fiddle as fdl
 import numpy as np
 import pytest
 
+from bioknow import configs
 from bioknow.data.__main__ import decode_marked, statistics
 from bioknow.data.dataset import DataConfig, build_dataset, vocab_size
 
@@ -55,15 +57,8 @@ def test_more_individuals_than_names_is_rejected(tmp_path):
 
 
 def test_compact_vocabulary_renumbers_the_same_biographies():
-  config = DataConfig(
-    n_individuals=300,
-    n_heldout=50,
-    tokenizer="bio_4k",
-    n_first_names=24,
-    n_last_names=24,
-    max_values=16,
-    birth_years=(1990, 1999),
-  )
+  small = fdl.build(configs.pretrain("small").data)  # the small scale's short lists
+  config = dataclasses.replace(small, n_individuals=300, n_heldout=50, compact_vocab=False)
   full = build_dataset(config)
   compact = build_dataset(dataclasses.replace(config, compact_vocab=True))
   assert vocab_size(dataclasses.replace(config, compact_vocab=True)) == compact.vocab_size

@@ -13,7 +13,7 @@ import pytest
 
 from bioknow import configs, executors, launch
 from bioknow.data import pipeline
-from bioknow.data.dataset import DataConfig, build_dataset
+from bioknow.data.dataset import build_dataset
 from bioknow.experiments import finetune, pretrain
 from bioknow.experiments.finetune import FinetuneConfig
 from bioknow.models.transformer import LanguageModel, ModelConfig
@@ -24,17 +24,9 @@ from bioknow.train.evaluation import EvalConfig
 from bioknow.train.step import OptimizerConfig, learning_rate, make_optimizer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-DATA = DataConfig(
-  n_individuals=50,
-  n_heldout=16,
-  tokenizer="bio_4k",
-  n_first_names=24,
-  n_last_names=24,
-  max_values=16,
-  birth_years=(1990, 1991),
-  birth_months=4,
-  birth_days=2,
-  compact_vocab=True,
+# The small scale's lists (the finetune sweep's sources are built from them), fewer people.
+DATA = dataclasses.replace(
+  fdl.build(configs.pretrain("small").data), n_individuals=50, n_heldout=16
 )
 MODEL = ModelConfig(preset="tiny")
 EVAL = EvalConfig(steps=(0, 5, 10, 20), n_sequences=32, batch_size=32, n_attention=0)
