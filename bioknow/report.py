@@ -16,7 +16,7 @@ import sys
 
 from absl import app, flags
 
-from bioknow.figures import curricula, finetune, patching, population, pretrain, toy
+from bioknow.figures import attributes, curricula, finetune, patching, population, pretrain, toy
 from bioknow.figures import runs as R
 from bioknow.figures.pretrain import learning_curves, summarise  # noqa: F401 (public)
 from bioknow.figures.runs import find_runs, load_run  # noqa: F401 (public)
@@ -76,7 +76,7 @@ def report(workdir: pathlib.Path) -> list[pathlib.Path]:
       R.final(run, "attribute_loss")
     ):
       print(summarise(run))
-      for line in pretrain.attribute_lines(run):
+      for line in attributes.attribute_lines(run):
         print(line)
   for line in best_lr_lines(runs) + lines:
     print(line)

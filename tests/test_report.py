@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bioknow import report
-from bioknow.figures import curricula, population, pretrain, toy
+from bioknow.figures import attributes, curricula, population, pretrain, toy
 from bioknow.figures import runs as R
 
 BASELINE = 4.0
@@ -545,11 +545,11 @@ def test_per_attribute_phases_figure_and_lines(tmp_path):
   ]
   write_run(tmp_path, "quickstart", records)
   [run] = R.find_runs(tmp_path)
-  assert pretrain.attribute_lines(run) == [
+  assert attributes.attribute_lines(run) == [
     "  birth_date: baseline 2, first phase ends 100, plateau ends 400, loss/baseline "
     "1.000-1.030 over steps 100-400, final loss 1",
     "  major: baseline 4, first phase ends 100, plateau ends None, loss/baseline 1.010-1.030 "
     "over steps 100-400, final loss 4",
   ]
-  path = pretrain.attribute_curves(run, tmp_path / "figures")
+  path = attributes.attribute_curves(run, tmp_path / "figures")
   assert path.name == "attribute_curves_quickstart.png" and path.stat().st_size > 500
