@@ -3,8 +3,9 @@ for train.evaluation's phase rules, never run).
 
 runs.py loads runs and holds the shared rules (best learning rate, power-law fit); each other
 module draws one family: pretrain (per-run curves, attention, hallucination, groups,
-comparisons), attributes (each attribute type against its own baseline, used by pretrain), population (plateau law), curricula (power laws, celebrities, warm-ups, growth),
-patching, finetune, toy (the associative memory). Every family but attributes exposes
+comparisons), attributes (each attribute type against its own baseline, used by pretrain),
+population (plateau law), curricula (power laws, celebrities, warm-ups, growth), patching,
+finetune, toy (the associative memory). Every family but attributes exposes
 `draw(runs, out_dir) -> (paths, summary_lines)` and draws only what its runs allow.
 """
 
