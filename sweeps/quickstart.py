@@ -1,7 +1,7 @@
 """python -m bioknow.launch --sweep=sweeps/quickstart.py        (what `make demo` runs)
 
 One small pretraining run that shows the three phases of knowledge acquisition: 800 people,
-every attribute with 16 possible values, 1,250 steps of batch 64 (runtime: the README's table).
+every attribute with 16 possible values, 1,250 steps of batch 64. Runtime: the README's table.
 --scale=paper runs the paper's default run instead: 64k individuals, 16k steps, ~42M
 parameters.
 Reproduces Figure 2 (left) of the paper: the attribute loss on evaluation templates of seen

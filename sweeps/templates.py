@@ -3,7 +3,7 @@ python -m bioknow.report --workdir=runs/templates
 
 Textual diversity: number of training templates x shuffled or fixed sentence order.
 
-Grid: small, 10 runs of 1.4k steps; paper, 10 runs of 16k steps. Runtime: see the table in
+Grid: small, 10 runs of 1.25k steps; paper, 10 runs of 16k steps. Runtime: see the table in
 README.md.
 Reproduces Figure A of the paper: with one template per attribute the model memorises
 sentences rather than facts (on evaluation templates the loss stays far above the baseline
