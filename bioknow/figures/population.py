@@ -60,7 +60,7 @@ def plateau_law(runs: list[dict]) -> list[dict]:
   return sweeps
 
 
-def _draw(law: dict, out_dir: pathlib.Path, name: str) -> pathlib.Path:
+def law_figure(law: dict, out_dir: pathlib.Path, name: str) -> pathlib.Path:
   members = law["members"]
   by_n = dict(sorted(R.group_by(members, R.population).items()))
   colors = dict(zip(by_n, R.palette(len(by_n))))
@@ -148,7 +148,7 @@ def _population_line(law: dict, i: int) -> str:
 def draw(runs: list[dict], out_dir: pathlib.Path):
   paths, lines = [], []
   for i, law in enumerate(plateau_law(runs)):
-    paths.append(_draw(law, out_dir, "plateau_vs_population" + (f"_{i}" if i else "")))
+    paths.append(law_figure(law, out_dir, "plateau_vs_population" + (f"_{i}" if i else "")))
     pops = "; ".join(_population_line(law, j) for j in range(len(law["n"])))
     lines.append(f"plateau end by population (best lr, mean over seeds): {pops}")
     if "k" in law:

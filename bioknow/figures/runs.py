@@ -267,7 +267,7 @@ def power_law_interval(x, y, level: float = 0.95) -> tuple[float, float]:
   """The `level` confidence interval of k in y = c * x^k: the least-squares slope in log-log
   plus or minus Student's t quantile times its standard error (n - 2 degrees of freedom).
   Every point counts, so seeds of one population widen the interval by their spread."""
-  from scipy import stats  # a dependency of jax
+  from scipy.special import stdtrit  # the t quantile; scipy.stats takes seconds to import
 
   log_x, log_y = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
   n = len(log_x)
@@ -276,7 +276,7 @@ def power_law_interval(x, y, level: float = 0.95) -> tuple[float, float]:
   k, log_c = np.polyfit(log_x, log_y, 1)
   residual = log_y - (k * log_x + log_c)
   stderr = math.sqrt(np.sum(residual**2) / (n - 2) / np.sum((log_x - log_x.mean()) ** 2))
-  half = float(stats.t.ppf(0.5 + level / 2, n - 2)) * stderr
+  half = float(stdtrit(n - 2, 0.5 + level / 2)) * stderr
   return float(k - half), float(k + half)
 
 

@@ -1,0 +1,5 @@
+"""The paper's claims as a scorecard: `python -m bioknow.claims` (see __main__.py).
+
+catalog: which sweep points each claim needs; rules: how each claim is measured and judged;
+figures: one figure per claim.
+"""

@@ -1,0 +1,149 @@
+"""python -m bioknow.claims [--only=NAME,...] [--seeds=3] [--config=set:PATH=VALUE ...]
+    [--workdir=runs] [--dry_run]
+
+The paper's claims as one scorecard. For each claim it runs (or reuses: finished runs are
+skipped, interrupted ones resume) the sweep points it needs over --seeds seeds, at the CPU
+scale, then scores them with the rule written next to the claim (bioknow/claims/rules.py) and
+prints a table: the claim, the paper's figure and numbers, what was measured (mean and
+spread over seeds) and the verdict (holds, weak, does not hold). It writes
+WORKDIR/claims/claims.json and one figure per claim in WORKDIR/claims/figures/.
+
+--config overrides apply to every run ("does the claim hold for Hawk?" is
+--config=set:model.mixer='"hawk"' --workdir=runs/hawk); runs with overrides need a workdir
+of their own, so they never mix with the default runs.
+"""
+
+import json
+import math
+import pathlib
+import sys
+import time
+import types
+
+from absl import flags
+
+from bioknow import configs, executors, launch
+from bioknow.claims import catalog
+from bioknow.figures import runs as R
+
+FLAGS = flags.FlagValues()  # its own flags: bioknow.launch's, imported here, have other meanings
+flags.DEFINE_string(
+  "only", None, "Comma-separated claim names (default: every claim).", flag_values=FLAGS
+)
+flags.DEFINE_integer("seeds", 3, "Seeds per setting (at least 1).", flag_values=FLAGS)
+flags.DEFINE_multi_string(
+  "config", [], "Overrides for every run: set:PATH=VALUE.", flag_values=FLAGS
+)
+flags.DEFINE_string("workdir", "runs", "Root of the sweeps' run directories.", flag_values=FLAGS)
+flags.DEFINE_enum("scale", "small", configs.SCALES, "Grid of the sweeps.", flag_values=FLAGS)
+flags.DEFINE_bool("dry_run", False, "Print each claim's points and run nothing.", flag_values=FLAGS)
+DEFAULT_WORKDIR = "runs"
+
+
+def select(only: str | None) -> list[catalog.Claim]:
+  if not only:
+    return list(catalog.CLAIMS)
+  names = [n.strip() for n in only.split(",") if n.strip()]
+  if unknown := [n for n in names if n not in catalog.BY_NAME]:
+    raise ValueError(f"--only: {unknown[0]} is not a claim; allowed: {', '.join(catalog.BY_NAME)}.")
+  return [catalog.BY_NAME[n] for n in names]
+
+
+def plan(claims, scale: str, seeds: int, directives: list[str], workdir: pathlib.Path):
+  """(claim, sweep workdir, points) for each claim: every point built and checked first."""
+  if seeds < 1:
+    raise ValueError(f"--seeds: got {seeds}; it must be an integer >= 1.")
+  planned = []
+  for claim in claims:
+    module = launch.load_sweep(str(claim.sweep_path))
+    shim = types.SimpleNamespace(
+      sweep=lambda s, m=module, c=claim: catalog.seeded(m.sweep(s), seeds, c.seeded_sweep),
+      base=module.base,
+    )
+    sweep_dir = workdir / claim.sweep_path.stem
+    points = launch.build_points(shim, scale, directives, None, sweep_dir)
+    planned.append((claim, sweep_dir, points))
+  return planned
+
+
+def score(claim: catalog.Claim, sweep_dir: pathlib.Path, points, out_dir: pathlib.Path) -> dict:
+  """The claim's row: its score and figure from the runs of its points."""
+  runs = [R.load_run(sweep_dir / p.name) for p in points if (sweep_dir / p.name).is_dir()]
+  result = claim.score(runs)
+  figure = claim.figure(runs, out_dir / "figures")
+  seconds = sum(r["summary"].get("wall_seconds", 0.0) for r in runs)
+  return {
+    "claim": claim.name,
+    "statement": claim.statement,
+    "paper": claim.paper,
+    "measured": result.measured,
+    "verdict": result.verdict,
+    "rule": " ".join((claim.score.__doc__ or "").split()),
+    "values": result.values,
+    "runs": [r["name"] for r in runs],
+    "compute_seconds": seconds,
+    "figure": str(figure) if figure else None,
+  }
+
+
+def table(rows: list[dict]) -> str:
+  """The scorecard as a Markdown table."""
+  lines = [
+    "| claim | paper | measured (mean, range over seeds) | verdict | compute |",
+    "| --- | --- | --- | --- | --- |",
+  ]
+  for r in rows:
+    minutes = f"{r['compute_seconds'] / 60:.0f} min"
+    lines.append(
+      f"| {r['claim']}: {r['statement']} | {r['paper']} | {r['measured']} | "
+      f"**{r['verdict']}** | {minutes} |"
+    )
+  return "\n".join(lines)
+
+
+def _json_safe(value):
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  if isinstance(value, dict):
+    return {k: _json_safe(v) for k, v in value.items()}
+  if isinstance(value, list | tuple):
+    return [_json_safe(v) for v in value]
+  return value
+
+
+def main(argv: list[str]) -> int:
+  try:
+    rest = FLAGS(argv)
+  except flags.Error as e:
+    sys.exit(str(e))
+  flags.FLAGS.mark_as_parsed()
+  if len(rest) > 1:
+    sys.exit(f"claims: unexpected argument {rest[1]!r}; every option is a --flag.")
+  workdir = pathlib.Path(FLAGS.workdir).resolve()
+  if FLAGS.config and workdir == pathlib.Path(DEFAULT_WORKDIR).resolve():
+    sys.exit("--config changes every run: give them a --workdir of their own, e.g. runs/hawk.")
+  try:
+    planned = plan(select(FLAGS.only), FLAGS.scale, FLAGS.seeds, FLAGS.config, workdir)
+  except ValueError as e:
+    sys.exit(str(e))
+  if FLAGS.dry_run:
+    for claim, sweep_dir, points in planned:
+      steps = sum(p.experiment.n_steps for p in points)
+      print(f"{claim.name}: {len(points)} points of {claim.sweep} in {sweep_dir}, {steps} steps")
+    return 0
+  out_dir = workdir / "claims"
+  rows, failed, start = [], False, time.perf_counter()
+  for claim, sweep_dir, points in planned:
+    print(f"=== claim {claim.name}: {len(points)} points of {claim.sweep}", flush=True)
+    results = executors.run_inline(points, sweep_dir)
+    failed |= any(status.startswith("FAILED") for _, status, _ in results)
+    rows.append(score(claim, sweep_dir, points, out_dir))
+  out_dir.mkdir(parents=True, exist_ok=True)
+  (out_dir / "claims.json").write_text(json.dumps(_json_safe(rows), indent=1) + "\n")
+  print(table(rows))
+  print(f"wall time {time.perf_counter() - start:.0f} s; {out_dir / 'claims.json'}")
+  return 1 if failed else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv))

@@ -1,0 +1,212 @@
+"""The claims scorecard: every verdict rule on synthetic run directories, and the command's
+refusals and dry run."""
+
+import json
+import math
+import pathlib
+
+import pytest
+
+from bioknow.claims import __main__ as claims_main
+from bioknow.claims import catalog, rules
+from bioknow.figures import runs as R
+from bioknow.train.evaluation import phase_ends
+
+BASELINE = 2.0
+
+
+def _write_run(path: pathlib.Path, leaves: dict, records: list[dict], summary: dict) -> dict:
+  """A run directory as the library writes it (config leaves, metrics, summary), loaded back
+  the way the scorecard reads it."""
+  path.mkdir(parents=True)
+  (path / "config.json").write_text(json.dumps({"leaves": leaves}))
+  (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+  (path / "summary.json").write_text(json.dumps(summary))
+  return R.load_run(path)
+
+
+def _pretrain_run(path, seed, losses, n=800, extra=None) -> dict:
+  """A pretraining run whose attribute loss at steps 0, 50, 100, ... is `losses`."""
+  records = [
+    {"step": 50 * i, "attribute_loss": x, "no_knowledge_baseline": BASELINE} | (extra or {})
+    for i, x in enumerate(losses)
+  ]
+  summary = records[-1] | phase_ends(records) | {"experiment": "pretrain", "wall_seconds": 60.0}
+  leaves = {
+    "data.n_individuals": n,
+    "data.seed": seed,
+    "train.seed": seed,
+    "optimizer.lr": 8e-3,
+    "schedule.n_individuals": None,
+  }
+  return _write_run(path, leaves, records, summary)
+
+
+def _curve(first: int, plateau: int, final: float) -> list[float]:
+  """Loss at every 50 steps: above the floor for `first` evaluations, at it for `plateau`,
+  then down to `final` x baseline."""
+  return [3 * BASELINE] * first + [BASELINE] * plateau + [final * BASELINE] * 3
+
+
+def test_three_phases_verdicts(tmp_path):
+  long = [_pretrain_run(tmp_path / f"a{s}", s, _curve(2, 4, 0.5)) for s in range(3)]
+  score = rules.three_phases(long)
+  assert score.verdict == rules.HOLDS
+  assert score.values["first_phase"]["mean"] == 100  # the third evaluation, step 100
+  assert score.values["plateau"]["mean"] == 200  # the plateau ends at step 300
+  assert score.values["final_over_baseline"]["max"] == pytest.approx(0.5)
+  # One seed's plateau shorter than its first phase: only the means hold.
+  mixed = long[:2] + [_pretrain_run(tmp_path / "b", 2, _curve(4, 1, 0.5))]
+  assert rules.three_phases(mixed).verdict == rules.WEAK
+  # Knowledge never emerges.
+  flat = [_pretrain_run(tmp_path / f"c{s}", s, _curve(2, 4, 0.95)) for s in range(3)]
+  assert rules.three_phases(flat).verdict == rules.FAILS
+  assert rules.three_phases([]).verdict == rules.NO_RUNS
+
+
+def _law_runs(tmp_path, name, ends_by_n) -> list[dict]:
+  runs = []
+  for n, ends in ends_by_n.items():
+    for seed, end in enumerate(ends):
+      first = 2
+      plateau = end // 50 - first
+      runs.append(
+        _pretrain_run(tmp_path / f"{name}{n}_{seed}", seed, _curve(first, plateau, 0.5), n)
+      )
+  return runs
+
+
+def test_plateau_law_verdicts(tmp_path):
+  # plateau end = 3 N^0.9 (rounded to the 50-step evaluations), three seeds.
+  linear = {
+    n: [round(3 * n**0.9 / 50) * 50 + d for d in (0, 50, 100)] for n in (100, 200, 400, 800, 1600)
+  }
+  score = rules.plateau_law(_law_runs(tmp_path, "lin", linear))
+  assert score.verdict == rules.HOLDS
+  assert 0.8 < score.values["k"] < 1.0 and score.values["k_low"] > 0.5
+  assert score.values["populations"] == [100, 200, 400, 800, 1600]
+  # Growing, but far from linear: weak.
+  slow = {
+    n: [round(60 * n**0.25 / 50) * 50 + d for d in (0, 50, 100)] for n in (100, 200, 400, 800, 1600)
+  }
+  assert rules.plateau_law(_law_runs(tmp_path, "slow", slow)).verdict == rules.WEAK
+  # No growth at all.
+  flat = {n: [300, 400, 350] for n in (100, 200, 400, 800, 1600)}
+  assert rules.plateau_law(_law_runs(tmp_path, "flat", flat)).verdict == rules.FAILS
+  # Too few populations span too little: the linear law is only weak.
+  narrow = {n: v for n, v in linear.items() if n <= 400}
+  assert rules.plateau_law(_law_runs(tmp_path, "narrow", narrow)).verdict == rules.WEAK
+
+
+def test_hallucination_verdicts(tmp_path):
+  def run(name, seed, heldout, auroc):
+    extra = {"unseen_attribute_loss": heldout * BASELINE, "hallucination_auroc": auroc}
+    return _pretrain_run(tmp_path / name, seed, _curve(2, 4, 0.5), extra=extra)
+
+  assert rules.hallucination([run(f"h{s}", s, 1.2, 0.8) for s in range(3)]).verdict == rules.HOLDS
+  weak = [run(f"w{s}", s, 1.2, 0.5) for s in range(3)]
+  score = rules.hallucination(weak)
+  assert score.verdict == rules.WEAK
+  assert score.values["heldout_over_baseline"]["mean"] == pytest.approx(1.2)
+  assert score.values["auroc"]["mean"] == pytest.approx(0.5)
+  below = [run("f0", 0, 1.2, 0.9), run("f1", 1, 1.01, 0.9)]  # one seed within 5% of the floor
+  assert rules.hallucination(below).verdict == rules.FAILS
+
+
+def _toy_run(path, seed, n_new, weight, before, after) -> dict:
+  summary = {
+    "experiment": "toy_memory",
+    "n_new": n_new,
+    "weight_replay": weight,
+    "pretrain/accuracy_before_finetune": before,
+    "pretrain/accuracy": after,
+    "wall_seconds": 10.0,
+  }
+  leaves = {"n_new": n_new, "weight_replay": weight, "seed": seed}
+  return _write_run(path, leaves, [{"step": 0, "phase": "finetune"}], summary)
+
+
+def test_toy_memory_verdicts(tmp_path):
+  def grid(name, after_by_n, replay_after):
+    runs = []
+    for seed in range(2):
+      for n, after in after_by_n.items():
+        runs.append(_toy_run(tmp_path / f"{name}{n}_{seed}", seed, n, 0.0, 1.0, after))
+      runs.append(_toy_run(tmp_path / f"{name}r_{seed}", seed, 32, 0.5, 1.0, replay_after))
+    return runs
+
+  growing = {16: 0.9, 32: 0.7, 64: 0.5, 256: 0.2}
+  score = rules.toy_memory(grid("g", growing, 0.95))
+  assert score.verdict == rules.HOLDS
+  assert score.values["forgetting_by_n_new"]["64"]["mean"] == pytest.approx(0.5)
+  # replay at weight 0.5 loses 0.05 where no replay loses 0.3: 5/6 of the loss kept away
+  assert score.values["share_saved_by_replay"]["mean"] == pytest.approx(1 - 0.05 / 0.3)
+  assert rules.toy_memory(grid("r", growing, 0.75)).verdict == rules.WEAK  # replay saves 1/6
+  flat = {16: 0.7, 32: 0.7, 64: 0.7, 256: 0.7}
+  assert rules.toy_memory(grid("f", flat, 0.7)).verdict == rules.FAILS
+
+
+def test_seeded_repeats_points_with_every_seed_field():
+  quickstart = catalog.BY_NAME["three_phases"]
+  module = claims_main.launch.load_sweep(str(quickstart.sweep_path))
+  points = list(catalog.seeded(module.sweep("small"), 3, seeded_sweep=False))
+  assert [n for n, _ in points] == ["quickstart", "quickstart_seed1", "quickstart_seed2"]
+  assert [(c.data.seed, c.train.seed) for _, c in points] == [(0, 0), (1, 1), (2, 2)]
+  toy = claims_main.launch.load_sweep(str(catalog.BY_NAME["toy_memory"].sweep_path))
+  first = next(iter(toy.sweep("small")))
+  assert next(iter(catalog.seeded(iter([first]), 2, False))) == first
+  assert list(catalog.seeded(iter([first]), 2, False))[1][1].seed == 1
+  # A sweep with its own seeds keeps the first K.
+  named = [(f"n{n}_seed{s}", None) for n in (1, 2) for s in range(3)]
+  assert [n for n, _ in catalog.seeded(iter(named), 2, True)] == [
+    "n1_seed0",
+    "n1_seed1",
+    "n2_seed0",
+    "n2_seed1",
+  ]
+
+
+@pytest.mark.parametrize(
+  "argv, message",
+  [
+    (["--only=warmup"], "--only: warmup is not a claim; allowed: three_phases"),
+    (["--seeds=0"], "--seeds: got 0; it must be an integer >= 1."),
+    (["--config=set:optimizer.lr=1e-3"], "--config changes every run: give them a --workdir"),
+    (["stray"], "claims: unexpected argument 'stray'"),
+  ],
+)
+def test_bad_arguments_fail_in_one_sentence(tmp_path, monkeypatch, argv, message):
+  monkeypatch.chdir(tmp_path)
+  claims_main.FLAGS.unparse_flags()
+  with pytest.raises(SystemExit) as e:
+    claims_main.main(["claims", *argv])
+  assert message in str(e.value)
+  assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_dry_run_lists_every_claim(tmp_path, capsys):
+  claims_main.FLAGS.unparse_flags()
+  assert claims_main.main(["claims", "--dry_run", f"--workdir={tmp_path}"]) == 0
+  out = capsys.readouterr().out
+  for claim in catalog.CLAIMS:
+    assert f"{claim.name}: " in out
+  assert "three_phases: 3 points of quickstart.py" in out
+  assert list(tmp_path.iterdir()) == []
+
+
+def test_scorecard_from_finished_runs(tmp_path, capsys):
+  """Scoring reuses finished runs: the three quickstart seeds, already there, are read and
+  scored; nothing trains."""
+  sweep_dir = tmp_path / "quickstart"
+  points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 3, [], tmp_path)[0][2]
+  for seed, p in enumerate(points):
+    _pretrain_run(sweep_dir / p.name, seed, _curve(2, 4, 0.5))
+  claims_main.FLAGS.unparse_flags()
+  assert claims_main.main(["claims", "--only=three_phases", f"--workdir={tmp_path}"]) == 0
+  out = capsys.readouterr().out
+  assert "| three_phases: " in out and "**holds**" in out
+  card = json.loads((tmp_path / "claims" / "claims.json").read_text())
+  assert card[0]["verdict"] == "holds" and len(card[0]["runs"]) == 3
+  assert card[0]["rule"].startswith("Claim 1, the phases.")
+  assert (tmp_path / "claims" / "figures" / "claim_three_phases.png").stat().st_size > 500
+  assert math.isclose(card[0]["compute_seconds"], 180.0)
