@@ -210,3 +210,76 @@ def test_scorecard_from_finished_runs(tmp_path, capsys):
   assert card[0]["rule"].startswith("Claim 1, the phases.")
   assert (tmp_path / "claims" / "figures" / "claim_three_phases.png").stat().st_size > 500
   assert math.isclose(card[0]["compute_seconds"], 180.0)
+
+
+def test_patching_verdicts(tmp_path):
+  """Reference: first phase ends at step 100, plateau at 400 (4 evaluations at the floor
+  after the first phase); attention to the name rises 0.1 -> 0.3 in the last layer."""
+
+  def group(name, seed, final_end, inside_end, initial_end):
+    attn = [{"attn_value_to_name": [0.5, 0.1 if i <= 3 else 0.3]} for i in range(9)]
+    ref = _pretrain_run(tmp_path / f"{name}reference_{seed}", seed, _curve(2, 6, 0.5))
+    ref["records"] = [r | a for r, a in zip(ref["records"], attn)]
+    runs = [ref | {"name": "reference" + (f"_seed{seed}" if seed else "")}]
+    for ref_step, end in ((0, initial_end), (200, inside_end), (1250, final_end)):
+      curve = _curve(2, end // 50 - 2, 0.5) if end > 100 else _curve(1, 1, 0.5)
+      run = _pretrain_run(tmp_path / f"{name}p{ref_step}_{seed}", seed, curve)
+      run["summary"]["experiment"] = "patching"
+      run["config"] |= {"reference_step": ref_step, "start_patching": 0}
+      runs.append(run)
+    return runs
+
+  ends = phase_ends(group("probe", 0, 150, 450, 400)[0]["records"])
+  assert (ends["first_phase_end_step"], ends["plateau_end_step"]) == (100, 400)
+  good = [r for s in range(3) for r in group("g", s, 150, 450, 400)]
+  score = rules.patching(good)
+  assert score.verdict == rules.HOLDS
+  assert score.values["plateau_removed_by_final_patterns"]["mean"] == pytest.approx(250 / 300)
+  assert score.values["plateau_checkpoints_minus_initial_steps"]["mean"] == 50
+  assert score.values["attention_rise"]["mean"] == pytest.approx(3.0)
+  early_better = [r for s in range(3) for r in group("e", s, 150, 300, 400)]
+  assert rules.patching(early_better).verdict == rules.WEAK
+  no_help = [r for s in range(3) for r in group("n", s, 350, 450, 400)]
+  assert rules.patching(no_help).verdict == rules.FAILS
+
+
+def _finetune_run(path, seed, n_new, weight, before, low) -> dict:
+  summary = {
+    "experiment": "finetune",
+    "n_finetune": n_new,
+    "weight_replay": weight,
+    "pretrain_accuracy_before_finetune": before,
+    "min_pretrain_accuracy": low,
+  }
+  leaves = {"n_finetune": n_new, "weight_replay": weight, "train.seed": seed}
+  return _write_run(path, leaves, [{"step": 0}], summary)
+
+
+def test_finetune_verdicts(tmp_path):
+  def grid(name, low_by_n, replay_low, rare_low):
+    runs = []
+    for seed in range(2):
+      for n, low in low_by_n.items():
+        runs.append(_finetune_run(tmp_path / f"{name}{n}_{seed}", seed, n, 0.0, 0.8, low))
+      runs.append(_finetune_run(tmp_path / f"{name}r_{seed}", seed, 100, 1.0, 0.8, replay_low))
+      runs.append(_finetune_run(tmp_path / f"{name}c_{seed}", seed, 0, 0.0, 0.8, rare_low))
+    return runs
+
+  growing = {50: 0.6, 100: 0.5, 200: 0.3}
+  score = rules.finetune(grid("g", growing, 0.75, 0.7))
+  assert score.verdict == rules.HOLDS
+  assert score.values["share_saved_by_replay"]["mean"] == pytest.approx(1 - 0.05 / 0.3)
+  assert score.values["rare_seen_forgetting"]["mean"] == pytest.approx(0.1)
+  assert rules.finetune(grid("c", growing, 0.75, 0.4)).verdict == rules.WEAK  # rare collapse
+  flat = {50: 0.5, 100: 0.5, 200: 0.5}
+  assert rules.finetune(grid("f", flat, 0.5, 0.4)).verdict == rules.FAILS
+
+
+def test_seeded_copies_read_their_own_seeds_sources():
+  patching = claims_main.launch.load_sweep(str(catalog.BY_NAME["patching"].sweep_path))
+  claim = catalog.BY_NAME["patching"]
+  points = dict(catalog.seeded(patching.sweep("small"), 2, False, claim.only))
+  assert "patch_start200_ref200" not in points  # frozen runs are not part of the claim
+  assert points["patch_start0_ref400_seed1"].reference_run == "reference_seed1"
+  assert points["patch_start0_ref400"].reference_run == "reference"
+  assert points["reference_seed1"].train.seed == 1

@@ -57,7 +57,7 @@ def plan(claims, scale: str, seeds: int, directives: list[str], workdir: pathlib
   for claim in claims:
     module = launch.load_sweep(str(claim.sweep_path))
     shim = types.SimpleNamespace(
-      sweep=lambda s, m=module, c=claim: catalog.seeded(m.sweep(s), seeds, c.seeded_sweep),
+      sweep=lambda s, m=module, c=claim: catalog.seeded(m.sweep(s), seeds, c.seeded_sweep, c.only),
       base=module.base,
     )
     sweep_dir = workdir / claim.sweep_path.stem

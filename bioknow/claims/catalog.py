@@ -8,6 +8,7 @@ WORKDIR/SWEEP/POINT, so `make tour` runs and claims runs are the same runs.
 
 import copy
 import dataclasses
+import fnmatch
 import pathlib
 import re
 from collections.abc import Callable, Iterator
@@ -17,6 +18,9 @@ from bioknow.claims import figures, rules
 SWEEPS = pathlib.Path(__file__).resolve().parents[2] / "sweeps"
 # Config paths that seed a run, for each kind of experiment config.
 SEED_PATHS = (("data", "seed"), ("train", "seed"), ("seed",))
+# Config fields naming another point of the sweep that a point reads: a seeded copy reads the
+# same seed's copy of it.
+SOURCE_FIELDS = ("reference_run", "source")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +32,7 @@ class Claim:
   score: Callable[[list[dict]], rules.Score]
   figure: Callable[[list[dict], pathlib.Path], pathlib.Path | None]
   seeded_sweep: bool = False  # the sweep's points already carry _seedK in their names
+  only: tuple[str, ...] = ()  # globs of the sweep's points the claim needs (default: all)
 
   @property
   def sweep_path(self) -> pathlib.Path:
@@ -53,6 +58,15 @@ CLAIMS = (
     seeded_sweep=True,
   ),
   Claim(
+    "patching",
+    "attention patterns of a post-plateau checkpoint remove the plateau",
+    "Fig. 3: final patterns remove most of the plateau; 0.5k-1k-step ones worse than initial",
+    "patching.py",
+    rules.patching,
+    figures.patching,
+    only=("reference", "patch_start0_*"),
+  ),
+  Claim(
     "hallucination",
     "held-out people's loss rises above the floor as knowledge emerges; less confidence",
     "Fig. 2 left and Fig. 6: held-out loss above the baseline, lower max-probability",
@@ -68,6 +82,14 @@ CLAIMS = (
     rules.toy_memory,
     figures.toy_memory,
   ),
+  Claim(
+    "finetune",
+    "fine-tuning on new people erases old knowledge; replay and rare seen people do not",
+    "Figs. 5, N, P: forgetting grows with 1k-16k new people; replay 2 to 1/32 limits it",
+    "finetune.py",
+    rules.finetune,
+    figures.finetune,
+  ),
 )
 BY_NAME = {c.name: c for c in CLAIMS}
 
@@ -82,9 +104,14 @@ def _set_seed(cfg, seed: int) -> None:
       setattr(node, path[-1], seed)
 
 
-def seeded(points: Iterator, seeds: int, seeded_sweep: bool) -> Iterator:
-  """The sweep's (name, cfg) points over seeds 0..seeds-1 (see the module docstring)."""
+def seeded(
+  points: Iterator, seeds: int, seeded_sweep: bool, only: tuple[str, ...] = ()
+) -> Iterator:
+  """The sweep's (name, cfg) points matching `only` over seeds 0..seeds-1 (see the module
+  docstring)."""
   for name, cfg in points:
+    if only and not any(fnmatch.fnmatch(name, glob) for glob in only):
+      continue
     if seeded_sweep:
       match = re.search(r"seed(\d+)", name)
       if match is None or int(match.group(1)) < seeds:
@@ -96,4 +123,7 @@ def seeded(points: Iterator, seeds: int, seeded_sweep: bool) -> Iterator:
       else:
         twin = copy.deepcopy(cfg)
         _set_seed(twin, seed)
+        for field in SOURCE_FIELDS:
+          if isinstance(getattr(twin, field, None), str):
+            setattr(twin, field, f"{getattr(twin, field)}_seed{seed}")
         yield f"{name}_seed{seed}", twin

@@ -6,6 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bioknow.claims import rules
+from bioknow.figures import finetune as finetune_family
+from bioknow.figures import patching as patching_family
 from bioknow.figures import population
 from bioknow.figures import runs as R
 
@@ -84,3 +86,18 @@ def toy_memory(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
   ax.set(xscale="log", xlabel="new pairs", ylabel="old-pair accuracy lost")
   ax.legend(fontsize=7)
   return R.save(fig, out_dir, "claim_toy_memory")
+
+
+def _first_of_family(family, runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
+  """The first figure the report's family draws from these runs (seed 0's, where it draws
+  one per seed)."""
+  paths, _ = family.draw([r for r in runs if r["summary"]], out_dir)
+  return paths[0] if paths else None
+
+
+def patching(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
+  return _first_of_family(patching_family, runs, out_dir)
+
+
+def finetune(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
+  return _first_of_family(finetune_family, runs, out_dir)

@@ -27,8 +27,9 @@ MIN_POPULATIONS, MIN_SPAN = 5, 16
 # from unseen ones by the model's top probability.
 HALLUCINATION_FRACTION = 1.05
 AUROC_MIN = 0.6
-# Toy memory: replay must keep at least this share of the forgetting away.
-REPLAY_SAVES = 0.5
+# Fine-tuning (toy memory and language model): replay, and fine-tuning on rare seen people,
+# must keep this share of the forgetting away.
+KEPT_AWAY = 0.5
 
 
 class Score(NamedTuple):
@@ -157,10 +158,31 @@ def hallucination(runs: list[dict]) -> Score:
   return Score(verdict, measured, values)
 
 
+def _forgetting_grid(runs: list[dict], size: str, forgetting) -> tuple:
+  """What the fine-tuning claims share, over runs with `size` new items: the forgetting by
+  size without replay ({size: spread}), whether its mean grows with every step up (at least 3
+  sizes), the heaviest replay weight, the share of forgetting it keeps away against no replay
+  at the same size and seed (spread), and whether that share reaches KEPT_AWAY in every run."""
+  plain = [r for r in runs if not R.param(r, "weight_replay")]
+  by_n = dict(sorted(R.group_by(plain, lambda r: int(R.param(r, size))).items()))
+  drops = {n: spread([forgetting(r) for r in g]) for n, g in by_n.items()}
+  means = [d["mean"] for d in drops.values()]
+  grows = len(means) >= 3 and all(b > a for a, b in zip(means, means[1:]))
+  replayed = [r for r in runs if R.param(r, "weight_replay")]
+  top = max((R.param(r, "weight_replay") for r in replayed), default=None)
+  saved = []
+  for r in (r for r in replayed if R.param(r, "weight_replay") == top):
+    twins = [p for p in plain if R.param(p, size) == R.param(r, size)]
+    twins = [p for p in twins if seed_of(p) == seed_of(r)] or twins
+    if twins and forgetting(twins[0]) > 0:
+      saved.append(1 - forgetting(r) / forgetting(twins[0]))
+  return drops, grows, top, spread(saved), bool(saved) and all(x >= KEPT_AWAY for x in saved)
+
+
 def toy_memory(runs: list[dict]) -> Score:
   """Claim 7. Forgetting = old-pair accuracy before fine-tuning minus after it. Holds when the
   mean forgetting without replay grows with every step up in the number of new pairs (at
-  least 3 sizes) and the most replayed run keeps at least REPLAY_SAVES of the forgetting away
+  least 3 sizes) and the most replayed run keeps at least KEPT_AWAY of the forgetting away
   (against no replay at the same number of new pairs) in every seed; weak when one of the two
   holds; does not hold otherwise."""
   runs = _finished(runs, "toy_memory")
@@ -171,24 +193,8 @@ def toy_memory(runs: list[dict]) -> Score:
     s = r["summary"]
     return s["pretrain/accuracy_before_finetune"] - s["pretrain/accuracy"]
 
-  plain = [r for r in runs if not R.param(r, "weight_replay")]
-  by_n = dict(sorted(R.group_by(plain, lambda r: int(R.param(r, "n_new"))).items()))
-  drops = {n: spread([forgetting(r) for r in g]) for n, g in by_n.items()}
-  means = [d["mean"] for d in drops.values()]
-  grows = len(means) >= 3 and all(b > a for a, b in zip(means, means[1:]))
-  replayed = [r for r in runs if R.param(r, "weight_replay")]
-  saved, top = [], None
-  if replayed:
-    top = max(R.param(r, "weight_replay") for r in replayed)
-    for r in replayed:
-      if R.param(r, "weight_replay") != top:
-        continue
-      twin = [p for p in plain if R.param(p, "n_new") == R.param(r, "n_new")]
-      twin = [p for p in twin if seed_of(p) == seed_of(r)] or twin
-      if twin and forgetting(twin[0]) > 0:
-        saved.append(1 - forgetting(r) / forgetting(twin[0]))
-  replay_helps = bool(saved) and all(s >= REPLAY_SAVES for s in saved)
-  kept_away = spread(saved)
+  grid = _forgetting_grid(runs, "n_new", forgetting)
+  drops, grows, top, kept_away, replay_helps = grid
   values = {
     "forgetting_by_n_new": {str(n): d for n, d in drops.items()},
     "replay_weight": top,
@@ -201,5 +207,110 @@ def toy_memory(runs: list[dict]) -> Score:
     f"{fmt(kept_away, 2)} of it"
     if top is not None
     else f"old-pair accuracy lost by new pairs {by_n_text}; no replay run"
+  )
+  return Score(verdict, measured, values)
+
+
+# Patching: final-checkpoint patterns must remove this share of the reference's plateau, and
+# last-layer attention from the first value token to the name must grow this much over it.
+PLATEAU_REMOVED = 0.5
+ATTENTION_RISE = 1.2
+
+
+def _by_seed(runs: list[dict]) -> dict[int, list[dict]]:
+  return R.group_by(runs, seed_of)
+
+
+def _last_layer_at(run: dict, key: str, step) -> float:
+  steps, values = R.layer_series(run["records"], key)
+  if step is None or not len(steps):
+    return math.nan
+  return float(values[int(np.argmin(abs(steps - step))), -1])
+
+
+def patching(runs: list[dict]) -> Score:
+  """Claim 2. Per seed, against its unpatched reference (plateau P, first phase F): the share
+  of the plateau that the final checkpoint's patterns remove, (P - P_final) / (P - F); the
+  plateau end with patterns of checkpoints inside the reference's plateau minus that with
+  the initial patterns (> 0: worse than the initial ones, as in the paper); last-layer
+  attention from the first value token to the name at P over that at F. Holds when every
+  seed removes at least PLATEAU_REMOVED of its plateau and its attention grows by
+  ATTENTION_RISE, and plateau-checkpoint patterns do no better than the initial ones on
+  average; weak when the first part holds; does not hold otherwise."""
+  refs = {seed_of(r): r for r in _finished(runs, "pretrain") if r["name"].startswith("reference")}
+  patched = [r for r in _finished(runs, "patching") if not R.param(r, "start_patching")]
+  removed, later_than_initial, rise = [], [], []
+  for seed, group in _by_seed(patched).items():
+    ref = refs.get(seed)
+    if ref is None:
+      continue
+    first, end = R.phase_ends(ref)
+    by_step = {R.param(r, "reference_step"): R.phase_ends(r)[1] for r in group}
+    final_end = by_step[max(by_step)]
+    if first is None or end is None or final_end is None or end <= first:
+      removed.append(math.nan)
+      continue
+    removed.append((end - final_end) / (end - first))
+    inside = [e for s, e in by_step.items() if first < s < end and e is not None]
+    initial = by_step.get(0)
+    if inside and initial is not None:
+      later_than_initial.append(float(np.mean(inside)) - initial)
+    rise.append(
+      _last_layer_at(ref, "attn_value_to_name", end)
+      / _last_layer_at(ref, "attn_value_to_name", first)
+    )
+  if not removed:
+    return Score(NO_RUNS, "no reference with patched runs", {})
+  values = {
+    "plateau_removed_by_final_patterns": spread(removed),
+    "plateau_checkpoints_minus_initial_steps": spread(later_than_initial),
+    "attention_rise": spread(rise),
+  }
+  strong = all(x >= PLATEAU_REMOVED for x in removed)
+  rises = bool(rise) and all(x >= ATTENTION_RISE for x in rise)
+  early_worse = bool(later_than_initial) and np.mean(later_than_initial) >= 0
+  verdict = HOLDS if strong and rises and early_worse else WEAK if strong else FAILS
+  measured = (
+    f"final patterns remove {fmt(values['plateau_removed_by_final_patterns'], 2)} of the "
+    f"plateau; plateau-checkpoint patterns end it "
+    f"{fmt(values['plateau_checkpoints_minus_initial_steps'])} steps after the initial ones; "
+    f"value-to-name attention x{fmt(values['attention_rise'], 2)} over the plateau"
+  )
+  return Score(verdict, measured, values)
+
+
+def finetune(runs: list[dict]) -> Score:
+  """Claim 6. Forgetting = pre-training accuracy before fine-tuning minus its lowest value
+  during it. Holds when (a) the mean forgetting without replay grows with every step up in
+  the number of new people (at least 3 sizes), (b) the most replayed run keeps at least
+  KEPT_AWAY of the forgetting away (against no replay at the same size, every seed) and (c)
+  fine-tuning on rare, already-seen people forgets at most (1 - KEPT_AWAY) of what new people
+  of the largest size do; weak when two of the three hold; does not hold otherwise."""
+  runs = _finished(runs, "finetune")
+  if not runs:
+    return Score(NO_RUNS, "no finished fine-tuning run", {})
+
+  def forgetting(r: dict) -> float:
+    s = r["summary"]
+    return s["pretrain_accuracy_before_finetune"] - s["min_pretrain_accuracy"]
+
+  new = [r for r in runs if (R.param(r, "n_finetune") or 0) > 0]
+  drops, grows, top, kept_away, replay_helps = _forgetting_grid(new, "n_finetune", forgetting)
+  means = [d["mean"] for d in drops.values()]
+  rare = spread([forgetting(r) for r in runs if not R.param(r, "n_finetune")])
+  rare_keeps = bool(rare["n"]) and bool(means) and rare["mean"] <= (1 - KEPT_AWAY) * means[-1]
+  values = {
+    "forgetting_by_n_new": {str(n): d for n, d in drops.items()},
+    "replay_weight": top,
+    "share_saved_by_replay": kept_away,
+    "rare_seen_forgetting": rare,
+  }
+  n_true = sum((grows, replay_helps, rare_keeps))
+  verdict = HOLDS if n_true == 3 else WEAK if n_true == 2 else FAILS
+  by_n_text = ", ".join(f"{n}: {fmt(d, 2)}" for n, d in drops.items())
+  measured = (
+    f"pre-training accuracy lost by new people {by_n_text}; replay (weight {top}) keeps "
+    f"{fmt(kept_away, 2)} of it away; rare seen people lose "
+    f"{fmt(rare, 2)}"
   )
   return Score(verdict, measured, values)
