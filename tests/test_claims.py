@@ -85,6 +85,12 @@ def test_plateau_law_verdicts(tmp_path):
   assert score.verdict == rules.HOLDS
   assert 0.8 < score.values["k"] < 1.0 and score.values["k_low"] > 0.5
   assert score.values["populations"] == [100, 200, 400, 800, 1600]
+  # A population whose plateau ends with its first phase has no plateau: it is left out of
+  # the fit and counted.
+  tiny = [_pretrain_run(tmp_path / f"tiny{s}", s, _curve(2, 0, 0.5), 50) for s in range(3)]
+  with_tiny = rules.plateau_law(_law_runs(tmp_path, "lin2", linear) + tiny)
+  assert with_tiny.values["no_plateau"] == [3, 0, 0, 0, 0, 0]
+  assert with_tiny.values["k"] == pytest.approx(score.values["k"])
   # Growing, but far from linear: weak.
   slow = {
     n: [round(60 * n**0.25 / 50) * 50 + d for d in (0, 50, 100)] for n in (100, 200, 400, 800, 1600)

@@ -215,7 +215,7 @@ def test_partial_population_sweep(tmp_path, capsys):
   """Unfinished runs (no summary), one with a half-written line, one not started, and a
   population that never left the plateau: the report draws what exists."""
   pretrain_run(tmp_path, "n100_seed0_lr0.001", 100, 8_000, 3 * 100**0.7, full=True)
-  pretrain_run(tmp_path, "n200_seed0_lr0.001", 200, 8_000, 3 * 200**0.7, summary=False)
+  pretrain_run(tmp_path, "n200_seed0_lr0.001", 200, 8_000, 3 * 200**0.7, summary=False, n_evals=257)
   run_dir = pretrain_run(tmp_path, "n400_seed0_lr0.001", 400, 8_000, None, summary=False)
   with (run_dir / "metrics.jsonl").open("a") as f:
     f.write('{"step": 9000, "attribute_lo')

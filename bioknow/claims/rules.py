@@ -102,7 +102,8 @@ def three_phases(runs: list[dict]) -> Score:
 
 
 def plateau_law(runs: list[dict]) -> Score:
-  """Claim 1, the law. plateau_end = c N^k fitted over every seed's plateau end. Holds when at
+  """Claim 1, the law. plateau_end = c N^k fitted over every seed's plateau end (runs whose
+  plateau ends with their first phase are left out: figures.population). Holds when at
   least MIN_POPULATIONS populations spanning MIN_SPAN x ended their plateau in every seed, the
   95% interval of k excludes 0 and k lies in EXPONENT_RANGE; weak when the interval excludes 0
   but the rest fails; does not hold otherwise."""
@@ -117,6 +118,7 @@ def plateau_law(runs: list[dict]) -> Score:
     "plateau_end_high": [float(x) for x in law["high"]],
     "seeds": [int(x) for x in law["seeds"]],
     "ended": [int(x) for x in law["ended"]],
+    "no_plateau": [int(x) for x in law["no_plateau"]],
   }
   if "k" not in law or not math.isfinite(law.get("k_low", math.nan)):
     return Score(FAILS, "too few plateau ends for a fit with an interval", values)

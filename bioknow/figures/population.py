@@ -3,8 +3,10 @@
 Uniform pretraining runs that differ in data.n_individuals (and in lr and seeds) form a
 population sweep. Each population keeps its best learning rate (final training loss, mean
 over seeds). plateau_end = c * N^k is fitted by least squares in log-log over every seed's
-plateau end (runs that never left the plateau are left out and counted), with a 95% confidence
-interval on k; each population is drawn as its mean over seeds with the seeds' range.
+plateau end (runs that never left the plateau are left out and counted, and so are runs with
+no plateau at all, whose plateau ends at the evaluation that ends their first phase: there
+the first phase, not the population, sets the step), with a 95% confidence interval on k;
+each population is drawn as its mean over seeds with the seeds' range.
 """
 
 import math
@@ -20,7 +22,8 @@ def plateau_law(runs: list[dict]) -> list[dict]:
   """One dict per population sweep found: n [P], plateau [P] (mean over seeds, NaN where no
   seed left the plateau), low/high [P] (the seeds' range), seeds [P] and ended [P] (runs,
   and runs whose plateau ended), members (runs kept), and k, c, r2 where two or more
-  populations ended their plateau (k_low, k_high: the 95% interval, from three points)."""
+  populations ended their plateau (k_low, k_high: the 95% interval, from three points);
+  no_plateau [P]: runs whose plateau ended with their first phase (left out of the fit)."""
   uniform = [
     r
     for r in runs
@@ -35,14 +38,16 @@ def plateau_law(runs: list[dict]) -> list[dict]:
     by_n = dict(sorted(R.group_by(members, R.population).items()))
     if len(by_n) < 2:
       continue
-    stats: list[tuple[float, float, float, int, int]] = []
+    stats: list[tuple[float, float, float, int, int, int]] = []
     points: list[tuple[int, float]] = []
     for n, group in by_n.items():
-      ends = [float(e) for e in (R.phase_ends(r)[1] for r in group) if e is not None and e > 0]
+      phases = [R.phase_ends(r) for r in group]
+      ends = [float(e) for f, e in phases if e is not None and e > 0 and (f is None or e > f)]
+      flat = sum(1 for f, e in phases if e is not None and f is not None and e <= f)
       points += [(n, e) for e in ends]
       mean_low_high = (float(np.mean(ends)), min(ends), max(ends)) if ends else (math.nan,) * 3
-      stats.append((*mean_low_high, len(group), len(ends)))
-    mean, low, high, seeds, ended = (np.array(column, float) for column in zip(*stats))
+      stats.append((*mean_low_high, len(group), len(ends), flat))
+    mean, low, high, seeds, ended, no_plateau = (np.array(c, float) for c in zip(*stats))
     law = {
       "n": np.array(list(by_n), float),
       "plateau": mean,
@@ -50,6 +55,7 @@ def plateau_law(runs: list[dict]) -> list[dict]:
       "high": high,
       "seeds": seeds.astype(int),
       "ended": ended.astype(int),
+      "no_plateau": no_plateau.astype(int),
       "members": members,
     }
     if len({n for n, _ in points}) >= 2:
@@ -138,10 +144,14 @@ def _interval(law: dict) -> str:
 
 def _population_line(law: dict, i: int) -> str:
   n, mean, ended, seeds = law["n"][i], law["plateau"][i], law["ended"][i], law["seeds"][i]
+  flat = law["no_plateau"][i]
   if not ended:
-    return f"{R.fmt_count(n)}: not reached ({seeds} seeds)"
+    return f"{R.fmt_count(n)}: " + (
+      f"no plateau resolved ({flat} seeds)" if flat else f"not reached ({seeds} seeds)"
+    )
   spread = f", range {law['low'][i]:.0f}-{law['high'][i]:.0f}" if ended > 1 else ""
-  missing = f", {seeds - ended} not reached" if ended < seeds else ""
+  missing = f", {seeds - ended - flat} not reached" if ended + flat < seeds else ""
+  missing += f", {flat} with no plateau resolved" if flat else ""
   return f"{R.fmt_count(n)}: {mean:.0f} ({ended} seeds{spread}{missing})"
 
 
