@@ -11,7 +11,11 @@ run directories must be on a filesystem every worker sees (this machine, or a sh
 """
 
 import logging
+import os
 import pathlib
+import socket
+import sys
+import threading
 import time
 import traceback
 
@@ -35,10 +39,13 @@ def run_point(
   start = time.perf_counter()
   try:
     experiment.check_sources(run_dir)  # before anything is written
+    run_dir.clear_error()
     run_dir.write_config(cfg)
     summary = experiment.run(run_dir)
   except Exception as e:  # one failing point does not stop the others
-    traceback.print_exc()
+    text = traceback.format_exc()
+    print(text, file=sys.stderr, flush=True)
+    run_dir.write_error(text)
     return f"FAILED: {type(e).__name__}: {e}".splitlines()[0], {}
   return f"done in {time.perf_counter() - start:.0f}s", summary
 
@@ -71,6 +78,38 @@ def _run_serialized(name: str, config_json: str, workdir: str) -> tuple[str, dic
   return run_point(name, cfg, fdl.build(cfg), pathlib.Path(workdir))
 
 
+def _check_reachable(address: str | None, timeout_s: float = 10.0) -> None:
+  """Refuses a HOST:PORT (or ray://HOST:PORT) address where nothing accepts a connection, in
+  seconds: ray.init would retry for minutes, saying nothing."""
+  if address in (None, "auto", "local"):
+    return
+  host, _, port = address.removeprefix("ray://").rpartition(":")
+  if not host or not port.isdigit():
+    raise SystemExit(f"--ray_address: got {address!r}; use HOST:PORT, ray://HOST:PORT or auto.")
+  try:
+    socket.create_connection((host, int(port)), timeout=timeout_s).close()
+  except OSError as e:
+    raise SystemExit(
+      f"--ray_address: nothing answers at {host}:{port} ({e.strerror or type(e).__name__}); "
+      "start a cluster there with `ray start --head`, or leave --ray_address out to start "
+      "one here."
+    ) from None
+
+
+def _give_up_unless(connected: threading.Event, address: str, timeout_s: float = 25.0) -> None:
+  """Ends the process with one sentence unless ray.init connects within `timeout_s`: against a
+  port that accepts connections but is no Ray cluster it retries forever, deaf to signals.
+  Nothing has been written yet, so ending at once loses nothing."""
+  if not connected.wait(timeout_s):
+    print(
+      f"--ray_address: no Ray cluster answered at {address} within {timeout_s:.0f} s; check "
+      "the address (`ray status` on the head node prints it).",
+      file=sys.stderr,
+      flush=True,
+    )
+    os._exit(1)
+
+
 def run_ray(points, workdir: pathlib.Path, address: str | None) -> list[Result]:
   """One Ray task per point, each asking for one GPU where the cluster has any; a point is
   submitted once the points it reads have finished."""
@@ -81,7 +120,19 @@ def run_ray(points, workdir: pathlib.Path, address: str | None) -> list[Result]:
       "--executor=ray needs Ray: pip install 'bioknow[ray]' (or pip install "
       "ray), then run the same command again."
     ) from None
-  ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+  _check_reachable(address)
+  connected = threading.Event()
+  if address not in (None, "local"):
+    threading.Thread(target=_give_up_unless, args=(connected, address), daemon=True).start()
+  try:
+    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+    connected.set()
+  except Exception as e:  # no cluster at `address`, or Ray cannot start one here
+    raise SystemExit(
+      f"--ray_address: Ray cannot start or connect ({type(e).__name__}: "
+      f"{str(e).splitlines()[0] if str(e) else ''}); start a cluster with `ray start --head`, "
+      "or leave --ray_address out to start one here."
+    ) from None
   try:
     gpus = ray.cluster_resources().get("GPU", 0)
     task = ray.remote(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1, max_retries=0)(
