@@ -2,13 +2,18 @@
 
   python -m bioknow.launch --sweep=sweeps/quickstart.py [--workdir=runs/quickstart]
       [--scale=small|paper] [--only=GLOB[,GLOB...]] [--dry_run] [--config=set:PATH=VALUE ...]
-      [--executor=inline|ray] [--ray_address=ADDRESS]
+      [--overwrite] [--executor=inline|ray] [--ray_address=ADDRESS]
 
 A sweep file is plain Python with a function `sweep(scale)` yielding (run_name, fdl.Config)
-pairs. Every point is built and checked before anything runs or is written; a bad config
-stops the launch with one sentence. Finished points (summary.json present) are skipped,
-interrupted ones continue from their latest checkpoint. A point whose experiment reads other
-runs (`sources()`, e.g. fine-tuning from a pretraining run) runs after them.
+pairs; a run name is a relative path inside the workdir. Every point is built and checked
+before anything runs or is written (launch_checks.py: the workdir, the sweep file, names, and
+existing run directories); a bad input stops the launch with one sentence and exit status 1.
+Finished points (summary.json present) are skipped, interrupted ones continue from their
+latest checkpoint, but only if their stored config.json is the requested config: a run
+directory holding another config stops the launch, naming the differing fields, unless
+--overwrite is given, which deletes that run and starts it afresh. A point whose experiment
+reads other runs (`sources()`, e.g. fine-tuning from a pretraining run) runs after them. A
+failed point's traceback goes to its run directory's error.txt.
 """
 
 import ast
@@ -26,7 +31,13 @@ from fiddle import printing
 
 from bioknow import configs, executors
 from bioknow.experiments.common import Experiment
-from bioknow.launch_checks import load_sweep, resolve_workdir, runs_to_replace, swept_points
+from bioknow.launch_checks import (
+  check_writable,
+  load_sweep,
+  resolve_workdir,
+  runs_to_replace,
+  swept_points,
+)
 from bioknow.rundir import RunDir
 
 _SWEEP = flags.DEFINE_string("sweep", None, "Path of a sweep file, e.g. sweeps/quickstart.py.")
@@ -237,6 +248,22 @@ def _key_metrics(experiment: Experiment, summary: dict) -> str:
   return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
 
 
+def _checked_points(sweep: str) -> tuple[pathlib.Path, list[Point], list[RunDir]]:
+  """(workdir, the points to run, the run directories --overwrite deletes), every input checked;
+  ValueError (one sentence) for the first bad one. Reads files only."""
+  workdir = resolve_workdir(flags.FLAGS.workdir or f"runs/{pathlib.Path(sweep).stem}")
+  module = load_sweep(sweep)
+  has_accelerator = jax.default_backend() != "cpu"
+  scale = _SCALE.value or ("paper" if has_accelerator else "small")
+  if not _SCALE.value:
+    print(f"scale: {scale} ({'an accelerator' if has_accelerator else 'no accelerator'} found)")
+  points = build_points(module, scale, _CONFIG.value, _ONLY.value, workdir)
+  replaced = runs_to_replace(points, workdir, _OVERWRITE.value)
+  if not _DRY_RUN.value:
+    check_writable(workdir)  # last: it probes the directory it is about to write in
+  return workdir, points, replaced
+
+
 def main(argv):
   if len(argv) > 1:
     sys.exit(f"unexpected argument {argv[1]!r}; every option is a flag such as --sweep=PATH.")
@@ -244,17 +271,7 @@ def main(argv):
   if not _SWEEP.value:
     sys.exit("--sweep is required, e.g. --sweep=sweeps/quickstart.py")
   try:
-    workdir = resolve_workdir(flags.FLAGS.workdir or f"runs/{pathlib.Path(_SWEEP.value).stem}")
-    module = load_sweep(_SWEEP.value)
-  except ValueError as e:
-    sys.exit(str(e))
-  has_accelerator = jax.default_backend() != "cpu"
-  scale = _SCALE.value or ("paper" if has_accelerator else "small")
-  if not _SCALE.value:
-    print(f"scale: {scale} ({'an accelerator' if has_accelerator else 'no accelerator'} found)")
-  try:
-    points = build_points(module, scale, _CONFIG.value, _ONLY.value, workdir)
-    replaced = runs_to_replace(points, workdir, _OVERWRITE.value)
+    workdir, points, replaced = _checked_points(_SWEEP.value)
   except ValueError as e:
     sys.exit(str(e))
 
@@ -262,12 +279,12 @@ def main(argv):
     for p in points:
       print(p.name, " ".join(f"{k}={v}" for k, v in p.overrides.items()))
     for run in replaced:
-      print(f"--overwrite would delete {run.path} (a run of another config)")
+      print(f"--overwrite would delete {run.path} (its config.json differs or is unreadable)")
     print(f"{len(points)} points, {_estimate(points)}")
     return
 
   for run in replaced:
-    print(f"--overwrite: deleting {run.path} (a run of another config)")
+    print(f"--overwrite: deleting {run.path} (its config.json differs or is unreadable)")
     run.remove()
   if _EXECUTOR.value == "ray":
     results = executors.run_ray(points, workdir, _RAY_ADDRESS.value)

@@ -10,6 +10,7 @@ import json
 import os
 import pathlib
 import re
+import tempfile
 import traceback
 
 import fiddle as fdl
@@ -23,18 +24,34 @@ _SHOWN_CHANGES = 3  # differing fields named in a refusal; the rest are counted
 
 
 def resolve_workdir(workdir: str) -> pathlib.Path:
-  """The workdir as an absolute path without `..`; refused if it (or the nearest part of it
-  that exists) is not a writable directory. Creates nothing."""
+  """The workdir as an absolute path without `..`; refused if it, or the nearest part of it
+  that exists, is a file. Creates nothing."""
   path = pathlib.Path(workdir).expanduser().resolve()
-  existing = next(p for p in (path, *path.parents) if p.exists())
-  if not existing.is_dir():
+  if not (existing := _nearest_existing(path)).is_dir():
     raise ValueError(
       f"--workdir: {existing} is a file, not a directory; give a directory (it is created if "
       "missing)."
     )
-  if not os.access(existing, os.W_OK | os.X_OK):
-    raise ValueError(f"--workdir: {existing} is not writable; give a directory you can write to.")
   return path
+
+
+def check_writable(workdir: pathlib.Path) -> None:
+  """Refuses a workdir that cannot be written: the nearest existing part of it is probed with
+  an empty directory, removed at once (os.access says yes to root on a read-only filesystem).
+  The launcher calls it last, just before it writes."""
+  existing = _nearest_existing(workdir)
+  try:
+    if not os.access(existing, os.W_OK | os.X_OK):
+      raise PermissionError(13, "Permission denied")
+    os.rmdir(tempfile.mkdtemp(prefix=".bioknow-write-check-", dir=existing))
+  except OSError as e:
+    raise ValueError(
+      f"--workdir: cannot write in {existing} ({e.strerror}); give a directory you can write to."
+    ) from None
+
+
+def _nearest_existing(path: pathlib.Path) -> pathlib.Path:
+  return next(p for p in (path, *path.parents) if p.exists())
 
 
 def load_sweep(path: str):
@@ -78,7 +95,7 @@ def swept_points(module, scale: str) -> list[tuple[str, fdl.Buildable]]:
       and isinstance(item[1], fdl.Buildable)
     ):
       raise ValueError(
-        f"sweep: sweep({scale!r}) in {file} yielded {_short(repr(item))}; it must yield "
+        f"sweep: sweep({scale!r}) in {file} yielded {_cut(repr(item))}; it must yield "
         "(run name, fiddle config) pairs."
       )
     check_point_name(item[0])
@@ -136,7 +153,8 @@ def runs_to_replace(points, workdir: pathlib.Path, overwrite: bool) -> list[RunD
     replace.append(run)
     refusals.append(f"point {p.name}: {reason}")
   if refusals and not overwrite:
-    others = f" ({len(refusals) - 1} more points differ too)" if len(refusals) > 1 else ""
+    n = len(refusals) - 1
+    others = f" ({n} more point{'s differ' if n > 1 else ' differs'} too)" if n else ""
     raise ValueError(
       f"{refusals[0]}{others}; run it under a new --workdir, or pass --overwrite to delete "
       "that run and start it afresh."
@@ -144,9 +162,13 @@ def runs_to_replace(points, workdir: pathlib.Path, overwrite: bool) -> list[RunD
   return replace
 
 
-def _short(value, width: int = 40) -> str:
-  """A config value as JSON (ABSENT as itself), cut to `width` characters."""
-  text = value if value == ABSENT else json.dumps(value, default=repr)
+def _short(value) -> str:
+  """A config value as JSON (ABSENT as itself), cut short."""
+  return _cut(value if value == ABSENT else json.dumps(value, default=repr))
+
+
+def _cut(text: str, width: int = 40) -> str:
+  text = " ".join(text.split())  # one line
   return text if len(text) <= width else text[: width - 3] + "..."
 
 
