@@ -2,12 +2,14 @@
 
 Both executors run a point only after the points it reads (its `sources`) have finished, skip
 points whose run directory already holds summary.json, and let interrupted points continue
-from their latest checkpoint. A failing point is reported, not raised: the others go on,
-except those that read it.
+from their latest checkpoint (the launcher has checked that their stored config is the one
+asked for). A failing point is reported, not raised: the others go on, except those that read
+it; its traceback goes to its run directory's error.txt.
 
 With Ray, each point is one task that rebuilds its config from the serialized fiddle config
 (the same JSON written to config.json), so sweep files need not be importable on workers. The
-run directories must be on a filesystem every worker sees (this machine, or a shared disk).
+run directories must be on a filesystem every worker sees (this machine, or a shared disk). A
+--ray_address where no Ray cluster answers ends the launch with one sentence within 30 s.
 """
 
 import logging
@@ -32,8 +34,17 @@ Result = tuple[str, str, dict]
 def run_point(
   name: str, cfg: fdl.Buildable, experiment: Experiment, workdir: pathlib.Path
 ) -> tuple[str, dict]:
-  """Runs (or resumes, or skips if finished) one point; returns (status, summary)."""
+  """Runs (or resumes, or skips if finished) one point; returns (status, summary). A run
+  directory holding another config is left as it is and the point fails (the launcher refuses
+  it earlier; this guards other callers)."""
   run_dir = RunDir(workdir / name)
+  try:
+    changed = list(run_dir.config_changes(cfg)) if run_dir.has_config() else []
+  except ValueError as e:
+    return f"FAILED: {e}", {}
+  if changed:
+    shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+    return f"FAILED: {run_dir.path} holds a run of another config (differing: {shown})", {}
   if (done := run_dir.summary()) is not None:
     return "done (skipped)", done
   start = time.perf_counter()
