@@ -172,7 +172,8 @@ def run_ray(points, workdir: pathlib.Path, address: str | None) -> list[Result]:
         try:
           statuses[name], summaries[name] = ray.get(ref)
         except Exception as e:  # the worker died, or Ray could not run the task
-          statuses[name], summaries[name] = f"FAILED: {type(e).__name__}", {}
+          statuses[name] = f"FAILED: {type(e).__name__}: {e}".splitlines()[0]
+          summaries[name] = {}
   finally:
     ray.shutdown()
   return [(p.name, statuses[p.name], summaries[p.name]) for p in points]
