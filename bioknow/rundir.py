@@ -79,7 +79,10 @@ class RunDir:
       raise ValueError(f"{self / 'config.json'} is missing or unreadable")
     old = stored.get("leaves")
     if not isinstance(old, dict):  # written before config.json held leaves
-      old = config_leaves(self.config())
+      try:
+        old = config_leaves(self.config())
+      except Exception:  # fiddle cannot read it back: as unreadable as broken JSON
+        raise ValueError(f"{self / 'config.json'} is missing or unreadable") from None
     new = config_leaves(cfg)
     return {
       k: (old.get(k, ABSENT), new.get(k, ABSENT))
