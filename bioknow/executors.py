@@ -2,16 +2,22 @@
 
 Both executors run a point only after the points it reads (its `sources`) have finished, skip
 points whose run directory already holds summary.json, and let interrupted points continue
-from their latest checkpoint. A failing point is reported, not raised: the others go on,
-except those that read it.
+from their latest checkpoint (the launcher has checked that their stored config is the one
+asked for). A failing point is reported, not raised: the others go on, except those that read
+it; its traceback goes to its run directory's error.txt.
 
 With Ray, each point is one task that rebuilds its config from the serialized fiddle config
 (the same JSON written to config.json), so sweep files need not be importable on workers. The
-run directories must be on a filesystem every worker sees (this machine, or a shared disk).
+run directories must be on a filesystem every worker sees (this machine, or a shared disk). A
+--ray_address where no Ray cluster answers ends the launch with one sentence within 30 s.
 """
 
 import logging
+import os
 import pathlib
+import socket
+import sys
+import threading
 import time
 import traceback
 
@@ -28,17 +34,29 @@ Result = tuple[str, str, dict]
 def run_point(
   name: str, cfg: fdl.Buildable, experiment: Experiment, workdir: pathlib.Path
 ) -> tuple[str, dict]:
-  """Runs (or resumes, or skips if finished) one point; returns (status, summary)."""
+  """Runs (or resumes, or skips if finished) one point; returns (status, summary). A run
+  directory holding another config is left as it is and the point fails (the launcher refuses
+  it earlier; this guards other callers)."""
   run_dir = RunDir(workdir / name)
+  try:
+    changed = list(run_dir.config_changes(cfg)) if run_dir.has_config() else []
+  except ValueError as e:
+    return f"FAILED: {e}", {}
+  if changed:
+    shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+    return f"FAILED: {run_dir.path} holds a run of another config (differing: {shown})", {}
   if (done := run_dir.summary()) is not None:
     return "done (skipped)", done
   start = time.perf_counter()
   try:
     experiment.check_sources(run_dir)  # before anything is written
+    run_dir.clear_error()
     run_dir.write_config(cfg)
     summary = experiment.run(run_dir)
   except Exception as e:  # one failing point does not stop the others
-    traceback.print_exc()
+    text = traceback.format_exc()
+    print(text, file=sys.stderr, flush=True)
+    run_dir.write_error(text)
     return f"FAILED: {type(e).__name__}: {e}".splitlines()[0], {}
   return f"done in {time.perf_counter() - start:.0f}s", summary
 
@@ -71,6 +89,38 @@ def _run_serialized(name: str, config_json: str, workdir: str) -> tuple[str, dic
   return run_point(name, cfg, fdl.build(cfg), pathlib.Path(workdir))
 
 
+def _check_reachable(address: str | None, timeout_s: float = 10.0) -> None:
+  """Refuses a HOST:PORT (or ray://HOST:PORT) address where nothing accepts a connection, in
+  seconds: ray.init would retry for minutes, saying nothing."""
+  if address in (None, "auto", "local"):
+    return
+  host, _, port = address.removeprefix("ray://").rpartition(":")
+  if not host or not port.isdigit():
+    raise SystemExit(f"--ray_address: got {address!r}; use HOST:PORT, ray://HOST:PORT or auto.")
+  try:
+    socket.create_connection((host, int(port)), timeout=timeout_s).close()
+  except OSError as e:
+    raise SystemExit(
+      f"--ray_address: nothing answers at {host}:{port} ({e.strerror or type(e).__name__}); "
+      "start a cluster there with `ray start --head`, or leave --ray_address out to start "
+      "one here."
+    ) from None
+
+
+def _give_up_unless(connected: threading.Event, address: str, timeout_s: float = 25.0) -> None:
+  """Ends the process with one sentence unless ray.init connects within `timeout_s`: against a
+  port that accepts connections but is no Ray cluster it retries forever, deaf to signals.
+  Nothing has been written yet, so ending at once loses nothing."""
+  if not connected.wait(timeout_s):
+    print(
+      f"--ray_address: no Ray cluster answered at {address} within {timeout_s:.0f} s; check "
+      "the address (`ray status` on the head node prints it).",
+      file=sys.stderr,
+      flush=True,
+    )
+    os._exit(1)
+
+
 def run_ray(points, workdir: pathlib.Path, address: str | None) -> list[Result]:
   """One Ray task per point, each asking for one GPU where the cluster has any; a point is
   submitted once the points it reads have finished."""
@@ -81,7 +131,19 @@ def run_ray(points, workdir: pathlib.Path, address: str | None) -> list[Result]:
       "--executor=ray needs Ray: pip install 'bioknow[ray]' (or pip install "
       "ray), then run the same command again."
     ) from None
-  ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+  _check_reachable(address)
+  connected = threading.Event()
+  if address not in (None, "local"):
+    threading.Thread(target=_give_up_unless, args=(connected, address), daemon=True).start()
+  try:
+    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+    connected.set()
+  except Exception as e:  # no cluster at `address`, or Ray cannot start one here
+    raise SystemExit(
+      f"--ray_address: Ray cannot start or connect ({type(e).__name__}: "
+      f"{str(e).splitlines()[0] if str(e) else ''}); start a cluster with `ray start --head`, "
+      "or leave --ray_address out to start one here."
+    ) from None
   try:
     gpus = ray.cluster_resources().get("GPU", 0)
     task = ray.remote(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1, max_retries=0)(
@@ -110,7 +172,8 @@ def run_ray(points, workdir: pathlib.Path, address: str | None) -> list[Result]:
         try:
           statuses[name], summaries[name] = ray.get(ref)
         except Exception as e:  # the worker died, or Ray could not run the task
-          statuses[name], summaries[name] = f"FAILED: {type(e).__name__}", {}
+          statuses[name] = f"FAILED: {type(e).__name__}: {e}".splitlines()[0]
+          summaries[name] = {}
   finally:
     ray.shutdown()
   return [(p.name, statuses[p.name], summaries[p.name]) for p in points]

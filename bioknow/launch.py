@@ -2,19 +2,23 @@
 
   python -m bioknow.launch --sweep=sweeps/quickstart.py [--workdir=runs/quickstart]
       [--scale=small|paper] [--only=GLOB[,GLOB...]] [--dry_run] [--config=set:PATH=VALUE ...]
-      [--executor=inline|ray] [--ray_address=ADDRESS]
+      [--overwrite] [--executor=inline|ray] [--ray_address=ADDRESS]
 
 A sweep file is plain Python with a function `sweep(scale)` yielding (run_name, fdl.Config)
-pairs. Every point is built and checked before anything runs or is written; a bad config
-stops the launch with one sentence. Finished points (summary.json present) are skipped,
-interrupted ones continue from their latest checkpoint. A point whose experiment reads other
-runs (`sources()`, e.g. fine-tuning from a pretraining run) runs after them.
+pairs; a run name is a relative path inside the workdir. Every point is built and checked
+before anything runs or is written (launch_checks.py: the workdir, the sweep file, names, and
+existing run directories); a bad input stops the launch with one sentence and exit status 1.
+Finished points (summary.json present) are skipped, interrupted ones continue from their
+latest checkpoint, but only if their stored config.json is the requested config: a run
+directory holding another config stops the launch, naming the differing fields, unless
+--overwrite is given, which deletes that run and starts it afresh. A point whose experiment
+reads other runs (`sources()`, e.g. fine-tuning from a pretraining run) runs after them. A
+failed point's traceback goes to its run directory's error.txt.
 """
 
 import ast
 import difflib
 import fnmatch
-import importlib.util
 import pathlib
 import sys
 from typing import NamedTuple
@@ -27,6 +31,13 @@ from fiddle import printing
 
 from bioknow import configs, executors
 from bioknow.experiments.common import Experiment
+from bioknow.launch_checks import (
+  check_writable,
+  load_sweep,
+  resolve_workdir,
+  runs_to_replace,
+  swept_points,
+)
 from bioknow.rundir import RunDir
 
 _SWEEP = flags.DEFINE_string("sweep", None, "Path of a sweep file, e.g. sweeps/quickstart.py.")
@@ -53,22 +64,12 @@ _EXECUTOR = flags.DEFINE_enum(
 _RAY_ADDRESS = flags.DEFINE_string(
   "ray_address", None, "Address of an existing Ray cluster (default: start one here)."
 )
-
-
-def load_sweep(path: str):
-  file = pathlib.Path(path)
-  if not file.is_file():
-    raise ValueError(
-      f"--sweep: {path} does not exist; give the path of a sweep file such as sweeps/quickstart.py."
-    )
-  spec = importlib.util.spec_from_file_location(f"bioknow_sweep_{file.stem}", file)
-  if spec is None or spec.loader is None:
-    raise ValueError(f"--sweep: {path} cannot be loaded as a Python module.")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  if not callable(getattr(module, "sweep", None)):
-    raise ValueError(f"--sweep: {path} has no function sweep(scale) yielding (name, config).")
-  return module
+_OVERWRITE = flags.DEFINE_bool(
+  "overwrite",
+  False,
+  "Delete and rerun the selected points whose run directory holds a run of another config "
+  "(without it, such points stop the launch); points of the same config still resume.",
+)
 
 
 def _leaves(cfg) -> dict[str, str]:
@@ -152,10 +153,7 @@ def build_points(
   selection must already exist under `workdir` (checked here, before anything runs).
   An override may not change a field whose value differs between the sweep's points: the
   point names would then describe values the points no longer have."""
-  swept = list(module.sweep(scale))
-  names = [name for name, _ in swept]
-  if duplicate := next((n for n in names if names.count(n) > 1), None):
-    raise ValueError(f"sweep: two points are named {duplicate!r}; run names must be unique.")
+  swept = swept_points(module, scale)
   varied = _varied_fields([_leaves(cfg) for _, cfg in swept])
   points = []
   base = _leaves(module.base(scale)) if hasattr(module, "base") else {}
@@ -182,6 +180,9 @@ def build_points(
       raise ValueError(f"point {name}: {e}") from None
     overrides = {k: v for k, v in after.items() if base.get(k) != v}
     points.append(Point(name, cfg, experiment, overrides, tuple(experiment.sources())))
+  if not points:
+    names = ", ".join(name for name, _ in swept[:5]) + (", ..." if len(swept) > 5 else "")
+    raise ValueError(f"--only: {only} matches no point; the sweep's points are {names}.")
   selected = {p.name for p in points}
   for p in points:
     if any(s not in selected for s in p.sources) and workdir is not None:
@@ -247,28 +248,44 @@ def _key_metrics(experiment: Experiment, summary: dict) -> str:
   return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
 
 
-def main(argv):
-  del argv
-  logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
-  if not _SWEEP.value:
-    sys.exit("--sweep is required, e.g. --sweep=sweeps/quickstart.py")
+def _checked_points(sweep: str) -> tuple[pathlib.Path, list[Point], list[RunDir]]:
+  """(workdir, the points to run, the run directories --overwrite deletes), every input checked;
+  ValueError (one sentence) for the first bad one. Reads files only."""
+  workdir = resolve_workdir(flags.FLAGS.workdir or f"runs/{pathlib.Path(sweep).stem}")
+  module = load_sweep(sweep)
   has_accelerator = jax.default_backend() != "cpu"
   scale = _SCALE.value or ("paper" if has_accelerator else "small")
   if not _SCALE.value:
     print(f"scale: {scale} ({'an accelerator' if has_accelerator else 'no accelerator'} found)")
-  workdir = pathlib.Path(flags.FLAGS.workdir or f"runs/{pathlib.Path(_SWEEP.value).stem}")
+  points = build_points(module, scale, _CONFIG.value, _ONLY.value, workdir)
+  replaced = runs_to_replace(points, workdir, _OVERWRITE.value)
+  if not _DRY_RUN.value:
+    check_writable(workdir)  # last: it probes the directory it is about to write in
+  return workdir, points, replaced
+
+
+def main(argv):
+  if len(argv) > 1:
+    sys.exit(f"unexpected argument {argv[1]!r}; every option is a flag such as --sweep=PATH.")
+  logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
+  if not _SWEEP.value:
+    sys.exit("--sweep is required, e.g. --sweep=sweeps/quickstart.py")
   try:
-    module = load_sweep(_SWEEP.value)
-    points = build_points(module, scale, _CONFIG.value, _ONLY.value, workdir)
+    workdir, points, replaced = _checked_points(_SWEEP.value)
   except ValueError as e:
     sys.exit(str(e))
 
   if _DRY_RUN.value:
     for p in points:
       print(p.name, " ".join(f"{k}={v}" for k, v in p.overrides.items()))
+    for run in replaced:
+      print(f"--overwrite would delete {run.path} (its config.json differs or is unreadable)")
     print(f"{len(points)} points, {_estimate(points)}")
     return
 
+  for run in replaced:
+    print(f"--overwrite: deleting {run.path} (its config.json differs or is unreadable)")
+    run.remove()
   if _EXECUTOR.value == "ray":
     results = executors.run_ray(points, workdir, _RAY_ADDRESS.value)
   else:
@@ -276,8 +293,9 @@ def main(argv):
   print(f"\n{'point':40s} {'status':32s} key final metrics")
   experiments = {p.name: p.experiment for p in points}
   for name, status, summary in results:
-    print(f"{name:40s} {status[:32]:32s} {_key_metrics(experiments[name], summary)}")
+    print(f"{name:40s} {status:32s} {_key_metrics(experiments[name], summary)}")
   if any(status.startswith("FAILED") for _, status, _ in results):
+    print("Each failed point's traceback is in its run directory's error.txt (where it has one).")
     sys.exit(1)
 
 

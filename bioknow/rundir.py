@@ -5,6 +5,7 @@
   config.txt           fiddle's flattened listing, one `path = value` line a field, for people
   metrics.jsonl        one JSON record per evaluation
   summary.json         written once, atomically, when the run has finished
+  error.txt            the traceback of the latest failed attempt (removed when one starts)
   checkpoints/         orbax checkpoints, one directory per step once complete
   per_individual.zarr  written by the training loop (tensorstore)
 
@@ -18,7 +19,10 @@ import inspect
 import json
 import os
 import pathlib
+import shutil
 from typing import Any
+
+ABSENT = "(absent)"  # how config_changes shows a field that one of the two configs lacks
 
 
 class RunDir:
@@ -65,6 +69,26 @@ class RunDir:
     from fiddle.experimental import serialization
 
     return serialization.load_json((self / "config.json").read_text())
+
+  def config_changes(self, cfg) -> dict[str, tuple[Any, Any]]:
+    """{dotted path: (stored value, value in `cfg`)} of every config field where config.json
+    and the fiddle config `cfg` differ; a field one side lacks reads ABSENT there. Raises
+    ValueError if config.json is missing or unreadable."""
+    stored = _read_json(self / "config.json")
+    if stored is None:
+      raise ValueError(f"{self / 'config.json'} is missing or unreadable")
+    old = stored.get("leaves")
+    if not isinstance(old, dict):  # written before config.json held leaves
+      try:
+        old = config_leaves(self.config())
+      except Exception:  # fiddle cannot read it back: as unreadable as broken JSON
+        raise ValueError(f"{self / 'config.json'} is missing or unreadable") from None
+    new = config_leaves(cfg)
+    return {
+      k: (old.get(k, ABSENT), new.get(k, ABSENT))
+      for k in sorted(old.keys() | new.keys())
+      if old.get(k, ABSENT) != new.get(k, ABSENT)
+    }
 
   def experiment(self):
     """The experiment config the run was built from (fdl.build of config())."""
@@ -120,6 +144,25 @@ class RunDir:
     """Writes summary.json in one step (a temporary file renamed over it): a reader sees
     either no summary or the whole of it."""
     _write_atomically(self / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+  # Failures and removal ----------------------------------------------------------------------
+
+  @property
+  def error_path(self) -> pathlib.Path:
+    return self / "error.txt"
+
+  def write_error(self, text: str) -> None:
+    """Writes a failed attempt's traceback to error.txt, where the run directory exists (a run
+    that failed before writing anything stays unwritten)."""
+    if self.path.is_dir():
+      _write_atomically(self.error_path, text)
+
+  def clear_error(self) -> None:
+    self.error_path.unlink(missing_ok=True)
+
+  def remove(self) -> None:
+    """Deletes the run directory and everything in it."""
+    shutil.rmtree(self.path)
 
   # Checkpoints -------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ Names print as [[Ana Maria Smith]] and values as {{March 16, 2042}}; the last li
 """
 
 import json
+import sys
 
 import numpy as np
 from absl import app, flags
@@ -83,11 +84,29 @@ def statistics(ds: Dataset, n: int, rng: np.random.Generator) -> dict:
   }
 
 
+def _dataset() -> Dataset:
+  """The dataset of the flags; exits with one sentence naming the flag if they cannot give one."""
+  if _N_STATS.value < 1:
+    sys.exit(f"--n_stats: got {_N_STATS.value}; it must be at least 1.")
+  try:
+    ds = build_dataset(
+      DataConfig(n_individuals=_N_INDIVIDUALS.value, tokenizer=_TOKENIZER.value, seed=_SEED.value)
+    )
+  except ValueError as e:
+    sys.exit(f"--{e}")  # DataConfig names the field, which is also the flag's name
+  except (RuntimeError, OSError) as e:  # SentencePiece cannot read the file
+    sys.exit(
+      f"--tokenizer: {_TOKENIZER.value} is not a SentencePiece model ({str(e).splitlines()[0]})."
+    )
+  if not 0 <= _N_EXAMPLES.value <= _N_INDIVIDUALS.value:
+    sys.exit(f"--n_examples: got {_N_EXAMPLES.value}; allowed 0..{_N_INDIVIDUALS.value}.")
+  return ds
+
+
 def main(argv):
-  del argv
-  ds = build_dataset(
-    DataConfig(n_individuals=_N_INDIVIDUALS.value, tokenizer=_TOKENIZER.value, seed=_SEED.value)
-  )
+  if len(argv) > 1:
+    sys.exit(f"unexpected argument {argv[1]!r}; every option is a flag such as --n_examples=3.")
+  ds = _dataset()
   rng = np.random.default_rng(_SEED.value)
   examples = ds.assemble(np.arange(_N_EXAMPLES.value), "train", rng)
   for i in range(_N_EXAMPLES.value):

@@ -10,6 +10,7 @@ at progress lines (every few seconds) and evaluations.
 
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -81,7 +82,8 @@ class PerIndividual:
   def __init__(self, run_dir: RunDir, population_size: int):
     self.population_size = population_size
     path = run_dir / "per_individual.zarr"
-    spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)}}
+    # tensorstore refuses relative paths with ".." in them: give it an absolute one.
+    spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": os.path.abspath(path)}}
     if (path / "zarr.json").exists():
       self.zarr = ts.open(spec, open=True).result()
     else:
