@@ -10,6 +10,7 @@ import pytest
 from bioknow.claims import __main__ as claims_main
 from bioknow.claims import catalog, rules
 from bioknow.figures import runs as R
+from bioknow.rundir import RunDir
 from bioknow.train.evaluation import phase_ends
 
 BASELINE = 2.0
@@ -154,11 +155,11 @@ def test_toy_memory_verdicts(tmp_path):
 
 def test_seeded_repeats_points_with_every_seed_field():
   quickstart = catalog.BY_NAME["three_phases"]
-  module = claims_main.launch.load_sweep(str(quickstart.sweep_path))
+  module = claims_main.launch_checks.load_sweep(str(quickstart.sweep_path))
   points = list(catalog.seeded(module.sweep("small"), 3, seeded_sweep=False))
   assert [n for n, _ in points] == ["quickstart", "quickstart_seed1", "quickstart_seed2"]
   assert [(c.data.seed, c.train.seed) for _, c in points] == [(0, 0), (1, 1), (2, 2)]
-  toy = claims_main.launch.load_sweep(str(catalog.BY_NAME["toy_memory"].sweep_path))
+  toy = claims_main.launch_checks.load_sweep(str(catalog.BY_NAME["toy_memory"].sweep_path))
   first = next(iter(toy.sweep("small")))
   assert next(iter(catalog.seeded(iter([first]), 2, False))) == first
   assert list(catalog.seeded(iter([first]), 2, False))[1][1].seed == 1
@@ -207,6 +208,8 @@ def test_scorecard_from_finished_runs(tmp_path, capsys):
   points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 3, [], tmp_path)[0][2]
   for seed, p in enumerate(points):
     _pretrain_run(sweep_dir / p.name, seed, _curve(2, 4, 0.5))
+    (sweep_dir / p.name / "config.json").unlink()
+    RunDir(sweep_dir / p.name).write_config(p.cfg)  # the point's own config: reused, not refused
   claims_main.FLAGS.unparse_flags()
   assert claims_main.main(["claims", "--only=three_phases", f"--workdir={tmp_path}"]) == 0
   out = capsys.readouterr().out
@@ -282,10 +285,21 @@ def test_finetune_verdicts(tmp_path):
 
 
 def test_seeded_copies_read_their_own_seeds_sources():
-  patching = claims_main.launch.load_sweep(str(catalog.BY_NAME["patching"].sweep_path))
+  patching = claims_main.launch_checks.load_sweep(str(catalog.BY_NAME["patching"].sweep_path))
   claim = catalog.BY_NAME["patching"]
   points = dict(catalog.seeded(patching.sweep("small"), 2, False, claim.only))
   assert "patch_start200_ref200" not in points  # frozen runs are not part of the claim
   assert points["patch_start0_ref400_seed1"].reference_run == "reference_seed1"
   assert points["patch_start0_ref400"].reference_run == "reference"
   assert points["reference_seed1"].train.seed == 1
+
+
+def test_a_run_of_another_config_is_refused_before_anything_runs(tmp_path):
+  """A quickstart run stored with another lr stops the scorecard with the launcher's
+  sentence; nothing is written."""
+  points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 1, [], tmp_path)[0][2]
+  run = _pretrain_run(tmp_path / "quickstart" / points[0].name, 0, _curve(2, 4, 0.5))
+  before = sorted(p for p in tmp_path.rglob("*"))
+  with pytest.raises(ValueError, match="holds a run of another config"):
+    claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 1, [], tmp_path)
+  assert sorted(p for p in tmp_path.rglob("*")) == before and run["summary"]

@@ -22,7 +22,7 @@ import types
 
 from absl import flags
 
-from bioknow import configs, executors, launch
+from bioknow import configs, executors, launch, launch_checks
 from bioknow.claims import catalog
 from bioknow.figures import runs as R
 
@@ -55,13 +55,15 @@ def plan(claims, scale: str, seeds: int, directives: list[str], workdir: pathlib
     raise ValueError(f"--seeds: got {seeds}; it must be an integer >= 1.")
   planned = []
   for claim in claims:
-    module = launch.load_sweep(str(claim.sweep_path))
+    module = launch_checks.load_sweep(str(claim.sweep_path))
     shim = types.SimpleNamespace(
       sweep=lambda s, m=module, c=claim: catalog.seeded(m.sweep(s), seeds, c.seeded_sweep, c.only),
       base=module.base,
+      __file__=module.__file__,
     )
     sweep_dir = workdir / claim.sweep_path.stem
     points = launch.build_points(shim, scale, directives, None, sweep_dir)
+    launch_checks.runs_to_replace(points, sweep_dir, overwrite=False)  # a run never mixes configs
     planned.append((claim, sweep_dir, points))
   return planned
 
@@ -119,11 +121,13 @@ def main(argv: list[str]) -> int:
   flags.FLAGS.mark_as_parsed()
   if len(rest) > 1:
     sys.exit(f"claims: unexpected argument {rest[1]!r}; every option is a --flag.")
-  workdir = pathlib.Path(FLAGS.workdir).resolve()
-  if FLAGS.config and workdir == pathlib.Path(DEFAULT_WORKDIR).resolve():
+  if FLAGS.config and FLAGS.workdir == DEFAULT_WORKDIR:
     sys.exit("--config changes every run: give them a --workdir of their own, e.g. runs/hawk.")
   try:
+    workdir = launch_checks.resolve_workdir(FLAGS.workdir)
     planned = plan(select(FLAGS.only), FLAGS.scale, FLAGS.seeds, FLAGS.config, workdir)
+    if not FLAGS.dry_run:
+      launch_checks.check_writable(workdir)
   except ValueError as e:
     sys.exit(str(e))
   if FLAGS.dry_run:
