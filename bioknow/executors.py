@@ -30,10 +30,10 @@ def run_point(
 ) -> tuple[str, dict]:
   """Runs (or resumes, or skips if finished) one point; returns (status, summary)."""
   run_dir = RunDir(workdir / name)
-  if (done := run_dir.summary()) is not None:
-    return "done (skipped)", done
   start = time.perf_counter()
   try:
+    if (done := run_dir.summary()) is not None:  # ValueError if unreadable: this point fails
+      return "done (skipped)", done
     experiment.check_sources(run_dir)  # before anything is written
     run_dir.write_config(cfg)
     summary = experiment.run(run_dir)
