@@ -21,7 +21,7 @@ import numpy as np
 import tensorstore as ts
 
 from bioknow.rundir import RunDir
-from bioknow.train import evaluation
+from bioknow.train import checkpoint, evaluation
 from bioknow.train import step as step_lib
 from bioknow.train.checkpoint import Checkpointer
 
@@ -132,6 +132,31 @@ def _format_seconds(s: float) -> str:
   return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+def _resume(ckpt: Checkpointer, run_dir: RunDir, recorded: set[int], model, opt_state, batches):
+  """(step, model, opt_state, iterator) of the newest checkpoint that has its evaluation
+  record and restores, or (None, model, opt_state, a fresh iterator) if none does. Newer
+  checkpoints are set aside in skipped_checkpoints/ (the run saves those steps again), each
+  with one line saying why."""
+  iterator, step, skipped = iter(batches), None, []
+  for candidate in reversed(ckpt.steps()):
+    if candidate not in recorded:
+      skipped.append((candidate, "its record in metrics.jsonl is missing or unreadable"))
+      continue
+    try:
+      model, opt_state, _ = ckpt.restore(candidate, model, opt_state, iterator)
+      step = candidate
+      break
+    except Exception as e:  # whatever is broken in it, an older checkpoint may restore
+      skipped.append((candidate, f"it does not restore ({checkpoint.failure(e)})"))
+      if hasattr(iterator, "close"):
+        iterator.close()
+      iterator = iter(batches)  # a failed restore may have moved it
+  moved = ckpt.set_aside([s for s, _ in skipped], run_dir.path / "skipped_checkpoints")
+  for (candidate, why), where in zip(skipped, moved):
+    print(f"skipped checkpoint step {candidate}: {why}; moved to {where}.", flush=True)
+  return step, model, opt_state, iterator
+
+
 def train(
   *,
   run_dir: RunDir,
@@ -171,14 +196,17 @@ def train(
   per_individual_store = PerIndividual(run_dir, population_size)
   ckpt = Checkpointer(run_dir.checkpoints_dir)
   model, opt_state = step_lib.replicate((model, opt_state), mesh)
-  iterator = iter(batches)
-
-  start = ckpt.latest_step()
+  records, damage = run_dir.read_records()
+  if damage:
+    print(f"{damage} Records from there on are dropped and recomputed.", flush=True)
+  records = records[: per_individual_store.zarr.shape[0]]  # rows of both, or neither
+  start, model, opt_state, iterator = _resume(
+    ckpt, run_dir, {r["step"] for r in records}, model, opt_state, batches
+  )
   if start is not None:
-    model, opt_state, _ = ckpt.restore(start, model, opt_state, iterator)
     model, opt_state = step_lib.replicate((model, opt_state), mesh)
     print(f"resuming from step {start}", flush=True)
-  records = [r for r in run_dir.records() if start is not None and r["step"] <= start]
+  records = [r for r in records if start is not None and r["step"] <= start]
   run_dir.write_records(records)
   per_individual_store.truncate(len(records))
   step = start or 0
