@@ -32,7 +32,7 @@ import equinox as eqx
 import jax
 
 from bioknow.data import pipeline, schedules
-from bioknow.data.dataset import DataConfig, Dataset, build_dataset
+from bioknow.data.dataset import DataConfig, Dataset, build_dataset, vocab_size
 from bioknow.data.population import extend_population
 from bioknow.experiments.pretrain import PretrainConfig, train_lm
 from bioknow.models.transformer import LanguageModel, ModelConfig
@@ -215,6 +215,29 @@ class FinetuneConfig:
             f"{name}.{field.name}: got {a!r} but the source run {source.path} used "
             f"{b!r}; the fine-tuning population and model must be the source's."
           )
+    ckpt = Checkpointer(source.checkpoints_dir, create=False)
+    try:
+      error = ckpt.restore_error(step, **self._restored_shapes())
+    finally:
+      ckpt.close()
+    if error:
+      raise ValueError(
+        f"source: the checkpoint of step {step} in {source.path} does not restore ({error}); "
+        "delete its summary.json and re-run its sweep: it resumes from its newest checkpoint "
+        "that restores."
+      )
+
+  def _restored_shapes(self) -> dict:
+    """The shapes of what `run` restores from the source: its model, and its optimizer
+    state unless reset_optimizer (computed abstractly: nothing is initialised)."""
+    model = eqx.filter_eval_shape(
+      LanguageModel, self.model, vocab_size(self.data), key=jax.random.key(0)
+    )
+    if self.reset_optimizer:
+      return {"model": model}
+    optimizer = make_optimizer(self.optimizer, learning_rate(self.optimizer, self.train.n_steps))
+    params = eqx.filter(model, lambda x: isinstance(x, jax.ShapeDtypeStruct))
+    return {"model": model, "opt_state": jax.eval_shape(optimizer.init, params)}
 
   def run(self, run_dir: RunDir) -> dict:
     return run(self, RunDir(run_dir))
