@@ -34,7 +34,7 @@ import jax
 from bioknow.data import pipeline, schedules
 from bioknow.data.dataset import DataConfig, Dataset, build_dataset, vocab_size
 from bioknow.data.population import extend_population
-from bioknow.experiments.pretrain import PretrainConfig, train_lm
+from bioknow.experiments.pretrain import PretrainConfig, train_lm, untrained_ids
 from bioknow.models.transformer import LanguageModel, ModelConfig
 from bioknow.rundir import RunDir
 from bioknow.train import loop
@@ -106,6 +106,8 @@ class FinetuneConfig:
         ">= 0 (the sampling weight of each pre-training individual; 0 = no "
         "replay)."
       )
+    if not isinstance(self.reset_optimizer, bool):
+      raise ValueError(f"reset_optimizer: got {self.reset_optimizer!r}; allowed: True, False.")
     n = self.data.n_individuals
     if self.finetune_ids is None:
       if self.n_finetune < 1:
@@ -148,6 +150,11 @@ class FinetuneConfig:
       )
     data = self.run_data
     pipeline.check_groups(self.groups, data.n_individuals + data.n_heldout + data.n_extra)
+    start, stop = self.finetune_range
+    trained = [(0, n)] + ([(start, stop)] if self.finetune_ids is None else [])
+    schedules.check_reach(
+      self.build_schedule(), self.train.n_steps, trained, untrained_ids(self.data)
+    )
 
   def build_schedule(self):
     start, stop = self.finetune_range
