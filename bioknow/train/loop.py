@@ -45,9 +45,20 @@ class TrainConfig:
 
   def check(self) -> None:
     """Validates the fields (one sentence naming the field)."""
-    for name in ("n_steps", "batch_size"):
-      if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-        raise ValueError(f"train.{name}: got {getattr(self, name)!r}; it must be an integer >= 1.")
+    for name, low in (("n_steps", 1), ("batch_size", 1), ("seed", 0), ("data_threads", 0)):
+      value = getattr(self, name)
+      if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"train.{name}: got {value!r}; it must be an integer >= {low}.")
+    if self.n_devices is not None and (
+      not isinstance(self.n_devices, int) or isinstance(self.n_devices, bool) or self.n_devices < 1
+    ):
+      raise ValueError(
+        f"train.n_devices: got {self.n_devices!r}; it must be None (all local devices) or an "
+        "integer >= 1."
+      )
+    seconds = self.progress_seconds
+    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
+      raise ValueError(f"train.progress_seconds: got {seconds!r}; it must be a finite number >= 0.")
     for name in ("pack", "stop_after_plateau"):
       if not isinstance(getattr(self, name), bool):
         raise ValueError(f"train.{name}: got {getattr(self, name)!r}; allowed: True, False.")
