@@ -6,10 +6,13 @@
   metrics.jsonl        one JSON record per evaluation
   summary.json         written once, atomically, when the run has finished
   checkpoints/         orbax checkpoints, one directory per step once complete
+  skipped_checkpoints/ checkpoints a resume could not use (train.loop says why), kept aside
   per_individual.zarr  written by the training loop (tensorstore)
 
-Importing this module imports neither JAX nor fiddle: the figures read leaves, records and
-summaries through it. Writing a config and loading it back as a config import fiddle (the
+A file that exists but does not read raises ValueError naming it (a torn last metrics line
+excepted: that is a run still writing, or killed while it wrote). Importing this module
+imports neither JAX nor fiddle: the figures read leaves, records and summaries through it.
+Writing a config and loading it back as a config import fiddle (the
 one place outside the configs and the launcher that does, to keep the format in one file).
 """
 

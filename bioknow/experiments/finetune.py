@@ -32,9 +32,9 @@ import equinox as eqx
 import jax
 
 from bioknow.data import pipeline, schedules
-from bioknow.data.dataset import DataConfig, Dataset, build_dataset, vocab_size
+from bioknow.data.dataset import DataConfig, Dataset, build_dataset
 from bioknow.data.population import extend_population
-from bioknow.experiments.pretrain import PretrainConfig, train_lm, untrained_ids
+from bioknow.experiments.pretrain import PretrainConfig, model_shapes, train_lm, untrained_ids
 from bioknow.models.transformer import LanguageModel, ModelConfig
 from bioknow.rundir import RunDir
 from bioknow.train import loop
@@ -237,9 +237,7 @@ class FinetuneConfig:
   def _restored_shapes(self) -> dict:
     """The shapes of what `run` restores from the source: its model, and its optimizer
     state unless reset_optimizer (computed abstractly: nothing is initialised)."""
-    model = eqx.filter_eval_shape(
-      LanguageModel, self.model, vocab_size(self.data), key=jax.random.key(0)
-    )
+    model = model_shapes(self.model, self.data)
     if self.reset_optimizer:
       return {"model": model}
     optimizer = make_optimizer(self.optimizer, learning_rate(self.optimizer, self.train.n_steps))

@@ -76,6 +76,14 @@ class PretrainConfig:
     return run(self, RunDir(run_dir))
 
 
+def model_shapes(model: ModelConfig, data: DataConfig) -> LanguageModel:
+  """The model of (model, data) with jax.ShapeDtypeStruct leaves: what its checkpoints hold,
+  found without initialising anything."""
+  return eqx.filter_eval_shape(
+    LanguageModel, model, dataset.vocab_size(data), key=jax.random.key(0)
+  )
+
+
 def untrained_ids(data: DataConfig) -> str:
   """The ids after the training population, in words: held-out ones, then extra ones."""
   n, h, e = data.n_individuals, data.n_heldout, data.n_extra

@@ -2,10 +2,11 @@
 
 It writes a run directory's metrics.jsonl (one line per evaluation, through RunDir),
 per_individual.zarr and the orbax checkpoints/; the experiment that called it writes
-summary.json from the records it returns. Re-running the same run continues from the
-latest checkpoint: metrics lines past it are dropped and recomputed, so the final files are
-identical to an uninterrupted run's. The accelerator is never waited on inside the loop except
-at progress lines (every few seconds) and evaluations.
+summary.json from the records it returns. Re-running the same run continues from the newest
+checkpoint that has its metrics line and restores (newer ones, e.g. torn by a crash, are set
+aside in skipped_checkpoints/ with a line saying why): metrics lines past it are dropped and
+recomputed, so the final files are identical to an uninterrupted run's. The accelerator is
+never waited on inside the loop except at progress lines (every few seconds) and evaluations.
 """
 
 import dataclasses
