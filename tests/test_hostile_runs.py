@@ -182,7 +182,7 @@ def _spm_model(tmp_path: pathlib.Path, **ids) -> str:
     ("optimizer.eps=0.0", "optimizer.eps: got 0.0; it must be > 0"),
     ("optimizer.weight_decay=-1e999", "optimizer.weight_decay: got -inf; it must be a finite"),
     ("eval.every=0", "eval.every: got 0; it must be an integer >= 1."),
-    ("eval.steps=(0,10.5,20)", "eval.steps: got (0, 10.5, 20); give None"),
+    ("eval.steps=(0,10.5,20)", "eval.steps: got (0, 10.5, 20); give None (every, dense_until"),
     ("eval.n_attention=-1", "eval.n_attention: got -1; it must be an integer >= 0."),
     ("model.key_size=-4", "model.key_size: got -4; it must be None"),
     ("data.n_heldout=-1", "n_heldout: got -1; it must be an integer >= 0."),

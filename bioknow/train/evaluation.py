@@ -41,7 +41,8 @@ class EvalConfig:
       or not all(isinstance(s, int) and not isinstance(s, bool) for s in self.steps)
     ):
       raise ValueError(
-        f"eval.steps: got {self.steps!r}; give None (the rule above) or a tuple of integer steps."
+        f"eval.steps: got {self.steps!r}; give None (every, dense_until and n_spaced decide) "
+        "or a tuple of integer steps."
       )
     if self.steps is not None and any(not 0 <= s <= n_steps for s in self.steps):
       raise ValueError(
