@@ -45,10 +45,10 @@ def run_point(
   if changed:
     shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
     return f"FAILED: {run_dir.path} holds a run of another config (differing: {shown})", {}
-  if (done := run_dir.summary()) is not None:
-    return "done (skipped)", done
   start = time.perf_counter()
   try:
+    if (done := run_dir.summary()) is not None:  # ValueError if unreadable: this point fails
+      return "done (skipped)", done
     experiment.check_sources(run_dir)  # before anything is written
     run_dir.clear_error()
     run_dir.write_config(cfg)

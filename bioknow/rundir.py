@@ -7,10 +7,13 @@
   summary.json         written once, atomically, when the run has finished
   error.txt            the traceback of the latest failed attempt (removed when one starts)
   checkpoints/         orbax checkpoints, one directory per step once complete
+  skipped_checkpoints/ checkpoints a resume could not use (train.loop says why), kept aside
   per_individual.zarr  written by the training loop (tensorstore)
 
-Importing this module imports neither JAX nor fiddle: the figures read leaves, records and
-summaries through it. Writing a config and loading it back as a config import fiddle (the
+A file that exists but does not read raises ValueError naming it (a torn last metrics line
+excepted: that is a run still writing, or killed while it wrote). Importing this module
+imports neither JAX nor fiddle: the figures read leaves, records and summaries through it.
+Writing a config and loading it back as a config import fiddle (the
 one place outside the configs and the launcher that does, to keep the format in one file).
 """
 
@@ -65,10 +68,15 @@ class RunDir:
     return (self / "config.json").is_file()
 
   def config(self):
-    """The fiddle config stored in config.json."""
+    """The fiddle config stored in config.json; ValueError naming the file if it does not
+    load."""
     from fiddle.experimental import serialization
 
-    return serialization.load_json((self / "config.json").read_text())
+    path = self / "config.json"
+    try:
+      return serialization.load_json(path.read_bytes().decode())
+    except Exception as e:  # any reason the file does not load is the same to a caller
+      raise ValueError(f"{path} does not load as a config ({type(e).__name__}: {e}).") from None
 
   def config_changes(self, cfg) -> dict[str, tuple[Any, Any]]:
     """{dotted path: (stored value, value in `cfg`)} of every config field where config.json
@@ -98,10 +106,15 @@ class RunDir:
 
   def leaves(self) -> dict[str, Any]:
     """{dotted path: value} of every config field (JSON values: tuples read as lists,
-    types and functions as their repr); {} without config.json."""
-    stored = _read_json(self / "config.json")
-    leaves = stored.get("leaves") if stored else None
-    return leaves if isinstance(leaves, dict) else {}
+    types and functions as their repr); {} without config.json; ValueError naming the file
+    if it is unreadable."""
+    path = self / "config.json"
+    if not path.exists():
+      return {}
+    leaves = (_read_json(path) or {}).get("leaves")
+    if not isinstance(leaves, dict):
+      raise ValueError(f"{path} is unreadable (not a JSON object with the config's leaves).")
+    return leaves
 
   # Metrics -----------------------------------------------------------------------------------
 
@@ -110,18 +123,31 @@ class RunDir:
     return self / "metrics.jsonl"
 
   def records(self) -> list[dict]:
-    """The evaluation records; a line a live run is still writing is passed over."""
-    if not self.metrics_path.exists():
-      return []
-    records = []
-    for line in self.metrics_path.read_text().splitlines():
-      try:
-        record = json.loads(line)
-      except json.JSONDecodeError:
-        continue
-      if isinstance(record, dict) and "step" in record:
-        records.append(record)
+    """The evaluation records; a torn last line (a live run still writing it, or a killed
+    one) is passed over. Raises ValueError naming the file if any other line is unreadable."""
+    records, damage = self.read_records()
+    if damage:
+      raise ValueError(damage)
     return records
+
+  def read_records(self) -> tuple[list[dict], str | None]:
+    """The records before the first unreadable line, and a sentence naming that line (None
+    when every line reads; a torn last line is not damage, it is passed over)."""
+    if not self.metrics_path.exists():
+      return [], None
+    try:
+      lines = self.metrics_path.read_bytes().decode().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+      return [], f"{self.metrics_path} is unreadable ({type(e).__name__}: {e})."
+    records: list[dict] = []
+    for i, line in enumerate(lines):
+      record = _parse_object(line)
+      if record is None or "step" not in record:
+        if i == len(lines) - 1:
+          break  # torn last line
+        return records, f"{self.metrics_path} line {i + 1} is not a JSON record with a step."
+      records.append(record)
+    return records, None
 
   def write_records(self, records: list[dict]) -> None:
     self.path.mkdir(parents=True, exist_ok=True)
@@ -134,8 +160,18 @@ class RunDir:
   # Summary -----------------------------------------------------------------------------------
 
   def summary(self) -> dict | None:
-    """summary.json, or None while the run is unfinished."""
-    return _read_json(self / "summary.json")
+    """summary.json, or None while the run is unfinished; raises ValueError naming the file
+    if it exists but is not a JSON object."""
+    path = self / "summary.json"
+    if not path.exists():
+      return None
+    summary = _read_json(path)
+    if summary is None:
+      raise ValueError(
+        f"{path} is unreadable (not a JSON object); delete it and re-run to rewrite it from "
+        "the run's final checkpoint."
+      )
+    return summary
 
   def is_finished(self) -> bool:
     return (self / "summary.json").is_file()
@@ -221,12 +257,21 @@ def _jsonable(value):
     return repr(value)
 
 
-def _read_json(path: pathlib.Path) -> dict | None:
+def _parse_object(text: str) -> dict | None:
+  """The JSON object `text` holds, else None."""
   try:
-    value = json.loads(path.read_text())
-  except (OSError, json.JSONDecodeError):
+    value = json.loads(text)
+  except ValueError:  # JSONDecodeError, and numbers too large to read
     return None
   return value if isinstance(value, dict) else None
+
+
+def _read_json(path: pathlib.Path) -> dict | None:
+  """The JSON object in the file, else None (missing, not text, not an object)."""
+  try:
+    return _parse_object(path.read_bytes().decode())
+  except (OSError, UnicodeDecodeError):
+    return None
 
 
 def _write_atomically(path: pathlib.Path, text: str) -> None:

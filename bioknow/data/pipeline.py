@@ -125,6 +125,8 @@ def check_groups(
         f"eval_groups: the name {name!r} is taken; use unique names other than "
         f"{', '.join(STANDARD_SETS)}."
       )
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in (start, end)):
+      raise ValueError(f"eval_groups: {name} = [{start!r}, {end!r}) must have integer bounds.")
     if not 0 <= start < end <= stop:
       raise ValueError(
         f"eval_groups: {name} = [{start}, {end}) must lie in the {where} [0, {stop})."

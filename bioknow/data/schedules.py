@@ -48,6 +48,10 @@ class Ranges:
       p[a:b] += w
     return p / p.sum()
 
+  def support(self) -> list[tuple[int, int]]:
+    """The id ranges [start, stop) that `sample` can draw."""
+    return [(a, b) for a, b, w in zip(self.starts, self.stops, self.weights) if b > a and w > 0]
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Weighted:
@@ -68,6 +72,42 @@ class Weighted:
     p = np.zeros(size)
     p[: len(self.weights_N)] = self.weights_N
     return p / p.sum()
+
+  @functools.cached_property
+  def _support(self) -> list[tuple[int, int]]:
+    edges_E = np.flatnonzero(np.diff(np.concatenate([[0], self.weights_N > 0, [0]]).astype(int)))
+    return list(zip(edges_E[::2].tolist(), edges_E[1::2].tolist()))
+
+  def support(self) -> list[tuple[int, int]]:
+    """The id ranges [start, stop) that `sample` can draw (runs of nonzero weights)."""
+    return self._support
+
+
+def reach(schedule, n_steps: int) -> list[tuple[int, int]]:
+  """The id ranges [start, stop), merged and sorted, that `schedule` can draw at any step in
+  [0, n_steps): what a run's training batches can be about."""
+  ranges: set[tuple[int, int]] = set()
+  for step in range(n_steps):
+    ranges.update(schedule.at(step).support())
+  merged: list[tuple[int, int]] = []
+  for a, b in sorted(ranges):
+    if merged and a <= merged[-1][1]:
+      merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+    else:
+      merged.append((a, b))
+  return merged
+
+
+def check_reach(schedule, n_steps: int, allowed: list[tuple[int, int]], heldout: str) -> None:
+  """Raises one sentence unless every id `schedule` can draw in [0, n_steps) lies in the
+  `allowed` ranges (the training ids); `heldout` names the ids that must stay unreachable."""
+  for a, b in reach(schedule, n_steps):
+    if not any(lo <= a and b <= hi for lo, hi in allowed):
+      ranges = " and ".join(f"[{lo}, {hi})" for lo, hi in allowed)
+      raise ValueError(
+        f"schedule: it draws ids [{a}, {b}) but the training ids are {ranges}; "
+        f"{heldout} must never be trained on."
+      )
 
 
 def _uniform(n: int) -> Ranges:
@@ -90,6 +130,12 @@ def _check_int(name: str, value, low: int, high: int | None = None) -> None:
     ),
     f"{name}: got {value!r}; it must be an integer {bounds}.",
   )
+
+
+def _check_number(name: str, value, low: float, *, above: bool = False) -> None:
+  ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+  ok = ok and math.isfinite(value) and (value > low if above else value >= low)
+  _require(ok, f"{name}: got {value!r}; it must be a finite number {'>' if above else '>='} {low}.")
 
 
 # Schedules ------------------------------------------------------------------------------------
@@ -119,10 +165,8 @@ class PowerLaw:
 
   def __post_init__(self):
     _check_int("n_individuals", self.n_individuals, 1)
-    _require(
-      math.isfinite(self.alpha) and self.alpha >= 0,
-      f"alpha: got {self.alpha!r}; it must be a finite number >= 0.",
-    )
+    _check_number("alpha", self.alpha, 0)
+    _check_int("seed", self.seed, 0)
 
   @functools.cached_property
   def rank_of_id(self) -> np.ndarray:
@@ -147,10 +191,7 @@ class Celebrities:
   def __post_init__(self):
     _check_int("n_individuals", self.n_individuals, 1)
     _check_int("n_celebrities", self.n_celebrities, 0, self.n_individuals)
-    _require(
-      self.weight_celebrities > 0,
-      f"weight_celebrities: got {self.weight_celebrities!r}; it must be > 0.",
-    )
+    _check_number("weight_celebrities", self.weight_celebrities, 0, above=True)
 
   def at(self, step: int) -> Ranges:
     return Ranges(
@@ -177,9 +218,7 @@ class Warmup:
     _check_int("n_individuals", self.n_individuals, 1)
     _check_int("indiv_warmup", self.indiv_warmup, 1, self.n_individuals)
     _check_int("batch_size", self.batch_size, 1)
-    _require(
-      self.epochs_warmup >= 0, f"epochs_warmup: got {self.epochs_warmup!r}; it must be >= 0."
-    )
+    _check_number("epochs_warmup", self.epochs_warmup, 0)
 
   @property
   def switch_step(self) -> int:
@@ -233,19 +272,13 @@ class FinetuneMixture:
   def __post_init__(self):
     _check_int("n_pretrain", self.n_pretrain, 1)
     _check_int("new_start", self.new_start, 0)
-    _require(
-      self.new_stop > self.new_start,
-      f"new_stop: got {self.new_stop}; it must exceed new_start {self.new_start}.",
-    )
+    _check_int("new_stop", self.new_stop, self.new_start + 1)
     _require(
       self.new_start >= self.n_pretrain,
       f"new_start: got {self.new_start}; fine-tuning individuals must not overlap the "
       f"pre-training population [0, {self.n_pretrain}).",
     )
-    _require(
-      self.weight_replay >= 0,
-      f"weight_replay: got {self.weight_replay!r}; it must be >= 0 (0 = no replay).",
-    )
+    _check_number("weight_replay", self.weight_replay, 0)
 
   def at(self, step: int) -> Ranges:
     if self.weight_replay == 0:
@@ -298,7 +331,13 @@ class Phases:
 
   def __post_init__(self):
     _require(
-      len(self.schedules) >= 1 and len(self.steps) == len(self.schedules) - 1,
+      isinstance(self.schedules, (tuple, list))
+      and all(callable(getattr(x, "at", None)) for x in self.schedules)
+      and len(self.schedules) >= 1,
+      f"schedules: got {self.schedules!r}; give a tuple of one schedule per phase.",
+    )
+    _require(
+      isinstance(self.steps, (tuple, list)) and len(self.steps) == len(self.schedules) - 1,
       "steps: give one duration for each phase but the last.",
     )
     for d in self.steps:

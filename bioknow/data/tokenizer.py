@@ -10,6 +10,7 @@ Retrain the shipped models (seconds each; byte-identical for the same lists and 
   python -m bioknow.data.tokenizer --vocab_size=32000 --out=bioknow/data/tokenizers/bio_32k.model
 """
 
+import functools
 import io
 import pathlib
 
@@ -26,14 +27,41 @@ SHIPPED = ("bio_4k", "bio_32k")  # small (CPU scale) and paper-scale vocabularie
 
 
 def check_tokenizer(name: str) -> pathlib.Path:
-  """The model file of a shipped name ('bio_4k', 'bio_32k') or of a path; one sentence if none."""
-  path = TOKENIZER_DIR / f"{name}.model" if name in SHIPPED else pathlib.Path(name)
-  if not path.is_file():
+  """The model file of a shipped name ('bio_4k', 'bio_32k') or of a path; one sentence unless
+  it is a SentencePiece model with this library's special ids and tag symbols."""
+  path = TOKENIZER_DIR / f"{name}.model" if name in SHIPPED else pathlib.Path(str(name))
+  if not isinstance(name, str) or not path.is_file():
     raise ValueError(
       f"tokenizer: got {name!r}; use one of {', '.join(SHIPPED)} or a path to "
       "an existing SentencePiece .model file."
     )
+  stat = path.stat()
+  _check_model(str(path), stat.st_mtime_ns, stat.st_size)
   return path
+
+
+@functools.lru_cache(maxsize=16)
+def _check_model(path: str, mtime_ns: int, size: int) -> None:
+  """Loads the model once per version of the file (a failure is not cached)."""
+  del mtime_ns, size  # the cache key
+  retrain = "train one with python -m bioknow.data.tokenizer"
+  try:
+    sp = spm.SentencePieceProcessor(model_file=path)
+  except (RuntimeError, OSError) as e:
+    reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+    raise ValueError(
+      f"tokenizer: {path} is not a SentencePiece model ({reason}); use one of "
+      f"{', '.join(SHIPPED)} or {retrain}."
+    ) from None
+  ids = (sp.pad_id(), sp.unk_id(), sp.bos_id(), sp.eos_id())
+  if ids != (PAD_ID, UNK_ID, BOS_ID, EOS_ID):
+    raise ValueError(
+      f"tokenizer: {path} has pad, unk, bos, eos ids {ids}; biographies need "
+      f"{(PAD_ID, UNK_ID, BOS_ID, EOS_ID)}: {retrain}."
+    )
+  missing = [t for t in (NAME_TAG, VALUE_TAG) if sp.piece_to_id(t) == sp.unk_id()]
+  if missing:
+    raise ValueError(f"tokenizer: {path} lacks the tag symbols {', '.join(missing)}: {retrain}.")
 
 
 def load_tokenizer(name: str) -> spm.SentencePieceProcessor:

@@ -61,11 +61,20 @@ def finish(run_dir: RunDir, trained: loop.Trained, **extra) -> dict:
 def build_schedule(factory, **context):
   """Calls a schedule factory (a class or a functools.partial of one, e.g. from fdl.Partial),
   supplying the run-dependent arguments it accepts and lacks (n_individuals, batch_size,
-  n_steps), and building nested factories (schedules of Phases) the same way."""
+  n_steps), and building nested factories (schedules of Phases) the same way. A factory
+  that sets n_individuals to anything but the run's training population is refused: the
+  population a schedule addresses comes from the data config alone."""
   if not callable(factory) or dataclasses.is_dataclass(factory) and not isinstance(factory, type):
     return factory  # already a schedule
   func = factory.func if isinstance(factory, functools.partial) else factory
   given = dict(factory.keywords) if isinstance(factory, functools.partial) else {}
+  n = context.get("n_individuals")
+  if given.get("n_individuals", n) != n:
+    raise ValueError(
+      f"n_individuals: got {given['n_individuals']!r} but the training population is "
+      f"data.n_individuals = {n}; a schedule may address only training ids, so leave it "
+      "unset (the run fills it in)."
+    )
   params = inspect.signature(func).parameters
   kwargs = {k: v for k, v in context.items() if k in params and k not in given}
   for k, v in given.items():

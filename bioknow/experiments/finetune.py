@@ -34,7 +34,7 @@ import jax
 from bioknow.data import pipeline, schedules
 from bioknow.data.dataset import DataConfig, Dataset, build_dataset
 from bioknow.data.population import extend_population
-from bioknow.experiments.pretrain import PretrainConfig, train_lm
+from bioknow.experiments.pretrain import PretrainConfig, model_shapes, train_lm, untrained_ids
 from bioknow.models.transformer import LanguageModel, ModelConfig
 from bioknow.rundir import RunDir
 from bioknow.train import loop
@@ -106,6 +106,8 @@ class FinetuneConfig:
         ">= 0 (the sampling weight of each pre-training individual; 0 = no "
         "replay)."
       )
+    if not isinstance(self.reset_optimizer, bool):
+      raise ValueError(f"reset_optimizer: got {self.reset_optimizer!r}; allowed: True, False.")
     n = self.data.n_individuals
     if self.finetune_ids is None:
       if self.n_finetune < 1:
@@ -148,6 +150,11 @@ class FinetuneConfig:
       )
     data = self.run_data
     pipeline.check_groups(self.groups, data.n_individuals + data.n_heldout + data.n_extra)
+    start, stop = self.finetune_range
+    trained = [(0, n)] + ([(start, stop)] if self.finetune_ids is None else [])
+    schedules.check_reach(
+      self.build_schedule(), self.train.n_steps, trained, untrained_ids(self.data)
+    )
 
   def build_schedule(self):
     start, stop = self.finetune_range
@@ -215,6 +222,27 @@ class FinetuneConfig:
             f"{name}.{field.name}: got {a!r} but the source run {source.path} used "
             f"{b!r}; the fine-tuning population and model must be the source's."
           )
+    ckpt = Checkpointer(source.checkpoints_dir, create=False)
+    try:
+      error = ckpt.restore_error(step, **self._restored_shapes())
+    finally:
+      ckpt.close()
+    if error:
+      raise ValueError(
+        f"source: the checkpoint of step {step} in {source.path} does not restore ({error}); "
+        "delete its summary.json and re-run its sweep: it resumes from its newest checkpoint "
+        "that restores."
+      )
+
+  def _restored_shapes(self) -> dict:
+    """The shapes of what `run` restores from the source: its model, and its optimizer
+    state unless reset_optimizer (computed abstractly: nothing is initialised)."""
+    model = model_shapes(self.model, self.data)
+    if self.reset_optimizer:
+      return {"model": model}
+    optimizer = make_optimizer(self.optimizer, learning_rate(self.optimizer, self.train.n_steps))
+    params = eqx.filter(model, lambda x: isinstance(x, jax.ShapeDtypeStruct))
+    return {"model": model, "opt_state": jax.eval_shape(optimizer.init, params)}
 
   def run(self, run_dir: RunDir) -> dict:
     return run(self, RunDir(run_dir))

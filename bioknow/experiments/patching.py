@@ -101,8 +101,9 @@ class PatchingConfig(PretrainConfig):
 
   def check_sources(self, run_dir: RunDir) -> None:
     """Raises ValueError (one sentence) unless the reference run has the checkpoint at
-    reference_step and was started from the same initial parameters. Reads files only:
-    nothing is computed or written."""
+    reference_step, that checkpoint and the one of step 0 (if any) restore, and it was
+    started from the same initial parameters. Reads files only: nothing is computed or
+    written."""
     ref = RunDir(run_dir).source(self.reference_run)
     steps = ref.checkpoint_steps()
     if self.reference_step not in steps:
@@ -118,6 +119,18 @@ class PatchingConfig(PretrainConfig):
       )
     if ref.has_config():
       self._check_same_initialisation(ref, ref.experiment())
+    ckpt = Checkpointer(ref.checkpoints_dir, create=False)
+    try:
+      shapes = pretrain.model_shapes(self.model, self.data)
+      for step in sorted({0, self.reference_step} & set(steps)):  # the ones `run` reads
+        if error := ckpt.restore_error(step, model=shapes):
+          raise ValueError(
+            f"reference_run: the checkpoint of step {step} in {ref.path} does not restore "
+            f"({error}); re-run the reference afresh (remove its directory, then re-run its "
+            "sweep) to rebuild it."
+          )
+    finally:
+      ckpt.close()
 
   def _check_same_initialisation(self, ref: RunDir, theirs: PretrainConfig) -> None:
     """Same model shape, tokenizer (vocabulary) and seed give the same initial parameters."""

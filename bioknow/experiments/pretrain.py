@@ -40,8 +40,13 @@ class PretrainConfig:
     self.optimizer.check()
     self.train.check()
     self.eval.check(self.train.n_steps, self.train.device_count())
-    self.build_schedule()
-    pipeline.check_groups(self.eval_groups, self.data.n_individuals, "training population")
+    try:
+      schedule = self.build_schedule()
+    except ValueError as e:
+      raise ValueError(f"schedule.{e}") from None
+    n = self.data.n_individuals
+    schedules.check_reach(schedule, self.train.n_steps, [(0, n)], untrained_ids(self.data))
+    pipeline.check_groups(self.eval_groups, n, "training population")
 
   def build_schedule(self):
     return build_schedule(
@@ -69,6 +74,22 @@ class PretrainConfig:
 
   def run(self, run_dir: RunDir) -> dict:
     return run(self, RunDir(run_dir))
+
+
+def model_shapes(model: ModelConfig, data: DataConfig) -> LanguageModel:
+  """The model of (model, data) with jax.ShapeDtypeStruct leaves: what its checkpoints hold,
+  found without initialising anything."""
+  return eqx.filter_eval_shape(
+    LanguageModel, model, dataset.vocab_size(data), key=jax.random.key(0)
+  )
+
+
+def untrained_ids(data: DataConfig) -> str:
+  """The ids after the training population, in words: held-out ones, then extra ones."""
+  n, h, e = data.n_individuals, data.n_heldout, data.n_extra
+  parts = [f"the held-out ids [{n}, {n + h})"] if h else []
+  parts += [f"the extra ids [{n + h}, {n + h + e})"] if e else []
+  return " and ".join(parts) or "ids outside them"
 
 
 def initial_model(cfg: PretrainConfig) -> LanguageModel:

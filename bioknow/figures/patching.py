@@ -29,7 +29,10 @@ def reference(run: dict, by_dir: dict) -> dict | None:
   path = pathlib.Path(ref)
   path = (path if path.is_absolute() else run["dir"].parent / path).resolve()
   if path not in by_dir and (path / "metrics.jsonl").exists():
-    by_dir[path] = R.load_run(path)
+    try:
+      by_dir[path] = R.load_run(path)
+    except ValueError:  # unreadable: the patched run is drawn without its reference
+      return None
   return by_dir.get(path)
 
 

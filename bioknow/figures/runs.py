@@ -9,6 +9,7 @@ rules are train.evaluation's, imported rather than restated.
 import math
 import pathlib
 import re
+import sys
 from collections.abc import Callable, Iterable
 
 import matplotlib.pyplot as plt
@@ -34,6 +35,7 @@ DPI = 110
 
 
 def load_run(run_dir: pathlib.Path) -> dict:
+  """One run's files as a dict; ValueError naming the file if one of them is unreadable."""
   files = RunDir(run_dir)
   return {
     "name": files.name,
@@ -45,13 +47,18 @@ def load_run(run_dir: pathlib.Path) -> dict:
 
 
 def find_runs(workdir: pathlib.Path) -> list[dict]:
-  """Every directory under workdir holding a metrics.jsonl (figures/ excluded), sorted."""
+  """Every directory under workdir holding a metrics.jsonl (figures/ excluded), sorted; a run
+  with an unreadable file is left out with one line on stderr naming it."""
   workdir = pathlib.Path(workdir)
-  return [
-    load_run(p.parent)
-    for p in sorted(workdir.rglob("metrics.jsonl"))
-    if "figures" not in p.relative_to(workdir).parts
-  ]
+  runs = []
+  for p in sorted(workdir.rglob("metrics.jsonl")):
+    if "figures" in p.relative_to(workdir).parts:
+      continue
+    try:
+      runs.append(load_run(p.parent))
+    except ValueError as e:
+      print(f"report: skipped the run {p.parent}: {e}", file=sys.stderr)
+  return runs
 
 
 # Reading values --------------------------------------------------------------------------------

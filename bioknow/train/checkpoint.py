@@ -5,6 +5,7 @@ freshly built model, so the static structure always comes from code and config.
 """
 
 import pathlib
+import shutil
 
 import equinox as eqx
 import grain
@@ -15,15 +16,33 @@ import orbax.checkpoint as ocp
 class Checkpointer:
   """Keeps every checkpoint (patching and fine-tuning read intermediate ones)."""
 
-  def __init__(self, directory: str | pathlib.Path):
+  def __init__(self, directory: str | pathlib.Path, create: bool = True):
     self.directory = pathlib.Path(directory).absolute()
     self.manager = ocp.CheckpointManager(
       self.directory,
-      options=ocp.CheckpointManagerOptions(create=True, enable_async_checkpointing=True),
+      options=ocp.CheckpointManagerOptions(create=create, enable_async_checkpointing=True),
     )
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
+
+  def steps(self) -> list[int]:
+    """The steps of the complete checkpoints, oldest first."""
+    return sorted(self.manager.all_steps())
+
+  def set_aside(self, steps: list[int], to: pathlib.Path) -> list[pathlib.Path]:
+    """Moves the checkpoints of `steps` into the directory `to` (a step already there gets a
+    suffix), so that those steps can be saved again; returns where each went."""
+    moved = []
+    for step in steps:
+      target, n = to / str(step), 1
+      while target.exists():
+        target, n = to / f"{step}_{n}", n + 1
+      to.mkdir(parents=True, exist_ok=True)
+      shutil.move(self.directory / str(step), target)
+      moved.append(target)
+    self.manager.reload()
+    return moved
 
   def save(self, step: int, model, opt_state, iterator: grain.DatasetIterator, meta: dict):
     self.manager.save(
@@ -65,11 +84,39 @@ class Checkpointer:
     """Only the model of checkpoint `step`."""
     return self.restore_arrays(step, model=model)["model"]
 
+  def restore_error(self, step: int, **shapes) -> str | None:
+    """None if those parts of checkpoint `step` restore into `shapes` (trees of
+    jax.ShapeDtypeStruct, as eqx.filter_eval_shape gives), else one line on why not. Reads
+    every array, then lets them go."""
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    args = {
+      k: ocp.args.StandardRestore(
+        jax.tree.map(
+          lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+          eqx.filter(v, lambda x: isinstance(x, jax.ShapeDtypeStruct)),
+        )
+      )
+      for k, v in shapes.items()
+    }
+    try:
+      self.manager.restore(step, args=ocp.args.Composite(**args))
+    except Exception as e:  # every reason it does not restore is reported alike
+      return failure(e)
+    return None
+
   def wait(self):
     self.manager.wait_until_finished()
 
   def close(self):
     self.manager.close()
+
+
+def failure(e: BaseException) -> str:
+  """One line on why a restore failed: the innermost exception of the chain (orbax wraps
+  the tensorstore error that names the broken file)."""
+  while (inner := e.__cause__ or e.__context__) is not None:
+    e = inner
+  return f"{type(e).__name__}: {e}".splitlines()[0][:300]
 
 
 def _target(tree):

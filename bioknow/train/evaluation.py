@@ -30,9 +30,20 @@ class EvalConfig:
   n_attention: int = 512  # sequences of the seen set used for attention statistics
 
   def check(self, n_steps: int, n_devices: int) -> None:
-    for name in ("every", "dense_until", "n_spaced", "n_sequences", "batch_size"):
-      if getattr(self, name) < 1:
-        raise ValueError(f"eval.{name}: got {getattr(self, name)!r}; it must be >= 1.")
+    """Validates the fields for a run of n_steps on n_devices (one sentence naming the
+    field)."""
+    for name in ("every", "dense_until", "n_spaced", "n_sequences", "batch_size", "n_attention"):
+      value, low = getattr(self, name), 0 if name == "n_attention" else 1
+      if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"eval.{name}: got {value!r}; it must be an integer >= {low}.")
+    if self.steps is not None and (
+      not isinstance(self.steps, (tuple, list))
+      or not all(isinstance(s, int) and not isinstance(s, bool) for s in self.steps)
+    ):
+      raise ValueError(
+        f"eval.steps: got {self.steps!r}; give None (every, dense_until and n_spaced decide) "
+        "or a tuple of integer steps."
+      )
     if self.steps is not None and any(not 0 <= s <= n_steps for s in self.steps):
       raise ValueError(
         f"eval.steps: got {tuple(self.steps)}; every step must be in "

@@ -2,10 +2,11 @@
 
 It writes a run directory's metrics.jsonl (one line per evaluation, through RunDir),
 per_individual.zarr and the orbax checkpoints/; the experiment that called it writes
-summary.json from the records it returns. Re-running the same run continues from the
-latest checkpoint: metrics lines past it are dropped and recomputed, so the final files are
-identical to an uninterrupted run's. The accelerator is never waited on inside the loop except
-at progress lines (every few seconds) and evaluations.
+summary.json from the records it returns. Re-running the same run continues from the newest
+checkpoint that has its metrics line and restores (newer ones, e.g. torn by a crash, are set
+aside in skipped_checkpoints/ with a line saying why): metrics lines past it are dropped and
+recomputed, so the final files are identical to an uninterrupted run's. The accelerator is
+never waited on inside the loop except at progress lines (every few seconds) and evaluations.
 """
 
 import dataclasses
@@ -22,7 +23,7 @@ import numpy as np
 import tensorstore as ts
 
 from bioknow.rundir import RunDir
-from bioknow.train import evaluation
+from bioknow.train import checkpoint, evaluation
 from bioknow.train import step as step_lib
 from bioknow.train.checkpoint import Checkpointer
 
@@ -46,9 +47,20 @@ class TrainConfig:
 
   def check(self) -> None:
     """Validates the fields (one sentence naming the field)."""
-    for name in ("n_steps", "batch_size"):
-      if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-        raise ValueError(f"train.{name}: got {getattr(self, name)!r}; it must be an integer >= 1.")
+    for name, low in (("n_steps", 1), ("batch_size", 1), ("seed", 0), ("data_threads", 0)):
+      value = getattr(self, name)
+      if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"train.{name}: got {value!r}; it must be an integer >= {low}.")
+    if self.n_devices is not None and (
+      not isinstance(self.n_devices, int) or isinstance(self.n_devices, bool) or self.n_devices < 1
+    ):
+      raise ValueError(
+        f"train.n_devices: got {self.n_devices!r}; it must be None (all local devices) or an "
+        "integer >= 1."
+      )
+    seconds = self.progress_seconds
+    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
+      raise ValueError(f"train.progress_seconds: got {seconds!r}; it must be a finite number >= 0.")
     for name in ("pack", "stop_after_plateau"):
       if not isinstance(getattr(self, name), bool):
         raise ValueError(f"train.{name}: got {getattr(self, name)!r}; allowed: True, False.")
@@ -134,6 +146,31 @@ def _format_seconds(s: float) -> str:
   return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+def _resume(ckpt: Checkpointer, run_dir: RunDir, recorded: set[int], model, opt_state, batches):
+  """(step, model, opt_state, iterator) of the newest checkpoint that has its evaluation
+  record and restores, or (None, model, opt_state, a fresh iterator) if none does. Newer
+  checkpoints are set aside in skipped_checkpoints/ (the run saves those steps again), each
+  with one line saying why."""
+  iterator, step, skipped = iter(batches), None, []
+  for candidate in reversed(ckpt.steps()):
+    if candidate not in recorded:
+      skipped.append((candidate, "its record in metrics.jsonl is missing or unreadable"))
+      continue
+    try:
+      model, opt_state, _ = ckpt.restore(candidate, model, opt_state, iterator)
+      step = candidate
+      break
+    except Exception as e:  # whatever is broken in it, an older checkpoint may restore
+      skipped.append((candidate, f"it does not restore ({checkpoint.failure(e)})"))
+      if hasattr(iterator, "close"):
+        iterator.close()
+      iterator = iter(batches)  # a failed restore may have moved it
+  moved = ckpt.set_aside([s for s, _ in skipped], run_dir.path / "skipped_checkpoints")
+  for (candidate, why), where in zip(skipped, moved):
+    print(f"skipped checkpoint step {candidate}: {why}; moved to {where}.", flush=True)
+  return step, model, opt_state, iterator
+
+
 def train(
   *,
   run_dir: RunDir,
@@ -173,14 +210,17 @@ def train(
   per_individual_store = PerIndividual(run_dir, population_size)
   ckpt = Checkpointer(run_dir.checkpoints_dir)
   model, opt_state = step_lib.replicate((model, opt_state), mesh)
-  iterator = iter(batches)
-
-  start = ckpt.latest_step()
+  records, damage = run_dir.read_records()
+  if damage:
+    print(f"{damage} Records from there on are dropped and recomputed.", flush=True)
+  records = records[: per_individual_store.zarr.shape[0]]  # rows of both, or neither
+  start, model, opt_state, iterator = _resume(
+    ckpt, run_dir, {r["step"] for r in records}, model, opt_state, batches
+  )
   if start is not None:
-    model, opt_state, _ = ckpt.restore(start, model, opt_state, iterator)
     model, opt_state = step_lib.replicate((model, opt_state), mesh)
     print(f"resuming from step {start}", flush=True)
-  records = [r for r in run_dir.records() if start is not None and r["step"] <= start]
+  records = [r for r in records if start is not None and r["step"] <= start]
   run_dir.write_records(records)
   per_individual_store.truncate(len(records))
   step = start or 0

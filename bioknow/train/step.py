@@ -6,6 +6,7 @@ step index travels as an array, so nothing recompiles as training advances.
 """
 
 import dataclasses
+import math
 from collections.abc import Callable
 
 import equinox as eqx
@@ -33,8 +34,15 @@ class OptimizerConfig:
   eps: float = 1e-8
 
   def check(self) -> None:
+    """Validates the fields (one sentence naming the field)."""
+    for name in ("lr", "lr_end", "b1", "b2", "weight_decay", "eps"):
+      value = getattr(self, name)
+      if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(f"optimizer.{name}: got {value!r}; it must be a finite number.")
     if not self.lr > 0:
       raise ValueError(f"optimizer.lr: got {self.lr!r}; it must be > 0.")
+    if not self.eps > 0:
+      raise ValueError(f"optimizer.eps: got {self.eps!r}; it must be > 0 (Adam divides by it).")
     if self.schedule not in ("cosine", "constant"):
       raise ValueError(f"optimizer.schedule: got {self.schedule!r}; allowed: 'cosine', 'constant'.")
     if not 0 <= self.lr_end <= self.lr:
