@@ -4,9 +4,9 @@ XLA:CPU allocates each step's temporary buffer (128 MB for the small model at ba
 a worker thread. A thread's malloc arena cannot hold a block that large, so glibc maps it
 fresh and unmaps it every step, and the step page-faults it back in: 32,800 faults and a
 quarter of the step's CPU time spent in the kernel. One arena, with mmap and trim thresholds
-above any such buffer, keeps the memory mapped and reused (no faults; 0.50 -> 0.43 CPU
-seconds per small-model step, 2-core machine under load). The price: the process keeps its
-peak heap. It must run before any thread allocates, so bioknow/__init__ calls it.
+above any such buffer, keeps the memory mapped and reused: no faults, and the small model's
+`bench train` 1.2-1.4x faster (2-core machine, lightly loaded). The price: the process keeps
+its peak heap. It must run before any thread allocates, so bioknow/__init__ calls it.
 """
 
 import ctypes
