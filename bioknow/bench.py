@@ -2,6 +2,8 @@
 
   python -m bioknow.bench data   # biographies/s on one core: assembly, then the Grain pipeline
   python -m bioknow.bench train  # tokens/s, steps/s and model FLOP utilisation, paper and small
+  python -m bioknow.bench eval   # evaluation sequences/s, without and with attention statistics
+  python -m bioknow.bench device # the accelerator check (`make device-check`); reduced on CPU
 
 Benchmarks are not tests: run them on a quiet machine and compare against the targets in the
 README.
@@ -18,7 +20,10 @@ from absl import app, flags
 _BATCH = flags.DEFINE_integer("batch_size", 128, "Biographies per batch.")
 _SECONDS = flags.DEFINE_float("seconds", 5.0, "Minimum measuring time per setting.")
 _N_INDIVIDUALS = flags.DEFINE_integer("n_individuals", 64_000, "Population size.")
-_SCALES = flags.DEFINE_list("scales", ["paper", "small"], "Model scales for `train`.")
+_SCALES = flags.DEFINE_list("scales", ["paper", "small"], "Model scales for `train` and `eval`.")
+_REDUCED = flags.DEFINE_bool(
+  "reduced", None, "`device`: the reduced form (tiny shapes, few steps); default: on CPU only."
+)
 
 
 def _pin_to_one_core() -> int:
@@ -84,12 +89,13 @@ def bench_data() -> None:
     )
 
 
-def peak_matmul_flops(dtype) -> float:
-  """Best FLOP/s of a large square matmul on the default device: the machine's own peak."""
+def peak_matmul_flops(dtype, n: int | None = None) -> float:
+  """Best FLOP/s of a large square matmul (n x n) on the default device: the machine's own
+  peak."""
   import jax
   import jax.numpy as jnp
 
-  n = 2048 if jax.default_backend() == "cpu" else 8192
+  n = n or (2048 if jax.default_backend() == "cpu" else 8192)
   a = jnp.ones((n, n), dtype)
   f = jax.jit(lambda a: a @ a)
   f(a).block_until_ready()
@@ -103,13 +109,23 @@ def peak_matmul_flops(dtype) -> float:
   return best
 
 
-def bench_train() -> None:
-  """Training throughput of the paper-shape and the small-shape model on real batches.
+def train_throughput(
+  scale: str,
+  batch_size: int | None,
+  dtype_name: str | None,
+  seconds: float,
+  model_preset: str | None = None,
+  matmul: int | None = None,
+) -> dict:
+  """Training throughput of a scale's model on its real batches, laid out as its runs lay
+  them out (packed rows, or plain rows trimmed to the planned length). batch_size None: the
+  config's; dtype_name None: float32 on CPU, bfloat16 elsewhere; matmul: the size of the
+  peak-FLOP/s matmul (peak_matmul_flops).
 
-  Batches are packed into rows as in training. Model FLOPs per step: 6 x parameters x tokens
-  (embeddings are tied, so the table is also the output projection) + 12 x layers x d_model x
-  seq_len x tokens (attention), where tokens are the real tokens of the batch: the padding
-  left at the end of packed rows, and attention across biographies in a row, count as waste.
+  Model FLOPs per step: 6 x parameters x tokens (embeddings are tied, so the table is also
+  the output projection) + 12 x layers x d_model x seq_len x tokens (attention), where tokens
+  are the real tokens of the batch: padding, and attention across biographies in a packed
+  row, count as waste.
   """
   import equinox as eqx
   import fiddle as fdl
@@ -122,85 +138,166 @@ def bench_train() -> None:
   from bioknow.models.transformer import LanguageModel, count_parameters, flops_per_token
   from bioknow.train import step as step_lib
 
+  c = configs.pretrain(scale)
+  if model_preset:
+    c.model.preset = model_preset
+  cfg = fdl.build(c)
+  on_cpu = jax.default_backend() == "cpu"
+  dtype = jnp.dtype(dtype_name or ("float32" if on_cpu else "bfloat16"))
+  batch_size = batch_size or cfg.train.batch_size
+  ds = build_dataset(cfg.data)
+  schedule = cfg.build_schedule()
+  mesh = step_lib.data_mesh(1)
+  model = step_lib.replicate(LanguageModel(cfg.model, ds.vocab_size, key=jax.random.key(0)), mesh)
+  lr_schedule = step_lib.learning_rate(cfg.optimizer, 10_000)
+  optimizer = step_lib.make_optimizer(cfg.optimizer, lr_schedule)
+  opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
+  plain = [pipeline.batch_at(ds, schedule, batch_size, 0, s) for s in range(8)]
+  if cfg.train.pack:
+    rows, row_len = pipeline.pack_shape_for(ds, schedule, batch_size, 0)
+    batches = [packing.pack(b, rows, row_len) for b in plain]
+    arrays = [
+      {"t": b["tokens_RxL"], "r": b["role_RxL"], "p": b["position_RxL"], "s": b["segment_RxL"]}
+      for b in batches
+    ]
+  else:
+    row_len = pipeline.plain_row_len(ds, schedule, batch_size, 0)
+    trimmed = [pipeline.trim(b, row_len) for b in plain]
+    arrays = [{"t": b["tokens_BxT"], "r": b["role_BxT"]} for b in trimmed]
+    rows, row_len = batch_size, max(b["tokens_BxT"].shape[1] for b in trimmed)
+  device_batches = [step_lib.shard_batch(a, mesh) for a in arrays]
+  tokens_per_batch = [int(b["length_B"].sum()) for b in plain]
+
+  def train_step(model, opt_state, b):
+    return step_lib.train_step(
+      optimizer, model, opt_state, b["t"], b["r"], dtype, None, b.get("p"), b.get("s")
+    )
+
+  # Warm up for a while (every batch shape compiled): the first few dozen steps on CPU run
+  # at half speed.
+  start = time.perf_counter()
+  for b in device_batches:
+    model, opt_state, loss = train_step(model, opt_state, b)
+  while time.perf_counter() - start < seconds / 2:
+    model, opt_state, loss = train_step(model, opt_state, device_batches[0])
+    loss.block_until_ready()
+  n_steps, start = 0, time.perf_counter()
+  tokens = 0
+  while (elapsed := time.perf_counter() - start) < seconds or n_steps < 3:
+    model, opt_state, loss = train_step(
+      model, opt_state, device_batches[n_steps % len(device_batches)]
+    )
+    tokens += tokens_per_batch[n_steps % len(tokens_per_batch)]
+    n_steps += 1
+    if n_steps % 4 == 0:
+      loss.block_until_ready()
+  loss.block_until_ready()
+  elapsed = time.perf_counter() - start
+  slots = sum(a["t"].size for a in arrays) / len(arrays)
+  flops = tokens * flops_per_token(model.cfg, ds.vocab_size, ds.seq_len)
+  peak = peak_matmul_flops(dtype, matmul)
+  return {
+    "scale": scale,
+    "model": model.cfg.preset,
+    "device": jax.devices()[0].device_kind,
+    "dtype": dtype.name,
+    "batch_size": batch_size,
+    "seq_len": ds.seq_len,
+    "n_parameters": count_parameters(model)["total"],
+    "steps_per_second": round(n_steps / elapsed, 3),
+    "tokens_per_second": round(tokens / elapsed),
+    "positions_per_second": round(n_steps * slots / elapsed),
+    "packed": cfg.train.pack,
+    "rows": [rows, row_len],
+    "real_token_fraction": round(tokens / (n_steps * slots), 3),
+    "model_flops_per_second": round(flops / elapsed / 1e9, 2) * 1e9,
+    "peak_matmul_flops_per_second": round(peak / 1e9, 2) * 1e9,
+    "mfu": round(flops / elapsed / peak, 4),
+  }
+
+
+def bench_train() -> None:
+  """Training throughput of the paper-shape (batch 8 on a CPU) and the small-shape model."""
+  import jax
+
   on_cpu = jax.default_backend() == "cpu"
   for scale in _SCALES.value:
-    cfg = fdl.build(configs.pretrain(scale))
-    dtype = jnp.float32 if on_cpu else jnp.bfloat16
-    batch_size = (
-      (8 if scale == "paper" else cfg.train.batch_size) if on_cpu else cfg.train.batch_size
+    batch_size = 8 if on_cpu and scale == "paper" else None
+    result = train_throughput(scale, batch_size, None, _SECONDS.value)
+    print(json.dumps({"bench": "train"} | result), flush=True)
+
+
+def eval_throughput(
+  scale: str, seconds: float, batch_size: int | None = None, model_preset=None
+) -> list[dict]:
+  """Evaluation sequences/s of a scale's model on evaluation-template biographies of its
+  population, at its eval batch size (or `batch_size`), without and with the attention
+  statistics."""
+  import fiddle as fdl
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  from bioknow import configs
+  from bioknow.data import pipeline
+  from bioknow.data.dataset import build_dataset
+  from bioknow.experiments.pretrain import initial_model
+  from bioknow.train import evaluation
+  from bioknow.train import step as step_lib
+
+  c = configs.pretrain(scale)
+  if model_preset:
+    c.model.preset = model_preset
+  if batch_size:
+    c.eval.batch_size = batch_size
+  cfg = fdl.build(c)
+  on_cpu = jax.default_backend() == "cpu"
+  dtype = jnp.dtype("float32" if on_cpu else cfg.train.compute_dtype)
+  ds = build_dataset(cfg.data)
+  n = cfg.eval.batch_size * (1 if on_cpu else 4)
+  bios = pipeline.eval_set(ds, np.arange(ds.config.n_individuals), n, pool="eval", seed=0, name="b")
+  mesh = step_lib.data_mesh(1)
+  model = step_lib.replicate(initial_model(cfg), mesh)
+  out = []
+  for with_attention in (False, True):
+    n_attention = n if with_attention else 0
+    run = lambda n_attention=n_attention: evaluation._run_set(
+      model, bios, cfg.eval, mesh, dtype, n_attention
     )
-    ds = build_dataset(cfg.data)
-    schedule = cfg.build_schedule()
-    mesh = step_lib.data_mesh(1)
-    model = step_lib.replicate(LanguageModel(cfg.model, ds.vocab_size, key=jax.random.key(0)), mesh)
-    lr_schedule = step_lib.learning_rate(cfg.optimizer, 10_000)
-    optimizer = step_lib.make_optimizer(cfg.optimizer, lr_schedule)
-    opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
-    # The batches training uses: packed rows (no compute on padding) where the config packs.
-    plain = [pipeline.batch_at(ds, schedule, batch_size, 0, s) for s in range(8)]
-    if cfg.train.pack:
-      rows, row_len = pipeline.pack_shape_for(ds, schedule, batch_size, 0)
-      batches = [packing.pack(b, rows, row_len) for b in plain]
-      arrays = [
-        {"t": b["tokens_RxL"], "r": b["role_RxL"], "p": b["position_RxL"], "s": b["segment_RxL"]}
-        for b in batches
-      ]
-    else:
-      rows, row_len = batch_size, ds.seq_len
-      arrays = [{"t": b["tokens_BxT"], "r": b["role_BxT"]} for b in plain]
-    device_batches = [step_lib.shard_batch(a, mesh) for a in arrays]
-    tokens_per_batch = [int(b["length_B"].sum()) for b in plain]
-
-    def train_step(model, opt_state, b, optimizer=optimizer, dtype=dtype):
-      return step_lib.train_step(
-        optimizer, model, opt_state, b["t"], b["r"], dtype, None, b.get("p"), b.get("s")
-      )
-
-    # Warm up for a while: the first few dozen steps on CPU run at half speed.
-    start = time.perf_counter()
-    while time.perf_counter() - start < _SECONDS.value / 2:
-      model, opt_state, loss = train_step(model, opt_state, device_batches[0])
-      loss.block_until_ready()
-    n_steps, start = 0, time.perf_counter()
-    tokens = 0
-    while (elapsed := time.perf_counter() - start) < _SECONDS.value or n_steps < 3:
-      model, opt_state, loss = train_step(
-        model, opt_state, device_batches[n_steps % len(device_batches)]
-      )
-      tokens += tokens_per_batch[n_steps % len(tokens_per_batch)]
-      n_steps += 1
-      if n_steps % 4 == 0:
-        loss.block_until_ready()
-    loss.block_until_ready()
-    elapsed = time.perf_counter() - start
-    m = model.cfg
-    params = count_parameters(model)["total"]
-    flops = tokens * flops_per_token(m, ds.vocab_size, ds.seq_len)
-    peak = peak_matmul_flops(dtype)
-    print(
-      json.dumps(
-        {
-          "bench": "train",
-          "scale": scale,
-          "device": jax.devices()[0].device_kind,
-          "dtype": jnp.dtype(dtype).name,
-          "batch_size": batch_size,
-          "seq_len": ds.seq_len,
-          "n_parameters": params,
-          "steps_per_second": round(n_steps / elapsed, 3),
-          "tokens_per_second": round(tokens / elapsed),
-          "packed": cfg.train.pack,
-          "rows": [rows, row_len],
-          "real_token_fraction": round(tokens / (n_steps * rows * row_len), 3),
-          "model_flops_per_second": round(flops / elapsed / 1e9, 2) * 1e9,
-          "peak_matmul_flops_per_second": round(peak / 1e9, 2) * 1e9,
-          "mfu": round(flops / elapsed / peak, 4),
-        }
-      )
+    rate = _rate(run, seconds)
+    out.append(
+      {
+        "scale": scale,
+        "model": model.cfg.preset,
+        "device": jax.devices()[0].device_kind,
+        "dtype": dtype.name,
+        "batch_size": cfg.eval.batch_size,
+        "attention_statistics": with_attention,
+        "sequences_per_second": round(rate * n),
+      }
     )
+  return out
 
 
-BENCHES = {"data": bench_data, "train": bench_train}
+def bench_eval() -> None:
+  """Evaluation throughput of the paper-shape (batch 64 on a CPU) and the small-shape model."""
+  import jax
+
+  on_cpu = jax.default_backend() == "cpu"
+  for scale in _SCALES.value:
+    batch_size = 64 if on_cpu and scale == "paper" else None
+    for result in eval_throughput(scale, _SECONDS.value, batch_size):
+      print(json.dumps({"bench": "eval"} | result), flush=True)
+
+
+def bench_device() -> None:
+  """The accelerator check (bench_device.py): one JSON line per measurement."""
+  from bioknow import bench_device as device
+
+  device.main(train_throughput, reduced=_REDUCED.value)
+
+
+BENCHES = {"data": bench_data, "train": bench_train, "eval": bench_eval, "device": bench_device}
 
 
 def main(argv):

@@ -37,7 +37,11 @@ def pretrain(scale: str) -> fdl.Config[PretrainConfig]:
       data=fdl.Config(DataConfig, n_individuals=64_000, n_heldout=4_096, tokenizer="bio_32k"),
       model=fdl.Config(ModelConfig, preset="paper"),
       optimizer=fdl.Config(OptimizerConfig, lr=4e-4),
-      train=fdl.Config(TrainConfig, n_steps=16_000, batch_size=128, compute_dtype="bfloat16"),
+      # Plain rows trimmed to the longest sampled biography (96 of 125 tokens), not packed
+      # rows of 250: attention per biography, 1.3x faster (batch 8, 2-core CPU, under load).
+      train=fdl.Config(
+        TrainConfig, n_steps=16_000, batch_size=128, compute_dtype="bfloat16", pack=False
+      ),
       eval=fdl.Config(EvalConfig),
       schedule=fdl.Partial(schedules.Uniform),
     )

@@ -4,6 +4,7 @@ from absl import flags
 
 from bioknow.data import pipeline
 from bioknow.data import schedules as sch
+from bioknow.data.biography import ROLE_PAD
 
 
 def _collect(iterator, n):
@@ -85,3 +86,26 @@ def test_eval_sets_are_fixed_and_use_the_right_pools(small_dataset):
   assert not (used == a["seen_train_templates"].template_BxS[..., None]).any()
   with pytest.raises(ValueError, match="groups: bad"):
     pipeline.standard_eval_sets(ds, 10, seed=0, groups={"bad": (0, 10**9)})
+
+
+def test_plain_rows_are_cut_to_the_planned_length_and_only_padding_goes(small_dataset, schedule):
+  ds = small_dataset
+  row_len = pipeline.plain_row_len(ds, schedule, 16, 1)
+  assert row_len % pipeline.ROW_MULTIPLE == 0 and row_len < ds.seq_len
+  kw = dict(batch_size=16, n_steps=4, seed=1)
+  full = list(pipeline.training_batches(ds, schedule, **kw))
+  cut = list(pipeline.training_batches(ds, schedule, row_len=row_len, num_threads=1, **kw))
+  # The same seed gives the same batches, whatever the threads.
+  _assert_same(
+    cut, list(pipeline.training_batches(ds, schedule, row_len=row_len, num_threads=3, **kw))
+  )
+  for a, b in zip(full, cut):
+    t = b["tokens_BxT"].shape[1]
+    assert t == row_len >= a["length_B"].max()
+    assert a.keys() == b.keys()
+    for k in a:
+      np.testing.assert_array_equal(b[k], a[k][:, :t] if k.endswith("_BxT") else a[k])
+    assert (a["role_BxT"][:, t:] == ROLE_PAD).all()
+  # A batch longer than the planned length keeps its longest biography whole.
+  longest = int(full[0]["length_B"].max())
+  assert pipeline.trim(full[0], 8)["tokens_BxT"].shape[1] == pipeline.round_up(longest)

@@ -104,6 +104,51 @@ def test_packed_rows_give_the_loss_and_gradients_of_padded_ones(small_dataset):
     np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
 
 
+def test_rows_cut_to_the_longest_biography_train_and_evaluate_like_full_ones(small_dataset):
+  """Cutting padding columns (pipeline.trim, and evaluation sets) changes no loss, gradient or
+  evaluation metric."""
+  from bioknow.train import evaluation  # pylint: disable=import-outside-toplevel
+
+  ds = small_dataset
+  batch = pipeline.batch_at(ds, schedules.Uniform(ds.config.n_individuals), 8, 0, 0)
+  cut = pipeline.trim(batch, 8)
+  assert cut["tokens_BxT"].shape[1] < batch["tokens_BxT"].shape[1]
+  model = LanguageModel(ModelConfig(preset="tiny"), ds.vocab_size, key=jax.random.key(0))
+  optimizer = optax.sgd(1.0)  # parameter change = -gradient
+  results = []
+  for b in (batch, cut):
+    opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
+    copy = jax.tree.map(lambda x: x.copy() if eqx.is_array(x) else x, model)
+    results.append(step_lib.train_step(optimizer, copy, opt_state, b["tokens_BxT"], b["role_BxT"]))
+  (model_a, _, loss_a), (model_b, _, loss_b) = results
+  np.testing.assert_allclose(float(loss_b), float(loss_a), rtol=1e-5)
+  for a, b in zip(
+    jax.tree.leaves(eqx.filter(model_a, eqx.is_array)),
+    jax.tree.leaves(eqx.filter(model_b, eqx.is_array)),
+  ):
+    np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
+
+  bios = pipeline.eval_set(ds, np.arange(50), 16, pool="eval", seed=0, name="seen")
+  cfg = evaluation.EvalConfig(n_sequences=16, batch_size=16, n_attention=16)
+  mesh = step_lib.data_mesh(1)
+  got = evaluation._run_set(model, bios, cfg, mesh, jnp.float32, n_attention=16)
+  n_attributes = bios.attribute_BxS.shape[1]
+  full = step_lib.eval_step(
+    model,
+    bios.tokens_BxT,
+    bios.role_BxT,
+    bios.attribute_BxT,
+    bios.sentence_BxT,
+    n_attributes,
+    jnp.float32,
+    True,
+  )
+  for k, v in got.pop("attention").items():
+    np.testing.assert_allclose(v, np.asarray(full["attention"][k]), rtol=1e-5, atol=1e-6)
+  for k, v in got.items():
+    np.testing.assert_allclose(v, np.asarray(full[k]), rtol=1e-5, atol=1e-6)
+
+
 def test_a_fresh_state_keeps_the_lr_schedule_on_the_global_step():
   cfg = step_lib.OptimizerConfig(lr=1.0, lr_end=0.0)
   lr = step_lib.learning_rate(cfg, 100)

@@ -99,9 +99,11 @@ def initial_model(cfg: PretrainConfig) -> LanguageModel:
 
 def training_batches(train: loop.TrainConfig, ds: Dataset, schedule):
   """The run's batches, packed into rows (a whole number per device) unless train.pack is
-  False."""
-  pack_shape = None
-  if train.pack:
+  False; plain rows are trimmed to the run's planned length (pipeline.plain_row_len)."""
+  pack_shape, row_len = None, None
+  if not train.pack:
+    row_len = pipeline.plain_row_len(ds, schedule, train.batch_size, train.seed)
+  else:
     rows, row_len = pipeline.pack_shape_for(ds, schedule, train.batch_size, train.seed)
     n_devices = train.device_count()
     pack_shape = (-(-rows // n_devices) * n_devices, row_len)
@@ -113,6 +115,7 @@ def training_batches(train: loop.TrainConfig, ds: Dataset, schedule):
     seed=train.seed,
     num_threads=train.data_threads,
     pack_shape=pack_shape,
+    row_len=row_len,
   )
 
 

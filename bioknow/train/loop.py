@@ -226,7 +226,11 @@ def train(
   step = start or 0
   eval_steps = [s for s in eval_cfg.schedule(train_cfg.n_steps) if s > step or start is None]
 
+  eval_seconds = 0.0
+
   def run_eval(step, loss_sum, n_losses):
+    nonlocal eval_seconds
+    started = time.perf_counter()
     # A patched run is evaluated as it trains: with the patterns it would use at this step.
     eval_patterns = (lambda batch: patterns_fn(batch, step)) if patterns_fn else None
     record, per_individual = evaluation.evaluate(
@@ -252,6 +256,7 @@ def train(
     per_individual_store.append(per_individual)
     ckpt.save(step, model, opt_state, iterator, {"step": step})
     records.append(record)
+    eval_seconds += time.perf_counter() - started
     return record
 
   def plateau_over() -> bool:
@@ -333,6 +338,7 @@ def train(
   steps_done = step - (start or 0)
   stats = {
     "wall_seconds": wall,
+    "eval_seconds": eval_seconds,  # evaluations and checkpoints, within wall_seconds
     "steps_per_second": steps_done / wall,
     "tokens_per_second": n_tokens / wall,
     "device_kind": jax.local_devices()[0].device_kind,

@@ -1,0 +1,27 @@
+"""Keeps freed host memory mapped in the process (glibc only; elsewhere nothing happens).
+
+XLA:CPU allocates each step's temporary buffer (128 MB for the small model at batch 64) from
+a worker thread. A thread's malloc arena cannot hold a block that large, so glibc maps it
+fresh and unmaps it every step, and the step page-faults it back in: 32,800 faults and a
+quarter of the step's CPU time spent in the kernel. One arena, with mmap and trim thresholds
+above any such buffer, keeps the memory mapped and reused: no faults, and the small model's
+`bench train` 1.2-1.4x faster (2-core machine, lightly loaded). The price: the process keeps
+its peak heap. It must run before any thread allocates, so bioknow/__init__ calls it.
+"""
+
+import ctypes
+import sys
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
+
+
+def keep_freed_memory() -> bool:
+  """Sets the malloc options; True where they took effect."""
+  if not sys.platform.startswith("linux"):
+    return False
+  try:
+    mallopt = ctypes.CDLL("libc.so.6").mallopt
+  except (OSError, AttributeError):  # not glibc (musl)
+    return False
+  settings = ((M_ARENA_MAX, 1), (M_MMAP_THRESHOLD, 1 << 30), (M_TRIM_THRESHOLD, (1 << 31) - 1))
+  return all(mallopt(option, value) == 1 for option, value in settings)
