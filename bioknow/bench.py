@@ -19,7 +19,9 @@ from absl import app, flags
 
 _BATCH = flags.DEFINE_integer("batch_size", 128, "Biographies per batch.")
 _SECONDS = flags.DEFINE_float("seconds", 5.0, "Minimum measuring time per setting.")
-_N_INDIVIDUALS = flags.DEFINE_integer("n_individuals", 64_000, "Population size.")
+# bioknow.data defines the same flag; a process importing both (the tests) shares it.
+if "n_individuals" not in flags.FLAGS:
+  flags.DEFINE_integer("n_individuals", 64_000, "Population size.")
 _SCALES = flags.DEFINE_list("scales", ["paper", "small"], "Model scales for `train` and `eval`.")
 _REDUCED = flags.DEFINE_bool(
   "reduced", None, "`device`: the reduced form (tiny shapes, few steps); default: on CPU only."
@@ -51,7 +53,7 @@ def bench_data() -> None:
 
   core = _pin_to_one_core()
   b = _BATCH.value
-  ds = build_dataset(DataConfig(n_individuals=_N_INDIVIDUALS.value, tokenizer="bio_32k"))
+  ds = build_dataset(DataConfig(n_individuals=flags.FLAGS.n_individuals, tokenizer="bio_32k"))
   rng = np.random.default_rng(0)
   rate = _rate(
     lambda: ds.assemble(rng.integers(0, ds.config.n_individuals, size=b), "train", rng),

@@ -17,7 +17,9 @@ from bioknow.data import tokenizer as tok
 from bioknow.data.dataset import DataConfig, Dataset, build_dataset
 
 _TOKENIZER = flags.DEFINE_string("tokenizer", "bio_32k", "Shipped tokenizer name or .model path.")
-_N_INDIVIDUALS = flags.DEFINE_integer("n_individuals", 64_000, "Training population size.")
+# bioknow.bench defines the same flag; a process importing both (the tests) shares it.
+if "n_individuals" not in flags.FLAGS:
+  flags.DEFINE_integer("n_individuals", 64_000, "Training population size.")
 _N_EXAMPLES = flags.DEFINE_integer("n_examples", 3, "Biographies to print.")
 _N_STATS = flags.DEFINE_integer("n_stats", 8192, "Biographies sampled for the length statistics.")
 _SEED = flags.DEFINE_integer("seed", 0, "Population and sampling seed.")
@@ -90,7 +92,9 @@ def _dataset() -> Dataset:
     sys.exit(f"--n_stats: got {_N_STATS.value}; it must be at least 1.")
   try:
     ds = build_dataset(
-      DataConfig(n_individuals=_N_INDIVIDUALS.value, tokenizer=_TOKENIZER.value, seed=_SEED.value)
+      DataConfig(
+        n_individuals=flags.FLAGS.n_individuals, tokenizer=_TOKENIZER.value, seed=_SEED.value
+      )
     )
   except ValueError as e:
     sys.exit(f"--{e}")  # DataConfig names the field, which is also the flag's name
@@ -98,8 +102,8 @@ def _dataset() -> Dataset:
     sys.exit(
       f"--tokenizer: {_TOKENIZER.value} is not a SentencePiece model ({str(e).splitlines()[0]})."
     )
-  if not 0 <= _N_EXAMPLES.value <= _N_INDIVIDUALS.value:
-    sys.exit(f"--n_examples: got {_N_EXAMPLES.value}; allowed 0..{_N_INDIVIDUALS.value}.")
+  if not 0 <= _N_EXAMPLES.value <= flags.FLAGS.n_individuals:
+    sys.exit(f"--n_examples: got {_N_EXAMPLES.value}; allowed 0..{flags.FLAGS.n_individuals}.")
   return ds
 
 
