@@ -1,9 +1,11 @@
 """The claims scorecard: every verdict rule on synthetic run directories, and the command's
 refusals and dry run."""
 
+import dataclasses
 import json
 import math
 import pathlib
+import types
 
 import pytest
 
@@ -176,7 +178,7 @@ def test_seeded_repeats_points_with_every_seed_field():
 @pytest.mark.parametrize(
   "argv, message",
   [
-    (["--only=warmup"], "--only: warmup is not a claim; allowed: three_phases"),
+    (["--only=growth"], "--only: growth is not a claim; allowed: three_phases"),
     (["--seeds=0"], "--seeds: got 0; it must be an integer >= 1."),
     (["--config=set:optimizer.lr=1e-3"], "--config changes every run: give them a --workdir"),
     (["stray"], "claims: unexpected argument 'stray'"),
@@ -197,17 +199,21 @@ def test_dry_run_lists_every_claim(tmp_path, capsys):
   out = capsys.readouterr().out
   for claim in catalog.CLAIMS:
     assert f"{claim.name}: " in out
-  assert "three_phases: 3 points of quickstart.py" in out
+  assert "three_phases: 9 points of quickstart.py" in out
+  assert "lr x 0.5, 1, 2" in out
+  assert "\n  quickstart_lrx2_seed2  lr 0.016\n" in out  # every lr copy, listed
+  assert "\n  templates1_shuffled_lrx0.5  lr 0.004\n" in out
   assert list(tmp_path.iterdir()) == []
 
 
 def test_scorecard_from_finished_runs(tmp_path, capsys):
-  """Scoring reuses finished runs: the three quickstart seeds, already there, are read and
-  scored; nothing trains."""
+  """Scoring reuses finished runs: the three quickstart seeds at three lrs, already there,
+  are read and scored at the lr with the best training loss; nothing trains."""
   sweep_dir = tmp_path / "quickstart"
   points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 3, [], tmp_path)[0][2]
   for seed, p in enumerate(points):
-    _pretrain_run(sweep_dir / p.name, seed, _curve(2, 4, 0.5))
+    train_loss = 1.5 if "_lrx" in p.name else 1.0  # the base lr trains best
+    _pretrain_run(sweep_dir / p.name, seed, _curve(2, 4, 0.5), extra={"train_loss": train_loss})
     (sweep_dir / p.name / "config.json").unlink()
     RunDir(sweep_dir / p.name).write_config(p.cfg)  # the point's own config: reused, not refused
   claims_main.FLAGS.unparse_flags()
@@ -215,10 +221,11 @@ def test_scorecard_from_finished_runs(tmp_path, capsys):
   out = capsys.readouterr().out
   assert "| three_phases: " in out and "**holds**" in out
   card = json.loads((tmp_path / "claims" / "claims.json").read_text())
-  assert card[0]["verdict"] == "holds" and len(card[0]["runs"]) == 3
+  assert card[0]["verdict"] == "holds" and len(card[0]["runs"]) == 9
+  assert card[0]["values"]["lr"] == {"quickstart": 8e-3}
   assert card[0]["rule"].startswith("Claim 1, the phases.")
   assert (tmp_path / "claims" / "figures" / "claim_three_phases.png").stat().st_size > 500
-  assert math.isclose(card[0]["compute_seconds"], 180.0)
+  assert math.isclose(card[0]["compute_seconds"], 540.0)
 
 
 def test_patching_verdicts(tmp_path):
@@ -537,3 +544,64 @@ def test_new_claims_draw_their_figures(tmp_path):
   templates = _templates_grid(tmp_path / "t", {1: [1.0], 16: [0.05]})
   assert figures.templates(templates, tmp_path / "fig").stat().st_size > 500
   assert figures.warmup([], tmp_path / "fig") is None
+
+
+# The claims' points: lr copies and regimes ------------------------------------------------------
+
+
+def test_lr_copies_compose_with_seeds():
+  """Each point at lr x 0.5, 1, 2 (factor 1 keeps the sweep's name), each over the seeds."""
+  claim = catalog.BY_NAME["three_phases"]
+  module = claims_main.launch_checks.load_sweep(str(claim.sweep_path))
+  points = list(catalog.claim_points(claim, module.sweep("small"), 2))
+  assert [n for n, _ in points] == [
+    "quickstart_lrx0.5",
+    "quickstart_lrx0.5_seed1",
+    "quickstart",
+    "quickstart_seed1",
+    "quickstart_lrx2",
+    "quickstart_lrx2_seed1",
+  ]
+  base_lr = module.base("small").optimizer.lr
+  assert [c.optimizer.lr / base_lr for _, c in points] == [0.5, 0.5, 1, 1, 2, 2]
+  assert [(c.data.seed, c.train.seed) for _, c in points] == [(0, 0), (1, 1)] * 3
+
+
+def test_lr_copies_read_their_own_lrs_sources():
+  patching = catalog.BY_NAME["patching"]
+  module = claims_main.launch_checks.load_sweep(str(patching.sweep_path))
+  claim = dataclasses.replace(patching, lr_factors=(1, 2))
+  points = dict(catalog.claim_points(claim, module.sweep("small"), 2))
+  assert points["patch_start0_ref400_lrx2_seed1"].reference_run == "reference_lrx2_seed1"
+  assert points["patch_start0_ref400_lrx2"].reference_run == "reference_lrx2"
+  assert points["patch_start0_ref400"].reference_run == "reference"
+  assert points["reference_lrx2"].optimizer.lr == 2 * points["reference"].optimizer.lr
+  assert points["patch_start0_ref400_lrx2"].optimizer.lr == points["reference_lrx2"].optimizer.lr
+
+
+def test_warmup_points_are_those_at_the_warmups_population():
+  """The warm-up claim keeps the static schedules at the warm-ups' population and budget
+  only; a config without an lr cannot be swept."""
+  point = lambda n, steps: types.SimpleNamespace(
+    data=types.SimpleNamespace(n_individuals=n), train=types.SimpleNamespace(n_steps=steps)
+  )
+  swept = [
+    ("powerlaw_n600_steps1500_alpha0.5", point(600, 1500)),
+    ("powerlaw_n1200_steps1500_alpha0.5", point(1200, 1500)),
+    ("powerlaw_n1200_steps3000_alpha0.5", point(1200, 3000)),
+    ("celebrities_n120_w8", point(1200, 1500)),
+    ("warmup_n1200_indiv150_epochs16", point(1200, 1500)),
+  ]
+  kept = [n for n, _ in catalog.at_regime_of(iter(swept), "warmup_*")]
+  assert kept == [
+    "powerlaw_n1200_steps1500_alpha0.5",
+    "celebrities_n120_w8",
+    "warmup_n1200_indiv150_epochs16",
+  ]
+  with pytest.raises(ValueError, match="point celebrities_n120_w8: lr_factors need"):
+    list(catalog.with_lrs(iter(swept[3:4]), (1, 2)))
+  claim = catalog.BY_NAME["warmup"]
+  module = claims_main.launch_checks.load_sweep(str(claim.sweep_path))
+  names = [n for n, _ in catalog.claim_points(claim, module.sweep("small"), 1)]
+  assert not [n for n in names if n.startswith("growth")]
+  assert "warmup_n1200_indiv150_epochs16_lrx2" in names
