@@ -172,7 +172,10 @@ def templates(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
         np.array([d[k] for d in by_count.values()]) for k in ("mean", "min", "max")
       )
       ax.errorbar(n, mean, yerr=[mean - low, high - mean], fmt=ls, capsize=3, label=order)
+    counts = sorted({int(n) for by_count in values[key].values() for n in by_count})
     ax.set(xscale="log", xlabel="training templates per attribute")
+    ax.set_xticks(counts, [str(n) for n in counts])  # the counts run, not powers of 10
+    ax.minorticks_off()
     ax.set_title(title, fontsize=9)
   for margin in (rules_curricula.ONE_TEMPLATE_GAP, rules_curricula.MANY_TEMPLATES_GAP):
     axes[0].axhline(margin, color="0.5", ls=":", lw=1)
