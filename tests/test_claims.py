@@ -1,14 +1,16 @@
 """The claims scorecard: every verdict rule on synthetic run directories, and the command's
 refusals and dry run."""
 
+import dataclasses
 import json
 import math
 import pathlib
+import types
 
 import pytest
 
 from bioknow.claims import __main__ as claims_main
-from bioknow.claims import catalog, rules
+from bioknow.claims import catalog, figures, rules, rules_curricula
 from bioknow.figures import runs as R
 from bioknow.rundir import RunDir
 from bioknow.train.evaluation import phase_ends
@@ -176,7 +178,7 @@ def test_seeded_repeats_points_with_every_seed_field():
 @pytest.mark.parametrize(
   "argv, message",
   [
-    (["--only=warmup"], "--only: warmup is not a claim; allowed: three_phases"),
+    (["--only=growth"], "--only: growth is not a claim; allowed: three_phases"),
     (["--seeds=0"], "--seeds: got 0; it must be an integer >= 1."),
     (["--config=set:optimizer.lr=1e-3"], "--config changes every run: give them a --workdir"),
     (["stray"], "claims: unexpected argument 'stray'"),
@@ -197,17 +199,21 @@ def test_dry_run_lists_every_claim(tmp_path, capsys):
   out = capsys.readouterr().out
   for claim in catalog.CLAIMS:
     assert f"{claim.name}: " in out
-  assert "three_phases: 3 points of quickstart.py" in out
+  assert "three_phases: 9 points of quickstart.py" in out
+  assert "lr x 0.5, 1, 2" in out
+  assert "\n  quickstart_lrx2_seed2  lr 0.016\n" in out  # every lr copy, listed
+  assert "\n  templates1_shuffled_lrx0.5  lr 0.004\n" in out
   assert list(tmp_path.iterdir()) == []
 
 
 def test_scorecard_from_finished_runs(tmp_path, capsys):
-  """Scoring reuses finished runs: the three quickstart seeds, already there, are read and
-  scored; nothing trains."""
+  """Scoring reuses finished runs: the three quickstart seeds at three lrs, already there,
+  are read and scored at the lr with the best training loss; nothing trains."""
   sweep_dir = tmp_path / "quickstart"
   points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 3, [], tmp_path)[0][2]
   for seed, p in enumerate(points):
-    _pretrain_run(sweep_dir / p.name, seed, _curve(2, 4, 0.5))
+    train_loss = 1.5 if "_lrx" in p.name else 1.0  # the base lr trains best
+    _pretrain_run(sweep_dir / p.name, seed, _curve(2, 4, 0.5), extra={"train_loss": train_loss})
     (sweep_dir / p.name / "config.json").unlink()
     RunDir(sweep_dir / p.name).write_config(p.cfg)  # the point's own config: reused, not refused
   claims_main.FLAGS.unparse_flags()
@@ -215,10 +221,11 @@ def test_scorecard_from_finished_runs(tmp_path, capsys):
   out = capsys.readouterr().out
   assert "| three_phases: " in out and "**holds**" in out
   card = json.loads((tmp_path / "claims" / "claims.json").read_text())
-  assert card[0]["verdict"] == "holds" and len(card[0]["runs"]) == 3
+  assert card[0]["verdict"] == "holds" and len(card[0]["runs"]) == 9
+  assert card[0]["values"]["lr"] == {"quickstart": 8e-3}
   assert card[0]["rule"].startswith("Claim 1, the phases.")
   assert (tmp_path / "claims" / "figures" / "claim_three_phases.png").stat().st_size > 500
-  assert math.isclose(card[0]["compute_seconds"], 180.0)
+  assert math.isclose(card[0]["compute_seconds"], 540.0)
 
 
 def test_patching_verdicts(tmp_path):
@@ -303,3 +310,298 @@ def test_a_run_of_another_config_is_refused_before_anything_runs(tmp_path):
   with pytest.raises(ValueError, match="holds a run of another config"):
     claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 1, [], tmp_path)
   assert sorted(p for p in tmp_path.rglob("*")) == before and run["summary"]
+
+
+# The lr pick ------------------------------------------------------------------------------------
+
+
+def _lr_run(path, seed, lr, train_loss) -> dict:
+  records = [{"step": 0, "train_loss": 5.0}, {"step": 100, "train_loss": train_loss}]
+  leaves = {"optimizer.lr": lr, "train.seed": seed}
+  return _write_run(path, leaves, records, {"experiment": "pretrain", "train_loss": train_loss})
+
+
+def test_best_lr_keeps_the_lowest_mean_final_training_loss(tmp_path):
+  runs = [
+    _lr_run(tmp_path / "p_lrx0.5", 0, 4e-3, 1.0),
+    _lr_run(tmp_path / "p_lrx0.5_seed1", 1, 4e-3, 1.2),  # mean 1.1: kept
+    _lr_run(tmp_path / "p", 0, 8e-3, 0.9),
+    _lr_run(tmp_path / "p_seed1", 1, 8e-3, 1.4),  # mean 1.15: the best seed is not enough
+    _lr_run(tmp_path / "p_lrx2", 0, 1.6e-2, 0.5),
+    _lr_run(tmp_path / "p_lrx2_seed1", 1, 1.6e-2, math.nan),  # diverged: its lr loses
+    _lr_run(tmp_path / "q", 0, 8e-3, 3.0),  # one lr only: kept as it is
+  ]
+  assert rules.point_setting(runs[5]) == "p"
+  kept, lrs = rules.best_lr(runs)
+  assert [r["name"] for r in kept] == ["p_lrx0.5", "p_lrx0.5_seed1", "q"]
+  assert lrs == {"p": 4e-3, "q": 8e-3}
+  assert rules.best_lr([]) == ([], {})
+
+
+# Curricula and templates -----------------------------------------------------------------------
+
+
+def _curriculum_run(root, name, seed, schedule=None, n=1200, steps=1500, **final) -> dict:
+  """A finished pretraining run named as the claims catalog names it (NAME[_seedK]), with
+  the schedule fields `schedule` and, at its last evaluation, the `final` metrics (accuracy,
+  loss, train_loss, plateau_end, lr, or any other key)."""
+  lr = final.pop("lr", 8e-3)
+  plateau_end = final.pop("plateau_end", 300)
+  last = {
+    "step": steps,
+    "no_knowledge_baseline": BASELINE,
+    "attribute_accuracy": final.pop("accuracy", 0.5),
+    "attribute_loss": final.pop("loss", BASELINE / 2),
+    "train_loss": final.pop("train_loss", 1.0),
+  } | final
+  records = [{"step": 0, "attribute_loss": 3 * BASELINE, "no_knowledge_baseline": BASELINE}, last]
+  summary = last | {
+    "experiment": "pretrain",
+    "first_phase_end_step": 50,
+    "plateau_end_step": plateau_end,
+  }
+  leaves = {
+    "data.n_individuals": n,
+    "data.seed": seed,
+    "train.seed": seed,
+    "train.n_steps": steps,
+    "optimizer.lr": lr,
+  } | {f"schedule.{k}": v for k, v in (schedule or {}).items()}
+  return _write_run(root / (name + (f"_seed{seed}" if seed else "")), leaves, records, summary)
+
+
+def _warmup_grid(root, warmup_accuracy, uniform_as_alpha0=False) -> list[dict]:
+  """Three seeds of: uniform 0.2, a power law 0.3, celebrities 0.35, a weaker warm-up 0.4 and
+  the warm-up of `warmup_accuracy` (by seed) at its lr x 2, whose copies at lr x 0.5 (more
+  accurate, but a worse training loss) and lr x 1 are not chosen; a power law at another
+  population, more accurate than all, that does not count."""
+  runs = []
+  warm = "warmup_n1200_indiv150_epochs16"
+  for seed in range(3):
+    if uniform_as_alpha0:
+      uniform = ("powerlaw_n1200_steps1500_alpha0", {"alpha": 0.0})
+    else:
+      uniform = ("uniform_n1200", None)
+    for name, schedule, accuracy in (
+      (*uniform, 0.2),
+      ("powerlaw_n1200_steps1500_alpha0.5", {"alpha": 0.5}, 0.3),
+      ("celebrities_n120_w8", {"n_celebrities": 120, "weight_celebrities": 8}, 0.35),
+      ("warmup_n1200_indiv300_epochs4", {"indiv_warmup": 300, "epochs_warmup": 4}, 0.4),
+    ):
+      runs.append(_curriculum_run(root, name, seed, schedule, accuracy=accuracy))
+    schedule = {"indiv_warmup": 150, "epochs_warmup": 16}
+    for suffix, lr, train_loss, accuracy in (
+      ("_lrx0.5", 4e-3, 2.0, 0.99),
+      ("", 8e-3, 1.0, 0.5),
+      ("_lrx2", 1.6e-2, 0.9, warmup_accuracy[seed]),
+    ):
+      runs.append(
+        _curriculum_run(
+          root, warm + suffix, seed, schedule, lr=lr, train_loss=train_loss, accuracy=accuracy
+        )
+      )
+    other_population = "powerlaw_n600_steps1500_alpha0.5"
+    runs.append(_curriculum_run(root, other_population, seed, {"alpha": 0.5}, 600, accuracy=0.95))
+  return runs
+
+
+def test_warmup_verdicts(tmp_path):
+  score = rules_curricula.warmup(_warmup_grid(tmp_path / "h", (0.65, 0.7, 0.6)))
+  assert score.verdict == rules.HOLDS
+  assert score.values["settings"] == {
+    "uniform": "uniform_n1200",
+    "static": "celebrities_n120_w8",
+    "warmup": "warmup_n1200_indiv150_epochs16",
+  }
+  assert score.values["best_warmup"]["mean"] == pytest.approx(0.65)
+  assert score.values["warmup_minus_static"]["min"] == pytest.approx(0.25)
+  assert score.values["warmup_minus_uniform"]["mean"] == pytest.approx(0.45)
+  assert score.values["lr"]["warmup_n1200_indiv150_epochs16"] == pytest.approx(1.6e-2)
+  assert (score.values["population"], score.values["budget"]) == (1200, 1500)
+  # The uniform run may be the alpha-0 power law.
+  alpha0 = rules_curricula.warmup(_warmup_grid(tmp_path / "a", (0.65, 0.7, 0.6), True))
+  assert alpha0.verdict == rules.HOLDS
+  assert alpha0.values["settings"]["uniform"] == "powerlaw_n1200_steps1500_alpha0"
+  assert alpha0.values["settings"]["static"] == "celebrities_n120_w8"
+  # One seed's warm-up only 0.05 above celebrities: the means hold, not every seed.
+  assert rules_curricula.warmup(_warmup_grid(tmp_path / "w", (0.4, 0.8, 0.8))).verdict == (
+    rules.WEAK
+  )
+  # The warm-up ends between the static schedules and uniform sampling.
+  fails = rules_curricula.warmup(_warmup_grid(tmp_path / "f", (0.32, 0.32, 0.32)))
+  assert fails.verdict == rules.FAILS
+  assert fails.values["settings"]["warmup"] == "warmup_n1200_indiv300_epochs4"
+  no_uniform = [r for r in _warmup_grid(tmp_path / "n", (0.65,) * 3) if "uniform" not in r["name"]]
+  assert rules_curricula.warmup(no_uniform).verdict == rules.NO_RUNS
+  assert rules_curricula.warmup([]).verdict == rules.NO_RUNS
+
+
+def _alpha_grid(root, best_loss_alpha: dict, plateau_by_alpha=None) -> list[dict]:
+  """Two seeds of alphas 0, 0.5, 1 at each (population, budget) of best_loss_alpha: the
+  final loss lowest at its alpha; plateau ends by alpha (None: never ends)."""
+  plateau_by_alpha = plateau_by_alpha or {0.0: 600, 0.5: 400, 1.0: None}
+  runs = []
+  for (n, steps), best in best_loss_alpha.items():
+    for alpha_value, end in plateau_by_alpha.items():
+      for seed in range(2):
+        runs.append(
+          _curriculum_run(
+            root,
+            f"powerlaw_n{n}_steps{steps}_alpha{alpha_value:g}",
+            seed,
+            {"alpha": alpha_value},
+            n,
+            steps,
+            loss=1.0 if alpha_value == best else 1.5,
+            plateau_end=end,
+          )
+        )
+  return runs
+
+
+def test_alpha_verdicts(tmp_path):
+  grows = {(600, 1000): 0.5, (1200, 1000): 1.0, (600, 2000): 0.0, (1200, 2000): 0.5}
+  score = rules_curricula.alpha(_alpha_grid(tmp_path / "h", grows))
+  assert score.verdict == rules.HOLDS
+  first = score.values["by_regime"][0]
+  assert (first["population"], first["budget"]) == (600, 1000)
+  assert first["alphas"] == [0.0, 0.5, 1.0]
+  assert first["plateau_end"] == [600, 400, 1000]  # never ends: counted as the budget
+  assert first["shortest_plateau_alpha"] == [0.5] and first["best_loss_alpha"] == 0.5
+  assert score.values["best_alpha_grows_with_population"] is True
+  assert score.values["best_alpha_shrinks_with_budget"] is True
+  assert score.values["lr"]["powerlaw_n600_steps1000_alpha0.5"] == pytest.approx(8e-3)
+  assert "grows with N: yes" in score.measured
+  # The best-loss alpha falls with the population: only the plateau part holds.
+  falls = {(600, 1000): 1.0, (1200, 1000): 0.5, (600, 2000): 0.0, (1200, 2000): 0.0}
+  weak = rules_curricula.alpha(_alpha_grid(tmp_path / "w", falls))
+  assert weak.verdict == rules.WEAK
+  assert weak.values["best_alpha_grows_with_population"] is False
+  # One population and budget: the trend is untested; the plateau part decides.
+  single = rules_curricula.alpha(_alpha_grid(tmp_path / "s", {(1200, 1500): 0.5}))
+  assert single.verdict == rules.HOLDS
+  assert single.values["best_alpha_grows_with_population"] is None
+  assert "untested" in single.measured
+  # Uniform sampling ties the shortest plateau: not strictly inside (0, 1).
+  tie = {0.0: 400, 0.5: 400, 1.0: 800}
+  tied = rules_curricula.alpha(_alpha_grid(tmp_path / "t", {(1200, 1500): 0.5}, tie))
+  assert tied.verdict == rules.FAILS
+  assert tied.values["by_regime"][0]["shortest_plateau_alpha"] == [0.0, 0.5]
+  assert rules_curricula.alpha([]).verdict == rules.NO_RUNS
+
+
+def _templates_grid(root, gaps_by_count: dict, fixed_extra: float = 0.1) -> list[dict]:
+  """Shuffled and fixed-order runs, one per seed in each count's list of gaps: training
+  templates at 0.1 x baseline, evaluation templates `gap` x baseline above that (fixed
+  order: `fixed_extra` x baseline more)."""
+  runs = []
+  for count, gaps in gaps_by_count.items():
+    for order in ("shuffled", "fixed"):
+      for seed, gap in enumerate(gaps):
+        extra = fixed_extra if order == "fixed" else 0.0
+        run = _curriculum_run(
+          root,
+          f"templates{count}_{order}",
+          seed,
+          loss=(0.1 + gap + extra) * BASELINE,
+          train_templates_attribute_loss=0.1 * BASELINE,
+        )
+        run["config"] |= {
+          "data.n_templates_train": count,
+          "data.shuffle_sentences": order == "shuffled",
+        }
+        runs.append(run)
+  return runs
+
+
+def test_templates_verdicts(tmp_path):
+  score = rules_curricula.templates(
+    _templates_grid(tmp_path, {1: [1.2, 1.0], 4: [0.4] * 2, 16: [0.05] * 2})
+  )
+  assert score.verdict == rules.HOLDS
+  gap = score.values["gap_over_baseline"]
+  assert gap["shuffled"]["1"]["mean"] == pytest.approx(1.1)
+  assert gap["fixed"]["16"]["mean"] == pytest.approx(0.15)
+  assert (score.values["fewest_templates"], score.values["most_templates"]) == (1, 16)
+  assert "16: +0.10" in score.measured
+  # One seed's gap at 16 templates does not close: only the means hold.
+  weak = rules_curricula.templates(
+    _templates_grid(tmp_path / "w", {1: [1.0] * 2, 16: [0.15, 0.01]})
+  )
+  assert weak.verdict == rules.WEAK
+  # Many templates leave the gap open.
+  fails = rules_curricula.templates(_templates_grid(tmp_path / "f", {1: [1.0] * 2, 16: [0.3] * 2}))
+  assert fails.verdict == rules.FAILS
+  one_count = rules_curricula.templates(_templates_grid(tmp_path / "o", {1: [1.0] * 2}))
+  assert one_count.verdict == rules.NO_RUNS
+
+
+def test_new_claims_draw_their_figures(tmp_path):
+  runs = _warmup_grid(tmp_path / "w", (0.65, 0.7, 0.6))
+  assert figures.warmup(runs, tmp_path / "fig").stat().st_size > 500
+  grid = {(600, 1000): 0.5, (1200, 1000): 1.0}
+  assert figures.alpha(_alpha_grid(tmp_path / "a", grid), tmp_path / "fig").stat().st_size > 500
+  templates = _templates_grid(tmp_path / "t", {1: [1.0], 16: [0.05]})
+  assert figures.templates(templates, tmp_path / "fig").stat().st_size > 500
+  assert figures.warmup([], tmp_path / "fig") is None
+
+
+# The claims' points: lr copies and regimes ------------------------------------------------------
+
+
+def test_lr_copies_compose_with_seeds():
+  """Each point at lr x 0.5, 1, 2 (factor 1 keeps the sweep's name), each over the seeds."""
+  claim = catalog.BY_NAME["three_phases"]
+  module = claims_main.launch_checks.load_sweep(str(claim.sweep_path))
+  points = list(catalog.claim_points(claim, module.sweep("small"), 2))
+  assert [n for n, _ in points] == [
+    "quickstart_lrx0.5",
+    "quickstart_lrx0.5_seed1",
+    "quickstart",
+    "quickstart_seed1",
+    "quickstart_lrx2",
+    "quickstart_lrx2_seed1",
+  ]
+  base_lr = module.base("small").optimizer.lr
+  assert [c.optimizer.lr / base_lr for _, c in points] == [0.5, 0.5, 1, 1, 2, 2]
+  assert [(c.data.seed, c.train.seed) for _, c in points] == [(0, 0), (1, 1)] * 3
+
+
+def test_lr_copies_read_their_own_lrs_sources():
+  patching = catalog.BY_NAME["patching"]
+  module = claims_main.launch_checks.load_sweep(str(patching.sweep_path))
+  claim = dataclasses.replace(patching, lr_factors=(1, 2))
+  points = dict(catalog.claim_points(claim, module.sweep("small"), 2))
+  assert points["patch_start0_ref400_lrx2_seed1"].reference_run == "reference_lrx2_seed1"
+  assert points["patch_start0_ref400_lrx2"].reference_run == "reference_lrx2"
+  assert points["patch_start0_ref400"].reference_run == "reference"
+  assert points["reference_lrx2"].optimizer.lr == 2 * points["reference"].optimizer.lr
+  assert points["patch_start0_ref400_lrx2"].optimizer.lr == points["reference_lrx2"].optimizer.lr
+
+
+def test_warmup_points_are_those_at_the_warmups_population():
+  """The warm-up claim keeps the static schedules at the warm-ups' population and budget
+  only; a config without an lr cannot be swept."""
+  point = lambda n, steps: types.SimpleNamespace(
+    data=types.SimpleNamespace(n_individuals=n), train=types.SimpleNamespace(n_steps=steps)
+  )
+  swept = [
+    ("powerlaw_n600_steps1500_alpha0.5", point(600, 1500)),
+    ("powerlaw_n1200_steps1500_alpha0.5", point(1200, 1500)),
+    ("powerlaw_n1200_steps3000_alpha0.5", point(1200, 3000)),
+    ("celebrities_n120_w8", point(1200, 1500)),
+    ("warmup_n1200_indiv150_epochs16", point(1200, 1500)),
+  ]
+  kept = [n for n, _ in catalog.at_regime_of(iter(swept), "warmup_*")]
+  assert kept == [
+    "powerlaw_n1200_steps1500_alpha0.5",
+    "celebrities_n120_w8",
+    "warmup_n1200_indiv150_epochs16",
+  ]
+  with pytest.raises(ValueError, match="point celebrities_n120_w8: lr_factors need"):
+    list(catalog.with_lrs(iter(swept[3:4]), (1, 2)))
+  claim = catalog.BY_NAME["warmup"]
+  module = claims_main.launch_checks.load_sweep(str(claim.sweep_path))
+  names = [n for n, _ in catalog.claim_points(claim, module.sweep("small"), 1)]
+  assert not [n for n in names if n.startswith("growth")]
+  assert "warmup_n1200_indiv150_epochs16_lrx2" in names

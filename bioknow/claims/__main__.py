@@ -2,11 +2,14 @@
     [--workdir=runs] [--dry_run]
 
 The paper's claims as one scorecard. For each claim it runs (or reuses: finished runs are
-skipped, interrupted ones resume) the sweep points it needs over --seeds seeds, at the CPU
-scale, then scores them with the rule written next to the claim (bioknow/claims/rules.py) and
-prints a table: the claim, the paper's figure and numbers, what was measured (mean and
-spread over seeds) and the verdict (holds, weak, does not hold). It writes
-WORKDIR/claims/claims.json and one figure per claim in WORKDIR/claims/figures/.
+skipped, interrupted ones resume) the sweep points it needs over --seeds seeds, and where
+the claim sweeps the learning rate (catalog.Claim.lr_factors) at each of its lrs, at the CPU
+scale, then scores them with the rule written next to the claim (bioknow/claims/rules.py,
+rules_curricula.py; a claim with lr copies is scored at the lr with the best final training
+loss of each setting) and prints a table: the claim, the paper's figure and numbers, what was
+measured (mean and spread over seeds) and the verdict (holds, weak, does not hold). It writes
+WORKDIR/claims/claims.json and one figure per claim in WORKDIR/claims/figures. --dry_run
+lists every point (lr and seed copies included) with its lr.
 
 --config overrides apply to every run ("does the claim hold for Hawk?" is
 --config=set:model.mixer='"hawk"' --workdir=runs/hawk); runs with overrides need a workdir
@@ -57,7 +60,7 @@ def plan(claims, scale: str, seeds: int, directives: list[str], workdir: pathlib
   for claim in claims:
     module = launch_checks.load_sweep(str(claim.sweep_path))
     shim = types.SimpleNamespace(
-      sweep=lambda s, m=module, c=claim: catalog.seeded(m.sweep(s), seeds, c.seeded_sweep, c.only),
+      sweep=lambda s, m=module, c=claim: catalog.claim_points(c, m.sweep(s), seeds),
       base=module.base,
       __file__=module.__file__,
     )
@@ -133,7 +136,13 @@ def main(argv: list[str]) -> int:
   if FLAGS.dry_run:
     for claim, sweep_dir, points in planned:
       steps = sum(p.experiment.n_steps for p in points)
-      print(f"{claim.name}: {len(points)} points of {claim.sweep} in {sweep_dir}, {steps} steps")
+      lrs = f", lr x {', '.join(f'{x:g}' for x in claim.lr_factors)}" if claim.lr_factors else ""
+      print(
+        f"{claim.name}: {len(points)} points of {claim.sweep} in {sweep_dir}, {steps} steps{lrs}"
+      )
+      for p in points:  # every copy, so that the lr and seed copies can be read off
+        lr = catalog.learning_rate(p.cfg)
+        print(f"  {p.name}" + (f"  lr {lr:g}" if lr is not None else ""))
     return 0
   out_dir = workdir / "claims"
   rows, failed, start = [], False, time.perf_counter()

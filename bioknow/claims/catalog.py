@@ -1,9 +1,15 @@
-"""Which runs each claim needs: a sweep file's points at the CPU scale, over several seeds.
+"""Which runs each claim needs: a sweep file's points at the CPU scale, over learning rates
+and seeds.
 
-A claim's points are its sweep's points; where the sweep has no seeds of its own, each point
-is repeated with data and training seeds 1..K-1 (named NAME_seedK; seed 0 keeps the sweep's
-name, so the sweep's own runs are reused). Runs live where the launcher puts them,
-WORKDIR/SWEEP/POINT, so `make tour` runs and claims runs are the same runs.
+A claim's points are its sweep's points (those matching its globs, and where it names one, at
+the population and budget of a reference family of points). Where the claim sweeps the
+learning rate, each point is repeated at lr x factor for each factor other than 1 (named
+NAME_lrxFACTOR; factor 1 keeps the sweep's name). Where the sweep has no seeds of its own,
+each of those is repeated with data and training seeds 1..K-1 (named NAME_seedK; seed 0
+keeps the name), so the sweep's own runs are reused. A copy that reads another point
+(reference_run, source) reads that point's copy at the same lr and seed. Runs live where the
+launcher puts them, WORKDIR/SWEEP/POINT, so `make tour` runs and claims runs are the same
+runs.
 """
 
 import copy
@@ -13,7 +19,7 @@ import pathlib
 import re
 from collections.abc import Callable, Iterator
 
-from bioknow.claims import figures, rules
+from bioknow.claims import figures, rules, rules_curricula
 
 SWEEPS = pathlib.Path(__file__).resolve().parents[2] / "sweeps"
 # Config paths that seed a run, for each kind of experiment config.
@@ -21,10 +27,24 @@ SEED_PATHS = (("data", "seed"), ("train", "seed"), ("seed",))
 # Config fields naming another point of the sweep that a point reads: a seeded copy reads the
 # same seed's copy of it.
 SOURCE_FIELDS = ("reference_run", "source")
+# The paper keeps, in nearly every experiment, the best of a learning-rate sweep. Half and
+# twice the base config's lr bracket it at a cost of 3x the runs: at the CPU scale that is
+# the set the base lr was chosen from ({4e-3, 8e-3, 1.6e-2}, configs.pretrain), at the paper
+# scale 2e-4-8e-4 around its 4e-4. A claim whose curves bend with the lr (how long the
+# plateau lasts, which schedule ends best) sweeps it, so that a schedule is not judged at an
+# lr that suits another one. plateau_law has its own structure (seeds in the sweep, a fit
+# over populations) and keeps the base lr; patching and fine-tuning read one reference run
+# each and the toy memory has lrs of its own, so they keep theirs too.
+LR_FACTORS = (0.5, 1, 2)
 
 
 @dataclasses.dataclass(frozen=True)
 class Claim:
+  """One claim of the paper: the sweep points it needs and the rule and figure that judge
+  them. With lr_factors each point also runs at lr x factor (the runs triple at three
+  factors) and the rule scores every setting at its best lr; LR_FACTORS says which claims do
+  and why."""
+
   name: str
   statement: str
   paper: str  # the paper's figure and numbers
@@ -33,6 +53,11 @@ class Claim:
   figure: Callable[[list[dict], pathlib.Path], pathlib.Path | None]
   seeded_sweep: bool = False  # the sweep's points already carry _seedK in their names
   only: tuple[str, ...] = ()  # globs of the sweep's points the claim needs (default: all)
+  # The paper's lr sweep: every point also at lr x factor; the rule keeps, per setting, the
+  # lr with the best mean final training loss over seeds (rules.best_lr).
+  lr_factors: tuple[float, ...] = ()
+  # A glob: only points at a (population, budget) of a point it matches are kept.
+  regime_of: str = ""
 
   @property
   def sweep_path(self) -> pathlib.Path:
@@ -47,6 +72,7 @@ CLAIMS = (
     "quickstart.py",
     rules.three_phases,
     figures.three_phases,
+    lr_factors=LR_FACTORS,
   ),
   Claim(
     "plateau_law",
@@ -67,12 +93,38 @@ CLAIMS = (
     only=("reference", "patch_start0_*"),
   ),
   Claim(
+    "alpha",
+    "imbalanced sampling shortens the plateau; the best alpha grows with N, shrinks with budget",
+    "Fig. 4 left, middle: the plateau is shortest at alpha 0.6-0.8; the final-loss-optimal "
+    "alpha grows with 16k-256k people and shrinks with 8k-32k steps",
+    "curricula.py",
+    rules_curricula.alpha,
+    figures.alpha,
+    only=("powerlaw_*",),
+    lr_factors=LR_FACTORS,
+  ),
+  Claim(
+    "warmup",
+    "at a population large for its budget, a warm-up beats uniform and every static mix",
+    "Fig. 4 right, Figs. I-K: at 128k people, a warm-up on a subset ends above uniform "
+    "sampling, every power law and every celebrity mix",
+    "curricula.py",
+    rules_curricula.warmup,
+    figures.warmup,
+    # Static schedules count only at the warm-ups' population and budget (the other power
+    # laws are the alpha claim's).
+    only=("uniform_*", "warmup_*", "celebrities_*", "powerlaw_*"),
+    lr_factors=LR_FACTORS,
+    regime_of="warmup_*",
+  ),
+  Claim(
     "hallucination",
     "held-out people's loss rises above the floor as knowledge emerges; less confidence",
     "Fig. 2 left and Fig. 6: held-out loss above the baseline, lower max-probability",
     "quickstart.py",
     rules.hallucination,
     figures.hallucination,
+    lr_factors=LR_FACTORS,  # three_phases' runs: no run of its own
   ),
   Claim(
     "toy_memory",
@@ -90,6 +142,16 @@ CLAIMS = (
     rules.finetune,
     figures.finetune,
   ),
+  Claim(
+    "templates",
+    "with one template per attribute the model memorises sentences; more templates close the gap",
+    "Fig. A: one template: training-template loss near 0, evaluation templates above the "
+    "baseline; 2-16 templates close the gap; shuffled sentence order is needed",
+    "templates.py",
+    rules_curricula.templates,
+    figures.templates,
+    lr_factors=LR_FACTORS,
+  ),
 )
 BY_NAME = {c.name: c for c in CLAIMS}
 
@@ -104,14 +166,60 @@ def _set_seed(cfg, seed: int) -> None:
       setattr(node, path[-1], seed)
 
 
+def _matching(points: Iterator, only: tuple[str, ...]) -> Iterator:
+  return (p for p in points if not only or any(fnmatch.fnmatch(p[0], g) for g in only))
+
+
+def _regime(cfg) -> tuple:
+  """(population, training steps) of a pretraining config; (None, None) for other kinds."""
+  data, train = getattr(cfg, "data", None), getattr(cfg, "train", None)
+  return getattr(data, "n_individuals", None), getattr(train, "n_steps", None)
+
+
+def at_regime_of(points: Iterator, glob: str) -> Iterator:
+  """The points at the (population, budget) of some point whose name matches `glob`."""
+  listed = list(points)
+  regimes = {_regime(cfg) for name, cfg in listed if fnmatch.fnmatch(name, glob)}
+  return iter([(name, cfg) for name, cfg in listed if _regime(cfg) in regimes])
+
+
+def _rename_sources(cfg, suffix: str) -> None:
+  """A copy reads the same copy (lr, seed) of the points it reads."""
+  for field in SOURCE_FIELDS:
+    if isinstance(getattr(cfg, field, None), str):
+      setattr(cfg, field, getattr(cfg, field) + suffix)
+
+
+def learning_rate(cfg) -> float | None:
+  """A point's optimizer.lr, None where its config has none (the toy memory's)."""
+  lr = getattr(getattr(cfg, "optimizer", None), "lr", None)
+  return lr if isinstance(lr, (int, float)) else None
+
+
+def with_lrs(points: Iterator, factors: tuple[float, ...]) -> Iterator:
+  """Each point at optimizer.lr x factor, for each factor in order: factor 1 is the point as
+  it is, any other a copy named NAME_lrxFACTOR. No factors: the points as they are."""
+  for name, cfg in points:
+    for factor in factors or (1,):
+      if factor == 1:
+        yield name, cfg
+        continue
+      lr = learning_rate(cfg)
+      if lr is None:
+        raise ValueError(f"point {name}: lr_factors need a config with optimizer.lr; it has none.")
+      twin = copy.deepcopy(cfg)
+      twin.optimizer.lr = lr * factor
+      suffix = f"_lrx{factor:g}"
+      _rename_sources(twin, suffix)
+      yield name + suffix, twin
+
+
 def seeded(
   points: Iterator, seeds: int, seeded_sweep: bool, only: tuple[str, ...] = ()
 ) -> Iterator:
   """The sweep's (name, cfg) points matching `only` over seeds 0..seeds-1 (see the module
   docstring)."""
-  for name, cfg in points:
-    if only and not any(fnmatch.fnmatch(name, glob) for glob in only):
-      continue
+  for name, cfg in _matching(points, only):
     if seeded_sweep:
       match = re.search(r"seed(\d+)", name)
       if match is None or int(match.group(1)) < seeds:
@@ -123,7 +231,13 @@ def seeded(
       else:
         twin = copy.deepcopy(cfg)
         _set_seed(twin, seed)
-        for field in SOURCE_FIELDS:
-          if isinstance(getattr(twin, field, None), str):
-            setattr(twin, field, f"{getattr(twin, field)}_seed{seed}")
+        _rename_sources(twin, f"_seed{seed}")
         yield f"{name}_seed{seed}", twin
+
+
+def claim_points(claim: Claim, points: Iterator, seeds: int) -> Iterator:
+  """The claim's points among the sweep's: its globs, its regime, its lrs, then its seeds."""
+  selected = _matching(points, claim.only)
+  if claim.regime_of:
+    selected = at_regime_of(selected, claim.regime_of)
+  return seeded(with_lrs(selected, claim.lr_factors), seeds, claim.seeded_sweep)

@@ -5,7 +5,7 @@ import pathlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bioknow.claims import rules
+from bioknow.claims import rules, rules_curricula
 from bioknow.figures import finetune as finetune_family
 from bioknow.figures import patching as patching_family
 from bioknow.figures import population
@@ -101,3 +101,84 @@ def patching(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
 
 def finetune(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
   return _first_of_family(finetune_family, runs, out_dir)
+
+
+def warmup(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
+  """Final attribute accuracy of uniform sampling, the best static schedule and the best
+  warm-up at the warm-ups' population and budget: bars the means, dots the seeds."""
+  score = rules_curricula.warmup(runs)
+  by_seed = score.values.get("by_seed")
+  if not by_seed:
+    return None
+  kinds = ("uniform", "static", "warmup")
+  settings = score.values["settings"]
+  fig, ax = plt.subplots(figsize=(5.5, 4))
+  for i, (kind, color) in enumerate(zip(kinds, R.palette(3, "tab10"))):
+    accuracy = [seed[kind] for seed in by_seed.values()]
+    ax.bar(i, np.mean(accuracy), 0.6, color=color, alpha=0.6)
+    ax.plot([i] * len(accuracy), accuracy, "o", color="k", ms=4)
+  ax.set_xticks(range(3), [f"{kind}\n{settings[kind]}" for kind in kinds], fontsize=7)
+  ax.set(
+    ylabel="final attribute accuracy",
+    ylim=(0, 1),
+    title=f"warm-up at N={R.fmt_count(score.values['population'])}, "
+    f"{R.fmt_count(score.values['budget'])} steps ({score.verdict})",
+  )
+  return R.save(fig, out_dir, "claim_warmup")
+
+
+def alpha(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
+  """Mean plateau end and final attribute loss against alpha, one line per population and
+  budget; the shortest plateaus and the lowest losses marked."""
+  rows = rules_curricula.alpha(runs).values.get("by_regime")
+  if not rows:
+    return None
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+  for row, color in zip(rows, R.palette(len(rows))):
+    label = f"N={R.fmt_count(row['population'])}, {R.fmt_count(row['budget'])} steps"
+    for ax, key, best in (
+      (axes[0], "plateau_end", row["shortest_plateau_alpha"]),
+      (axes[1], "final_loss", [row["best_loss_alpha"]]),
+    ):
+      ax.plot(row["alphas"], row[key], "o-", color=color, label=label)
+      marked = [y for a, y in zip(row["alphas"], row[key]) if a in best]
+      ax.plot([a for a in row["alphas"] if a in best], marked, "*", color="r", ms=12)
+  axes[0].set(xlabel="power-law exponent alpha", ylabel="plateau end (steps)")
+  axes[0].set_title("plateau end (*: shortest)", fontsize=9)
+  axes[1].set(xlabel="power-law exponent alpha", ylabel="final attribute loss (nats)")
+  axes[1].set_title("final loss (*: lowest)", fontsize=9)
+  axes[0].legend(fontsize=7)
+  return R.save(fig, out_dir, "claim_alpha")
+
+
+def templates(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
+  """The evaluation-minus-training-template loss gap, and the evaluation loss, over the
+  baseline, against training templates per attribute, shuffled and fixed sentence order
+  (mean, bars: seeds' range); the rule's margins dotted."""
+  values = rules_curricula.templates(runs).values
+  if not values:
+    return None
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+  for ax, key, title in (
+    (axes[0], "gap_over_baseline", "(evaluation - training-template loss) / baseline"),
+    (axes[1], "eval_loss_over_baseline", "evaluation-template loss / baseline"),
+  ):
+    for order, ls in (("shuffled", "o-"), ("fixed", "s--")):
+      by_count = values[key].get(order, {})
+      if not by_count:
+        continue
+      n = np.array([int(k) for k in by_count], float)
+      mean, low, high = (
+        np.array([d[k] for d in by_count.values()]) for k in ("mean", "min", "max")
+      )
+      ax.errorbar(n, mean, yerr=[mean - low, high - mean], fmt=ls, capsize=3, label=order)
+    counts = sorted({int(n) for by_count in values[key].values() for n in by_count})
+    ax.set(xscale="log", xlabel="training templates per attribute")
+    ax.set_xticks(counts, [str(n) for n in counts])  # the counts run, not powers of 10
+    ax.minorticks_off()
+    ax.set_title(title, fontsize=9)
+  for margin in (rules_curricula.ONE_TEMPLATE_GAP, rules_curricula.MANY_TEMPLATES_GAP):
+    axes[0].axhline(margin, color="0.5", ls=":", lw=1)
+  axes[1].axhline(1.0, color="0.4", ls="--", lw=1, label="no-knowledge floor")
+  axes[1].legend(fontsize=7)
+  return R.save(fig, out_dir, "claim_templates")

@@ -3,7 +3,9 @@
 Every function takes runs as bioknow.figures.runs loads them (dicts of records, summary and
 config leaves; no JAX) and returns a `Score`: the numbers measured (mean and spread over
 seeds), one line saying them, and a verdict from the rule in its docstring. The thresholds are
-module constants, so a reader sees every margin in one place.
+module constants, so a reader sees every margin in one place. A claim that sweeps the learning
+rate scores only the runs at its best lr (best_lr). The curricula and templates claims are in
+rules_curricula.
 """
 
 import math
@@ -64,17 +66,33 @@ def seed_of(run: dict) -> int:
   return int(match.group(1)) if match else 0
 
 
-def _finished(runs: list[dict], kind: str) -> list[dict]:
+def finished(runs: list[dict], kind: str) -> list[dict]:
+  """The runs of that experiment kind that wrote their summary."""
   return [r for r in runs if r["summary"] and R.experiment(r) == kind]
+
+
+def point_setting(run: dict) -> str:
+  """The sweep point a run repeats: its name without the _lrxF and _seedK suffixes that the
+  claims catalog adds, so a point's lr copies and seeds share it."""
+  return re.sub(r"_seed\d+", "", re.sub(r"_lrx[0-9.e+-]+", "", run["name"]))
+
+
+def best_lr(runs: list[dict]) -> tuple[list[dict], dict[str, float]]:
+  """The paper's lr pick. Per setting (point_setting), the lr whose final training loss,
+  averaged over seeds, is lowest (a diverged run counts as infinite; ties go to the lower
+  lr). Returns the runs (every seed) at their setting's lr, in input order, and {setting:
+  chosen lr}. Runs of one lr only come back as they are."""
+  kept = R.best_lr(runs, key=point_setting)
+  return kept, {point_setting(r): R.learning_rate(r) for r in kept}
 
 
 def three_phases(runs: list[dict]) -> Score:
   """Claim 1, the phases. Per seed: the first phase (steps until the attribute loss first
   reaches the baseline), the plateau (from there until knowledge emerges) and the final loss
-  over the baseline. Holds when in every seed the plateau lasts longer than the first phase
-  and the final loss is below KNOWS_FRACTION x baseline; weak when only the means over seeds
-  do; does not hold otherwise."""
-  runs = _finished(runs, "pretrain")
+  over the baseline, at the best lr (best_lr). Holds when in every seed the plateau lasts
+  longer than the first phase and the final loss is below KNOWS_FRACTION x baseline; weak
+  when only the means over seeds do; does not hold otherwise."""
+  runs, lrs = best_lr(finished(runs, "pretrain"))
   if not runs:
     return Score(NO_RUNS, "no finished run", {})
   first, plateau, final = [], [], []
@@ -87,6 +105,7 @@ def three_phases(runs: list[dict]) -> Score:
     "first_phase": spread(first),
     "plateau": spread(plateau),
     "final_over_baseline": spread(final),
+    "lr": lrs,
   }
   every = all(p > f and x < KNOWS_FRACTION for f, p, x in zip(first, plateau, final))
   means = (
@@ -107,7 +126,7 @@ def plateau_law(runs: list[dict]) -> Score:
   least MIN_POPULATIONS populations spanning MIN_SPAN x ended their plateau in every seed, the
   95% interval of k excludes 0 and k lies in EXPONENT_RANGE; weak when the interval excludes 0
   but the rest fails; does not hold otherwise."""
-  laws = population.plateau_law(_finished(runs, "pretrain"))
+  laws = population.plateau_law(finished(runs, "pretrain"))
   if not laws:
     return Score(NO_RUNS, "fewer than two populations finished", {})
   law = max(laws, key=lambda w: len(w["n"]))
@@ -140,15 +159,17 @@ def plateau_law(runs: list[dict]) -> Score:
 
 def hallucination(runs: list[dict]) -> Score:
   """Claim 5. Per seed, at the end: held-out (never seen) loss over the baseline, and the AUROC
-  of the top probability at the first value token telling seen from unseen people. Holds when
-  every seed ends with held-out loss >= HALLUCINATION_FRACTION x baseline and AUROC >=
-  AUROC_MIN; weak when only the loss part holds in every seed; does not hold otherwise."""
-  runs = [r for r in _finished(runs, "pretrain") if "unseen_attribute_loss" in r["summary"]]
+  of the top probability at the first value token telling seen from unseen people, at the
+  best lr (best_lr). Holds when every seed ends with held-out loss >= HALLUCINATION_FRACTION
+  x baseline and AUROC >= AUROC_MIN; weak when only the loss part holds in every seed; does
+  not hold otherwise."""
+  runs, lrs = best_lr(finished(runs, "pretrain"))
+  runs = [r for r in runs if "unseen_attribute_loss" in r["summary"]]
   if not runs:
     return Score(NO_RUNS, "no finished run with held-out people", {})
   ratio = [R.final(r, "unseen_attribute_loss") / R.baseline(r) for r in runs]
   auroc = [R.final(r, "hallucination_auroc") for r in runs]
-  values = {"heldout_over_baseline": spread(ratio), "auroc": spread(auroc)}
+  values = {"heldout_over_baseline": spread(ratio), "auroc": spread(auroc), "lr": lrs}
   loss_part = all(x >= HALLUCINATION_FRACTION for x in ratio)
   verdict = (
     HOLDS if loss_part and all(a >= AUROC_MIN for a in auroc) else WEAK if loss_part else FAILS
@@ -187,7 +208,7 @@ def toy_memory(runs: list[dict]) -> Score:
   least 3 sizes) and the most replayed run keeps at least KEPT_AWAY of the forgetting away
   (against no replay at the same number of new pairs) in every seed; weak when one of the two
   holds; does not hold otherwise."""
-  runs = _finished(runs, "toy_memory")
+  runs = finished(runs, "toy_memory")
   if not runs:
     return Score(NO_RUNS, "no finished run", {})
 
@@ -239,8 +260,8 @@ def patching(runs: list[dict]) -> Score:
   seed removes at least PLATEAU_REMOVED of its plateau and its attention grows by
   ATTENTION_RISE, and plateau-checkpoint patterns do no better than the initial ones on
   average; weak when the first part holds; does not hold otherwise."""
-  refs = {seed_of(r): r for r in _finished(runs, "pretrain") if r["name"].startswith("reference")}
-  patched = [r for r in _finished(runs, "patching") if not R.param(r, "start_patching")]
+  refs = {seed_of(r): r for r in finished(runs, "pretrain") if r["name"].startswith("reference")}
+  patched = [r for r in finished(runs, "patching") if not R.param(r, "start_patching")]
   removed, later_than_initial, rise = [], [], []
   for seed, group in _by_seed(patched).items():
     ref = refs.get(seed)
@@ -288,7 +309,7 @@ def finetune(runs: list[dict]) -> Score:
   KEPT_AWAY of the forgetting away (against no replay at the same size, every seed) and (c)
   fine-tuning on rare, already-seen people forgets at most (1 - KEPT_AWAY) of what new people
   of the largest size do; weak when two of the three hold; does not hold otherwise."""
-  runs = _finished(runs, "finetune")
+  runs = finished(runs, "finetune")
   if not runs:
     return Score(NO_RUNS, "no finished fine-tuning run", {})
 

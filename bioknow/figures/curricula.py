@@ -31,11 +31,12 @@ def _budget(run: dict):
   return run["config"].get("train.n_steps", R.param(run, "n_steps"))
 
 
-def _regime(run: dict) -> tuple:
+def regime_of(run: dict) -> tuple:
+  """(population, training steps) from the run's config."""
   return (R.population(run), _budget(run))
 
 
-def _regime_label(regime: tuple) -> str:
+def regime_label(regime: tuple) -> str:
   n, steps = regime
   return f"N={R.fmt_count(n)}, {R.fmt_count(steps)} steps"
 
@@ -71,7 +72,7 @@ def _settings(runs: list[dict], kind: str | None = None) -> list[dict]:
 def alpha_grid(runs: list[dict]) -> tuple[list, list, dict]:
   """(regimes, alphas, {"plateau": [R, A], "loss": [R, A]}) over power-law runs."""
   points = {
-    (_regime(s["run"]), float(R.param(s["run"], "alpha"))): s for s in _settings(runs, "powerlaw")
+    (regime_of(s["run"]), float(R.param(s["run"], "alpha"))): s for s in _settings(runs, "powerlaw")
   }
   regimes = sorted({reg for reg, _ in points}, key=lambda r: (R.order(r[1]), R.order(r[0])))
   alphas = sorted({a for _, a in points})
@@ -112,7 +113,7 @@ def alpha_heatmaps(runs: list[dict], out_dir: pathlib.Path):
   regimes, alphas, grid = alpha_grid(runs)
   if len(alphas) < 2:
     return None
-  rows, cols = [_regime_label(r) for r in regimes], [f"{a:g}" for a in alphas]
+  rows, cols = [regime_label(r) for r in regimes], [f"{a:g}" for a in alphas]
   fig, axes = plt.subplots(1, 2, figsize=(12, 1.5 + 0.45 * len(rows)))
   _heatmap(axes[0], grid["plateau"], rows, cols, "plateau end (steps; – = not reached)", ".0f")
   _heatmap(axes[1], grid["loss"], rows, cols, "final attribute loss (nats)", ".3g")
@@ -134,7 +135,7 @@ def best_alpha(runs: list[dict], out_dir: pathlib.Path):
     }
     best[regime] = by
   lines = [
-    f"best alpha at {_regime_label(reg)}: final loss {b['loss']}, plateau {b['plateau']}"
+    f"best alpha at {regime_label(reg)}: final loss {b['loss']}, plateau {b['plateau']}"
     for reg, b in best.items()
   ]
   if len(regimes) < 2:
@@ -170,14 +171,15 @@ def best_alpha(runs: list[dict], out_dir: pathlib.Path):
   return R.save(fig, out_dir, "best_alpha"), lines
 
 
-def _strategy(run: dict) -> str:
+def strategy(run: dict) -> str:
+  """The run's schedule kind (R.schedule_kind), with a power law at alpha 0 named uniform."""
   kind = R.schedule_kind(run)
   return "uniform" if kind == "powerlaw" and float(R.param(run, "alpha")) == 0 else kind
 
 
 def _chosen(run: dict) -> list[str]:
   """The schedule fields a curriculum run chose (not those the run fills in)."""
-  if _strategy(run) == "uniform":
+  if strategy(run) == "uniform":
     return []
   return [
     k
@@ -205,9 +207,9 @@ def _legend(kind: str, run: dict) -> str:
 def strategy_table(runs: list[dict]) -> dict:
   """regime -> {strategy: setting dict of its best setting by final attribute loss}."""
   table: dict = {}
-  for s in _settings([r for r in runs if _strategy(r) != "sequential"]):
-    best = table.setdefault(_regime(s["run"]), {})
-    kind = _strategy(s["run"])
+  for s in _settings([r for r in runs if strategy(r) != "sequential"]):
+    best = table.setdefault(regime_of(s["run"]), {})
+    kind = strategy(s["run"])
     if math.isfinite(s["loss"]) and (kind not in best or s["loss"] < best[kind]["loss"]):
       best[kind] = s
   return {reg: b for reg, b in table.items() if len(b) >= 2}
@@ -247,7 +249,7 @@ def strategies(runs: list[dict], out_dir: pathlib.Path):
             va="bottom",
             fontsize=6,
           )
-    ax.set_xticks(range(len(table)), [_regime_label(r) for r in table], fontsize=8)
+    ax.set_xticks(range(len(table)), [regime_label(r) for r in table], fontsize=8)
     ax.set_ylabel(f"final attribute {metric}")
   axes[0].margins(y=0.2)
   axes[1].set_ylim(0, 1.2)
@@ -263,11 +265,11 @@ def strategies(runs: list[dict], out_dir: pathlib.Path):
         )
     R.mark_baseline(ax, R.baseline(next(iter(best.values()))["run"]), label=False)
     R.log_y(ax)
-    ax.set(xlabel="training step", ylabel="attribute loss (nats)", title=_regime_label(regime))
+    ax.set(xlabel="training step", ylabel="attribute loss (nats)", title=regime_label(regime))
     ax.legend(fontsize=6)
   paths.append(R.save(fig, out_dir, "strategies_curves"))
   lines = [
-    f"best of each strategy at {_regime_label(reg)} (final loss / accuracy): "
+    f"best of each strategy at {regime_label(reg)} (final loss / accuracy): "
     + "; ".join(
       f"{_LABELS.get(k, k)} {_short(best[k]['run'])} {best[k]['loss']:.3f} / "
       f"{best[k]['accuracy']:.3f}".replace("  ", " ")
@@ -281,7 +283,7 @@ def strategies(runs: list[dict], out_dir: pathlib.Path):
 
 def grid(runs: list[dict], kind: str, row: str, col: str, out_dir: pathlib.Path):
   """Final attribute loss over two schedule fields of one strategy, a panel per regime."""
-  by_regime = R.group_by(_settings(runs, kind), lambda s: _regime(s["run"]))
+  by_regime = R.group_by(_settings(runs, kind), lambda s: regime_of(s["run"]))
   by_regime = {k: v for k, v in by_regime.items() if len(v) >= 2}
   if not by_regime:
     return None
@@ -296,7 +298,7 @@ def grid(runs: list[dict], kind: str, row: str, col: str, out_dir: pathlib.Path)
       values,
       [f"{row}={r}" for r in rows],
       [f"{c}" for c in cols],
-      f"final attribute loss, {_regime_label(regime)}",
+      f"final attribute loss, {regime_label(regime)}",
       ".3g",
     )
     ax.set_xlabel(col)

@@ -225,22 +225,21 @@ def final_train_loss(run: dict) -> float:
   return loss if math.isfinite(loss) else math.inf  # diverged runs lose
 
 
-def best_lr_choices(runs: list[dict]) -> dict:
-  """setting -> (best lr, {lr: mean final training loss over seeds}), as the paper picks."""
+def best_lr_choices(runs: list[dict], key: Callable = setting) -> dict:
+  """setting -> (best lr, {lr: mean final training loss over seeds}), as the paper picks;
+  `key` gives a run's setting (default: its config less lr and seeds)."""
   choices = {}
-  for key, group in group_by(runs, setting).items():
+  for group_key, group in group_by(runs, key).items():
     by_lr = group_by(group, learning_rate)
     scores = {lr: float(np.mean([final_train_loss(r) for r in rs])) for lr, rs in by_lr.items()}
-    choices[key] = (min(scores, key=lambda lr: (scores[lr], lr)), scores)
+    choices[group_key] = (min(scores, key=lambda lr: (scores[lr], lr)), scores)
   return choices
 
 
-def best_lr(runs: list[dict]) -> list[dict]:
+def best_lr(runs: list[dict], key: Callable = setting) -> list[dict]:
   """The runs (every seed) at the best learning rate of their setting, in input order."""
-  choices = best_lr_choices(runs)
-  return [
-    r for r in runs if learning_rate(r) == choices[setting(r)][0] or math.isnan(learning_rate(r))
-  ]
+  choices = best_lr_choices(runs, key)
+  return [r for r in runs if learning_rate(r) == choices[key(r)][0] or math.isnan(learning_rate(r))]
 
 
 def varying(runs: list[dict]) -> list[str]:

@@ -1,0 +1,303 @@
+"""The curricula and template claims as measurements on runs, in the shape of rules.py: the
+power-law exponent alpha (claim 3), the warm-up (claim 4) and template diversity (Fig. A).
+
+Population, budget, alpha, template count and sentence order are read from each run's config
+(data.n_individuals, train.n_steps, schedule.alpha, data.n_templates_train,
+data.shuffle_sentences), not from its name, so a rule works on whatever grid the sweep yields.
+Every rule scores only the runs at their setting's best lr (rules.best_lr).
+"""
+
+import math
+from collections.abc import Iterable
+
+from bioknow.claims.rules import (
+  FAILS,
+  HOLDS,
+  NO_RUNS,
+  WEAK,
+  Score,
+  best_lr,
+  finished,
+  fmt,
+  point_setting,
+  seed_of,
+  spread,
+)
+from bioknow.figures import curricula
+from bioknow.figures import runs as R
+
+# Warm-up: in every seed the best warm-up must end this much more accurate (final attribute
+# accuracy, 0-1) than the best static schedule (power laws with alpha > 0, celebrity mixes)
+# and, by the larger margin, than uniform sampling.
+WARMUP_OVER_STATIC = 0.1
+WARMUP_OVER_UNIFORM = 0.2
+# Templates: the final evaluation-template loss minus the training-template loss, over the
+# baseline, must be at least ONE_TEMPLATE_GAP at the fewest templates (memorised sentences:
+# the paper's is about one baseline) and at most MANY_TEMPLATES_GAP at the most templates.
+ONE_TEMPLATE_GAP = 0.5
+MANY_TEMPLATES_GAP = 0.1
+
+
+def _mean(values: Iterable[float]) -> float:
+  return spread(list(values))["mean"]
+
+
+def _lrs_of(lrs: dict, runs: list[dict]) -> dict:
+  """The chosen lrs of these runs' settings only."""
+  names = {point_setting(r) for r in runs}
+  return {k: v for k, v in lrs.items() if k in names}
+
+
+# Warm-up (claim 4) -----------------------------------------------------------------------------
+
+
+def _best_setting(runs: list[dict]) -> tuple[str | None, dict[int, float]]:
+  """Among these runs' settings, the one with the highest mean final attribute accuracy over
+  seeds, and its accuracy by seed; (None, {}) without runs."""
+  by_setting: dict[str, dict[int, float]] = {}
+  for run in runs:
+    by_setting.setdefault(point_setting(run), {})[seed_of(run)] = R.final(run, "attribute_accuracy")
+  if not by_setting:
+    return None, {}
+
+  def mean_accuracy(name: str) -> float:
+    m = _mean(by_setting[name].values())
+    return m if math.isfinite(m) else -math.inf
+
+  best = max(sorted(by_setting), key=mean_accuracy)
+  return best, by_setting[best]
+
+
+def warmup(runs: list[dict]) -> Score:
+  """Claim 4. At the warm-up runs' population and budget (the largest population, where they
+  span several), the final attribute accuracy of uniform sampling (a uniform run, or the
+  power law at alpha 0), of the best warm-up and of the best static schedule (power laws with
+  alpha > 0, celebrity mixes). The best setting of a kind is the one with the highest mean
+  accuracy over seeds; it is then compared seed by seed. Holds when in every seed the best
+  warm-up ends at least WARMUP_OVER_STATIC above the best static schedule and
+  WARMUP_OVER_UNIFORM above uniform sampling; weak when only the means over seeds do; does
+  not hold otherwise."""
+  runs, lrs = best_lr(finished(runs, "pretrain"))
+  warmups = [r for r in runs if curricula.strategy(r) == "warmup"]
+  if not warmups:
+    return Score(NO_RUNS, "no finished warm-up run", {})
+  population, budget = max(
+    {curricula.regime_of(r) for r in warmups}, key=lambda g: (R.order(g[0]), R.order(g[1]))
+  )
+  here = [r for r in runs if curricula.regime_of(r) == (population, budget)]
+  kinds = {"uniform": ("uniform",), "static": ("powerlaw", "celebrities"), "warmup": ("warmup",)}
+  best = {
+    kind: _best_setting([r for r in here if curricula.strategy(r) in strategies])
+    for kind, strategies in kinds.items()
+  }
+  where = f"N={R.fmt_count(population)}, {R.fmt_count(budget)} steps"
+  if missing := [kind for kind, (name, _) in best.items() if name is None]:
+    return Score(NO_RUNS, f"no finished {missing[0]} run at {where}", {})
+  (uniform_name, uniform), (static_name, static), (warmup_name, warm) = best.values()
+  seeds = sorted(set(uniform) & set(static) & set(warm))
+  over_static = [warm[s] - static[s] for s in seeds]
+  over_uniform = [warm[s] - uniform[s] for s in seeds]
+  values = {
+    "population": population,
+    "budget": budget,
+    "settings": {"uniform": uniform_name, "static": static_name, "warmup": warmup_name},
+    "uniform": spread([uniform[s] for s in seeds]),
+    "best_static": spread([static[s] for s in seeds]),
+    "best_warmup": spread([warm[s] for s in seeds]),
+    "warmup_minus_static": spread(over_static),
+    "warmup_minus_uniform": spread(over_uniform),
+    "by_seed": {
+      str(s): {"uniform": uniform[s], "static": static[s], "warmup": warm[s]} for s in seeds
+    },
+    "lr": _lrs_of(lrs, here),
+  }
+  every = bool(seeds) and all(
+    a >= WARMUP_OVER_STATIC and b >= WARMUP_OVER_UNIFORM for a, b in zip(over_static, over_uniform)
+  )
+  means = (
+    values["warmup_minus_static"]["mean"] >= WARMUP_OVER_STATIC
+    and values["warmup_minus_uniform"]["mean"] >= WARMUP_OVER_UNIFORM
+  )
+  verdict = HOLDS if every else WEAK if means else FAILS
+  measured = (
+    f"final accuracy at {where}: uniform {fmt(values['uniform'], 2)}, best static "
+    f"({static_name}) {fmt(values['best_static'], 2)}, best warm-up ({warmup_name}) "
+    f"{fmt(values['best_warmup'], 2)}; warm-up minus static "
+    f"{fmt(values['warmup_minus_static'], 2)}"
+  )
+  return Score(verdict, measured, values)
+
+
+# Power-law alpha (claim 3) ---------------------------------------------------------------------
+
+
+def _plateau_end(run: dict) -> float:
+  """The run's plateau end step; a plateau that never ends counts as the budget (a lower
+  bound on it)."""
+  end = R.phase_ends(run)[1]
+  if end is not None:
+    return float(end)
+  budget = curricula.regime_of(run)[1]
+  return float(budget) if R.is_number(budget) else math.nan
+
+
+def _alpha_row(population, budget, runs: list[dict]) -> dict:
+  """One (population, budget): per alpha, the mean plateau end and final attribute loss over
+  seeds; the alphas with the shortest plateau (ties kept) and the one with the lowest loss."""
+  by_alpha = dict(sorted(R.group_by(runs, lambda r: float(R.param(r, "alpha"))).items()))
+  plateau = [_mean(_plateau_end(r) for r in g) for g in by_alpha.values()]
+  loss = [_mean(R.final(r, "attribute_loss") for r in g) for g in by_alpha.values()]
+  alphas = list(by_alpha)
+  finite_plateau = [p for p in plateau if math.isfinite(p)]
+  shortest = [a for a, p in zip(alphas, plateau) if finite_plateau and p == min(finite_plateau)]
+  lowest = [(x if math.isfinite(x) else math.inf, a) for a, x in zip(alphas, loss)]
+  return {
+    "population": population,
+    "budget": budget,
+    "alphas": alphas,
+    "plateau_end": plateau,
+    "final_loss": loss,
+    "seeds": [len(g) for g in by_alpha.values()],
+    "shortest_plateau_alpha": shortest,
+    "best_loss_alpha": min(lowest)[1],
+  }
+
+
+def _never_falls(rows: list[dict], along: str, across: str, sign: int) -> bool | None:
+  """Whether sign x best-loss alpha never falls as `along` grows, at every value of `across`
+  with two or more values of `along`; None where no such value exists (untested)."""
+  tested = False
+  for group in R.group_by(rows, lambda row: row[across]).values():
+    group = sorted(group, key=lambda row: R.order(row[along]))
+    if len(group) < 2:
+      continue
+    tested = True
+    best = [sign * row["best_loss_alpha"] for row in group]
+    if any(b < a for a, b in zip(best, best[1:])):
+      return False
+  return True if tested else None
+
+
+def alpha(runs: list[dict]) -> Score:
+  """Claim 3. Power-law runs at the best lr; per (population, budget) and alpha, the means
+  over seeds of the plateau end step (the summary's plateau_end_step, else from the records;
+  a plateau that never ends counts as the budget) and of the final attribute loss. Holds when
+  at every (population, budget) with two or more alphas the alphas with the shortest mean
+  plateau all lie strictly inside (0, 1), and the alpha with the lowest mean final loss never
+  decreases as the population grows (at each budget run at two or more populations) and
+  never increases as the budget grows (at each population run at two or more budgets); a
+  trend the grid cannot show is untested and left out. Weak when only the plateau part
+  holds; does not hold otherwise."""
+  runs, lrs = best_lr(finished(runs, "pretrain"))
+  power = [r for r in runs if R.schedule_kind(r) == "powerlaw"]
+  rows = [
+    _alpha_row(population, budget, group)
+    for (population, budget), group in sorted(
+      R.group_by(power, curricula.regime_of).items(),
+      key=lambda item: (R.order(item[0][1]), R.order(item[0][0])),
+    )
+  ]
+  rows = [row for row in rows if len(row["alphas"]) >= 2]
+  if not rows:
+    return Score(NO_RUNS, "no population and budget with two or more finished alphas", {})
+  inside = all(
+    row["shortest_plateau_alpha"] and all(0 < a < 1 for a in row["shortest_plateau_alpha"])
+    for row in rows
+  )
+  with_population = _never_falls(rows, "population", "budget", +1)
+  with_budget = _never_falls(rows, "budget", "population", -1)
+  trends = [t for t in (with_population, with_budget) if t is not None]
+  values = {
+    "by_regime": rows,
+    "best_alpha_grows_with_population": with_population,
+    "best_alpha_shrinks_with_budget": with_budget,
+    "lr": _lrs_of(lrs, power),
+  }
+  verdict = HOLDS if inside and all(trends) else WEAK if inside else FAILS
+  parts = []
+  for row in rows:
+    shortest = "/".join(f"{a:g}" for a in row["shortest_plateau_alpha"]) or "none"
+    ends = ", ".join(f"{a:g}: {p:.0f}" for a, p in zip(row["alphas"], row["plateau_end"]))
+    parts.append(
+      f"N={R.fmt_count(row['population'])}, {R.fmt_count(row['budget'])} steps: plateau "
+      f"shortest at alpha {shortest} (end by alpha {ends}), final loss lowest at "
+      f"{row['best_loss_alpha']:g}"
+    )
+  said = {True: "yes", False: "no", None: "untested"}
+  parts.append(
+    f"best-loss alpha grows with N: {said[with_population]}, shrinks with the budget: "
+    f"{said[with_budget]}"
+  )
+  return Score(verdict, "; ".join(parts), values)
+
+
+# Template diversity (Fig. A) -------------------------------------------------------------------
+
+
+def _order(run: dict) -> str:
+  """'shuffled' or 'fixed': the run's sentence order (shuffled unless its config says not)."""
+  return "fixed" if R.param(run, "shuffle_sentences") is False else "shuffled"
+
+
+def _by_count(runs: list[dict], measure) -> dict[str, dict[int, dict]]:
+  """{sentence order: {training templates per attribute: spread of measure(run)}}."""
+  table: dict[str, dict[int, dict]] = {}
+  for (order, count), group in R.group_by(
+    runs, lambda r: (_order(r), int(R.param(r, "n_templates_train")))
+  ).items():
+    table.setdefault(order, {})[count] = spread([measure(r) for r in group])
+  return {order: dict(sorted(by.items())) for order, by in sorted(table.items(), reverse=True)}
+
+
+def templates(runs: list[dict]) -> Score:
+  """Fig. A. Per run at the best lr, at the end: the gap between the attribute loss on
+  evaluation templates and on training templates, over the baseline. Holds when, with
+  shuffled sentences, every seed's gap at the fewest training templates (one in the sweep)
+  is at least ONE_TEMPLATE_GAP and every seed's gap at the most templates is at most
+  MANY_TEMPLATES_GAP; weak when only the means over seeds do; does not hold otherwise. The
+  fixed sentence order is measured beside it (final evaluation-template loss over the
+  baseline, fixed minus shuffled) but does not enter the verdict."""
+  runs, lrs = best_lr(finished(runs, "pretrain"))
+  runs = [r for r in runs if math.isfinite(R.final(r, "train_templates_attribute_loss"))]
+
+  def gap(r: dict) -> float:
+    return (R.final(r, "attribute_loss") - R.final(r, "train_templates_attribute_loss")) / (
+      R.baseline(r)
+    )
+
+  gaps = _by_count(runs, gap)
+  shuffled = [r for r in runs if _order(r) == "shuffled"]
+  counts = sorted({int(R.param(r, "n_templates_train")) for r in shuffled})
+  if len(counts) < 2:
+    return Score(NO_RUNS, "no shuffled runs at two or more template counts", {})
+  few, many = counts[0], counts[-1]
+  few_gaps = [gap(r) for r in shuffled if R.param(r, "n_templates_train") == few]
+  many_gaps = [gap(r) for r in shuffled if R.param(r, "n_templates_train") == many]
+  loss = _by_count(runs, lambda r: R.final(r, "attribute_loss") / R.baseline(r))
+  values = {
+    "gap_over_baseline": {o: {str(n): s for n, s in by.items()} for o, by in gaps.items()},
+    "eval_loss_over_baseline": {o: {str(n): s for n, s in by.items()} for o, by in loss.items()},
+    "fewest_templates": few,
+    "most_templates": many,
+    "lr": _lrs_of(lrs, runs),
+  }
+  every = all(g >= ONE_TEMPLATE_GAP for g in few_gaps) and all(
+    g <= MANY_TEMPLATES_GAP for g in many_gaps
+  )
+  means = (
+    gaps["shuffled"][few]["mean"] >= ONE_TEMPLATE_GAP
+    and gaps["shuffled"][many]["mean"] <= MANY_TEMPLATES_GAP
+  )
+  verdict = HOLDS if every else WEAK if means else FAILS
+  fixed_minus_shuffled = ", ".join(
+    f"{n}: {s['mean'] - loss['shuffled'][n]['mean']:+.2f}"
+    for n, s in loss.get("fixed", {}).items()
+    if n in loss["shuffled"]
+  )
+  measured = (
+    f"(evaluation - training-template loss) / baseline, shuffled: {few} template(s) "
+    f"{fmt(gaps['shuffled'][few], 2)}, {many} templates {fmt(gaps['shuffled'][many], 2)}; "
+    f"final loss / baseline, fixed order minus shuffled, by templates: "
+    f"{fixed_minus_shuffled or 'no fixed-order run'}"
+  )
+  return Score(verdict, measured, values)
