@@ -156,8 +156,7 @@ def test_toy_memory_verdicts(tmp_path):
 
 
 def test_seeded_repeats_points_with_every_seed_field():
-  quickstart = catalog.BY_NAME["three_phases"]
-  module = claims_main.launch_checks.load_sweep(str(quickstart.sweep_path))
+  module = claims_main.launch_checks.load_sweep(str(catalog.SWEEPS / "quickstart.py"))
   points = list(catalog.seeded(module.sweep("small"), 3, seeded_sweep=False))
   assert [n for n, _ in points] == ["quickstart", "quickstart_seed1", "quickstart_seed2"]
   assert [(c.data.seed, c.train.seed) for _, c in points] == [(0, 0), (1, 1), (2, 2)]
@@ -199,17 +198,18 @@ def test_dry_run_lists_every_claim(tmp_path, capsys):
   out = capsys.readouterr().out
   for claim in catalog.CLAIMS:
     assert f"{claim.name}: " in out
-  assert "three_phases: 9 points of quickstart.py" in out
+  assert "three_phases: 5 points of phases.py" in out  # 3 seeds, 2 lr copies at seed 0
+  assert "\n  phases_lrx2_seed0  lr 0.016\n" in out
   assert "lr x 0.5, 1, 2" in out
-  assert "\n  quickstart_lrx2_seed2  lr 0.016\n" in out  # every lr copy, listed
+  assert "\n  powerlaw_n1200_steps1500_alpha0.5_lrx2_seed2  lr 0.016\n" in out  # every copy
   assert "\n  templates1_shuffled_lrx0.5  lr 0.004\n" in out
   assert list(tmp_path.iterdir()) == []
 
 
 def test_scorecard_from_finished_runs(tmp_path, capsys):
-  """Scoring reuses finished runs: the three quickstart seeds at three lrs, already there,
-  are read and scored at the lr with the best training loss; nothing trains."""
-  sweep_dir = tmp_path / "quickstart"
+  """Scoring reuses finished runs: the three seeds and the two lr copies of sweeps/phases.py,
+  already there, are read and scored at the lr with the best training loss; nothing trains."""
+  sweep_dir = tmp_path / "phases"
   points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 3, [], tmp_path)[0][2]
   for seed, p in enumerate(points):
     train_loss = 1.5 if "_lrx" in p.name else 1.0  # the base lr trains best
@@ -221,11 +221,11 @@ def test_scorecard_from_finished_runs(tmp_path, capsys):
   out = capsys.readouterr().out
   assert "| three_phases: " in out and "**holds**" in out
   card = json.loads((tmp_path / "claims" / "claims.json").read_text())
-  assert card[0]["verdict"] == "holds" and len(card[0]["runs"]) == 9
-  assert card[0]["values"]["lr"] == {"quickstart": 8e-3}
+  assert card[0]["verdict"] == "holds" and len(card[0]["runs"]) == 5
+  assert card[0]["values"]["lr"] == {"phases": 8e-3}
   assert card[0]["rule"].startswith("Claim 1, the phases.")
   assert (tmp_path / "claims" / "figures" / "claim_three_phases.png").stat().st_size > 500
-  assert math.isclose(card[0]["compute_seconds"], 540.0)
+  assert math.isclose(card[0]["compute_seconds"], 300.0)
 
 
 def test_patching_verdicts(tmp_path):
@@ -302,10 +302,10 @@ def test_seeded_copies_read_their_own_seeds_sources():
 
 
 def test_a_run_of_another_config_is_refused_before_anything_runs(tmp_path):
-  """A quickstart run stored with another lr stops the scorecard with the launcher's
+  """A phases run stored with another lr stops the scorecard with the launcher's
   sentence; nothing is written."""
   points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 1, [], tmp_path)[0][2]
-  run = _pretrain_run(tmp_path / "quickstart" / points[0].name, 0, _curve(2, 4, 0.5))
+  run = _pretrain_run(tmp_path / "phases" / points[0].name, 0, _curve(2, 4, 0.5))
   before = sorted(p for p in tmp_path.rglob("*"))
   with pytest.raises(ValueError, match="holds a run of another config"):
     claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 1, [], tmp_path)
@@ -551,7 +551,12 @@ def test_new_claims_draw_their_figures(tmp_path):
 
 def test_lr_copies_compose_with_seeds():
   """Each point at lr x 0.5, 1, 2 (factor 1 keeps the sweep's name), each over the seeds."""
-  claim = catalog.BY_NAME["three_phases"]
+  claim = dataclasses.replace(
+    catalog.BY_NAME["three_phases"],
+    sweep="quickstart.py",
+    seeded_sweep=False,
+    lr_factors=catalog.LR_FACTORS,
+  )
   module = claims_main.launch_checks.load_sweep(str(claim.sweep_path))
   points = list(catalog.claim_points(claim, module.sweep("small"), 2))
   assert [n for n, _ in points] == [
