@@ -34,8 +34,9 @@ SOURCE_FIELDS = ("reference_run", "source")
 # plateau lasts, which schedule ends best) sweeps it, so that a schedule is not judged at an
 # lr that suits another one. plateau_law has its own structure (seeds in the sweep, a fit
 # over populations) and keeps the base lr; three_phases and hallucination read
-# sweeps/phases.py, whose lr copies are at seed 0 only (a 13-minute run each on 2 cores); patching and fine-tuning read one reference run
-# each and the toy memory has lrs of its own, so they keep theirs too.
+# sweeps/phases.py, whose own lr copies are at seed 0 only (13 minutes a run on 2 cores);
+# patching and fine-tuning read one reference run each and the toy memory has lrs of its
+# own, so they keep theirs too.
 LR_FACTORS = (0.5, 1, 2)
 
 
