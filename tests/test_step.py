@@ -27,6 +27,17 @@ def _losses(ds, n_devices, n_steps=3):
   return losses
 
 
+def _assert_same_step(result_a, result_b) -> None:
+  """Two train_step results (model, opt_state, loss) agree in loss and every parameter."""
+  (model_a, _, loss_a), (model_b, _, loss_b) = result_a, result_b
+  np.testing.assert_allclose(float(loss_b), float(loss_a), rtol=1e-5)
+  for a, b in zip(
+    jax.tree.leaves(eqx.filter(model_a, eqx.is_array)),
+    jax.tree.leaves(eqx.filter(model_b, eqx.is_array)),
+  ):
+    np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
+
+
 def test_two_devices_give_the_losses_of_one(small_dataset):
   assert len(jax.local_devices()) >= 2
   np.testing.assert_allclose(_losses(small_dataset, 2), _losses(small_dataset, 1), rtol=1e-5)
@@ -95,13 +106,7 @@ def test_packed_rows_give_the_loss_and_gradients_of_padded_ones(small_dataset):
     opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
     copy = jax.tree.map(lambda x: x.copy() if eqx.is_array(x) else x, model)
     results.append(step_lib.train_step(optimizer, copy, opt_state, *args))
-  (model_a, _, loss_a), (model_b, _, loss_b) = results
-  np.testing.assert_allclose(float(loss_b), float(loss_a), rtol=1e-5)
-  for a, b in zip(
-    jax.tree.leaves(eqx.filter(model_a, eqx.is_array)),
-    jax.tree.leaves(eqx.filter(model_b, eqx.is_array)),
-  ):
-    np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
+  _assert_same_step(*results)
 
 
 def test_rows_cut_to_the_longest_biography_train_and_evaluate_like_full_ones(small_dataset):
@@ -120,13 +125,7 @@ def test_rows_cut_to_the_longest_biography_train_and_evaluate_like_full_ones(sma
     opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
     copy = jax.tree.map(lambda x: x.copy() if eqx.is_array(x) else x, model)
     results.append(step_lib.train_step(optimizer, copy, opt_state, b["tokens_BxT"], b["role_BxT"]))
-  (model_a, _, loss_a), (model_b, _, loss_b) = results
-  np.testing.assert_allclose(float(loss_b), float(loss_a), rtol=1e-5)
-  for a, b in zip(
-    jax.tree.leaves(eqx.filter(model_a, eqx.is_array)),
-    jax.tree.leaves(eqx.filter(model_b, eqx.is_array)),
-  ):
-    np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
+  _assert_same_step(*results)
 
   bios = pipeline.eval_set(ds, np.arange(50), 16, pool="eval", seed=0, name="seen")
   cfg = evaluation.EvalConfig(n_sequences=16, batch_size=16, n_attention=16)
