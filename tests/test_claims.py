@@ -216,11 +216,17 @@ def test_scorecard_from_finished_runs(tmp_path, capsys):
     _pretrain_run(sweep_dir / p.name, seed, _curve(2, 4, 0.5), extra={"train_loss": train_loss})
     (sweep_dir / p.name / "config.json").unlink()
     RunDir(sweep_dir / p.name).write_config(p.cfg)  # the point's own config: reused, not refused
+  # An earlier scorecard: its toy_memory row stays, its three_phases row is replaced.
+  (tmp_path / "claims").mkdir()
+  earlier = [{"claim": "toy_memory", "verdict": "holds"}, {"claim": "three_phases", "verdict": "x"}]
+  (tmp_path / "claims" / "claims.json").write_text(json.dumps(earlier))
   claims_main.FLAGS.unparse_flags()
   assert claims_main.main(["claims", "--only=three_phases", f"--workdir={tmp_path}"]) == 0
   out = capsys.readouterr().out
   assert "| three_phases: " in out and "**holds**" in out
   card = json.loads((tmp_path / "claims" / "claims.json").read_text())
+  assert [r["claim"] for r in card] == ["three_phases", "toy_memory"]  # catalog order
+  assert card[1] == earlier[0]
   assert card[0]["verdict"] == "holds" and len(card[0]["runs"]) == 5
   assert card[0]["values"]["lr"] == {"phases": 8e-3}
   assert card[0]["rule"].startswith("Claim 1, the phases.")

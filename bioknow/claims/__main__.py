@@ -8,7 +8,8 @@ scale, then scores them with the rule written next to the claim (bioknow/claims/
 rules_curricula.py; a claim with lr copies is scored at the lr with the best final training
 loss of each setting) and prints a table: the claim, the paper's figure and numbers, what was
 measured (mean and spread over seeds) and the verdict (holds, weak, does not hold). It writes
-WORKDIR/claims/claims.json and one figure per claim in WORKDIR/claims/figures. --dry_run
+WORKDIR/claims/claims.json (the claims scored now replace their rows; the others stay)
+and one figure per claim in WORKDIR/claims/figures. --dry_run
 lists every point (lr and seed copies included) with its lr.
 
 --config overrides apply to every run ("does the claim hold for Hawk?" is
@@ -106,6 +107,17 @@ def table(rows: list[dict]) -> str:
   return "\n".join(lines)
 
 
+def merged(scored: list[dict], path: pathlib.Path) -> list[dict]:
+  """The rows of `path` (an earlier claims.json) with `scored` in place of the claims scored
+  again, in catalog order: `--only=finetune` updates one row and keeps the others."""
+  rows = {r["claim"]: r for r in json.loads(path.read_text())} if path.exists() else {}
+  rows |= {r["claim"]: r for r in scored}
+  order = [c.name for c in catalog.CLAIMS]
+  return sorted(
+    rows.values(), key=lambda r: order.index(r["claim"]) if r["claim"] in order else len(order)
+  )
+
+
 def _json_safe(value):
   if isinstance(value, float) and not math.isfinite(value):
     return None
@@ -152,7 +164,8 @@ def main(argv: list[str]) -> int:
     failed |= any(status.startswith("FAILED") for _, status, _ in results)
     rows.append(score(claim, sweep_dir, points, out_dir))
   out_dir.mkdir(parents=True, exist_ok=True)
-  (out_dir / "claims.json").write_text(json.dumps(_json_safe(rows), indent=1) + "\n")
+  card = out_dir / "claims.json"
+  card.write_text(json.dumps(_json_safe(merged(rows, card)), indent=1) + "\n")
   print(table(rows))
   print(f"wall time {time.perf_counter() - start:.0f} s; {out_dir / 'claims.json'}")
   return 1 if failed else 0
