@@ -3,7 +3,7 @@ python -m bioknow.report --workdir=runs/finetune
 
 Fine-tuning on new individuals, with and without replay, and on already-seen rare ones.
 
-Grid: small, 2 pretraining runs (400 and 600 people, 1.25k steps) and 6 fine-tuning runs of 400
+Grid: small, 2 pretraining runs (400 and 600 people, 1.25k steps) and 8 fine-tuning runs of 400
 steps; paper, 2 pretraining runs (64k people, and 128k with 8k celebrities, 16k steps) and
 13 fine-tuning runs of 4k steps (spread them with --executor=ray). Runtime: see the table
 in README.md.
@@ -44,15 +44,15 @@ PAPER = dict(
 # The small pretraining run ends at lr ~0 from a peak of 8e-3; fine-tuning uses 1/13 of the
 # peak, as the paper's 3e-5 is 1/13 of its 4e-4. Its 400 people end pretraining at ~0.9
 # accuracy (the base config's 800 at 0.2-0.4 in 1,250 steps), so there is knowledge to lose.
-# Replay weight w puts a share 400w / (400w + 100) of the samples on old people: w = 8 and 1/8
-# give 0.97 and 0.33, the ends of the paper's range (64k old, 4k new people, w = 2 ... 1/32). The
+# Replay weight w puts a share 400w / (400w + 100) of the samples on old people: w = 8 ... 1/8
+# gives 0.97 ... 0.33, the paper's range (64k old, 4k new people, w = 2 ... 1/32). The
 # celebrities run has 600 people so that its non-celebrities stay rare (~90 sequences each;
 # ~11 in the paper).
 SMALL = dict(
   pretrain_n=400,
   new=(50, 100, 200),
   replay_new=100,
-  replay_weights=(8, 1 / 8),
+  replay_weights=(8, 2, 1 / 2, 1 / 8),
   lr=6e-4,
   steps=400,
   celebrity_n=600,
