@@ -234,6 +234,24 @@ def test_scorecard_from_finished_runs(tmp_path, capsys):
   assert math.isclose(card[0]["compute_seconds"], 300.0)
 
 
+def test_score_only_reads_part_of_a_grid_and_trains_nothing(tmp_path, capsys):
+  """--score_only on 3 of three_phases' 5 runs: the row is scored from those 3, says so, and
+  no run directory is created for the 2 missing points."""
+  sweep_dir = tmp_path / "phases"
+  points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 3, [], tmp_path)[0][2]
+  for seed, p in enumerate(points[:3]):
+    _pretrain_run(sweep_dir / p.name, seed, _curve(2, 4, 0.5), extra={"train_loss": 1.0})
+    (sweep_dir / p.name / "config.json").unlink()
+    RunDir(sweep_dir / p.name).write_config(p.cfg)
+  claims_main.FLAGS.unparse_flags()
+  argv = ["claims", "--only=three_phases", "--score_only", f"--workdir={tmp_path}"]
+  assert claims_main.main(argv) == 0
+  assert "(3 of 5 runs)" in capsys.readouterr().out
+  assert sorted(d.name for d in sweep_dir.iterdir()) == sorted(p.name for p in points[:3])
+  card = json.loads((tmp_path / "claims" / "claims.json").read_text())
+  assert (card[0]["runs_finished"], card[0]["runs_planned"]) == (3, 5)
+
+
 def test_patching_verdicts(tmp_path):
   """Reference: first phase ends at step 100, plateau at 400 (4 evaluations at the floor
   after the first phase); attention to the name rises 0.1 -> 0.3 in the last layer."""
