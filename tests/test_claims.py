@@ -153,6 +153,11 @@ def test_toy_memory_verdicts(tmp_path):
   assert rules.toy_memory(grid("r", growing, 0.75)).verdict == rules.WEAK  # replay saves 1/6
   flat = {16: 0.7, 32: 0.7, 64: 0.7, 256: 0.7}
   assert rules.toy_memory(grid("f", flat, 0.7)).verdict == rules.FAILS
+  # Saturated: every size erases nearly everything; the means creep up by 0.03 in all.
+  saturated = {16: 0.22, 32: 0.21, 64: 0.2, 256: 0.19}
+  score = rules.toy_memory(grid("s", saturated, 0.95))
+  assert score.verdict == rules.WEAK  # replay still holds; growth does not
+  assert score.values["forgetting_by_n_new"]["256"]["mean"] == pytest.approx(0.81)
 
 
 def test_seeded_repeats_points_with_every_seed_field():

@@ -32,6 +32,10 @@ AUROC_MIN = 0.6
 # Fine-tuning (toy memory and language model): replay, and fine-tuning on rare seen people,
 # must keep this share of the forgetting away.
 KEPT_AWAY = 0.5
+# "More new items, more forgetting": the largest size must forget this much more accuracy
+# than the smallest, above the 0.02-0.04 that seeds of one size differ by at the CPU scale,
+# so forgetting that has saturated (everything erased at every size) does not count as growth.
+GROWTH_MARGIN = 0.05
 
 
 class Score(NamedTuple):
@@ -183,14 +187,19 @@ def hallucination(runs: list[dict]) -> Score:
 
 def _forgetting_grid(runs: list[dict], size: str, forgetting) -> tuple:
   """What the fine-tuning claims share, over runs with `size` new items: the forgetting by
-  size without replay ({size: spread}), whether its mean grows with every step up (at least 3
-  sizes), the heaviest replay weight, the share of forgetting it keeps away against no replay
+  size without replay ({size: spread}), whether its mean grows with every step up and by at
+  least GROWTH_MARGIN from the smallest size to the largest (at least 3 sizes), the heaviest
+  replay weight, the share of forgetting it keeps away against no replay
   at the same size and seed (spread), and whether that share reaches KEPT_AWAY in every run."""
   plain = [r for r in runs if not R.param(r, "weight_replay")]
   by_n = dict(sorted(R.group_by(plain, lambda r: int(R.param(r, size))).items()))
   drops = {n: spread([forgetting(r) for r in g]) for n, g in by_n.items()}
   means = [d["mean"] for d in drops.values()]
-  grows = len(means) >= 3 and all(b > a for a, b in zip(means, means[1:]))
+  grows = (
+    len(means) >= 3
+    and all(b > a for a, b in zip(means, means[1:]))
+    and means[-1] - means[0] >= GROWTH_MARGIN
+  )
   replayed = [r for r in runs if R.param(r, "weight_replay")]
   top = max((R.param(r, "weight_replay") for r in replayed), default=None)
   saved = []
@@ -203,11 +212,11 @@ def _forgetting_grid(runs: list[dict], size: str, forgetting) -> tuple:
 
 
 def toy_memory(runs: list[dict]) -> Score:
-  """Claim 7. Forgetting = old-pair accuracy before fine-tuning minus after it. Holds when the
-  mean forgetting without replay grows with every step up in the number of new pairs (at
-  least 3 sizes) and the most replayed run keeps at least KEPT_AWAY of the forgetting away
-  (against no replay at the same number of new pairs) in every seed; weak when one of the two
-  holds; does not hold otherwise."""
+  """Claim 7. Forgetting = old-pair accuracy before fine-tuning minus after it. Holds when the mean
+  forgetting without replay grows with every step up in the number of new pairs, by GROWTH_MARGIN
+  from the fewest to the most (at least 3 sizes) and the most replayed run keeps at least KEPT_AWAY
+  of the forgetting away (against no replay at the same number of new pairs) in every seed; weak
+  when one of the two holds; does not hold otherwise."""
   runs = finished(runs, "toy_memory")
   if not runs:
     return Score(NO_RUNS, "no finished run", {})
@@ -303,12 +312,12 @@ def patching(runs: list[dict]) -> Score:
 
 
 def finetune(runs: list[dict]) -> Score:
-  """Claim 6. Forgetting = pre-training accuracy before fine-tuning minus its lowest value
-  during it. Holds when (a) the mean forgetting without replay grows with every step up in
-  the number of new people (at least 3 sizes), (b) the most replayed run keeps at least
-  KEPT_AWAY of the forgetting away (against no replay at the same size, every seed) and (c)
-  fine-tuning on rare, already-seen people forgets at most (1 - KEPT_AWAY) of what new people
-  of the largest size do; weak when two of the three hold; does not hold otherwise."""
+  """Claim 6. Forgetting = pre-training accuracy before fine-tuning minus its lowest value during
+  it. Holds when (a) the mean forgetting without replay grows with every step up in the number of
+  new people, by GROWTH_MARGIN from the fewest to the most (at least 3 sizes), (b) the most replayed
+  run keeps at least KEPT_AWAY of the forgetting away (against no replay at the same size, every
+  seed) and (c) fine-tuning on rare, already-seen people forgets at most (1 - KEPT_AWAY) of what new
+  people of the largest size do; weak when two of the three hold; does not hold otherwise."""
   runs = finished(runs, "finetune")
   if not runs:
     return Score(NO_RUNS, "no finished fine-tuning run", {})
