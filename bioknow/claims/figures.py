@@ -1,6 +1,7 @@
 """One figure per claim, drawn from the runs its score read (matplotlib; no JAX)."""
 
 import pathlib
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -117,7 +118,9 @@ def warmup(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
     accuracy = [seed[kind] for seed in by_seed.values()]
     ax.bar(i, np.mean(accuracy), 0.6, color=color, alpha=0.6)
     ax.plot([i] * len(accuracy), accuracy, "o", color="k", ms=4)
-  ax.set_xticks(range(3), [f"{kind}\n{settings[kind]}" for kind in kinds], fontsize=7)
+  # Point names run to 30 characters: wrapped at their underscores so the labels do not overlap.
+  names = [textwrap.fill(settings[kind].replace("_", " "), 16) for kind in kinds]
+  ax.set_xticks(range(3), [f"{kind}\n{name}" for kind, name in zip(kinds, names)], fontsize=7)
   ax.set(
     ylabel="final attribute accuracy",
     ylim=(0, 1),
