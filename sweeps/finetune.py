@@ -37,6 +37,7 @@ PAPER = dict(
   replay_weights=(2, 1, 1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32),
   lr=3e-5,
   steps=4_000,
+  pretrain_n=64_000,
   celebrity_n=128_000,
   n_celebrities=8_000,
   weight_celebrities=8,
@@ -102,8 +103,7 @@ def _weight_name(w: float) -> str:
 def sweep(scale: str):
   grid = PAPER if scale == "paper" else SMALL
   pretrain = base(scale)
-  if "pretrain_n" in grid:
-    pretrain.data.n_individuals = grid["pretrain_n"]
+  pretrain.data.n_individuals = grid["pretrain_n"]
   yield "pretrain", pretrain
   for n in grid["new"]:
     yield f"new{n}", finetune_from(pretrain, "pretrain", scale, n_finetune=n)
