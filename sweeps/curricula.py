@@ -3,9 +3,10 @@ python -m bioknow.report --workdir=runs/curricula
 
 Curricula over individuals: power laws, celebrities, warm-ups, and gradual growth.
 
-Grid: small, 7 runs of 1.5k steps on 1,200 people (too many for the budget; filter with
---only); paper, 6 alphas x 5 populations x 3 budgets + 12 celebrity + 25 warm-up + 4 growth
-runs (spread them with --executor=ray). Runtime: see the table in README.md.
+Grid: small, 6 alphas x (600, 1,200 people) x (750, 1,500 steps) + 4 runs of 1.5k steps on
+1,200 people (filter with --only); paper, 6 alphas x 5 populations x 3 budgets + 12
+celebrity + 25 warm-up + 4 growth runs (spread them with --executor=ray). Runtime: see the
+table in README.md.
 Reproduces Figures 4 and I-L of the paper (claims 3 and 4): imbalanced sampling shortens the
 plateau (alpha around 0.6-0.8 minimises it), the alpha that minimises the final loss grows
 with the population and shrinks with the budget, celebrities behave like power laws, and a
@@ -30,10 +31,14 @@ PAPER = dict(
   warmup_n=128_000,
   growth_start=(4_000, 16_000),
 )
+# Small: 6 alphas at 2 populations x 2 budgets, so that both where the plateau is shortest
+# and which way the best-loss alpha moves can show; the warm-up, celebrity and growth runs
+# are at 1,200 people and 1,500 steps.
 SMALL = dict(
-  alphas=(0.0, 0.5, 1.0),
-  populations=(1_200,),
-  budgets=(1_500,),
+  alphas=(0.0, 0.25, 0.5, 0.75, 1.0, 1.2),
+  populations=(600, 1_200),
+  budgets=(750, 1_500),
+  steps=1_500,  # the budget of the celebrity, warm-up and growth runs
   celebrities=(120,),
   weights=(8,),
   celebrity_n=1_200,
@@ -54,7 +59,7 @@ def _point(scale, n, n_steps=None):
   if n_steps:
     cfg.train.n_steps = n_steps
   elif scale == "small":
-    cfg.train.n_steps = SMALL["budgets"][0]
+    cfg.train.n_steps = SMALL["steps"]
   return cfg
 
 

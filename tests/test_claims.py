@@ -506,10 +506,15 @@ def test_alpha_verdicts(tmp_path):
   weak = rules_curricula.alpha(_alpha_grid(tmp_path / "w", falls))
   assert weak.verdict == rules.WEAK
   assert weak.values["best_alpha_grows_with_population"] is False
-  # One population and budget: the trend is untested; the plateau part decides.
+  # One population and budget: the trends are untested, so the plateau part alone is weak.
   single = rules_curricula.alpha(_alpha_grid(tmp_path / "s", {(1200, 1500): 0.5}))
-  assert single.verdict == rules.HOLDS
+  assert single.verdict == rules.WEAK
   assert single.values["best_alpha_grows_with_population"] is None
+  # Two populations at one budget: the population trend holds, the budget one is untested.
+  half = rules_curricula.alpha(_alpha_grid(tmp_path / "p", {(600, 750): 0.5, (1200, 750): 1.0}))
+  assert half.values["best_alpha_grows_with_population"] is True
+  assert half.values["best_alpha_shrinks_with_budget"] is None
+  assert half.verdict == rules.WEAK
   assert "untested" in single.measured
   # Uniform sampling ties the shortest plateau: not strictly inside (0, 1).
   tie = {0.0: 400, 0.5: 400, 1.0: 800}
