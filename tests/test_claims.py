@@ -267,10 +267,13 @@ def test_patching_verdicts(tmp_path):
     ref["records"] = [r | a for r, a in zip(ref["records"], attn)]
     runs = [ref | {"name": "reference" + (f"_seed{seed}" if seed else "")}]
     for ref_step, end in ((0, initial_end), (200, inside_end), (1250, final_end)):
-      curve = _curve(2, end // 50 - 2, 0.5) if end > 100 else _curve(1, 1, 0.5)
+      if end is None:  # the plateau never ends: at the floor to the last evaluation
+        curve = _curve(2, 7, 1.0)
+      else:
+        curve = _curve(2, end // 50 - 2, 0.5) if end > 100 else _curve(1, 1, 0.5)
       run = _pretrain_run(tmp_path / f"{name}p{ref_step}_{seed}", seed, curve)
       run["summary"]["experiment"] = "patching"
-      run["config"] |= {"reference_step": ref_step, "start_patching": 0}
+      run["config"] |= {"reference_step": ref_step, "start_patching": 0, "train.n_steps": 1250}
       runs.append(run)
     return runs
 
@@ -286,6 +289,11 @@ def test_patching_verdicts(tmp_path):
   assert rules.patching(early_better).verdict == rules.WEAK
   no_help = [r for s in range(3) for r in group("n", s, 350, 450, 400)]
   assert rules.patching(no_help).verdict == rules.FAILS
+  # Initial patterns that never end the plateau count as ending at the last step, 1,250.
+  stuck = [r for s in range(3) for r in group("s", s, 150, 450, None)]
+  score = rules.patching(stuck)
+  assert score.values["plateau_checkpoints_minus_initial_steps"]["mean"] == 450 - 1250
+  assert score.verdict == rules.WEAK
 
 
 def _finetune_run(path, seed, n_new, weight, before, low) -> dict:

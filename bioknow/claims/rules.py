@@ -268,7 +268,8 @@ def patching(runs: list[dict]) -> Score:
   attention from the first value token to the name at P over that at F. Holds when every
   seed removes at least PLATEAU_REMOVED of its plateau and its attention grows by
   ATTENTION_RISE, and plateau-checkpoint patterns do no better than the initial ones on
-  average; weak when the first part holds; does not hold otherwise."""
+  average; weak when the first part holds; does not hold otherwise. A patched run whose
+  plateau never ends counts as ending at its last step (R.plateau_end_or_budget)."""
   refs = {seed_of(r): r for r in finished(runs, "pretrain") if r["name"].startswith("reference")}
   patched = [r for r in finished(runs, "patching") if not R.param(r, "start_patching")]
   removed, later_than_initial, rise = [], [], []
@@ -277,13 +278,13 @@ def patching(runs: list[dict]) -> Score:
     if ref is None:
       continue
     first, end = R.phase_ends(ref)
-    by_step = {R.param(r, "reference_step"): R.phase_ends(r)[1] for r in group}
+    by_step = {R.param(r, "reference_step"): R.plateau_end_or_budget(r) for r in group}
     final_end = by_step[max(by_step)]
-    if first is None or end is None or final_end is None or end <= first:
+    if first is None or end is None or end <= first:
       removed.append(math.nan)
       continue
     removed.append((end - final_end) / (end - first))
-    inside = [e for s, e in by_step.items() if first < s < end and e is not None]
+    inside = [e for s, e in by_step.items() if first < s < end]
     initial = by_step.get(0)
     if inside and initial is not None:
       later_than_initial.append(float(np.mean(inside)) - initial)

@@ -131,21 +131,11 @@ def warmup(runs: list[dict]) -> Score:
 # Power-law alpha (claim 3) ---------------------------------------------------------------------
 
 
-def _plateau_end(run: dict) -> float:
-  """The run's plateau end step; a plateau that never ends counts as the budget (a lower
-  bound on it)."""
-  end = R.phase_ends(run)[1]
-  if end is not None:
-    return float(end)
-  budget = curricula.regime_of(run)[1]
-  return float(budget) if R.is_number(budget) else math.nan
-
-
 def _alpha_row(population, budget, runs: list[dict]) -> dict:
   """One (population, budget): per alpha, the mean plateau end and final attribute loss over
   seeds; the alphas with the shortest plateau (ties kept) and the one with the lowest loss."""
   by_alpha = dict(sorted(R.group_by(runs, lambda r: float(R.param(r, "alpha"))).items()))
-  plateau = [_mean(_plateau_end(r) for r in g) for g in by_alpha.values()]
+  plateau = [_mean(R.plateau_end_or_budget(r) for r in g) for g in by_alpha.values()]
   loss = [_mean(R.final(r, "attribute_loss") for r in g) for g in by_alpha.values()]
   alphas = list(by_alpha)
   finite_plateau = [p for p in plateau if math.isfinite(p)]

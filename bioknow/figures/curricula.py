@@ -27,13 +27,9 @@ _LABELS = {
 }
 
 
-def _budget(run: dict):
-  return run["config"].get("train.n_steps", R.param(run, "n_steps"))
-
-
 def regime_of(run: dict) -> tuple:
   """(population, training steps) from the run's config."""
-  return (R.population(run), _budget(run))
+  return (R.population(run), R.n_steps(run))
 
 
 def regime_label(regime: tuple) -> str:

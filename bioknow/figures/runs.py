@@ -143,6 +143,21 @@ def phase_ends(run: dict) -> tuple[float | None, float | None]:
   return ends["first_phase_end_step"], ends["plateau_end_step"]
 
 
+def n_steps(run: dict):
+  """The run's training steps, from its config."""
+  return run["config"].get("train.n_steps", param(run, "n_steps"))
+
+
+def plateau_end_or_budget(run: dict) -> float:
+  """The run's plateau end step; a plateau that never ends counts as the run's training
+  steps (a lower bound on it), so runs stuck on the plateau are ranked, not dropped."""
+  end = phase_ends(run)[1]
+  if end is not None:
+    return float(end)
+  budget = n_steps(run)
+  return float(budget) if is_number(budget) else math.nan
+
+
 def learning_rate(run: dict) -> float:
   """optimizer.lr from the config, else the first evaluation's lr."""
   config = run["config"]
