@@ -10,7 +10,6 @@ import math
 import pathlib
 
 import matplotlib.pyplot as plt
-import numpy as np
 
 from bioknow.figures import runs as R
 
@@ -100,10 +99,14 @@ def draw(runs: list[dict], out_dir: pathlib.Path):
   lines = []
   for color, (start, pairs) in zip(start_colors, table.items()):
     final = [R.final(r, "attribute_loss") for _, r in pairs]
-    ends = [R.phase_ends(r)[1] for _, r in pairs]
+    ends = [R.plateau_end_or_budget(r) for _, r in pairs]
     xs = [x[s] for s, _ in pairs]
     axes[0].plot(xs, final, "o-", color=color, label=_title(start))
-    axes[1].plot(xs, [e if e is not None else np.nan for e in ends], "o-", color=color)
+    axes[1].plot(xs, ends, "o-", color=color)
+    # A plateau that never ends is drawn at the run's last step, hollow (a lower bound).
+    never = [(xi, e) for xi, e, (_, r) in zip(xs, ends, pairs) if R.phase_ends(r)[1] is None]
+    if never:
+      axes[1].plot(*zip(*never), "o", color=color, mfc="white", label="never ends (last step)")
     lines.append(
       f"{_title(start)}, final attribute loss by reference step: "
       + ", ".join(f"{s}: {v:.3f}" for (s, _), v in zip(pairs, final))
@@ -123,5 +126,7 @@ def draw(runs: list[dict], out_dir: pathlib.Path):
   if math.isfinite(R.baseline(some)):
     axes[0].axhline(R.baseline(some), color="k", ls="--", lw=1, label="no-knowledge baseline")
   axes[0].legend(fontsize=7)
+  if axes[1].get_legend_handles_labels()[0]:
+    axes[1].legend(fontsize=7)
   paths.append(R.save(fig, out_dir, "patching_final"))
   return paths, lines
