@@ -257,25 +257,29 @@ def test_score_only_reads_part_of_a_grid_and_trains_nothing(tmp_path, capsys):
   assert (card[0]["runs_finished"], card[0]["runs_planned"]) == (3, 5)
 
 
-def test_patching_verdicts(tmp_path):
-  """Reference: first phase ends at step 100, plateau at 400 (4 evaluations at the floor
-  after the first phase); attention to the name rises 0.1 -> 0.3 in the last layer."""
+def _patching_group(tmp_path, name, seed, final_end, inside_end, initial_end) -> list[dict]:
+  """One seed's reference (first phase ends at step 100, plateau at 400; last-layer attention
+  to the name 0.1 -> 0.3) and runs patched from step 0 with the patterns of its steps 0, 200
+  and 1,250, whose plateaus end at the steps given (None: never, in 1,250 steps)."""
+  attn = [{"attn_value_to_name": [0.5, 0.1 if i <= 3 else 0.3]} for i in range(9)]
+  ref = _pretrain_run(tmp_path / f"{name}reference_{seed}", seed, _curve(2, 6, 0.5))
+  ref["records"] = [r | a for r, a in zip(ref["records"], attn)]
+  runs = [ref | {"name": "reference" + (f"_seed{seed}" if seed else "")}]
+  for ref_step, end in ((0, initial_end), (200, inside_end), (1250, final_end)):
+    if end is None:  # the plateau never ends: at the floor to the last evaluation
+      curve = _curve(2, 7, 1.0)
+    else:
+      curve = _curve(2, end // 50 - 2, 0.5) if end > 100 else _curve(1, 1, 0.5)
+    run = _pretrain_run(tmp_path / f"{name}p{ref_step}_{seed}", seed, curve)
+    run["summary"]["experiment"] = "patching"
+    run["config"] |= {"reference_step": ref_step, "start_patching": 0, "train.n_steps": 1250}
+    runs.append(run)
+  return runs
 
+
+def test_patching_verdicts(tmp_path):
   def group(name, seed, final_end, inside_end, initial_end):
-    attn = [{"attn_value_to_name": [0.5, 0.1 if i <= 3 else 0.3]} for i in range(9)]
-    ref = _pretrain_run(tmp_path / f"{name}reference_{seed}", seed, _curve(2, 6, 0.5))
-    ref["records"] = [r | a for r, a in zip(ref["records"], attn)]
-    runs = [ref | {"name": "reference" + (f"_seed{seed}" if seed else "")}]
-    for ref_step, end in ((0, initial_end), (200, inside_end), (1250, final_end)):
-      if end is None:  # the plateau never ends: at the floor to the last evaluation
-        curve = _curve(2, 7, 1.0)
-      else:
-        curve = _curve(2, end // 50 - 2, 0.5) if end > 100 else _curve(1, 1, 0.5)
-      run = _pretrain_run(tmp_path / f"{name}p{ref_step}_{seed}", seed, curve)
-      run["summary"]["experiment"] = "patching"
-      run["config"] |= {"reference_step": ref_step, "start_patching": 0, "train.n_steps": 1250}
-      runs.append(run)
-    return runs
+    return _patching_group(tmp_path, name, seed, final_end, inside_end, initial_end)
 
   ends = phase_ends(group("probe", 0, 150, 450, 400)[0]["records"])
   assert (ends["first_phase_end_step"], ends["plateau_end_step"]) == (100, 400)
@@ -586,6 +590,9 @@ def test_new_claims_draw_their_figures(tmp_path):
   templates = _templates_grid(tmp_path / "t", {1: [1.0], 16: [0.05]})
   assert figures.templates(templates, tmp_path / "fig").stat().st_size > 500
   assert figures.warmup([], tmp_path / "fig") is None
+  patched = [r for seed in range(2) for r in _patching_group(tmp_path, "p", seed, 150, 450, None)]
+  assert figures.patching(patched, tmp_path / "fig").name == "claim_patching.png"
+  assert figures.patching(patched[:1], tmp_path / "fig") is None  # a reference alone
 
 
 # The claims' points: lr copies and regimes ------------------------------------------------------

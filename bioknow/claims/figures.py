@@ -8,7 +8,6 @@ import numpy as np
 
 from bioknow.claims import rules, rules_curricula
 from bioknow.figures import finetune as finetune_family
-from bioknow.figures import patching as patching_family
 from bioknow.figures import population
 from bioknow.figures import runs as R
 
@@ -97,7 +96,65 @@ def _first_of_family(family, runs: list[dict], out_dir: pathlib.Path) -> pathlib
 
 
 def patching(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
-  return _first_of_family(patching_family, runs, out_dir)
+  """Patched from step 0, against the reference step of the patterns: plateau end (hollow: a
+  plateau that never ends, at the run's last step) and final attribute loss, mean with the
+  seeds' range, the unpatched references' mean and range behind; right, the references'
+  last-layer attention from the first value token to the name, one line per seed, phase ends
+  marked."""
+  done = [r for r in runs if r["summary"]]
+  patched = [r for r in done if R.experiment(r) == "patching" and not R.param(r, "start_patching")]
+  if not patched:
+    return None
+  refs = [r for r in _pretrain(done) if r["name"].startswith("reference")]
+  by_step = R.group_by(patched, lambda r: R.param(r, "reference_step"))
+  steps = sorted(by_step, key=R.order)
+  fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+  for ax, value, label in (
+    (axes[0], R.plateau_end_or_budget, "plateau end (steps)"),
+    (axes[1], lambda r: R.final(r, "attribute_loss"), "final attribute loss (nats)"),
+  ):
+    per_step = [np.array([value(r) for r in by_step[s]]) for s in steps]
+    mean = np.array([v.mean() for v in per_step])
+    low, high = np.array([v.min() for v in per_step]), np.array([v.max() for v in per_step])
+    ax.errorbar(
+      range(len(steps)),
+      mean,
+      yerr=[mean - low, high - mean],
+      fmt="o-",
+      capsize=3,
+      label=f"patched from step 0 ({len(per_step[0])} seeds)",
+    )
+    if refs:
+      ref = np.array([value(r) for r in refs])
+      ax.axhline(ref.mean(), color="k", lw=1, label=f"unpatched ({len(refs)} seeds)")
+      ax.axhspan(ref.min(), ref.max(), color="k", alpha=0.1)
+    ax.set_xticks(range(len(steps)), [str(s) for s in steps])
+    ax.set(xlabel="reference step of the patterns", ylabel=label)
+  never = [
+    (i, R.plateau_end_or_budget(r))
+    for i, s in enumerate(steps)
+    for r in by_step[s]
+    if R.phase_ends(r)[1] is None
+  ]
+  if never:
+    axes[0].plot(*zip(*never), "o", color="C0", mfc="white", ms=9, label="never ends (last step)")
+  axes[1].axhline(R.baseline(patched[0]), color="0.4", ls="--", lw=1, label="no-knowledge floor")
+  for ref, color in zip(refs, R.palette(len(refs))):
+    at, attention = R.layer_series(ref["records"], "attn_value_to_name")
+    if not len(at):
+      continue
+    axes[2].plot(at, attention[:, -1], color=color, label=f"reference, seed {rules.seed_of(ref)}")
+    for end, marker in zip(R.phase_ends(ref), ("o", "s")):
+      if end is not None:
+        axes[2].plot([end], [np.interp(end, at, attention[:, -1])], marker, color=color)
+  axes[2].set(
+    xlabel="training step",
+    ylabel="last-layer attention, first value token -> name",
+    title="o: first phase ends, s: plateau ends",
+  )
+  for ax in axes:
+    ax.legend(fontsize=7)
+  return R.save(fig, out_dir, "claim_patching")
 
 
 def finetune(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
