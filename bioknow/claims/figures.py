@@ -125,9 +125,9 @@ def patching(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
       label=f"patched from step 0 ({len(per_step[0])} seeds)",
     )
     if refs:
-      ref = np.array([value(r) for r in refs])
-      ax.axhline(ref.mean(), color="k", lw=1, label=f"unpatched ({len(refs)} seeds)")
-      ax.axhspan(ref.min(), ref.max(), color="k", alpha=0.1)
+      unpatched = np.array([value(r) for r in refs])
+      ax.axhline(unpatched.mean(), color="k", lw=1, label=f"unpatched ({len(refs)} seeds)")
+      ax.axhspan(unpatched.min(), unpatched.max(), color="k", alpha=0.1)
     ax.set_xticks(range(len(steps)), [str(s) for s in steps])
     ax.set(xlabel="reference step of the patterns", ylabel=label)
   never = [
