@@ -211,11 +211,47 @@ def test_dry_run_lists_every_claim(tmp_path, capsys):
   assert list(tmp_path.iterdir()) == []
 
 
+def test_hawk_scorecard_leaves_out_the_claims_it_does_not_fit(tmp_path, capsys):
+  """The README's Hawk command: attention patching and the toy memory (no model.mixer) are
+  not applicable under Hawk and say why; the other claims are planned with Hawk. Named in
+  --only, an unfit claim fails; an override that fits no claim fails; nothing is written."""
+  hawk = ["--config=set:model.mixer='hawk'", f"--workdir={tmp_path}"]
+  claims_main.FLAGS.unparse_flags()
+  assert claims_main.main(["claims", "--dry_run", *hawk]) == 0
+  out = capsys.readouterr().out
+  assert "patching: not applicable: point patch_start0_ref0: model.mixer: got 'hawk'" in out
+  assert "toy_memory: not applicable: --config: model.mixer is not a config path" in out
+  assert "three_phases: 5 points of phases.py" in out and "templates: 90 points" in out
+  for argv, message in [
+    (["--only=three_phases,patching"], "attention patching needs 'attention'"),
+    (["--config=set:model.mixr='hawk'"], "model.mixr is not a config path"),
+  ]:
+    claims_main.FLAGS.unparse_flags()
+    with pytest.raises(SystemExit) as e:
+      claims_main.main(["claims", *hawk, *argv])
+    assert message in str(e.value)
+  assert list(tmp_path.iterdir()) == []
+
+
+def test_not_applicable_rows_keep_catalog_order(tmp_path, capsys):
+  """--score_only under Hawk: every claim gets a row, the unfit ones "not applicable" with
+  their reason, in catalog order, and the table shows them."""
+  claims_main.FLAGS.unparse_flags()
+  argv = ["claims", "--score_only", "--config=set:model.mixer='hawk'", f"--workdir={tmp_path}"]
+  assert claims_main.main(argv) == 0
+  card = json.loads((tmp_path / "claims" / "claims.json").read_text())
+  assert [r["claim"] for r in card] == [c.name for c in catalog.CLAIMS]
+  verdicts = {r["claim"]: r["verdict"] for r in card}
+  assert verdicts["patching"] == verdicts["toy_memory"] == "not applicable"
+  assert verdicts["three_phases"] == "not run"
+  assert "| patching: " in capsys.readouterr().out
+
+
 def test_scorecard_from_finished_runs(tmp_path, capsys):
   """Scoring reuses finished runs: the three seeds and the two lr copies of sweeps/phases.py,
   already there, are read and scored at the lr with the best training loss; nothing trains."""
   sweep_dir = tmp_path / "phases"
-  points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 3, [], tmp_path)[0][2]
+  points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 3, [], tmp_path)[0][0][2]
   for seed, p in enumerate(points):
     train_loss = 1.5 if "_lrx" in p.name else 1.0  # the base lr trains best
     _pretrain_run(sweep_dir / p.name, seed, _curve(2, 4, 0.5), extra={"train_loss": train_loss})
@@ -243,7 +279,7 @@ def test_score_only_reads_part_of_a_grid_and_trains_nothing(tmp_path, capsys):
   """--score_only on 3 of three_phases' 5 runs: the row is scored from those 3, says so, and
   no run directory is created for the 2 missing points."""
   sweep_dir = tmp_path / "phases"
-  points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 3, [], tmp_path)[0][2]
+  points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 3, [], tmp_path)[0][0][2]
   for seed, p in enumerate(points[:3]):
     _pretrain_run(sweep_dir / p.name, seed, _curve(2, 4, 0.5), extra={"train_loss": 1.0})
     (sweep_dir / p.name / "config.json").unlink()
@@ -345,7 +381,7 @@ def test_seeded_copies_read_their_own_seeds_sources():
 def test_a_run_of_another_config_is_refused_before_anything_runs(tmp_path):
   """A phases run stored with another lr stops the scorecard with the launcher's
   sentence; nothing is written."""
-  points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 1, [], tmp_path)[0][2]
+  points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 1, [], tmp_path)[0][0][2]
   run = _pretrain_run(tmp_path / "phases" / points[0].name, 0, _curve(2, 4, 0.5))
   before = sorted(p for p in tmp_path.rglob("*"))
   with pytest.raises(ValueError, match="holds a run of another config"):

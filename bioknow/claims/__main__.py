@@ -15,7 +15,10 @@ verdict on part of a grid says so ("holds (15 of 45 runs)").
 
 --config overrides apply to every run ("does the claim hold for Hawk?" is
 --config=set:model.mixer='"hawk"' --workdir=runs/hawk); runs with overrides need a workdir
-of their own, so they never mix with the default runs.
+of their own, so they never mix with the default runs. Without --only, a claim whose points
+the overrides do not fit (attention patching under Hawk; the toy memory, which has no
+model.mixer) is scored "not applicable", with the reason, and the others run; a claim named
+in --only, or overrides that fit no claim, fail before anything runs.
 """
 
 import json
@@ -50,6 +53,7 @@ flags.DEFINE_bool(
   flag_values=FLAGS,
 )
 DEFAULT_WORKDIR = "runs"
+NOT_APPLICABLE = "not applicable"
 
 
 def select(only: str | None) -> list[catalog.Claim]:
@@ -61,11 +65,21 @@ def select(only: str | None) -> list[catalog.Claim]:
   return [catalog.BY_NAME[n] for n in names]
 
 
-def plan(claims, scale: str, seeds: int, directives: list[str], workdir: pathlib.Path):
-  """(claim, sweep workdir, points) for each claim: every point built and checked first."""
+def plan(
+  claims,
+  scale: str,
+  seeds: int,
+  directives: list[str],
+  workdir: pathlib.Path,
+  skip_unfit: bool = False,
+):
+  """(claim, sweep workdir, points) for each claim: every point built and checked first.
+  With skip_unfit, a claim whose points the overrides do not fit is left out and returned
+  in the second list as (claim, reason), unless no claim fits (then the first reason is
+  raised: the overrides, not the claims, are wrong)."""
   if seeds < 1:
     raise ValueError(f"--seeds: got {seeds}; it must be an integer >= 1.")
-  planned = []
+  planned, unfit = [], []
   for claim in claims:
     module = launch_checks.load_sweep(str(claim.sweep_path))
     shim = types.SimpleNamespace(
@@ -74,10 +88,36 @@ def plan(claims, scale: str, seeds: int, directives: list[str], workdir: pathlib
       __file__=module.__file__,
     )
     sweep_dir = workdir / claim.sweep_path.stem
-    points = launch.build_points(shim, scale, directives, None, sweep_dir)
+    try:
+      points = launch.build_points(shim, scale, directives, None, sweep_dir)
+    except ValueError as e:
+      if not (skip_unfit and directives):
+        raise
+      unfit.append((claim, str(e)))
+      continue
     launch_checks.runs_to_replace(points, sweep_dir, overwrite=False)  # a run never mixes configs
     planned.append((claim, sweep_dir, points))
-  return planned
+  if unfit and not planned:
+    raise ValueError(unfit[0][1])
+  return planned, unfit
+
+
+def not_applicable(claim: catalog.Claim, reason: str) -> dict:
+  """The row of a claim whose points the --config overrides do not fit."""
+  return {
+    "claim": claim.name,
+    "statement": claim.statement,
+    "paper": claim.paper,
+    "measured": f"the overrides do not fit its runs: {reason}",
+    "verdict": NOT_APPLICABLE,
+    "rule": "",
+    "values": {},
+    "runs": [],
+    "runs_finished": 0,
+    "runs_planned": 0,
+    "compute_seconds": 0.0,
+    "figure": None,
+  }
 
 
 def score(claim: catalog.Claim, sweep_dir: pathlib.Path, points, out_dir: pathlib.Path) -> dict:
@@ -153,11 +193,15 @@ def main(argv: list[str]) -> int:
     sys.exit("--config changes every run: give them a --workdir of their own, e.g. runs/hawk.")
   try:
     workdir = launch_checks.resolve_workdir(FLAGS.workdir)
-    planned = plan(select(FLAGS.only), FLAGS.scale, FLAGS.seeds, FLAGS.config, workdir)
+    planned, unfit = plan(
+      select(FLAGS.only), FLAGS.scale, FLAGS.seeds, FLAGS.config, workdir, not FLAGS.only
+    )
     if not FLAGS.dry_run:
       launch_checks.check_writable(workdir)
   except ValueError as e:
     sys.exit(str(e))
+  for claim, reason in unfit:
+    print(f"{claim.name}: {NOT_APPLICABLE}: {reason}", flush=True)
   if FLAGS.dry_run:
     for claim, sweep_dir, points in planned:
       steps = sum(p.experiment.n_steps for p in points)
@@ -177,6 +221,8 @@ def main(argv: list[str]) -> int:
       results = executors.run_inline(points, sweep_dir)
       failed |= any(status.startswith("FAILED") for _, status, _ in results)
     rows.append(score(claim, sweep_dir, points, out_dir))
+  rows += [not_applicable(claim, reason) for claim, reason in unfit]
+  rows.sort(key=lambda r: [c.name for c in catalog.CLAIMS].index(r["claim"]))
   out_dir.mkdir(parents=True, exist_ok=True)
   card = out_dir / "claims.json"
   card.write_text(json.dumps(_json_safe(merged(rows, card)), indent=1) + "\n")
