@@ -336,7 +336,9 @@ def test_patching_verdicts(tmp_path):
   assert score.verdict == rules.WEAK
 
 
-def _finetune_run(path, seed, n_new, weight, before, low) -> dict:
+def _finetune_run(path, seed, n_new, weight, before, low, half_step=100) -> dict:
+  """Pre-training accuracy from `before` to `low` over 400 steps, at 0.45 of the drop just
+  before half_step and 0.55 at it."""
   summary = {
     "experiment": "finetune",
     "n_finetune": n_new,
@@ -345,15 +347,19 @@ def _finetune_run(path, seed, n_new, weight, before, low) -> dict:
     "min_pretrain_accuracy": low,
   }
   leaves = {"n_finetune": n_new, "weight_replay": weight, "train.seed": seed}
-  return _write_run(path, leaves, [{"step": 0}], summary)
+  drop = before - low
+  curve = [(0, before), (half_step - 10, before - 0.45 * drop), (half_step, before - 0.55 * drop)]
+  records = [{"step": s, "pretrain/attribute_accuracy": a} for s, a in [*curve, (400, low)]]
+  return _write_run(path, leaves, records, summary)
 
 
 def test_finetune_verdicts(tmp_path):
-  def grid(name, low_by_n, replay_low, rare_low):
+  def grid(name, low_by_n, replay_low, rare_low, half_step=100):
     runs = []
     for seed in range(2):
       for n, low in low_by_n.items():
-        runs.append(_finetune_run(tmp_path / f"{name}{n}_{seed}", seed, n, 0.0, 0.8, low))
+        path = tmp_path / f"{name}{n}_{seed}"
+        runs.append(_finetune_run(path, seed, n, 0.0, 0.8, low, half_step))
       runs.append(_finetune_run(tmp_path / f"{name}r_{seed}", seed, 100, 1.0, 0.8, replay_low))
       runs.append(_finetune_run(tmp_path / f"{name}c_{seed}", seed, 0, 0.0, 0.8, rare_low))
     return runs
@@ -363,9 +369,17 @@ def test_finetune_verdicts(tmp_path):
   assert score.verdict == rules.HOLDS
   assert score.values["share_saved_by_replay"]["mean"] == pytest.approx(1 - 0.05 / 0.3)
   assert score.values["rare_seen_forgetting"]["mean"] == pytest.approx(0.1)
+  assert score.values["half_forgotten_by_step"] == {"mean": 100, "min": 100, "max": 100, "n": 6}
+  assert "half of it by step 100 (100-100, 6 runs)" in score.measured
   assert rules.finetune(grid("c", growing, 0.75, 0.4)).verdict == rules.WEAK  # rare collapse
+  # Forgetting that takes longer than a few hundred steps: the rest holds, so weak.
+  slow = rules.finetune(grid("s", growing, 0.75, 0.7, half_step=rules.FAST_STEPS + 10))
+  assert slow.verdict == rules.WEAK
+  assert slow.values["half_forgotten_by_step"]["mean"] == rules.FAST_STEPS + 10
   flat = {50: 0.5, 100: 0.5, 200: 0.5}
   assert rules.finetune(grid("f", flat, 0.5, 0.4)).verdict == rules.FAILS
+  # Slow and flat: only replay and the rare people hold, two of four: weak.
+  assert rules.finetune(grid("sf", flat, 0.75, 0.7, half_step=350)).verdict == rules.WEAK
 
 
 def test_seeded_copies_read_their_own_seeds_sources():

@@ -141,8 +141,9 @@ CLAIMS = (
   ),
   Claim(
     "finetune",
-    "fine-tuning on new people erases old knowledge; replay and rare seen people do not",
-    "Figs. 5, N, P: forgetting grows with 1k-16k new people; replay 2 to 1/32 limits it",
+    "fine-tuning on new people erases old knowledge fast; replay and rare seen people do not",
+    "Figs. 5, N, P: collapse in the first few hundred steps; forgetting grows with 1k-16k new "
+    "people; replay 2 to 1/32 limits it",
     "finetune.py",
     rules.finetune,
     figures.finetune,

@@ -36,6 +36,8 @@ KEPT_AWAY = 0.5
 # than the smallest, above the 0.02-0.04 that seeds of one size differ by at the CPU scale,
 # so forgetting that has saturated (everything erased at every size) does not count as growth.
 GROWTH_MARGIN = 0.05
+# Fine-tuning: "within the first few hundred steps" (the paper), read as half of the forgetting.
+FAST_STEPS = 300
 
 
 class Score(NamedTuple):
@@ -312,13 +314,25 @@ def patching(runs: list[dict]) -> Score:
   return Score(verdict, measured, values)
 
 
+def half_drop_step(run: dict) -> float:
+  """The first evaluated fine-tuning step at which pre-training accuracy has lost half of its
+  drop (before fine-tuning minus its lowest value); NaN without that series or without a drop."""
+  s = run["summary"]
+  before, low = s["pretrain_accuracy_before_finetune"], s["min_pretrain_accuracy"]
+  steps, accuracy = R.series(run["records"], "pretrain/attribute_accuracy")
+  reached = steps[accuracy <= before - 0.5 * (before - low)] if before > low else steps[:0]
+  return float(reached[0]) if len(reached) else math.nan
+
+
 def finetune(runs: list[dict]) -> Score:
   """Claim 6. Forgetting = pre-training accuracy before fine-tuning minus its lowest value during
   it. Holds when (a) the mean forgetting without replay grows with every step up in the number of
   new people, by GROWTH_MARGIN from the fewest to the most (at least 3 sizes), (b) the most replayed
   run keeps at least KEPT_AWAY of the forgetting away (against no replay at the same size, every
-  seed) and (c) fine-tuning on rare, already-seen people forgets at most (1 - KEPT_AWAY) of what new
-  people of the largest size do; weak when two of the three hold; does not hold otherwise."""
+  seed), (c) fine-tuning on rare, already-seen people forgets at most (1 - KEPT_AWAY) of what new
+  people of the largest size do and (d) every run on new people without replay has lost half of
+  its forgetting within FAST_STEPS fine-tuning steps (half_drop_step); weak when two or three of
+  the four hold; does not hold otherwise."""
   runs = finished(runs, "finetune")
   if not runs:
     return Score(NO_RUNS, "no finished fine-tuning run", {})
@@ -332,17 +346,23 @@ def finetune(runs: list[dict]) -> Score:
   means = [d["mean"] for d in drops.values()]
   rare = spread([forgetting(r) for r in runs if not R.param(r, "n_finetune")])
   rare_keeps = bool(rare["n"]) and bool(means) and rare["mean"] <= (1 - KEPT_AWAY) * means[-1]
+  half_steps = [half_drop_step(r) for r in new if not R.param(r, "weight_replay")]
+  fast = bool(half_steps) and all(step <= FAST_STEPS for step in half_steps)
   values = {
     "forgetting_by_n_new": {str(n): d for n, d in drops.items()},
     "replay_weight": top,
     "share_saved_by_replay": kept_away,
     "rare_seen_forgetting": rare,
+    "half_forgotten_by_step": spread(half_steps),
   }
-  n_true = sum((grows, replay_helps, rare_keeps))
-  verdict = HOLDS if n_true == 3 else WEAK if n_true == 2 else FAILS
+  n_true = sum((grows, replay_helps, rare_keeps, fast))
+  verdict = HOLDS if n_true == 4 else WEAK if n_true >= 2 else FAILS
   by_n_text = ", ".join(f"{n}: {fmt(d, 2)}" for n, d in drops.items())
+  half = values["half_forgotten_by_step"]
+  half_text = f"{half['mean']:.0f} ({half['min']:.0f}-{half['max']:.0f}, {half['n']} runs)"
   measured = (
-    f"pre-training accuracy lost by new people {by_n_text}; replay (weight {top}) keeps "
+    f"pre-training accuracy lost by new people {by_n_text}, half of it by step "
+    f"{half_text if half['n'] else 'none'}; replay (weight {top}) keeps "
     f"{fmt(kept_away, 2)} of it away; rare seen people lose "
     f"{fmt(rare, 2)}"
   )
