@@ -42,7 +42,7 @@ device-check: $(STAMP)
 clean:
 	rm -rf $(VENV) runs .pytest_cache
 
-# The README's tour: every sweep at --scale=small, then its figures, then a copy of the ones
+# The README's figures: every sweep at --scale=small, then its figures, then a copy of the ones
 # the README shows in docs/tour/ (about 5.5 hours on 2 CPU cores; re-running resumes where it stopped).
 TOUR_SWEEPS := quickstart phases toy_memory population templates ablations curricula patching finetune sequential
 TOUR_FIGURES := quickstart/figures/learning_curves_quickstart.png phases/figures/learning_curves_phases_seed0.png \

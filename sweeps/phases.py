@@ -7,7 +7,7 @@ people with a model twice as wide (2 layers, d 128, MLP 512) trained for 2,000 s
 
 Why this exists next to the quickstart. On 2 cores the quickstart must end in 5 minutes, and
 at 800 people its 64-wide model ends at 20-40% accuracy; fewer people (400) reach 88% but their
-plateau is no longer than the first phase (README, "Trade-off at this scale"). Twice the width
+plateau is no longer than the first phase (docs/notes.md, "Trade-off"). Twice the width
 learns who is who about twice as fast per step after the plateau, at twice the cost per step;
 with 2,000 steps the same plateau is followed by knowledge well above 80% accuracy, so
 held-out people's loss climbs far above the floor and the model's confidence tells seen from

@@ -9,7 +9,7 @@ Reproduces Figure A of the paper: with one template per attribute the model memo
 sentences rather than facts (on evaluation templates the loss stays far above the baseline
 while on training templates it goes to zero); more templates close the gap. The paper also
 finds shuffled sentence order necessary; at small scale (300 people) fixed order is learned
-faster instead (see the README's tour).
+faster instead (docs/notes.md).
 """
 
 from bioknow import configs
