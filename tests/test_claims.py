@@ -212,39 +212,31 @@ def test_dry_run_lists_every_claim(tmp_path, capsys):
 
 
 def test_hawk_scorecard_leaves_out_the_claims_it_does_not_fit(tmp_path, capsys):
-  """The README's Hawk command: attention patching and the toy memory (no model.mixer) are
-  not applicable under Hawk and say why; the other claims are planned with Hawk. Named in
-  --only, an unfit claim fails; an override that fits no claim fails; nothing is written."""
-  hawk = ["--config=set:model.mixer='hawk'", f"--workdir={tmp_path}"]
+  """The README's Hawk command (scoring only): attention patching and the toy memory (no
+  model.mixer) are "not applicable" under Hawk and say why, the others are planned with Hawk;
+  every claim keeps its row, in catalog order. Named in --only, an unfit claim fails; an
+  override that fits no claim fails; neither writes anything."""
+  hawk = ["--config=set:model.mixer='hawk'", f"--workdir={tmp_path / 'hawk'}"]
   claims_main.FLAGS.unparse_flags()
-  assert claims_main.main(["claims", "--dry_run", *hawk]) == 0
+  assert claims_main.main(["claims", "--score_only", *hawk]) == 0
   out = capsys.readouterr().out
   assert "patching: not applicable: point patch_start0_ref0: model.mixer: got 'hawk'" in out
   assert "toy_memory: not applicable: --config: model.mixer is not a config path" in out
-  assert "three_phases: 5 points of phases.py" in out and "templates: 90 points" in out
+  assert "=== claim three_phases: 5 points of phases.py" in out and "| patching: " in out
+  card = json.loads((tmp_path / "hawk" / "claims" / "claims.json").read_text())
+  assert [r["claim"] for r in card] == [c.name for c in catalog.CLAIMS]
+  verdicts = {r["claim"]: r["verdict"] for r in card}
+  assert verdicts["patching"] == verdicts["toy_memory"] == "not applicable"
+  assert verdicts["three_phases"] == "not run"
   for argv, message in [
     (["--only=three_phases,patching"], "attention patching needs 'attention'"),
     (["--config=set:model.mixr='hawk'"], "model.mixr is not a config path"),
   ]:
     claims_main.FLAGS.unparse_flags()
     with pytest.raises(SystemExit) as e:
-      claims_main.main(["claims", *hawk, *argv])
+      claims_main.main(["claims", *hawk[:1], *argv, f"--workdir={tmp_path / 'bad'}"])
     assert message in str(e.value)
-  assert list(tmp_path.iterdir()) == []
-
-
-def test_not_applicable_rows_keep_catalog_order(tmp_path, capsys):
-  """--score_only under Hawk: every claim gets a row, the unfit ones "not applicable" with
-  their reason, in catalog order, and the table shows them."""
-  claims_main.FLAGS.unparse_flags()
-  argv = ["claims", "--score_only", "--config=set:model.mixer='hawk'", f"--workdir={tmp_path}"]
-  assert claims_main.main(argv) == 0
-  card = json.loads((tmp_path / "claims" / "claims.json").read_text())
-  assert [r["claim"] for r in card] == [c.name for c in catalog.CLAIMS]
-  verdicts = {r["claim"]: r["verdict"] for r in card}
-  assert verdicts["patching"] == verdicts["toy_memory"] == "not applicable"
-  assert verdicts["three_phases"] == "not run"
-  assert "| patching: " in capsys.readouterr().out
+  assert [d.name for d in tmp_path.iterdir()] == ["hawk"]
 
 
 def test_scorecard_from_finished_runs(tmp_path, capsys):
