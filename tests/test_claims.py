@@ -239,6 +239,51 @@ def test_hawk_scorecard_leaves_out_the_claims_it_does_not_fit(tmp_path, capsys):
   assert [d.name for d in tmp_path.iterdir()] == ["hawk"]
 
 
+def test_claims_command_trains_scores_and_then_reuses(tmp_path, capsys):
+  """End to end, with real training: the toy-memory claim at one seed, shrunk by overrides
+  (1,024 pairs, a 64-unit memory, 2,000 + 500 steps), trains its 7 points, scores them from
+  their run directories and draws its figure; a second call trains nothing and scores the
+  same runs to the same row."""
+  argv = [
+    "claims",
+    "--only=toy_memory",
+    "--seeds=1",
+    *(
+      f"--config=set:{field}"
+      for field in (
+        "n_pairs=1024",
+        "d_hidden=64",
+        "pretrain_steps=2000",
+        "finetune_steps=500",
+        "pretrain_eval_every=500",
+        "finetune_eval_every=50",
+      )
+    ),
+    f"--workdir={tmp_path}",
+  ]
+  claims_main.FLAGS.unparse_flags()
+  assert claims_main.main(argv) == 0
+  trained = [line for line in capsys.readouterr().out.splitlines() if line.startswith("== ")]
+  assert len(trained) == 7
+  card = json.loads((tmp_path / "claims" / "claims.json").read_text())
+  [row] = card
+  assert (row["runs_finished"], row["runs_planned"]) == (7, 7)
+  assert row["verdict"] in (rules.HOLDS, rules.WEAK, rules.FAILS)
+  assert set(row["values"]["forgetting_by_n_new"]) == {"16", "32", "64", "256"}
+  assert pathlib.Path(row["figure"]).stat().st_size > 500
+  summaries = sorted((tmp_path / "toy_memory").glob("*/summary.json"))
+  assert len(summaries) == 7
+  before = [p.read_text() for p in summaries]
+  claims_main.FLAGS.unparse_flags()
+  assert claims_main.main(argv) == 0
+  out = capsys.readouterr().out
+  assert "=== claim toy_memory: 7 points" in out
+  assert not [line for line in out.splitlines() if line.startswith("== ")]  # nothing trained
+  assert [p.read_text() for p in summaries] == before
+  again = json.loads((tmp_path / "claims" / "claims.json").read_text())
+  assert again[0]["values"] == row["values"] and again[0]["verdict"] == row["verdict"]
+
+
 def test_scorecard_from_finished_runs(tmp_path, capsys):
   """Scoring reuses finished runs: the three seeds and the two lr copies of sweeps/phases.py,
   already there, are read and scored at the lr with the best training loss; nothing trains."""
