@@ -31,7 +31,7 @@ import types
 from absl import flags
 
 from bioknow import configs, executors, launch, launch_checks
-from bioknow.claims import catalog
+from bioknow.claims import catalog, rules
 from bioknow.figures import runs as R
 
 FLAGS = flags.FlagValues()  # its own flags: bioknow.launch's, imported here, have other meanings
@@ -104,20 +104,8 @@ def plan(
 
 def not_applicable(claim: catalog.Claim, reason: str) -> dict:
   """The row of a claim whose points the --config overrides do not fit."""
-  return {
-    "claim": claim.name,
-    "statement": claim.statement,
-    "paper": claim.paper,
-    "measured": f"the overrides do not fit its runs: {reason}",
-    "verdict": NOT_APPLICABLE,
-    "rule": "",
-    "values": {},
-    "runs": [],
-    "runs_finished": 0,
-    "runs_planned": 0,
-    "compute_seconds": 0.0,
-    "figure": None,
-  }
+  result = rules.Score(NOT_APPLICABLE, f"the overrides do not fit its runs: {reason}", {})
+  return _row(claim, result, "", [], 0, None)
 
 
 def score(claim: catalog.Claim, sweep_dir: pathlib.Path, points, out_dir: pathlib.Path) -> dict:
@@ -125,20 +113,27 @@ def score(claim: catalog.Claim, sweep_dir: pathlib.Path, points, out_dir: pathli
   runs = [R.load_run(sweep_dir / p.name) for p in points if (sweep_dir / p.name).is_dir()]
   result = claim.score(runs)
   figure = claim.figure(runs, out_dir / "figures")
-  seconds = sum(r["summary"].get("wall_seconds", 0.0) for r in runs)
+  rule = " ".join((claim.score.__doc__ or "").split())
+  return _row(claim, result, rule, runs, len(points), figure)
+
+
+def _row(
+  claim: catalog.Claim, result: rules.Score, rule: str, runs: list[dict], planned: int, figure
+) -> dict:
+  """One row of the scorecard (and of claims.json)."""
   return {
     "claim": claim.name,
     "statement": claim.statement,
     "paper": claim.paper,
     "measured": result.measured,
     "verdict": result.verdict,
-    "rule": " ".join((claim.score.__doc__ or "").split()),
+    "rule": rule,
     "values": result.values,
     "runs": [r["name"] for r in runs],
     # Fewer finished than planned: a verdict on part of the grid (--score_only).
     "runs_finished": sum(1 for r in runs if r["summary"]),
-    "runs_planned": len(points),
-    "compute_seconds": seconds,
+    "runs_planned": planned,
+    "compute_seconds": sum(r["summary"].get("wall_seconds", 0.0) for r in runs),
     "figure": str(figure) if figure else None,
   }
 
