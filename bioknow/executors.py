@@ -177,3 +177,18 @@ def run_ray(points, workdir: pathlib.Path, address: str | None) -> list[Result]:
   finally:
     ray.shutdown()
   return [(p.name, statuses[p.name], summaries[p.name]) for p in points]
+
+
+EXECUTORS = ("inline", "ray")
+
+
+def run(
+  points, workdir: pathlib.Path, executor: str, ray_address: str | None = None
+) -> list[Result]:
+  """Runs the points with the named executor (one of EXECUTORS): what the launcher's and the
+  claims command's --executor choose."""
+  if executor == "ray":
+    return run_ray(points, workdir, ray_address)
+  if executor != "inline":
+    raise ValueError(f"--executor: got {executor!r}; allowed: {', '.join(EXECUTORS)}.")
+  return run_inline(points, workdir)

@@ -57,7 +57,7 @@ _CONFIG = flags.DEFINE_multi_string("config", [], "Overrides for every point: se
 _EXECUTOR = flags.DEFINE_enum(
   "executor",
   "inline",
-  ["inline", "ray"],
+  list(executors.EXECUTORS),
   "inline: points one after another in this process; ray: one Ray "
   "task per point (pip install 'bioknow[ray]').",
 )
@@ -286,10 +286,7 @@ def main(argv):
   for run in replaced:
     print(f"--overwrite: deleting {run.path} (its config.json differs or is unreadable)")
     run.remove()
-  if _EXECUTOR.value == "ray":
-    results = executors.run_ray(points, workdir, _RAY_ADDRESS.value)
-  else:
-    results = executors.run_inline(points, workdir)
+  results = executors.run(points, workdir, _EXECUTOR.value, _RAY_ADDRESS.value)
   print(f"\n{'point':40s} {'status':32s} key final metrics")
   experiments = {p.name: p.experiment for p in points}
   for name, status, summary in results:

@@ -239,11 +239,14 @@ def test_hawk_scorecard_leaves_out_the_claims_it_does_not_fit(tmp_path, capsys):
   assert [d.name for d in tmp_path.iterdir()] == ["hawk"]
 
 
+# Ray starts its local cluster's processes with fork + exec, which JAX warns about.
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
 def test_claims_command_trains_scores_and_then_reuses(tmp_path, capsys):
   """End to end, with real training: the toy-memory claim at one seed, shrunk by overrides
-  (1,024 pairs, a 64-unit memory, 2,000 + 500 steps), trains its 7 points, scores them from
-  their run directories and draws its figure; a second call trains nothing and scores the
-  same runs to the same row."""
+  (1,024 pairs, a 64-unit memory, 2,000 + 500 steps), trains its 7 points as Ray tasks
+  (--executor=ray), scores them from their run directories and draws its figure; a second
+  call, inline, trains nothing and scores the same runs to the same row."""
+  pytest.importorskip("ray")
   argv = [
     "claims",
     "--only=toy_memory",
@@ -262,9 +265,9 @@ def test_claims_command_trains_scores_and_then_reuses(tmp_path, capsys):
     f"--workdir={tmp_path}",
   ]
   claims_main.FLAGS.unparse_flags()
-  assert claims_main.main(argv) == 0
+  assert claims_main.main([*argv, "--executor=ray"]) == 0
   trained = [line for line in capsys.readouterr().out.splitlines() if line.startswith("== ")]
-  assert len(trained) == 7
+  assert len(trained) == 7 and all(line.endswith("(submitted to Ray)") for line in trained)
   card = json.loads((tmp_path / "claims" / "claims.json").read_text())
   [row] = card
   assert (row["runs_finished"], row["runs_planned"]) == (7, 7)
