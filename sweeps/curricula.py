@@ -3,7 +3,7 @@ python -m bioknow.report --workdir=runs/curricula
 
 Curricula over individuals: power laws, celebrities, warm-ups, and gradual growth.
 
-Grid: small, 6 alphas x (600, 1,200 people) x (750, 1,500 steps) + 4 runs of 1.5k steps on
+Grid: small, 6 alphas x (600, 1,200 people) x (750, 1,500 steps) + 12 runs of 1.5k steps on
 1,200 people (filter with --only); paper, 6 alphas x 5 populations x 3 budgets + 12
 celebrity + 25 warm-up + 4 growth runs (spread them with --executor=ray). Runtime: see the
 table in README.md.
@@ -33,7 +33,9 @@ PAPER = dict(
 )
 # Small: 6 alphas at 2 populations x 2 budgets, so that both where the plateau is shortest
 # and which way the best-loss alpha moves can show; the warm-up, celebrity and growth runs
-# are at 1,200 people and 1,500 steps.
+# are at 1,200 people and 1,500 steps. The paper's warm-ups cover 1/64-1/4 of the population
+# for 6-50% of the budget (1-8 epochs of 16k steps); the small ones 1/16-1/4 for 6-50%
+# (5 epochs of 1,200 people at batch 64 are 93 steps, 40 are 750).
 SMALL = dict(
   alphas=(0.0, 0.25, 0.5, 0.75, 1.0, 1.2),
   populations=(600, 1_200),
@@ -42,8 +44,8 @@ SMALL = dict(
   celebrities=(120,),
   weights=(8,),
   celebrity_n=1_200,
-  warmup_indiv=(150,),
-  warmup_epochs=(16,),
+  warmup_indiv=(75, 150, 300),
+  warmup_epochs=(5, 16, 40),
   warmup_n=1_200,
   growth_start=(150,),
 )
