@@ -472,10 +472,10 @@ def test_best_lr_keeps_the_lowest_mean_final_training_loss(tmp_path):
 # Curricula and templates -----------------------------------------------------------------------
 
 
-def _curriculum_run(root, name, seed, schedule=None, n=1200, steps=1500, **final) -> dict:
+def _curriculum_run(root, name, seed, schedule=None, n=1200, steps=1500, every=50, **final) -> dict:
   """A finished pretraining run named as the claims catalog names it (NAME[_seedK]), with
-  the schedule fields `schedule` and, at its last evaluation, the `final` metrics (accuracy,
-  loss, train_loss, plateau_end, lr, or any other key)."""
+  the schedule fields `schedule`, evaluations every `every` steps and, at its last one, the
+  `final` metrics (accuracy, loss, train_loss, plateau_end, lr, or any other key)."""
   lr = final.pop("lr", 8e-3)
   plateau_end = final.pop("plateau_end", 300)
   last = {
@@ -485,7 +485,11 @@ def _curriculum_run(root, name, seed, schedule=None, n=1200, steps=1500, **final
     "attribute_loss": final.pop("loss", BASELINE / 2),
     "train_loss": final.pop("train_loss", 1.0),
   } | final
-  records = [{"step": 0, "attribute_loss": 3 * BASELINE, "no_knowledge_baseline": BASELINE}, last]
+  records = [
+    {"step": step, "attribute_loss": 3 * BASELINE if step == 0 else BASELINE}
+    | {"no_knowledge_baseline": BASELINE}
+    for step in range(0, steps, every)
+  ] + [last]
   summary = last | {
     "experiment": "pretrain",
     "first_phase_end_step": 50,
@@ -567,13 +571,14 @@ def test_warmup_verdicts(tmp_path):
   assert rules_curricula.warmup([]).verdict == rules.NO_RUNS
 
 
-def _alpha_grid(root, best_loss_alpha: dict, plateau_by_alpha=None) -> list[dict]:
+def _alpha_grid(root, best_loss_alpha: dict, plateau_by_alpha=None, every=50) -> list[dict]:
   """Two seeds of alphas 0, 0.5, 1 at each (population, budget) of best_loss_alpha: the
-  final loss lowest at its alpha; plateau ends by alpha (None: never ends)."""
+  final loss lowest at its alpha; plateau ends by alpha (None: never ends; a pair: by seed),
+  evaluations every `every` steps."""
   plateau_by_alpha = plateau_by_alpha or {0.0: 600, 0.5: 400, 1.0: None}
   runs = []
   for (n, steps), best in best_loss_alpha.items():
-    for alpha_value, end in plateau_by_alpha.items():
+    for alpha_value, ends in plateau_by_alpha.items():
       for seed in range(2):
         runs.append(
           _curriculum_run(
@@ -583,8 +588,9 @@ def _alpha_grid(root, best_loss_alpha: dict, plateau_by_alpha=None) -> list[dict
             {"alpha": alpha_value},
             n,
             steps,
+            every,
             loss=1.0 if alpha_value == best else 1.5,
-            plateau_end=end,
+            plateau_end=ends[seed] if isinstance(ends, tuple) else ends,
           )
         )
   return runs
@@ -624,6 +630,32 @@ def test_alpha_verdicts(tmp_path):
   assert tied.verdict == rules.FAILS
   assert tied.values["by_regime"][0]["shortest_plateau_alpha"] == [0.0, 0.5]
   assert rules_curricula.alpha([]).verdict == rules.NO_RUNS
+
+
+def test_alpha_plateaus_closer_than_the_evaluations_are_not_ranked(tmp_path):
+  """Evaluations 150 steps apart: uniform sampling's plateau ends (450, 600; mean 525, each
+  seen ended one evaluation after 300 and 450) cannot be told from alpha 0.5's (450, 450), so
+  both count as shortest; with another regime inside (0, 1) that is weak, not holds; alone,
+  it does not hold."""
+  spaced = {0.0: (450, 600), 0.5: (450, 450), 1.0: None}
+  unresolved = _alpha_grid(tmp_path / "u", {(600, 1500): 0.5}, spaced, every=150)
+  (uniform,) = [r for r in unresolved if r["name"] == "powerlaw_n600_steps1500_alpha0_seed1"]
+  assert R.plateau_end_bounds(uniform) == (450.0, 600.0)
+  never = [r for r in unresolved if r["name"] == "powerlaw_n600_steps1500_alpha1"][0]
+  assert R.plateau_end_bounds(never) == (1500.0, 1500.0)  # the budget: a lower bound
+  resolved = _alpha_grid(tmp_path / "u", {(1200, 1500): 1.0})
+  score = rules_curricula.alpha(unresolved + resolved)
+  first = score.values["by_regime"][0]
+  assert first["plateau_end"][:2] == [525, 450] and first["plateau_end_earliest"][:2] == [375, 300]
+  assert first["shortest_plateau_alpha"] == [0.0, 0.5]
+  assert score.values["by_regime"][1]["shortest_plateau_alpha"] == [0.5]
+  assert score.verdict == rules.WEAK
+  assert "shortest at alpha 0/0.5, not told apart by the evaluations," in score.measured
+  assert rules_curricula.alpha(unresolved).verdict == rules.FAILS
+  # One evaluation apart in every seed is told apart: 600 was preceded by 450, not ended.
+  apart = {0.0: (600, 600), 0.5: (450, 450), 1.0: None}
+  told = rules_curricula.alpha(_alpha_grid(tmp_path / "t", {(600, 1500): 0.5}, apart, every=150))
+  assert told.values["by_regime"][0]["shortest_plateau_alpha"] == [0.5]
 
 
 def _templates_grid(root, gaps_by_count: dict, fixed_extra: float = 0.1) -> list[dict]:

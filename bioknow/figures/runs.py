@@ -158,6 +158,18 @@ def plateau_end_or_budget(run: dict) -> float:
   return float(budget) if is_number(budget) else math.nan
 
 
+def plateau_end_bounds(run: dict) -> tuple[float, float]:
+  """(earliest, latest) plateau end that the run's evaluations allow: the plateau had not
+  ended at the evaluation before the one where it is seen ended, so it ended after `earliest`
+  and by `latest` (plateau_end_or_budget). A plateau that never ends: both are the budget."""
+  latest = plateau_end_or_budget(run)
+  if phase_ends(run)[1] is None:
+    return latest, latest
+  steps, _ = series(run["records"], "attribute_loss")
+  before = steps[steps < latest]
+  return (float(before[-1]) if len(before) else 0.0), latest
+
+
 def learning_rate(run: dict) -> float:
   """optimizer.lr from the config, else the first evaluation's lr."""
   config = run["config"]
