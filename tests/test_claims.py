@@ -652,6 +652,19 @@ def test_alpha_plateaus_closer_than_the_evaluations_are_not_ranked(tmp_path):
   assert score.verdict == rules.WEAK
   assert "shortest at alpha 0/0.5, not told apart by the evaluations," in score.measured
   assert rules_curricula.alpha(unresolved).verdict == rules.FAILS
+  # A seed only uniform sampling has (a partly run grid) is left out of every mean.
+  extra = _curriculum_run(
+    tmp_path / "u",
+    "powerlaw_n600_steps1500_alpha0",
+    2,
+    {"alpha": 0.0},
+    600,
+    every=150,
+    plateau_end=150,
+    loss=0.5,
+  )
+  partial = rules_curricula.alpha([*unresolved, extra, *resolved]).values["by_regime"][0]
+  assert partial["plateau_end"] == first["plateau_end"] and partial["seeds"] == [2, 2, 2]
   # One evaluation apart in every seed is told apart: 600 was preceded by 450, not ended.
   apart = {0.0: (600, 600), 0.5: (450, 450), 1.0: None}
   told = rules_curricula.alpha(_alpha_grid(tmp_path / "t", {(600, 1500): 0.5}, apart, every=150))

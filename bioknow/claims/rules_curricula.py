@@ -136,8 +136,11 @@ def _alpha_row(population, budget, runs: list[dict]) -> dict:
   seeds; the alphas with the shortest plateau, and every alpha the evaluations cannot tell
   from it (its mean earliest possible plateau end, R.plateau_end_bounds, lies before the
   shortest mean end: evaluations 100-200 steps apart cannot rank ends 50 steps apart); the
-  alpha with the lowest loss."""
+  alpha with the lowest loss. Means are over the seeds every alpha has, so that a partly run
+  grid compares like with like."""
   by_alpha = dict(sorted(R.group_by(runs, lambda r: float(R.param(r, "alpha"))).items()))
+  common = set.intersection(*({seed_of(r) for r in g} for g in by_alpha.values()))
+  by_alpha = {a: [r for r in g if seed_of(r) in common] for a, g in by_alpha.items()}
   plateau = [_mean(R.plateau_end_or_budget(r) for r in g) for g in by_alpha.values()]
   earliest = [_mean(R.plateau_end_bounds(r)[0] for r in g) for g in by_alpha.values()]
   loss = [_mean(R.final(r, "attribute_loss") for r in g) for g in by_alpha.values()]
