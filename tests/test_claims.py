@@ -665,6 +665,9 @@ def test_alpha_plateaus_closer_than_the_evaluations_are_not_ranked(tmp_path):
   )
   partial = rules_curricula.alpha([*unresolved, extra, *resolved]).values["by_regime"][0]
   assert partial["plateau_end"] == first["plateau_end"] and partial["seeds"] == [2, 2, 2]
+  # Alphas that share no seed are not compared at all.
+  disjoint = [r for r in unresolved if (rules.seed_of(r) == 1) == (R.param(r, "alpha") == 0.0)]
+  assert rules_curricula.alpha(disjoint).verdict == rules.NO_RUNS
   # One evaluation apart in every seed is told apart: 600 was preceded by 450, not ended.
   apart = {0.0: (600, 600), 0.5: (450, 450), 1.0: None}
   told = rules_curricula.alpha(_alpha_grid(tmp_path / "t", {(600, 1500): 0.5}, apart, every=150))

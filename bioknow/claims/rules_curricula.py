@@ -200,7 +200,8 @@ def alpha(runs: list[dict]) -> Score:
       key=lambda item: (R.order(item[0][1]), R.order(item[0][0])),
     )
   ]
-  rows = [row for row in rows if len(row["alphas"]) >= 2]
+  # A regime counts with two or more alphas sharing at least one seed.
+  rows = [row for row in rows if len(row["alphas"]) >= 2 and all(row["seeds"])]
   if not rows:
     return Score(NO_RUNS, "no population and budget with two or more finished alphas", {})
   inner = [[0 < a < 1 for a in row["shortest_plateau_alpha"]] for row in rows]

@@ -162,12 +162,13 @@ def plateau_end_bounds(run: dict) -> tuple[float, float]:
   """(earliest, latest) plateau end that the run's evaluations allow: the plateau had not
   ended at the evaluation before the one where it is seen ended, so it ended after `earliest`
   and by `latest` (plateau_end_or_budget). A plateau that never ends: both are the budget."""
-  latest = plateau_end_or_budget(run)
-  if phase_ends(run)[1] is None:
-    return latest, latest
+  end = phase_ends(run)[1]
+  if end is None:
+    budget = plateau_end_or_budget(run)
+    return budget, budget
   steps, _ = series(run["records"], "attribute_loss")
-  before = steps[steps < latest]
-  return (float(before[-1]) if len(before) else 0.0), latest
+  before = steps[steps < end]
+  return (float(before[-1]) if len(before) else 0.0), float(end)
 
 
 def learning_rate(run: dict) -> float:
