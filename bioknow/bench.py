@@ -26,6 +26,9 @@ _SCALES = flags.DEFINE_list("scales", ["paper", "small"], "Model scales for `tra
 _REDUCED = flags.DEFINE_bool(
   "reduced", None, "`device`: the reduced form (tiny shapes, few steps); default: on CPU only."
 )
+_PARTS = flags.DEFINE_list(
+  "parts", None, "`device`: run only these parts (train, then model presets); default: all."
+)
 
 
 def _pin_to_one_core() -> int:
@@ -89,26 +92,6 @@ def bench_data() -> None:
         }
       )
     )
-
-
-def peak_matmul_flops(dtype, n: int | None = None) -> float:
-  """Best FLOP/s of a large square matmul (n x n) on the default device: the machine's own
-  peak."""
-  import jax
-  import jax.numpy as jnp
-
-  n = n or (2048 if jax.default_backend() == "cpu" else 8192)
-  a = jnp.ones((n, n), dtype)
-  f = jax.jit(lambda a: a @ a)
-  f(a).block_until_ready()
-  best = 0.0
-  for _ in range(5):
-    start = time.perf_counter()
-    for _ in range(4):
-      out = f(a)
-    out.block_until_ready()
-    best = max(best, 4 * 2 * n**3 / (time.perf_counter() - start))
-  return best
 
 
 def train_throughput(
@@ -197,6 +180,8 @@ def train_throughput(
   elapsed = time.perf_counter() - start
   slots = sum(a["t"].size for a in arrays) / len(arrays)
   flops = tokens * flops_per_token(model.cfg, ds.vocab_size, ds.seq_len)
+  from bioknow.bench_device import peak_matmul_flops
+
   peak = peak_matmul_flops(dtype, matmul)
   return {
     "scale": scale,
@@ -296,7 +281,7 @@ def bench_device() -> None:
   """The accelerator check (bench_device.py): one JSON line per measurement."""
   from bioknow import bench_device as device
 
-  device.main(train_throughput, reduced=_REDUCED.value)
+  device.main(train_throughput, reduced=_REDUCED.value, only=_PARTS.value)
 
 
 BENCHES = {"data": bench_data, "train": bench_train, "eval": bench_eval, "device": bench_device}

@@ -9,20 +9,30 @@ per measurement, for the first time an accelerator is at hand (under 8 minutes o
   memory      peak device memory (peak host memory on a CPU)
 
 On a CPU it runs reduced: tiny model, small population, a few steps (the suite runs it).
-The projections include each program's compilation once, in its first step or evaluation.
+`parts` runs some of it (`--parts=paper_896`: a second try at one part, inside a short lease).
+
+The projections count each program's compilation once: the first step and the first
+evaluation of a run (their `first_*_seconds`, compilation included) are kept apart, and the
+other steps and evaluations are scaled to the full run. MFU counts real tokens only: the
+model FLOPs of the run's biographies over the projected wall time, evaluations included,
+against the device's measured matmul peak.
 """
 
 import dataclasses
 import json
 import resource
 import tempfile
+import time
 
 import fiddle as fdl
 import jax
+import jax.numpy as jnp
 from absl import logging
 
 from bioknow import configs
+from bioknow.data import dataset
 from bioknow.experiments import pretrain
+from bioknow.models.transformer import flops_per_token
 from bioknow.rundir import RunDir
 
 
@@ -35,6 +45,24 @@ class Plan:
 
 FULL = Plan(train_seconds=20.0, runs=(("paper", 1_000), ("paper_896", 200)), reduced=False)
 REDUCED = Plan(train_seconds=0.5, runs=(("tiny", 4),), reduced=True)
+
+
+def peak_matmul_flops(dtype, n: int | None = None) -> float:
+  """Best FLOP/s of a large square matmul (n x n) on the default device: the machine's own
+  peak. Random entries: a matrix of ones or zeros flips fewer bits and runs faster than
+  real data (on an H200, 894 against 788 TFLOP/s of random data)."""
+  n = n or (2048 if jax.default_backend() == "cpu" else 8192)
+  a = jax.random.normal(jax.random.key(0), (n, n), dtype)
+  f = jax.jit(lambda a: a @ a)
+  f(a).block_until_ready()
+  best = 0.0
+  for _ in range(5):
+    start = time.perf_counter()
+    for _ in range(4):
+      out = f(a)
+    out.block_until_ready()
+    best = max(best, 4 * 2 * n**3 / (time.perf_counter() - start))
+  return best
 
 
 def run_config(preset: str, n_steps: int, reduced: bool) -> tuple[fdl.Config, int, int]:
@@ -52,36 +80,63 @@ def run_config(preset: str, n_steps: int, reduced: bool) -> tuple[fdl.Config, in
     cfg.eval.n_attention = 0  # one evaluation program to compile, not two
   cfg.model.preset = preset
   cfg.train.n_steps = n_steps
+  cfg.train.progress_seconds = 1.0  # the log shows the run's speed second by second
   cfg.eval.steps = (0, n_steps) if reduced else tuple(s for s in full_evals if s <= n_steps)
   return cfg, full_steps, len(full_evals)
 
 
-def measure_run(preset: str, n_steps: int, reduced: bool) -> list[dict]:
+def project(summary: dict, n_steps: int, n_evals: int, full_steps: int, full_evals: int) -> dict:
+  """Seconds of a full run from a partial one's summary: the first step and the first
+  evaluation (compilation included) once, the others at their mean time after the first."""
+  train_s = summary["wall_seconds"] - summary["eval_seconds"]
+  per_step = (train_s - summary["first_step_seconds"]) / max(n_steps - 1, 1)
+  per_eval = (summary["eval_seconds"] - summary["first_eval_seconds"]) / max(n_evals - 1, 1)
+  return {
+    "seconds_per_step_after_first": per_step,
+    "seconds_per_eval_after_first": per_eval,
+    "train_seconds": summary["first_step_seconds"] + per_step * (full_steps - 1),
+    "eval_seconds": summary["first_eval_seconds"] + per_eval * (full_evals - 1),
+  }
+
+
+def measure_run(preset: str, n_steps: int, reduced: bool, peak_flops: float) -> list[dict]:
   """The `run` and `projection` lines of one model."""
   cfg, full_steps, full_evals = run_config(preset, n_steps, reduced)
   built = fdl.build(cfg)
   with tempfile.TemporaryDirectory() as workdir:
     summary = pretrain.run(built, RunDir(workdir))
   n_evals = len(built.eval.schedule(n_steps))
-  train_s = summary["wall_seconds"] - summary["eval_seconds"]
-  per_step, per_eval = train_s / n_steps, summary["eval_seconds"] / n_evals
+  full = project(summary, n_steps, n_evals, full_steps, full_evals)
+  per_step = full["seconds_per_step_after_first"]
+  # Real (target) tokens per step, and their model FLOPs.
+  tokens_per_step = summary["tokens_per_second"] * summary["wall_seconds"] / n_steps
+  flops_per_step = tokens_per_step * flops_per_token(
+    built.model, dataset.vocab_size(built.data), summary["seq_len"]
+  )
   common = {"model": preset, "n_parameters": summary["n_parameters"]}
   run = common | {
     "measurement": "run",
     "n_steps": n_steps,
     "n_evals": n_evals,
     "wall_seconds": round(summary["wall_seconds"], 2),
-    "train_seconds": round(train_s, 2),
+    "train_seconds": round(summary["wall_seconds"] - summary["eval_seconds"], 2),
     "eval_seconds": round(summary["eval_seconds"], 2),
+    "first_step_seconds": round(summary["first_step_seconds"], 2),
+    "first_eval_seconds": round(summary["first_eval_seconds"], 2),
+    "steps_per_second_after_first": round(1 / per_step, 2),
+    "seconds_per_eval_after_first": round(full["seconds_per_eval_after_first"], 2),
     "tokens_per_second": round(summary["tokens_per_second"]),
+    "train_mfu": round(flops_per_step / per_step / peak_flops, 4),
   }
+  wall = full["train_seconds"] + full["eval_seconds"]
   projection = common | {
     "measurement": "projection",
     "n_steps": full_steps,
     "n_evals": full_evals,
-    "train_seconds": round(per_step * full_steps),
-    "eval_seconds": round(per_eval * full_evals),
-    "wall_seconds": round(per_step * full_steps + per_eval * full_evals),
+    "train_seconds": round(full["train_seconds"]),
+    "eval_seconds": round(full["eval_seconds"]),
+    "wall_seconds": round(wall),
+    "mfu": round(flops_per_step * full_steps / wall / peak_flops, 4),
   }
   return [run, projection]
 
@@ -95,12 +150,24 @@ def peak_memory() -> dict:
   return {"measurement": "memory", "where": "host", "peak_bytes": peak}
 
 
-def main(train_throughput, reduced: bool | None = None, emit=print) -> list[dict]:
-  """Runs the check (reduced: default on CPU only); emits and returns its lines.
+def parts(plan: Plan) -> tuple[str, ...]:
+  """The parts of a plan, in order: `train`, then one per partial run (its model preset)."""
+  return ("train", *(preset for preset, _ in plan.runs))
+
+
+def main(
+  train_throughput, reduced: bool | None = None, emit=print, only: list[str] | None = None
+) -> list[dict]:
+  """Runs the check (reduced: default on CPU only), or the parts of it in `only`; emits and
+  returns its lines (peak memory always comes last).
   train_throughput: bench.train_throughput (passed in: bench is also run as __main__)."""
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
   on_cpu = jax.default_backend() == "cpu"
   plan = REDUCED if (on_cpu if reduced is None else reduced) else FULL
+  unknown = sorted(set(only or ()) - set(parts(plan)))
+  if unknown:
+    raise ValueError(f"parts: got {unknown}; this check's parts are {list(parts(plan))}.")
+  wanted = set(only or parts(plan))
   device = {"bench": "device", "device": jax.devices()[0].device_kind, "reduced": plan.reduced}
   lines = []
 
@@ -108,13 +175,19 @@ def main(train_throughput, reduced: bool | None = None, emit=print) -> list[dict
     lines.append(device | line)
     emit(json.dumps(device | line))
 
-  if plan.reduced:
-    train = train_throughput("small", 8, "float32", plan.train_seconds, "tiny", matmul=512)
+  if "train" in wanted:
+    if plan.reduced:
+      train = train_throughput("small", 8, "float32", plan.train_seconds, "tiny", matmul=512)
+    else:
+      train = train_throughput("paper", 128, "bfloat16", plan.train_seconds)
+    out({"measurement": "train"} | {k: v for k, v in train.items() if k != "device"})
+    peak = train["peak_matmul_flops_per_second"]
   else:
-    train = train_throughput("paper", 128, "bfloat16", plan.train_seconds)
-  out({"measurement": "train"} | {k: v for k, v in train.items() if k != "device"})
+    dtype, size = (jnp.float32, 512) if plan.reduced else (jnp.bfloat16, None)
+    peak = peak_matmul_flops(dtype, size)
   for preset, n_steps in plan.runs:
-    for line in measure_run(preset, n_steps, plan.reduced):
-      out(line)
+    if preset in wanted:
+      for line in measure_run(preset, n_steps, plan.reduced, peak):
+        out(line)
   out(peak_memory())
   return lines

@@ -1,3 +1,5 @@
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -162,3 +164,32 @@ def test_a_fresh_state_keeps_the_lr_schedule_on_the_global_step():
   updates, _ = optimizer.update(grads, state, params)
   expected = -(1.0 + 0.1) * float(lr(60))  # the Adam step and the decoupled weight decay
   np.testing.assert_allclose(updates["w_DxD"], expected, rtol=1e-4)
+
+
+def test_every_evaluation_set_of_a_run_is_cut_to_one_length(small_dataset, monkeypatch):
+  """One column count for all of a run's sets: one evaluation program per model (and one with
+  attention statistics), not one per set."""
+  from bioknow.train import evaluation  # pylint: disable=import-outside-toplevel
+
+  ds = small_dataset
+  sets = pipeline.standard_eval_sets(ds, 64, seed=0)
+  seen = sets["seen"]  # the held-out set: the seen set's 32 shortest biographies
+  shortest = np.argsort(seen.length_B, kind="stable")[:32]
+  sets["heldout"] = dataclasses.replace(
+    seen, **{f.name: getattr(seen, f.name)[shortest] for f in dataclasses.fields(seen)}
+  )
+  own = {k: pipeline.round_up(v.length_B.max()) for k, v in sets.items()}
+  assert len(set(own.values())) > 1  # the sets' own lengths differ
+  assert evaluation.row_len(sets) == max(own.values())
+  used, run_set = [], evaluation._run_set
+  monkeypatch.setattr(evaluation, "_run_set", lambda *a: used.append(a[-1]) or run_set(*a))
+  model = LanguageModel(ModelConfig(preset="tiny"), ds.vocab_size, key=jax.random.key(0))
+  cfg = evaluation.EvalConfig(n_sequences=64, batch_size=32, n_attention=32)
+  attributes = ds.tables.attributes
+  record, _ = evaluation.evaluate(
+    model, sets, cfg, step_lib.data_mesh(1), jnp.float32, attributes, ds.population.size
+  )
+  assert used == [max(own.values())] * len(sets)
+  # The seen set's metrics are those of its own, shorter cut.
+  alone = evaluation._run_set(model, sets["seen"], cfg, step_lib.data_mesh(1), jnp.float32, 0)
+  np.testing.assert_allclose(record["attribute_loss"], alone["loss"].mean(axis=1).mean(), rtol=1e-5)

@@ -65,15 +65,31 @@ class EvalConfig:
     return sorted(set(dense) | set(spaced))
 
 
-def _run_set(
-  model, bios: Biographies, cfg: EvalConfig, mesh, dtype, n_attention: int, patterns_fn=None
-):
-  """Runs the eval step over a set in chunks; returns host arrays [N, A] and attention sums.
+def row_len(sets: dict[str, Biographies]) -> int:
+  """The columns every evaluation batch of a run keeps: its sets' longest biography, rounded
+  up as training rows are. Only padding goes (the small scale's evaluation gets 1.5x faster,
+  129 -> 112 columns), and one length for all sets means one program per model, not one per
+  set: each costs tens of seconds to compile on a GPU at the paper scale."""
+  return min(
+    max(pipeline.round_up(b.length_B.max()) for b in sets.values()),
+    min(b.tokens_BxT.shape[1] for b in sets.values()),
+  )
 
-  Sequences are cut to the set's longest biography (rounded up as training rows are): only
-  padding goes, and the small scale's evaluation gets 1.5x faster (129 -> 112 columns)."""
+
+def _run_set(
+  model,
+  bios: Biographies,
+  cfg: EvalConfig,
+  mesh,
+  dtype,
+  n_attention: int,
+  patterns_fn=None,
+  t: int | None = None,
+):
+  """Runs the eval step over a set in chunks of t columns (default: row_len of this set
+  alone); returns host arrays [N, A] and attention sums."""
   n_attributes = bios.attribute_BxS.shape[1]
-  t = min(pipeline.round_up(bios.length_B.max()), bios.tokens_BxT.shape[1])
+  t = t or row_len({"set": bios})
   outs, attention = [], []
   for start in range(0, len(bios.tokens_BxT), cfg.batch_size):
     chunk = slice(start, start + cfg.batch_size)
@@ -143,8 +159,9 @@ def evaluate(
   uses on an evaluation batch (a dict with 'tokens' [B, T]) in place of its own (patching);
   the attention statistics are then those of the patterns used.
   """
+  t = row_len(sets)
   run_set = lambda bios, n_attention: _run_set(
-    model, bios, cfg, mesh, dtype, n_attention, patterns_fn
+    model, bios, cfg, mesh, dtype, n_attention, patterns_fn, t
   )
   m, seen = {}, run_set(sets["seen"], cfg.n_attention)
   m.update(_summarise("", seen, attributes))
