@@ -166,18 +166,26 @@ def train_throughput(
   while time.perf_counter() - start < seconds / 2:
     model, opt_state, loss = train_step(model, opt_state, device_batches[0])
     loss.block_until_ready()
-  n_steps, start = 0, time.perf_counter()
-  tokens = 0
-  while (elapsed := time.perf_counter() - start) < seconds or n_steps < 3:
-    model, opt_state, loss = train_step(
-      model, opt_state, device_batches[n_steps % len(device_batches)]
-    )
-    tokens += tokens_per_batch[n_steps % len(tokens_per_batch)]
-    n_steps += 1
-    if n_steps % 4 == 0:
-      loss.block_until_ready()
-  loss.block_until_ready()
-  elapsed = time.perf_counter() - start
+
+  def timed(batch_at, seconds):
+    """(steps, real tokens, seconds) of training for `seconds` on batch_at(i)."""
+    nonlocal model, opt_state
+    n_steps, tokens, start = 0, 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or n_steps < 3:
+      model, opt_state, loss = train_step(model, opt_state, batch_at(n_steps))
+      tokens += tokens_per_batch[n_steps % len(tokens_per_batch)]
+      n_steps += 1
+      if n_steps % 4 == 0:
+        loss.block_until_ready()
+    loss.block_until_ready()
+    return n_steps, tokens, time.perf_counter() - start
+
+  n_steps, tokens, elapsed = timed(lambda i: device_batches[i % len(device_batches)], seconds)
+  # As a run feeds it: each step's batch put on the device from host memory just before the
+  # step. Slower than the line above when the transfer waits on the device.
+  host_steps, _, host_elapsed = timed(
+    lambda i: step_lib.shard_batch(arrays[i % len(arrays)], mesh), seconds / 2
+  )
   slots = sum(a["t"].size for a in arrays) / len(arrays)
   flops = tokens * flops_per_token(model.cfg, ds.vocab_size, ds.seq_len)
   from bioknow.bench_device import peak_matmul_flops
@@ -192,6 +200,7 @@ def train_throughput(
     "seq_len": ds.seq_len,
     "n_parameters": count_parameters(model)["total"],
     "steps_per_second": round(n_steps / elapsed, 3),
+    "steps_per_second_host_fed": round(host_steps / host_elapsed, 3),
     "tokens_per_second": round(tokens / elapsed),
     "positions_per_second": round(n_steps * slots / elapsed),
     "packed": cfg.train.pack,

@@ -43,7 +43,7 @@ class Plan:
   reduced: bool
 
 
-FULL = Plan(train_seconds=20.0, runs=(("paper", 1_000), ("paper_896", 200)), reduced=False)
+FULL = Plan(train_seconds=10.0, runs=(("paper", 1_000), ("paper_896", 200)), reduced=False)
 REDUCED = Plan(train_seconds=0.5, runs=(("tiny", 4),), reduced=True)
 
 
