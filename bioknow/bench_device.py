@@ -11,11 +11,11 @@ per measurement, for the first time an accelerator is at hand (under 8 minutes o
 On a CPU it runs reduced: tiny model, small population, a few steps (the suite runs it).
 `parts` runs some of it (`--parts=paper_896`: a second try at one part, inside a short lease).
 
-The projections count each program's compilation once: the first step and the first
-evaluation of a run (their `first_*_seconds`, compilation included) are kept apart, and the
-other steps and evaluations are scaled to the full run. MFU counts real tokens only: the
-model FLOPs of the run's biographies over the projected wall time, evaluations included,
-against the device's measured matmul peak.
+The projections count each program's compilation once: steady rates come from the span
+between the run's second and last evaluations, and what the run took beyond them
+(`once_seconds`: compilation, start-up) is added once (`project`). MFU counts real tokens
+only: the model FLOPs of the run's biographies over the projected wall time, evaluations
+included, against the device's measured matmul peak.
 """
 
 import dataclasses
@@ -86,16 +86,28 @@ def run_config(preset: str, n_steps: int, reduced: bool) -> tuple[fdl.Config, in
 
 
 def project(summary: dict, n_steps: int, n_evals: int, full_steps: int, full_evals: int) -> dict:
-  """Seconds of a full run from a partial one's summary: the first step and the first
-  evaluation (compilation included) once, the others at their mean time after the first."""
-  train_s = summary["wall_seconds"] - summary["eval_seconds"]
-  per_step = (train_s - summary["first_step_seconds"]) / max(n_steps - 1, 1)
-  per_eval = (summary["eval_seconds"] - summary["first_eval_seconds"]) / max(n_evals - 1, 1)
+  """Seconds of a full run from a partial one's summary. The steady rates come from the span
+  between the second evaluation and the last (summary["timeline"]), so that compilation, and
+  any other cost paid once at the start, is counted once: `once_seconds`, what the partial
+  run took beyond its steps and evaluations at those rates. With fewer than 3 evaluations the
+  first step and the first evaluation (compilation included) stand for that cost."""
+  timeline = summary.get("timeline", [])
+  if len(timeline) >= 3:
+    (step_a, wall_a, eval_a), (step_b, wall_b, eval_b) = timeline[1], timeline[-1]
+    per_eval = (eval_b - eval_a) / (len(timeline) - 2)
+    per_step = ((wall_b - wall_a) - (eval_b - eval_a)) / (step_b - step_a)
+  else:
+    train_s = summary["wall_seconds"] - summary["eval_seconds"]
+    per_step = (train_s - summary["first_step_seconds"]) / max(n_steps - 1, 1)
+    per_eval = (summary["eval_seconds"] - summary["first_eval_seconds"]) / max(n_evals - 1, 1)
+  once = summary["wall_seconds"] - per_step * n_steps - per_eval * n_evals
   return {
-    "seconds_per_step_after_first": per_step,
-    "seconds_per_eval_after_first": per_eval,
-    "train_seconds": summary["first_step_seconds"] + per_step * (full_steps - 1),
-    "eval_seconds": summary["first_eval_seconds"] + per_eval * (full_evals - 1),
+    "seconds_per_step": per_step,
+    "seconds_per_eval": per_eval,
+    "once_seconds": once,
+    "train_seconds": per_step * full_steps,
+    "eval_seconds": per_eval * full_evals,
+    "wall_seconds": once + per_step * full_steps + per_eval * full_evals,
   }
 
 
@@ -107,7 +119,7 @@ def measure_run(preset: str, n_steps: int, reduced: bool, peak_flops: float) -> 
     summary = pretrain.run(built, RunDir(workdir))
   n_evals = len(built.eval.schedule(n_steps))
   full = project(summary, n_steps, n_evals, full_steps, full_evals)
-  per_step = full["seconds_per_step_after_first"]
+  per_step = full["seconds_per_step"]
   # Real (target) tokens per step, and their model FLOPs.
   tokens_per_step = summary["tokens_per_second"] * summary["wall_seconds"] / n_steps
   flops_per_step = tokens_per_step * flops_per_token(
@@ -123,20 +135,21 @@ def measure_run(preset: str, n_steps: int, reduced: bool, peak_flops: float) -> 
     "eval_seconds": round(summary["eval_seconds"], 2),
     "first_step_seconds": round(summary["first_step_seconds"], 2),
     "first_eval_seconds": round(summary["first_eval_seconds"], 2),
-    "steps_per_second_after_first": round(1 / per_step, 2),
-    "seconds_per_eval_after_first": round(full["seconds_per_eval_after_first"], 2),
+    "steady_steps_per_second": round(1 / per_step, 2),
+    "steady_seconds_per_eval": round(full["seconds_per_eval"], 2),
+    "once_seconds": round(full["once_seconds"], 2),
     "tokens_per_second": round(summary["tokens_per_second"]),
-    "train_mfu": round(flops_per_step / per_step / peak_flops, 4),
+    "steady_train_mfu": round(flops_per_step / per_step / peak_flops, 4),
   }
-  wall = full["train_seconds"] + full["eval_seconds"]
   projection = common | {
     "measurement": "projection",
     "n_steps": full_steps,
     "n_evals": full_evals,
     "train_seconds": round(full["train_seconds"]),
     "eval_seconds": round(full["eval_seconds"]),
-    "wall_seconds": round(wall),
-    "mfu": round(flops_per_step * full_steps / wall / peak_flops, 4),
+    "once_seconds": round(full["once_seconds"]),
+    "wall_seconds": round(full["wall_seconds"]),
+    "mfu": round(flops_per_step * full_steps / full["wall_seconds"] / peak_flops, 4),
   }
   return [run, projection]
 

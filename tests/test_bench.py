@@ -25,25 +25,35 @@ def test_the_reduced_device_check_prints_one_line_per_measurement():
   assert projection["n_steps"] == 16_000 and projection["wall_seconds"] >= run["wall_seconds"]
   assert 0 < run["first_step_seconds"] <= run["train_seconds"]
   assert 0 < run["first_eval_seconds"] <= run["eval_seconds"]
-  assert 0 < projection["mfu"] < 1 and 0 < run["train_mfu"] < 1
+  assert 0 < projection["mfu"] < 1 and 0 < run["steady_train_mfu"] < 1
   assert memory["peak_bytes"] > 0
   assert elapsed < 120  # about 30 s on a quiet 2-core machine
 
 
 def test_the_projection_counts_compilation_once():
-  """Values computed by hand: 10 steps in 12 s of training, the first 3 s (compiling); 3
-  evaluations in 9 s, the first 7 s."""
+  """Values computed by hand. 100 steps, evaluations at steps 0, 10, 50 and 100 ending 30, 45,
+  51 and 58 s after the start, with 20, 22, 24 and 26 s of evaluation so far: from step 10 on,
+  2 s per evaluation and (13 - 4) / 90 = 0.1 s per step; the other 58 - 10 - 8 = 40 s are paid
+  once."""
+  timeline = [[0, 30.0, 20.0], [10, 45.0, 22.0], [50, 51.0, 24.0], [100, 58.0, 26.0]]
+  summary = {"wall_seconds": 58.0, "eval_seconds": 26.0, "timeline": timeline}
+  got = bench_device.project(summary, n_steps=100, n_evals=4, full_steps=1000, full_evals=10)
+  assert got["seconds_per_step"] == pytest.approx(0.1)
+  assert got["seconds_per_eval"] == pytest.approx(2.0)
+  assert got["once_seconds"] == pytest.approx(40.0)
+  assert got["wall_seconds"] == pytest.approx(40 + 100 + 20)
+  # Two evaluations only: the first step (3 s of 12 s of training) and the first evaluation
+  # (7 s of 9 s) stand for the cost paid once: 1 s per step and per evaluation, 8 s once.
   summary = {
     "wall_seconds": 21.0,
     "eval_seconds": 9.0,
     "first_step_seconds": 3.0,
     "first_eval_seconds": 7.0,
+    "timeline": [[0, 7.0, 7.0], [10, 21.0, 9.0]],
   }
   got = bench_device.project(summary, n_steps=10, n_evals=3, full_steps=100, full_evals=21)
-  assert got["seconds_per_step_after_first"] == 1.0  # (12 - 3) / 9
-  assert got["seconds_per_eval_after_first"] == 1.0  # (9 - 7) / 2
-  assert got["train_seconds"] == 3 + 99 * 1.0
-  assert got["eval_seconds"] == 7 + 20 * 1.0
+  assert (got["seconds_per_step"], got["seconds_per_eval"]) == (1.0, 1.0)
+  assert got["once_seconds"] == 8.0 and got["wall_seconds"] == 8 + 100 + 21
 
 
 def test_device_check_parts_are_checked_before_any_compute():

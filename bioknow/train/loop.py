@@ -228,8 +228,10 @@ def train(
 
   eval_seconds = 0.0
   # The first evaluation and the first step of this process include compiling their
-  # programs: kept apart so that a projection counts compilation once (bench_device).
+  # programs: kept apart so that a projection counts compilation once (bench_device), as is
+  # the timeline [step, seconds since start, evaluation seconds so far] at each evaluation.
   first_seconds: dict[str, float] = {}
+  timeline: list[list[float]] = []
 
   def run_eval(step, loss_sum, n_losses):
     nonlocal eval_seconds
@@ -261,6 +263,7 @@ def train(
     records.append(record)
     eval_seconds += time.perf_counter() - started
     first_seconds.setdefault("first_eval_seconds", time.perf_counter() - started)
+    timeline.append([step, time.perf_counter() - t_start, eval_seconds])
     return record
 
   def plateau_over() -> bool:
@@ -348,6 +351,7 @@ def train(
     "wall_seconds": wall,
     "eval_seconds": eval_seconds,  # evaluations and checkpoints, within wall_seconds
     **first_seconds,  # first_step_seconds, first_eval_seconds: compilation included
+    "timeline": timeline,
     "steps_per_second": steps_done / wall,
     "tokens_per_second": n_tokens / wall,
     "device_kind": jax.local_devices()[0].device_kind,
