@@ -530,9 +530,17 @@ def _warmup_grid(root, warmup_accuracy, uniform_as_alpha0=False) -> list[dict]:
       ("", 8e-3, 1.0, 0.5),
       ("_lrx2", 1.6e-2, 0.9, warmup_accuracy[seed]),
     ):
+      own = {"warmup/attribute_accuracy": 0.9}  # its 150 warm-up people
       runs.append(
         _curriculum_run(
-          root, warm + suffix, seed, schedule, lr=lr, train_loss=train_loss, accuracy=accuracy
+          root,
+          warm + suffix,
+          seed,
+          schedule,
+          lr=lr,
+          train_loss=train_loss,
+          accuracy=accuracy,
+          **own,
         )
       )
     other_population = "powerlaw_n600_steps1500_alpha0.5"
@@ -552,6 +560,13 @@ def test_warmup_verdicts(tmp_path):
   assert score.values["warmup_minus_static"]["min"] == pytest.approx(0.25)
   assert score.values["warmup_minus_uniform"]["mean"] == pytest.approx(0.45)
   assert score.values["lr"]["warmup_n1200_indiv150_epochs16"] == pytest.approx(1.6e-2)
+  # By hand: 150 of 1,200 people at 0.9; the others (0.65 - 0.125 x 0.9) / 0.875 = 0.6143 at
+  # seed 0, (0.7 - 0.1125) / 0.875 = 0.6714 at seed 1, (0.6 - 0.1125) / 0.875 = 0.5571 at 2.
+  assert score.values["warmup_own_people"]["mean"] == pytest.approx(0.9)
+  others = score.values["warmup_other_people"]
+  assert (others["min"], others["max"]) == pytest.approx((0.5571, 0.6714), abs=1e-4)
+  assert "the warm-up's own 150 people 0.9" in score.measured
+  assert "the other 1.05k 0.61 (0.56-0.67, 3 seeds) (estimated)" in score.measured
   assert (score.values["population"], score.values["budget"]) == (1200, 1500)
   # The uniform run may be the alpha-0 power law.
   alpha0 = rules_curricula.warmup(_warmup_grid(tmp_path / "a", (0.65, 0.7, 0.6), True))

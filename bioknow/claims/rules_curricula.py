@@ -68,6 +68,21 @@ def _best_setting(runs: list[dict]) -> tuple[str | None, dict[int, float]]:
   return best, by_setting[best]
 
 
+def _own_and_others(runs: list[dict], setting: str | None, population: int) -> dict[int, tuple]:
+  """By seed, for the runs of a warm-up setting: the final accuracy of its own warm-up people
+  (their evaluation set, 'warmup/'), and of the other people, estimated from the whole
+  population's accuracy (the seen set samples people uniformly, so the warm-up people are
+  indiv_warmup / population of it)."""
+  out = {}
+  for run in runs:
+    own, k = R.final(run, "warmup/attribute_accuracy"), R.param(run, "indiv_warmup")
+    if point_setting(run) != setting or not math.isfinite(own) or not k or k >= population:
+      continue
+    share = k / population
+    out[seed_of(run)] = (own, (R.final(run, "attribute_accuracy") - share * own) / (1 - share))
+  return out
+
+
 def warmup(runs: list[dict]) -> Score:
   """Claim 4. At the warm-up runs' population and budget (the largest population, where they
   span several), the final attribute accuracy of uniform sampling (a uniform run, or the
@@ -111,6 +126,11 @@ def warmup(runs: list[dict]) -> Score:
     },
     "lr": _lrs_of(lrs, here),
   }
+  # Where the margin comes from: the warm-up's own people, or everyone (the paper's claim).
+  split = _own_and_others(here, warmup_name, population)
+  if split_seeds := [s for s in seeds if s in split]:
+    values["warmup_own_people"] = spread([split[s][0] for s in split_seeds])
+    values["warmup_other_people"] = spread([split[s][1] for s in split_seeds])
   every = bool(seeds) and all(
     a >= WARMUP_OVER_STATIC and b >= WARMUP_OVER_UNIFORM for a, b in zip(over_static, over_uniform)
   )
@@ -125,6 +145,13 @@ def warmup(runs: list[dict]) -> Score:
     f"{fmt(values['best_warmup'], 2)}; warm-up minus static "
     f"{fmt(values['warmup_minus_static'], 2)}"
   )
+  if "warmup_own_people" in values:
+    k = R.param(next(r for r in here if point_setting(r) == warmup_name), "indiv_warmup")
+    measured += (
+      f"; the warm-up's own {R.fmt_count(k)} people {fmt(values['warmup_own_people'], 2)}, "
+      f"the other {R.fmt_count(population - k)} {fmt(values['warmup_other_people'], 2)} "
+      "(estimated)"
+    )
   return Score(verdict, measured, values)
 
 
