@@ -42,8 +42,9 @@ def test_the_projection_counts_compilation_once():
   assert got["seconds_per_eval"] == pytest.approx(2.0)
   assert got["once_seconds"] == pytest.approx(40.0)
   assert got["wall_seconds"] == pytest.approx(40 + 100 + 20)
-  # Two evaluations only: the first step (3 s of 12 s of training) and the first evaluation
-  # (7 s of 9 s) stand for the cost paid once: 1 s per step and per evaluation, 8 s once.
+  # Two evaluations only (steps 0 and 10): the first step (3 s of 12 s of training) and the
+  # first evaluation (7 s of 9 s) stand for the cost paid once: 1 s per step, 2 s per
+  # evaluation, and 21 - 10 - 4 = 7 s once.
   summary = {
     "wall_seconds": 21.0,
     "eval_seconds": 9.0,
@@ -51,9 +52,9 @@ def test_the_projection_counts_compilation_once():
     "first_eval_seconds": 7.0,
     "timeline": [[0, 7.0, 7.0], [10, 21.0, 9.0]],
   }
-  got = bench_device.project(summary, n_steps=10, n_evals=3, full_steps=100, full_evals=21)
-  assert (got["seconds_per_step"], got["seconds_per_eval"]) == (1.0, 1.0)
-  assert got["once_seconds"] == 8.0 and got["wall_seconds"] == 8 + 100 + 21
+  got = bench_device.project(summary, n_steps=10, n_evals=2, full_steps=100, full_evals=21)
+  assert (got["seconds_per_step"], got["seconds_per_eval"]) == (1.0, 2.0)
+  assert got["once_seconds"] == 7.0 and got["wall_seconds"] == 7 + 100 + 42
 
 
 def test_device_check_parts_are_checked_before_any_compute():
