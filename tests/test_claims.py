@@ -500,6 +500,7 @@ def _curriculum_run(root, name, seed, schedule=None, n=1200, steps=1500, every=5
     "data.seed": seed,
     "train.seed": seed,
     "train.n_steps": steps,
+    "train.batch_size": 64,
     "optimizer.lr": lr,
   } | {f"schedule.{k}": v for k, v in (schedule or {}).items()}
   return _write_run(root / (name + (f"_seed{seed}" if seed else "")), leaves, records, summary)
@@ -530,7 +531,7 @@ def _warmup_grid(root, warmup_accuracy, uniform_as_alpha0=False) -> list[dict]:
       ("", 8e-3, 1.0, 0.5),
       ("_lrx2", 1.6e-2, 0.9, warmup_accuracy[seed]),
     ):
-      own = {"warmup/attribute_accuracy": 0.9}  # its 150 warm-up people
+      own = {"warmup/attribute_accuracy": 0.9, "warmup/attribute_loss": 0.5}  # its 150 people
       runs.append(
         _curriculum_run(
           root,
@@ -568,6 +569,23 @@ def test_warmup_verdicts(tmp_path):
   assert "the warm-up's own 150 people 0.9" in score.measured
   assert "the other 1.05k 0.61 (0.56-0.67, 3 seeds) (estimated)" in score.measured
   assert (score.values["population"], score.values["budget"]) == (1200, 1500)
+  # By hand, in loss: the switch at 16 x 1,200 / 64 = step 300 leaves 1,200 steps; the others
+  # end at (1.0 - 0.125 x 0.5) / 0.875 = 1.0714; uniform's records are 2.0 (the baseline)
+  # until its final 1.0, best static 1.0.
+  after = score.values["after_switch"]
+  assert after["steps_after_switch"] == 1200
+  assert after["others_final_loss"]["mean"] == pytest.approx(1.0714, abs=1e-4)
+  assert after["uniform_loss_after_as_many_steps"]["mean"] == pytest.approx(BASELINE)
+  assert after["uniform_final_loss"]["mean"] == after["static_final_loss"]["mean"] == 1.0
+  assert "in loss, the others 1.07 (1.07-1.07, 3 seeds) after the 1.2k steps" in score.measured
+  # Uniform's loss is read at the last evaluation at or before step 1,200, not at the switch.
+  grid = _warmup_grid(tmp_path / "u", (0.65, 0.7, 0.6))
+  for run in grid:
+    if run["name"].startswith("uniform"):
+      for r in run["records"][1:-1]:
+        r["attribute_loss"] = BASELINE - r["step"] / 10_000
+  after = rules_curricula.warmup(grid).values["after_switch"]
+  assert after["uniform_loss_after_as_many_steps"]["mean"] == pytest.approx(BASELINE - 0.12)
   # The uniform run may be the alpha-0 power law.
   alpha0 = rules_curricula.warmup(_warmup_grid(tmp_path / "a", (0.65, 0.7, 0.6), True))
   assert alpha0.verdict == rules.HOLDS

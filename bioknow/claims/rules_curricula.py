@@ -68,19 +68,56 @@ def _best_setting(runs: list[dict]) -> tuple[str | None, dict[int, float]]:
   return best, by_setting[best]
 
 
-def _own_and_others(runs: list[dict], setting: str | None, population: int) -> dict[int, tuple]:
-  """By seed, for the runs of a warm-up setting: the final accuracy of its own warm-up people
-  (their evaluation set, 'warmup/'), and of the other people, estimated from the whole
-  population's accuracy (the seen set samples people uniformly, so the warm-up people are
-  indiv_warmup / population of it)."""
+def _own_and_others(runs: list[dict], setting: str | None, population: int) -> dict[int, dict]:
+  """By seed, for the runs of a warm-up setting: the final accuracy and loss of its own
+  warm-up people (their evaluation set, 'warmup/') and of the other people, estimated from the
+  whole population's (the seen set samples people uniformly, so the warm-up people are
+  indiv_warmup / population of it), and the switch step (epochs_warmup epochs of the whole
+  population, as schedules.Warmup counts them)."""
   out = {}
   for run in runs:
-    own, k = R.final(run, "warmup/attribute_accuracy"), R.param(run, "indiv_warmup")
-    if point_setting(run) != setting or not math.isfinite(own) or not k or k >= population:
+    k = R.param(run, "indiv_warmup")
+    if point_setting(run) != setting or not k or k >= population:
       continue
-    share = k / population
-    out[seed_of(run)] = (own, (R.final(run, "attribute_accuracy") - share * own) / (1 - share))
+    share, split = k / population, {}
+    for key in ("attribute_accuracy", "attribute_loss"):
+      own = R.final(run, f"warmup/{key}")
+      split[key] = (own, (R.final(run, key) - share * own) / (1 - share))
+    if not math.isfinite(split["attribute_accuracy"][0]):
+      continue
+    epochs, batch = R.param(run, "epochs_warmup"), R.param(run, "train.batch_size")
+    split["switch"] = math.floor(epochs * population / batch) if epochs and batch else None
+    out[seed_of(run)] = split
   return out
+
+
+def _loss_at(run: dict, step: int) -> float:
+  """The attribute loss of the run's last evaluation at or before `step` (NaN if none)."""
+  steps, values = R.series(run["records"], "attribute_loss")
+  return float(values[steps <= step][-1]) if (steps <= step).any() else math.nan
+
+
+def _after_the_switch(here, names, seeds, split) -> dict:
+  """The paper's mechanism, in loss: the warm-up's other people after the steps that follow
+  the switch, against uniform sampling after as many steps from the start (still in its
+  plateau if the warm-up shortened it), uniform at the end, and the best static at the end."""
+  by = {(point_setting(r), seed_of(r)): r for r in here}
+  switch = {split[s]["switch"] for s in seeds} - {None}
+  if len(switch) != 1:
+    return {}
+  budget = R.n_steps(by[names["uniform"], seeds[0]])
+  after = budget - switch.pop()
+  return {
+    "steps_after_switch": after,
+    "others_final_loss": spread([split[s]["attribute_loss"][1] for s in seeds]),
+    "uniform_loss_after_as_many_steps": spread(
+      [_loss_at(by[names["uniform"], s], after) for s in seeds]
+    ),
+    "uniform_final_loss": spread(
+      [R.final(by[names["uniform"], s], "attribute_loss") for s in seeds]
+    ),
+    "static_final_loss": spread([R.final(by[names["static"], s], "attribute_loss") for s in seeds]),
+  }
 
 
 def warmup(runs: list[dict]) -> Score:
@@ -129,8 +166,9 @@ def warmup(runs: list[dict]) -> Score:
   # Where the margin comes from: the warm-up's own people, or everyone (the paper's claim).
   split = _own_and_others(here, warmup_name, population)
   if split_seeds := [s for s in seeds if s in split]:
-    values["warmup_own_people"] = spread([split[s][0] for s in split_seeds])
-    values["warmup_other_people"] = spread([split[s][1] for s in split_seeds])
+    values["warmup_own_people"] = spread([split[s]["attribute_accuracy"][0] for s in split_seeds])
+    values["warmup_other_people"] = spread([split[s]["attribute_accuracy"][1] for s in split_seeds])
+    values["after_switch"] = _after_the_switch(here, values["settings"], split_seeds, split)
   every = bool(seeds) and all(
     a >= WARMUP_OVER_STATIC and b >= WARMUP_OVER_UNIFORM for a, b in zip(over_static, over_uniform)
   )
@@ -151,6 +189,14 @@ def warmup(runs: list[dict]) -> Score:
       f"; the warm-up's own {R.fmt_count(k)} people {fmt(values['warmup_own_people'], 2)}, "
       f"the other {R.fmt_count(population - k)} {fmt(values['warmup_other_people'], 2)} "
       "(estimated)"
+    )
+  if after := values.get("after_switch"):
+    measured += (
+      f"; in loss, the others {fmt(after['others_final_loss'])} after the "
+      f"{R.fmt_count(after['steps_after_switch'])} steps that follow the switch, uniform "
+      f"{fmt(after['uniform_loss_after_as_many_steps'])} after as many from the start and "
+      f"{fmt(after['uniform_final_loss'])} at the end, best static "
+      f"{fmt(after['static_final_loss'])} at the end"
     )
   return Score(verdict, measured, values)
 
