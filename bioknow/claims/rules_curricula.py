@@ -9,6 +9,7 @@ Every rule scores only the runs at their setting's best lr (rules.best_lr).
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 from bioknow.claims.rules import (
   FAILS,
@@ -79,7 +80,7 @@ def _own_and_others(runs: list[dict], setting: str | None, population: int) -> d
     k = R.param(run, "indiv_warmup")
     if point_setting(run) != setting or not k or k >= population:
       continue
-    share, split = k / population, {}
+    share, split = k / population, dict[str, Any]()
     for key in ("attribute_accuracy", "attribute_loss"):
       own = R.final(run, f"warmup/{key}")
       split[key] = (own, (R.final(run, key) - share * own) / (1 - share))
