@@ -170,8 +170,9 @@ def warmup(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
     return None
   kinds = ("uniform", "static", "warmup")
   settings = score.values["settings"]
-  fig, ax = plt.subplots(figsize=(5.5, 4))
-  for i, (kind, color) in enumerate(zip(kinds, R.palette(3, "tab10"))):
+  colors = R.palette(3, "tab10")
+  fig, (ax, curves) = plt.subplots(1, 2, figsize=(11, 4))
+  for i, (kind, color) in enumerate(zip(kinds, colors)):
     accuracy = [seed[kind] for seed in by_seed.values()]
     ax.bar(i, np.mean(accuracy), 0.6, color=color, alpha=0.6)
     ax.plot([i] * len(accuracy), accuracy, "o", color="k", ms=4)
@@ -184,7 +185,31 @@ def warmup(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
     title=f"warm-up at N={R.fmt_count(score.values['population'])}, "
     f"{R.fmt_count(score.values['budget'])} steps ({score.verdict})",
   )
+  _warmup_curves(curves, runs, score.values, colors)
   return R.save(fig, out_dir, "claim_warmup")
+
+
+def _warmup_curves(ax, runs: list[dict], values: dict, colors: list) -> None:
+  """Attribute loss over training, one line per seed: uniform and the best static schedule
+  on everyone; the best warm-up on its own people (dashed) and on the others (estimated,
+  rules_curricula.split_series), with its switch step."""
+  runs, _ = rules.best_lr(rules.finished(runs, "pretrain"))
+  of = lambda kind: [r for r in runs if rules.point_setting(r) == values["settings"][kind]]
+  for kind, color in zip(("uniform", "static"), colors):
+    for i, run in enumerate(of(kind)):
+      ax.plot(*R.series(run["records"], "attribute_loss"), color=color, lw=1,
+              label=kind if i == 0 else None)  # fmt: skip
+  for i, run in enumerate(of("warmup")):
+    steps, own, others = rules_curricula.split_series(run, values["population"])
+    ax.plot(steps, others, color=colors[2], lw=1.5, label="warm-up: the others" if i == 0 else None)
+    ax.plot(steps, own, "--", color=colors[2], lw=1, label="warm-up: its own" if i == 0 else None)
+  if switch := values.get("after_switch", {}).get("steps_after_switch"):
+    ax.axvline(values["budget"] - switch, color="gray", lw=0.8, ls=":")
+  baseline = R.baseline(of("uniform")[0])
+  ax.axhline(baseline, color="k", lw=0.8, ls="--")
+  ax.set(xlabel="step", ylabel="attribute loss (nats)", ylim=(0, 2 * baseline),
+         title="loss by group; dotted: the warm-up's switch")  # fmt: skip
+  ax.legend(fontsize=7)
 
 
 def alpha(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:

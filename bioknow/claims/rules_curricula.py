@@ -11,6 +11,8 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
 from bioknow.claims.rules import (
   FAILS,
   HOLDS,
@@ -90,6 +92,17 @@ def _own_and_others(runs: list[dict], setting: str | None, population: int) -> d
     split["switch"] = math.floor(epochs * population / batch) if epochs and batch else None
     out[seed_of(run)] = split
   return out
+
+
+def split_series(run: dict, population: int, key: str = "attribute_loss") -> tuple:
+  """(steps, own, others) of a warm-up run over its evaluations: `key` on its warm-up
+  people's evaluation set, and on the other people, estimated from the whole population's
+  as `_own_and_others` does at the end."""
+  steps, whole = R.series(run["records"], key)
+  own_steps, own = R.series(run["records"], f"warmup/{key}")
+  keep = np.isin(steps, own_steps)
+  share = R.param(run, "indiv_warmup") / population
+  return own_steps, own, (whole[keep] - share * own) / (1 - share)
 
 
 def _loss_at(run: dict, step: int) -> float:
