@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
 import pytest
 import tensorstore as ts
@@ -204,3 +205,37 @@ def test_stop_after_plateau_ends_the_run_at_the_confirming_evaluation(tmp_path, 
   assert summary["step"] == 20 and summary["plateau_end_step"] == 10
   full = step_lib.learning_rate(cfg.optimizer, 40)
   assert records[-1]["lr"] == pytest.approx(float(full(20)))
+
+
+def test_nothing_compiles_after_the_first_step_and_evaluation(tmp_path, monkeypatch):
+  """The loop compiles its programs at the first evaluation and the first step (and the
+  scalar ops of the first progress line); later steps, evaluations (with attention
+  statistics) and checkpoints compile nothing. Backend compilations are counted by jax's
+  monitoring events, by train_step call."""
+  compiled_at: list[int] = []
+  calls: list[int] = []
+
+  def on_event(event: str, seconds: float, **kwargs) -> None:
+    if event == "/jax/core/compile/backend_compile_duration":
+      compiled_at.append(len(calls))
+
+  real_step = step_lib.train_step
+
+  def counted(*args):
+    calls.append(1)
+    return real_step(*args)
+
+  monkeypatch.setattr(step_lib, "train_step", counted)
+  cfg = PretrainConfig(
+    data=DataConfig(n_individuals=50, n_heldout=16, tokenizer="bio_4k"),
+    model=ModelConfig(preset="tiny"),
+    train=loop.TrainConfig(n_steps=30, batch_size=8, progress_seconds=0.0),
+    eval=EvalConfig(steps=(0, 10, 20, 30), n_sequences=32, batch_size=32, n_attention=16),
+  )
+  jax.monitoring.register_event_duration_secs_listener(on_event)
+  try:
+    cfg.run(tmp_path)
+  finally:
+    jax.monitoring.unregister_event_duration_listener(on_event)
+  assert len(calls) == 30 and compiled_at
+  assert max(compiled_at) <= 2, f"compiled during train_step calls {sorted(set(compiled_at))}"
