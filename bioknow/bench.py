@@ -152,10 +152,13 @@ def train_throughput(
     rows, row_len = batch_size, max(b["tokens_BxT"].shape[1] for b in trimmed)
   device_batches = [step_lib.shard_batch(a, mesh) for a in arrays]
   tokens_per_batch = [int(b["length_B"].sum()) for b in plain]
+  # As runs do (pretrain.train_lm): only the real tokens, in the planned number of rows.
+  planned = pipeline.compute_tokens(ds, schedule, batch_size, 0)
+  n_compute = planned if max(tokens_per_batch) <= planned < rows * row_len else None
 
   def train_step(model, opt_state, b):
     return step_lib.train_step(
-      optimizer, model, opt_state, b["t"], b["r"], dtype, None, b.get("p"), b.get("s")
+      optimizer, model, opt_state, b["t"], b["r"], dtype, None, b.get("p"), b.get("s"), n_compute
     )
 
   # Warm up for a while (every batch shape compiled): the first few dozen steps on CPU run
@@ -206,6 +209,7 @@ def train_throughput(
     "packed": cfg.train.pack,
     "rows": [rows, row_len],
     "real_token_fraction": round(tokens / (n_steps * slots), 3),
+    "computed_rows": n_compute,
     "model_flops_per_second": round(flops / elapsed / 1e9, 2) * 1e9,
     "peak_matmul_flops_per_second": round(peak / 1e9, 2) * 1e9,
     "mfu": round(flops / elapsed / peak, 4),

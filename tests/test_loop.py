@@ -239,3 +239,34 @@ def test_nothing_compiles_after_the_first_step_and_evaluation(tmp_path, monkeypa
     jax.monitoring.unregister_event_duration_listener(on_event)
   assert len(calls) == 30 and compiled_at
   assert max(compiled_at) <= 2, f"compiled during train_step calls {sorted(set(compiled_at))}"
+
+
+@pytest.mark.parametrize("planned", [None, 10])
+def test_steps_compute_real_tokens_unless_a_batch_has_more_than_planned(
+  tmp_path, monkeypatch, planned
+):
+  """A run's steps get the planned n_compute (pipeline.compute_tokens); a batch with more real
+  tokens than planned (here: a plan of 10) is computed whole (n_compute None)."""
+  from bioknow.experiments import pretrain  # pylint: disable=import-outside-toplevel
+
+  seen: list = []
+  real_step = step_lib.train_step
+
+  def recorded(*args):
+    seen.append(args[9])
+    return real_step(*args)
+
+  monkeypatch.setattr(step_lib, "train_step", recorded)
+  if planned:
+    monkeypatch.setattr(pretrain.pipeline, "compute_tokens", lambda *a: planned)
+  cfg = PretrainConfig(
+    data=DataConfig(n_individuals=50, n_heldout=16, tokenizer="bio_4k"),
+    model=ModelConfig(preset="tiny"),
+    train=loop.TrainConfig(n_steps=6, batch_size=8, progress_seconds=0.0, n_devices=1),
+    eval=EvalConfig(steps=(0, 6), n_sequences=32, batch_size=32, n_attention=0),
+  )
+  cfg.run(tmp_path)
+  if planned:
+    assert seen == [None] * 6
+  else:
+    assert len(seen) == 6 and len(set(seen)) == 1 and seen[0] % 8 == 0

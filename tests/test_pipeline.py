@@ -109,3 +109,16 @@ def test_plain_rows_are_cut_to_the_planned_length_and_only_padding_goes(small_da
   # A batch longer than the planned length keeps its longest biography whole.
   longest = int(full[0]["length_B"].max())
   assert pipeline.trim(full[0], 8)["tokens_BxT"].shape[1] == pipeline.round_up(longest)
+
+
+def test_a_step_computes_the_mean_real_tokens_plus_six_sigma(small_dataset, schedule):
+  """compute_tokens by hand from the sampled lengths; every batch of 200 steps fits in it, and
+  it is well under the padded batch."""
+  ds = small_dataset
+  lengths = pipeline.sampled_lengths(ds, schedule, 1)
+  assert len(lengths) == 4096
+  k = pipeline.compute_tokens(ds, schedule, 16, 1)
+  by_hand = 16 * lengths.mean() + 6 * lengths.std() * 4
+  assert k % pipeline.ROW_MULTIPLE == 0 and by_hand <= k < by_hand + pipeline.ROW_MULTIPLE
+  real = [pipeline.batch_at(ds, schedule, 16, 1, s)["length_B"].sum() for s in range(200)]
+  assert max(real) <= k < 16 * pipeline.plain_row_len(ds, schedule, 16, 1)

@@ -193,3 +193,39 @@ def test_every_evaluation_set_of_a_run_is_cut_to_one_length(small_dataset, monke
   # The seen set's metrics are those of its own, shorter cut.
   alone = evaluation._run_set(model, sets["seen"], cfg, step_lib.data_mesh(1), jnp.float32, 0)
   np.testing.assert_allclose(record["attribute_loss"], alone["loss"].mean(axis=1).mean(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("layout", ["plain", "packed", "patterns", "hawk"])
+def test_computing_only_real_tokens_gives_the_loss_and_gradients_of_every_position(
+  small_dataset, layout
+):
+  """train_step with n_compute (real tokens in K rows, fillers past them) trains exactly like
+  the step over every position: plain and packed rows, given attention patterns, Hawk."""
+  from bioknow.data import packing  # pylint: disable=import-outside-toplevel
+
+  ds = small_dataset
+  batch = pipeline.batch_at(ds, schedules.Uniform(ds.config.n_individuals), 8, 0, 0)
+  n_real = int(batch["length_B"].sum())
+  mixer = "hawk" if layout == "hawk" else "attention"
+  model = LanguageModel(
+    ModelConfig(preset="tiny", mixer=mixer), ds.vocab_size, key=jax.random.key(0)
+  )
+  args: tuple = (batch["tokens_BxT"], batch["role_BxT"])
+  if layout == "packed":
+    packed = packing.pack(batch, *packing.packed_shape(batch["length_B"], 8, ds.seq_len))
+    args = (packed["tokens_RxL"], packed["role_RxL"], jnp.float32, None)
+    args += (packed["position_RxL"], packed["segment_RxL"])
+  if layout == "patterns":  # a reference model's (causal) patterns, as patching gives them
+    reference = LanguageModel(ModelConfig(preset="tiny"), ds.vocab_size, key=jax.random.key(1))
+    _, patterns = reference.batch(jnp.asarray(batch["tokens_BxT"]), return_patterns=True)
+    args += (jnp.float32, patterns)
+  args += (None,) * (6 - len(args))
+  assert n_real < args[0].size
+  optimizer = optax.sgd(1.0)  # parameter change = -gradient
+  results = []
+  for n_compute in (None, n_real, n_real + 13):  # exactly the real tokens, and fillers too
+    opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
+    copy = jax.tree.map(lambda x: x.copy() if eqx.is_array(x) else x, model)
+    results.append(step_lib.train_step(optimizer, copy, opt_state, *args, n_compute))
+  _assert_same_step(results[0], results[1])
+  _assert_same_step(results[0], results[2])

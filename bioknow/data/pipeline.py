@@ -7,6 +7,7 @@ just the next step) yields exactly the batches that would have followed.
 """
 
 import dataclasses
+import math
 import zlib
 
 import grain
@@ -56,13 +57,26 @@ class _BatchOfStep:
     }
 
 
-def pack_shape_for(ds: Dataset, schedule, batch_size: int, seed: int) -> tuple[int, int]:
-  """The packed [rows, row_len] of a run, from the lengths of 4096 biographies sampled at
-  steps no run reaches."""
-  lengths = np.concatenate(
+def sampled_lengths(ds: Dataset, schedule, seed: int) -> np.ndarray:
+  """The lengths of 4096 biographies sampled at steps no run reaches: what a run plans its
+  shapes from."""
+  return np.concatenate(
     [batch_at(ds, schedule, 512, seed, 2**40 + i)["length_B"] for i in range(8)]
   )
-  return packing.packed_shape(lengths, batch_size, ds.seq_len)
+
+
+def pack_shape_for(ds: Dataset, schedule, batch_size: int, seed: int) -> tuple[int, int]:
+  """The packed [rows, row_len] of a run, from its sampled lengths."""
+  return packing.packed_shape(sampled_lengths(ds, schedule, seed), batch_size, ds.seq_len)
+
+
+def compute_tokens(ds: Dataset, schedule, batch_size: int, seed: int, sigmas: float = 6.0) -> int:
+  """How many token rows a training step computes (train_step's n_compute): the mean real
+  tokens of a batch plus `sigmas` standard deviations, from the sampled lengths, rounded up
+  to ROW_MULTIPLE. A batch with more (a many-sigma event) is computed whole instead."""
+  lengths = sampled_lengths(ds, schedule, seed)
+  total = batch_size * lengths.mean() + sigmas * lengths.std() * np.sqrt(batch_size)
+  return round_up(math.ceil(total))
 
 
 # Trimmed rows are a multiple of this long: XLA:CPU vectorises whole groups of 8 floats.
@@ -80,10 +94,7 @@ def plain_row_len(ds: Dataset, schedule, batch_size: int, seed: int) -> int:
   paper 93 of 125. Rows of 112 instead of 129 make the small model's step 1.3x faster
   (2-core CPU, under load); plain rows of 96 instead of 4 packed rows of 250 make the paper
   model's 1.3x faster at batch 8."""
-  lengths = np.concatenate(
-    [batch_at(ds, schedule, 512, seed, 2**40 + i)["length_B"] for i in range(8)]
-  )
-  return min(round_up(lengths.max()), ds.seq_len)
+  return min(round_up(sampled_lengths(ds, schedule, seed).max()), ds.seq_len)
 
 
 def trim(batch: dict[str, np.ndarray], row_len: int) -> dict[str, np.ndarray]:

@@ -156,6 +156,11 @@ def train_lm(
   eval_sets = pipeline.standard_eval_sets(
     ds, cfg.eval.n_sequences, cfg.train.seed, groups={name: (a, b) for name, a, b in groups}
   )
+  # Real tokens only (pipeline.compute_tokens), on one device: over several, finding them
+  # would gather the whole batch on every device.
+  n_compute = None
+  if cfg.train.device_count() == 1:
+    n_compute = pipeline.compute_tokens(ds, schedule, cfg.train.batch_size, cfg.train.seed)
   trained = loop.train(
     run_dir=run_dir,
     model=model,
@@ -169,6 +174,7 @@ def train_lm(
     attributes=ds.tables.attributes,
     population_size=ds.population.size,
     baselines=ds.baselines,
+    n_compute=n_compute,
     **loop_kwargs,
   )
   run_info = {"n_parameters": count_parameters(model)["total"], "seq_len": ds.seq_len}

@@ -123,17 +123,41 @@ class Block(eqx.Module):
   def __call__(self, x_BxTxD, positions_BxT, segment_BxT, pattern_BxHxTxT=None):
     """One block on a batch; the MLP runs as 2-D matmuls over all B * T tokens."""
     b, t, d = x_BxTxD.shape
-    dtype = x_BxTxD.dtype
     y_BxTxD, pattern = self.mixer.batch(
       rms_norm(x_BxTxD, self.norm1_D), positions_BxT, segment_BxT, pattern_BxHxTxT
     )
-    x_NxD = (x_BxTxD + y_BxTxD).reshape(b * t, d)
+    return self.mlp((x_BxTxD + y_BxTxD).reshape(b * t, d)).reshape(b, t, d), pattern
+
+  def tokens(self, x_KxD, index_K, shape, positions_BxT, segment_BxT, pattern_BxHxTxT=None):
+    """One block on K tokens of a [B, T] batch (`index_K`: their flat positions in it, B * T
+    for a filler): only the mixer sees the [B, T] layout, padding zeros there."""
+    y_BxTxD, pattern = self.mixer.batch(
+      to_rows(rms_norm(x_KxD, self.norm1_D), index_K, shape), positions_BxT, segment_BxT,
+      pattern_BxHxTxT,
+    )  # fmt: skip
+    return self.mlp(x_KxD + from_rows(y_BxTxD, index_K)), pattern
+
+  def mlp(self, x_NxD):
+    """x + mlp(norm(x)) over N tokens."""
+    dtype = x_NxD.dtype
     # Recomputing GELU in the backward pass from the pre-activation is cheaper on CPU than
     # saving and re-reading its intermediates.
     pre_NxF = rms_norm(x_NxD, self.norm2_D) @ self.w_in_DxF.astype(dtype)
     h_NxF = jax.checkpoint(jax.nn.gelu)(pre_NxF)
-    x_NxD = x_NxD + h_NxF @ self.w_out_FxD.astype(dtype)
-    return x_NxD.reshape(b, t, d), pattern
+    return x_NxD + h_NxF @ self.w_out_FxD.astype(dtype)
+
+
+def to_rows(x_KxD, index_K, shape: tuple[int, int]):
+  """K tokens into a zero [B, T, D] batch at their flat positions (index B * T: dropped)."""
+  (b, t), d = shape, x_KxD.shape[-1]
+  return jnp.zeros((b * t + 1, d), x_KxD.dtype).at[index_K].set(x_KxD)[:-1].reshape(b, t, d)
+
+
+def from_rows(x_BxTxD, index_K):
+  """The K tokens of a [B, T, D] batch at their flat positions (index B * T: zeros)."""
+  b, t, d = x_BxTxD.shape
+  x_NxD = jnp.concatenate([x_BxTxD.reshape(b * t, d), jnp.zeros((1, d), x_BxTxD.dtype)])
+  return x_NxD[index_K]
 
 
 def rms_norm(x_etcxD, scale_D, eps: float = 1e-6):
@@ -248,6 +272,42 @@ class LanguageModel(eqx.Module):
     if patterns is not None:
       patterns = jnp.moveaxis(patterns, 0, 1)
     return rms_norm(x_BxTxD, self.norm_D), patterns
+
+  def token_features(
+    self,
+    tokens_BxT: Int[Array, "B T"],
+    index_K: Int[Array, " K"],
+    *,
+    positions_BxT: Int[Array, "B T"] | np.ndarray | None = None,
+    segment_BxT: Int[Array, "B T"] | None = None,
+    patterns_BxLxHxTxT: Float[Array, "B L H T T"] | None = None,
+    dtype=jnp.float32,
+  ) -> Float[Array, "K D"]:
+    """`features` of the K tokens at flat positions `index_K` of the batch (B * T: a filler,
+    computed on zeros), the others never computed: embeddings, norms, MLPs and the output
+    layer run on K rows; the mixer on the [B, T] layout. Equal to `features` at those tokens
+    when `index_K` holds every token the kept ones attend to (all real tokens do: padding
+    ends a row and nothing attends to it)."""
+    d = self.cfg.d_model
+    b, t = tokens_BxT.shape
+    if positions_BxT is None:  # numpy, so that rotary tables are compile-time constants
+      positions_BxT = np.broadcast_to(np.arange(t), (b, t))
+    if segment_BxT is None:
+      segment_BxT = jnp.zeros_like(tokens_BxT)
+    tokens_K = jnp.concatenate([tokens_BxT.reshape(b * t), jnp.zeros(1, tokens_BxT.dtype)])
+    x_KxD = (self.embed_VxD[tokens_K[index_K]] * d**0.5).astype(dtype)
+    params, static = eqx.partition(self.blocks, eqx.is_array)
+    if patterns_BxLxHxTxT is not None:  # scanned over layers
+      patterns_BxLxHxTxT = jnp.moveaxis(patterns_BxLxHxTxT, 1, 0)
+
+    def layer(x_KxD, xs):
+      block_params, pattern = xs
+      block = eqx.combine(block_params, static)
+      x_KxD, _ = block.tokens(x_KxD, index_K, (b, t), positions_BxT, segment_BxT, pattern)
+      return x_KxD, None
+
+    x_KxD, _ = jax.lax.scan(layer, x_KxD, (params, patterns_BxLxHxTxT), unroll=UNROLL)
+    return rms_norm(x_KxD, self.norm_D)
 
 
 # Tokens of the loss are processed in chunks of about this many logits (16 MB of float32).

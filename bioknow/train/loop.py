@@ -187,6 +187,7 @@ def train(
   baselines: dict[str, float],
   patterns_fn: Callable | None = None,
   reset_opt_at: int | None = None,
+  n_compute: int | None = None,
 ) -> Trained:
   """Runs (or resumes) training in `run_dir` from (model, opt_state), or from the latest
   checkpoint when there is one; returns the records and the throughput.
@@ -199,7 +200,8 @@ def train(
   instead of the model's own (patching); `batch` is the step's device batch, a dict with
   'tokens' [B, T] and, when packed, 'positions' and 'segment' [B, T]; reset_opt_at: step at
   which the optimizer state is re-initialised (fresh Adam moments; the lr schedule goes on
-  at the global step).
+  at the global step); n_compute: the token rows a step computes, its real tokens only
+  (pipeline.compute_tokens); a batch with more real tokens, or None, computes every position.
   """
   train_cfg.check()
   n_devices = train_cfg.device_count()
@@ -287,11 +289,14 @@ def train(
     # A resumed run whose plateau already ended (killed at that evaluation) runs no step.
     while step < train_cfg.n_steps and not (step == (start or 0) and plateau_over()):
       batch = next(iterator)
-      n_tokens += int(batch["length_B"].sum()) - len(batch["length_B"])  # targets, not BOS
+      n_real = int(batch["length_B"].sum())
+      n_tokens += n_real - len(batch["length_B"])  # targets, not BOS
       if reset_opt_at is not None and step == reset_opt_at:
         params = eqx.filter(model, eqx.is_array)
         opt_state = step_lib.replicate(step_lib.fresh_state(optimizer, params, step), mesh)
-      device_batch = step_lib.shard_batch(_model_inputs(batch), mesh)
+      inputs = _model_inputs(batch)
+      slots = inputs["tokens"].size
+      device_batch = step_lib.shard_batch(inputs, mesh)
       n_dropped += int(batch.get("dropped", 0))
       patterns = patterns_fn(device_batch, step) if patterns_fn else None
       step_started = time.perf_counter()
@@ -305,6 +310,7 @@ def train(
         patterns,
         device_batch.get("positions"),
         device_batch.get("segment"),
+        n_compute if n_compute is not None and n_real <= n_compute < slots else None,
       )
       loss_sum, n_losses, step = loss_sum + loss, n_losses + 1, step + 1
       if "first_step_seconds" not in first_seconds:  # the one wait on the device, once

@@ -134,11 +134,14 @@ def train_step(
   patterns_BxLxHxTxT=None,
   positions_BxT=None,
   segment_BxT=None,
+  n_compute: int | None = None,
 ):
   """One AdamW step on the mean next-token loss; returns (model, opt_state, loss).
 
   Rows may hold several biographies (packing): positions_BxT / segment_BxT give each token's
   position in its biography and the biography's index (default: one biography per row).
+  n_compute: compute only the batch's real tokens, in n_compute rows (at least as many as
+  it has: the caller checks); None computes every position, padding included.
   """
   if positions_BxT is None:  # numpy: compile-time constants (see LanguageModel.features)
     positions_BxT = np.broadcast_to(np.arange(tokens_BxT.shape[1]), tokens_BxT.shape)
@@ -150,18 +153,29 @@ def train_step(
   weight_BxT = weight_BxT / jnp.maximum(target_BxT.sum(), 1)
   next_BxT = jnp.concatenate([tokens_BxT[:, 1:], tokens_BxT[:, :1]], axis=1)
 
+  b, t = tokens_BxT.shape
+  next_N, weight_N = next_BxT.reshape(b * t), weight_BxT.reshape(b * t)
+  if n_compute is not None:
+    # Real tokens' flat positions, then fillers at B * T (a zero-weight slot past the end).
+    (index_K,) = jnp.nonzero(
+      role_BxT.reshape(b * t) != metrics.ROLE_PAD, size=n_compute, fill_value=b * t
+    )
+    next_N = jnp.concatenate([next_N, jnp.zeros(1, next_N.dtype)])[index_K]
+    weight_N = jnp.concatenate([weight_N, jnp.zeros(1, weight_N.dtype)])[index_K]
+
   def loss_fn(model):
-    h_BxTxD, _ = model.features(
-      tokens_BxT,
+    inputs = dict(
       positions_BxT=positions_BxT,
       segment_BxT=segment_BxT,
       patterns_BxLxHxTxT=patterns_BxLxHxTxT,
       dtype=dtype,
     )
-    b, t, d = h_BxTxD.shape
-    return tied_cross_entropy(
-      h_BxTxD.reshape(b * t, d), model.embed_VxD, next_BxT.reshape(b * t), weight_BxT.reshape(b * t)
-    )
+    if n_compute is None:
+      h_BxTxD, _ = model.features(tokens_BxT, **inputs)
+      h_NxD = h_BxTxD.reshape(b * t, -1)
+    else:
+      h_NxD = model.token_features(tokens_BxT, index_K, **inputs)
+    return tied_cross_entropy(h_NxD, model.embed_VxD, next_N, weight_N)
 
   loss, grads = eqx.filter_value_and_grad(loss_fn)(model)
   updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_array))
