@@ -180,3 +180,28 @@ def test_phase_ends_per_attribute():
   assert ends["plateau_end_step/birth_date"] == 20
   assert ends["first_phase_end_step/major"] == 10 and ends["plateau_end_step/major"] is None
   assert ends["first_phase_end_step"] == 10 and ends["plateau_end_step"] == 20
+
+
+def test_value_token_scores_are_token_scores_at_the_value_tokens():
+  """Scoring value tokens only, from hidden states and the tied table: at value tokens the
+  scores of the whole logits, elsewhere the unscored fill; extra rows (fillers) change
+  nothing. Two rows, the second with its value tokens elsewhere."""
+  rng = np.random.default_rng(0)
+  tokens = np.concatenate([TOKENS, TOKENS[:, ::-1]])
+  roles = np.concatenate(
+    [
+      ROLES,
+      np.array(
+        [[ROLE_TEXT, ROLE_TEXT, ROLE_VALUE, ROLE_FIRST_VALUE, ROLE_TEXT, ROLE_TEXT, ROLE_PAD]]
+      ),
+    ]
+  )
+  h = jnp.asarray(rng.normal(size=(2, 7, 3)), jnp.float32)
+  embed = jnp.asarray(rng.normal(size=(4, 3)), jnp.float32)
+  full = metrics.token_scores(h @ embed.T, jnp.asarray(tokens))
+  is_value = roles >= ROLE_VALUE
+  for n_scored in (int(is_value.sum()), 9):
+    got = metrics.value_token_scores(h, embed, jnp.asarray(tokens), jnp.asarray(roles), n_scored)
+    for k, v in got.items():
+      np.testing.assert_allclose(np.asarray(v)[is_value], np.asarray(full[k])[is_value], rtol=1e-6)
+      assert (np.asarray(v)[~is_value] == metrics.UNSCORED[k]).all()

@@ -182,14 +182,15 @@ def test_every_evaluation_set_of_a_run_is_cut_to_one_length(small_dataset, monke
   assert len(set(own.values())) > 1  # the sets' own lengths differ
   assert evaluation.row_len(sets) == max(own.values())
   used, run_set = [], evaluation._run_set
-  monkeypatch.setattr(evaluation, "_run_set", lambda *a: used.append(a[-1]) or run_set(*a))
+  monkeypatch.setattr(evaluation, "_run_set", lambda *a: used.append(a[-2:]) or run_set(*a))
   model = LanguageModel(ModelConfig(preset="tiny"), ds.vocab_size, key=jax.random.key(0))
   cfg = evaluation.EvalConfig(n_sequences=64, batch_size=32, n_attention=32)
   attributes = ds.tables.attributes
   record, _ = evaluation.evaluate(
     model, sets, cfg, step_lib.data_mesh(1), jnp.float32, attributes, ds.population.size
   )
-  assert used == [max(own.values())] * len(sets)
+  # One column count and one count of scored positions for every set.
+  assert used == [(max(own.values()), evaluation.n_scored(sets, 32))] * len(sets)
   # The seen set's metrics are those of its own, shorter cut.
   alone = evaluation._run_set(model, sets["seen"], cfg, step_lib.data_mesh(1), jnp.float32, 0)
   np.testing.assert_allclose(record["attribute_loss"], alone["loss"].mean(axis=1).mean(), rtol=1e-5)

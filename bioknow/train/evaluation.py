@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from bioknow.data import pipeline
-from bioknow.data.biography import Biographies
+from bioknow.data.biography import ROLE_VALUE, Biographies
 from bioknow.train import metrics
 from bioknow.train import step as step_lib
 
@@ -76,6 +76,19 @@ def row_len(sets: dict[str, Biographies]) -> int:
   )
 
 
+def n_scored(sets: dict[str, Biographies], batch_size: int) -> int:
+  """The positions an evaluation batch of a run scores (eval_step's n_scored): the most value
+  tokens in any batch of its sets, rounded up as rows are; one number for all sets, one
+  program. Scoring value tokens only makes the paper scale's output layer, 32k wide, run on
+  about a fifth of the positions."""
+  counts = (
+    (b.role_BxT[i : i + batch_size] >= ROLE_VALUE).sum()
+    for b in sets.values()
+    for i in range(0, len(b.role_BxT), batch_size)
+  )
+  return pipeline.round_up(max(counts))
+
+
 def _run_set(
   model,
   bios: Biographies,
@@ -85,11 +98,17 @@ def _run_set(
   n_attention: int,
   patterns_fn=None,
   t: int | None = None,
+  scored: int | None = None,
 ):
   """Runs the eval step over a set in chunks of t columns (default: row_len of this set
-  alone); returns host arrays [N, A] and attention sums."""
+  alone), scoring `scored` positions (default: n_scored of this set alone; on several
+  devices every position, as finding value tokens would gather the batch); returns host
+  arrays [N, A] and attention sums."""
   n_attributes = bios.attribute_BxS.shape[1]
   t = t or row_len({"set": bios})
+  scored = scored or n_scored({"set": bios}, cfg.batch_size)
+  if mesh.size > 1:
+    scored = None
   outs, attention = [], []
   for start in range(0, len(bios.tokens_BxT), cfg.batch_size):
     chunk = slice(start, start + cfg.batch_size)
@@ -114,6 +133,7 @@ def _run_set(
       dtype,
       with_attention,
       patterns,
+      scored,
     )
     if "attention" in out:
       attention.append(out.pop("attention"))
@@ -159,9 +179,9 @@ def evaluate(
   uses on an evaluation batch (a dict with 'tokens' [B, T]) in place of its own (patching);
   the attention statistics are then those of the patterns used.
   """
-  t = row_len(sets)
+  t, scored = row_len(sets), n_scored(sets, cfg.batch_size)
   run_set = lambda bios, n_attention: _run_set(
-    model, bios, cfg, mesh, dtype, n_attention, patterns_fn, t
+    model, bios, cfg, mesh, dtype, n_attention, patterns_fn, t, scored
   )
   m, seen = {}, run_set(sets["seen"], cfg.n_attention)
   m.update(_summarise("", seen, attributes))

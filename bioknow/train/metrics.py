@@ -26,20 +26,54 @@ def _shift(x_BxT, fill):
   return jnp.concatenate([jnp.full_like(x_BxT[:, :1], fill), x_BxT[:, :-1]], axis=1)
 
 
-def token_scores(logits_BxTxV: Float[Array, "B T V"], tokens_BxT: Int[Array, "B T"]) -> dict:
-  """Per target position: log-probability of the token, greedy correctness, and the
+def scores_of(logits_NxV: Float[Array, "N V"], target_N: Int[Array, " N"]) -> dict:
+  """Per prediction [N]: log-probability of its target, greedy correctness, and the
   max-probability and entropy of the predictive distribution."""
-  logp_BxTxV = jax.nn.log_softmax(logits_BxTxV.astype(jnp.float32), axis=-1)
-  next_BxT = jnp.concatenate([tokens_BxT[:, 1:], tokens_BxT[:, :1]], axis=1)
-  target_logp_BxT = jnp.take_along_axis(logp_BxTxV, next_BxT[..., None], axis=-1)[..., 0]
-  correct_BxT = jnp.argmax(logp_BxTxV, axis=-1) == next_BxT
-  max_prob_BxT = jnp.exp(jnp.max(logp_BxTxV, axis=-1))
-  entropy_BxT = -jnp.sum(jnp.exp(logp_BxTxV) * logp_BxTxV, axis=-1)
+  logp_NxV = jax.nn.log_softmax(logits_NxV.astype(jnp.float32), axis=-1)
   return {
-    "logp": _shift(target_logp_BxT, 0.0),
-    "correct": _shift(correct_BxT, True),
-    "max_prob": _shift(max_prob_BxT, 0.0),
-    "entropy": _shift(entropy_BxT, 0.0),
+    "logp": jnp.take_along_axis(logp_NxV, target_N[..., None], axis=-1)[..., 0],
+    "correct": jnp.argmax(logp_NxV, axis=-1) == target_N,
+    "max_prob": jnp.exp(jnp.max(logp_NxV, axis=-1)),
+    "entropy": -jnp.sum(jnp.exp(logp_NxV) * logp_NxV, axis=-1),
+  }
+
+
+# What a position that is not scored holds: the first position of a row, and, in
+# `value_token_scores`, every position but the value tokens.
+UNSCORED = {"logp": 0.0, "correct": True, "max_prob": 0.0, "entropy": 0.0}
+
+
+def token_scores(logits_BxTxV: Float[Array, "B T V"], tokens_BxT: Int[Array, "B T"]) -> dict:
+  """Per target position [B, T]: `scores_of` the prediction made at t - 1."""
+  next_BxT = jnp.concatenate([tokens_BxT[:, 1:], tokens_BxT[:, :1]], axis=1)
+  scores = jax.vmap(scores_of)(logits_BxTxV, next_BxT)
+  return {k: _shift(v, UNSCORED[k]) for k, v in scores.items()}
+
+
+def value_token_scores(
+  h_BxTxD: Float[Array, "B T D"],
+  embed_VxD: Float[Array, "V D"],
+  tokens_BxT: Int[Array, "B T"],
+  role_BxT: Int[Array, "B T"],
+  n_scored: int,
+) -> dict:
+  """`token_scores` at the value tokens only (what `attribute_metrics` reads), from the final
+  hidden states and the tied output layer: logits for n_scored positions (at least the
+  batch's value tokens: the caller checks), not B x T of them."""
+  b, t, d = h_BxTxD.shape
+  (target_K,) = jnp.nonzero(
+    (role_BxT >= ROLE_VALUE).reshape(b * t), size=n_scored, fill_value=b * t
+  )
+  # A value token is never first in its row, so its prediction is the one before it; fillers
+  # read a zero row past the end and are scattered there, then dropped.
+  source_K = jnp.where(target_K < b * t, target_K - 1, b * t)
+  h_NxD = jnp.concatenate([h_BxTxD.reshape(b * t, d), jnp.zeros((1, d), h_BxTxD.dtype)])
+  tokens_N = jnp.concatenate([tokens_BxT.reshape(b * t), jnp.zeros(1, tokens_BxT.dtype)])
+  logits_KxV = (h_NxD[source_K] @ embed_VxD.T.astype(h_NxD.dtype)).astype(jnp.float32)
+  scores = scores_of(logits_KxV, tokens_N[target_K])
+  return {
+    k: jnp.full(b * t + 1, UNSCORED[k], v.dtype).at[target_K].set(v)[:-1].reshape(b, t)
+    for k, v in scores.items()
   }
 
 

@@ -193,14 +193,23 @@ def eval_step(
   dtype=jnp.float32,
   with_attention: bool = False,
   patterns_BxLxHxTxT=None,
+  n_scored: int | None = None,
 ):
   """Per sequence and attribute [B, A] metrics, and per-layer attention statistics (summed
   over the batch, with their normalisers) when `with_attention`. Given patterns (patching)
-  replace the model's own, and the statistics are those of the given patterns."""
-  logits_BxTxV, patterns = _forward(
-    model, tokens_BxT, dtype, patterns_BxLxHxTxT, return_patterns=with_attention
-  )
-  scores = metrics.token_scores(logits_BxTxV, tokens_BxT)
+  replace the model's own, and the statistics are those of the given patterns. n_scored:
+  the output layer runs on that many positions, the value tokens (metrics.value_token_scores;
+  at least the batch's count: the caller checks); None: on every position."""
+  if n_scored is None:
+    logits_BxTxV, patterns = _forward(
+      model, tokens_BxT, dtype, patterns_BxLxHxTxT, return_patterns=with_attention
+    )
+    scores = metrics.token_scores(logits_BxTxV, tokens_BxT)
+  else:
+    h_BxTxD, patterns = model.features(
+      tokens_BxT, patterns_BxLxHxTxT=patterns_BxLxHxTxT, return_patterns=with_attention, dtype=dtype
+    )
+    scores = metrics.value_token_scores(h_BxTxD, model.embed_VxD, tokens_BxT, role_BxT, n_scored)
   out = metrics.attribute_metrics(scores, role_BxT, attribute_BxT, n_attributes)
   if with_attention and patterns is not None:
     out["attention"] = metrics.attention_statistics(patterns, role_BxT, sentence_BxT)
