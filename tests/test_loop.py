@@ -52,6 +52,16 @@ def _launch(workdir, *extra, wait=True):
   )
 
 
+def _tiny(n_steps=30, eval_steps=(0, 10, 20, 30), n_attention=0, **train) -> PretrainConfig:
+  """An in-process pretraining run of the tiny model on 50 people."""
+  return PretrainConfig(
+    data=DataConfig(n_individuals=50, n_heldout=16, tokenizer="bio_4k"),
+    model=ModelConfig(preset="tiny"),
+    train=loop.TrainConfig(n_steps=n_steps, batch_size=8, **train),
+    eval=EvalConfig(steps=eval_steps, n_sequences=32, batch_size=32, n_attention=n_attention),
+  )
+
+
 def _zarr(run):
   spec = {
     "driver": "zarr3",
@@ -151,12 +161,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mon
     return model, opt_state, loss * (np.nan if len(calls) > 12 else 1.0)
 
   monkeypatch.setattr(step_lib, "train_step", poisoned)
-  cfg = PretrainConfig(
-    data=DataConfig(n_individuals=50, n_heldout=16, tokenizer="bio_4k"),
-    model=ModelConfig(preset="tiny"),
-    train=loop.TrainConfig(n_steps=30, batch_size=8, progress_seconds=0.0),
-    eval=EvalConfig(steps=(0, 10, 20, 30), n_sequences=32, batch_size=32, n_attention=0),
-  )
+  cfg = _tiny(progress_seconds=0.0)
   with pytest.raises(loop.TrainingDiverged, match="last good checkpoint is step 10"):
     cfg.run(tmp_path)
   assert not (tmp_path / "summary.json").exists()
@@ -193,12 +198,7 @@ def test_stop_after_plateau_ends_the_run_at_the_confirming_evaluation(tmp_path, 
     return real(records, finished) | {"plateau_end_step": 10 if len(records) >= 3 else None}
 
   monkeypatch.setattr(loop.evaluation, "phase_ends", fake)
-  cfg = PretrainConfig(
-    data=DataConfig(n_individuals=50, n_heldout=16, tokenizer="bio_4k"),
-    model=ModelConfig(preset="tiny"),
-    train=loop.TrainConfig(n_steps=40, batch_size=8, stop_after_plateau=True),
-    eval=EvalConfig(steps=(0, 10, 20, 30, 40), n_sequences=32, batch_size=32, n_attention=0),
-  )
+  cfg = _tiny(40, (0, 10, 20, 30, 40), stop_after_plateau=True)
   summary = cfg.run(tmp_path)
   records = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert [r["step"] for r in records] == [0, 10, 20]
@@ -226,12 +226,7 @@ def test_nothing_compiles_after_the_first_step_and_evaluation(tmp_path, monkeypa
     return real_step(*args)
 
   monkeypatch.setattr(step_lib, "train_step", counted)
-  cfg = PretrainConfig(
-    data=DataConfig(n_individuals=50, n_heldout=16, tokenizer="bio_4k"),
-    model=ModelConfig(preset="tiny"),
-    train=loop.TrainConfig(n_steps=30, batch_size=8, progress_seconds=0.0),
-    eval=EvalConfig(steps=(0, 10, 20, 30), n_sequences=32, batch_size=32, n_attention=16),
-  )
+  cfg = _tiny(n_attention=16, progress_seconds=0.0)
   jax.monitoring.register_event_duration_secs_listener(on_event)
   try:
     cfg.run(tmp_path)
@@ -259,12 +254,7 @@ def test_steps_compute_real_tokens_unless_a_batch_has_more_than_planned(
   monkeypatch.setattr(step_lib, "train_step", recorded)
   if planned:
     monkeypatch.setattr(pretrain.pipeline, "compute_tokens", lambda *a: planned)
-  cfg = PretrainConfig(
-    data=DataConfig(n_individuals=50, n_heldout=16, tokenizer="bio_4k"),
-    model=ModelConfig(preset="tiny"),
-    train=loop.TrainConfig(n_steps=6, batch_size=8, progress_seconds=0.0, n_devices=1),
-    eval=EvalConfig(steps=(0, 6), n_sequences=32, batch_size=32, n_attention=0),
-  )
+  cfg = _tiny(6, (0, 6), progress_seconds=0.0, n_devices=1)
   cfg.run(tmp_path)
   if planned:
     assert seen == [None] * 6
