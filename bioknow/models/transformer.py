@@ -251,27 +251,10 @@ class LanguageModel(eqx.Module):
   ):
     """`batch` without the output layer: (final normalised hidden states [B, T, D] in `dtype`,
     patterns), for losses that apply the tied output layer themselves."""
-    d = self.cfg.d_model
-    if positions_BxT is None:  # numpy, so that rotary tables are compile-time constants
-      positions_BxT = np.broadcast_to(np.arange(tokens_BxT.shape[1]), tokens_BxT.shape)
-    if segment_BxT is None:
-      segment_BxT = jnp.zeros_like(tokens_BxT)
-    x_BxTxD = (self.embed_VxD[tokens_BxT] * d**0.5).astype(dtype)
-    params, static = eqx.partition(self.blocks, eqx.is_array)
-    if patterns_BxLxHxTxT is not None:  # scanned over layers
-      patterns_BxLxHxTxT = jnp.moveaxis(patterns_BxLxHxTxT, 1, 0)
-
-    def layer(x_BxTxD, xs):
-      block_params, pattern = xs
-      x_BxTxD, pattern = eqx.combine(block_params, static)(
-        x_BxTxD, positions_BxT, segment_BxT, pattern
-      )
-      return x_BxTxD, pattern if return_patterns else None
-
-    x_BxTxD, patterns = jax.lax.scan(layer, x_BxTxD, (params, patterns_BxLxHxTxT), unroll=UNROLL)
-    if patterns is not None:
-      patterns = jnp.moveaxis(patterns, 0, 1)
-    return rms_norm(x_BxTxD, self.norm_D), patterns
+    positions_BxT, segment_BxT = _default_layout(tokens_BxT, positions_BxT, segment_BxT)
+    x_BxTxD = (self.embed_VxD[tokens_BxT] * self.cfg.d_model**0.5).astype(dtype)
+    apply = lambda block, x_BxTxD, pattern: block(x_BxTxD, positions_BxT, segment_BxT, pattern)
+    return self._scan_blocks(x_BxTxD, apply, patterns_BxLxHxTxT, return_patterns)
 
   def token_features(
     self,
@@ -288,26 +271,41 @@ class LanguageModel(eqx.Module):
     layer run on K rows; the mixer on the [B, T] layout. Equal to `features` at those tokens
     when `index_K` holds every token the kept ones attend to (all real tokens do: padding
     ends a row and nothing attends to it)."""
-    d = self.cfg.d_model
+    positions_BxT, segment_BxT = _default_layout(tokens_BxT, positions_BxT, segment_BxT)
     b, t = tokens_BxT.shape
-    if positions_BxT is None:  # numpy, so that rotary tables are compile-time constants
-      positions_BxT = np.broadcast_to(np.arange(t), (b, t))
-    if segment_BxT is None:
-      segment_BxT = jnp.zeros_like(tokens_BxT)
     tokens_K = jnp.concatenate([tokens_BxT.reshape(b * t), jnp.zeros(1, tokens_BxT.dtype)])
-    x_KxD = (self.embed_VxD[tokens_K[index_K]] * d**0.5).astype(dtype)
+    x_KxD = (self.embed_VxD[tokens_K[index_K]] * self.cfg.d_model**0.5).astype(dtype)
+    apply = lambda block, x_KxD, pattern: block.tokens(
+      x_KxD, index_K, (b, t), positions_BxT, segment_BxT, pattern
+    )
+    return self._scan_blocks(x_KxD, apply, patterns_BxLxHxTxT, False)[0]
+
+  def _scan_blocks(self, x, apply, patterns_BxLxHxTxT, return_patterns: bool):
+    """apply(block, x, pattern) -> (x, pattern) over the stacked blocks (lax.scan), then the
+    final norm; returns (x, patterns [B, L, H, T, T] or None)."""
     params, static = eqx.partition(self.blocks, eqx.is_array)
     if patterns_BxLxHxTxT is not None:  # scanned over layers
       patterns_BxLxHxTxT = jnp.moveaxis(patterns_BxLxHxTxT, 1, 0)
 
-    def layer(x_KxD, xs):
+    def layer(x, xs):
       block_params, pattern = xs
-      block = eqx.combine(block_params, static)
-      x_KxD, _ = block.tokens(x_KxD, index_K, (b, t), positions_BxT, segment_BxT, pattern)
-      return x_KxD, None
+      x, pattern = apply(eqx.combine(block_params, static), x, pattern)
+      return x, pattern if return_patterns else None
 
-    x_KxD, _ = jax.lax.scan(layer, x_KxD, (params, patterns_BxLxHxTxT), unroll=UNROLL)
-    return rms_norm(x_KxD, self.norm_D)
+    x, patterns = jax.lax.scan(layer, x, (params, patterns_BxLxHxTxT), unroll=UNROLL)
+    if patterns is not None:
+      patterns = jnp.moveaxis(patterns, 0, 1)
+    return rms_norm(x, self.norm_D), patterns
+
+
+def _default_layout(tokens_BxT, positions_BxT, segment_BxT):
+  """Positions (default: 0..T-1, numpy, so that rotary tables are compile-time constants) and
+  segments (default: one biography per row) of a batch."""
+  if positions_BxT is None:
+    positions_BxT = np.broadcast_to(np.arange(tokens_BxT.shape[1]), tokens_BxT.shape)
+  if segment_BxT is None:
+    segment_BxT = jnp.zeros_like(tokens_BxT)
+  return positions_BxT, segment_BxT
 
 
 # Tokens of the loss are processed in chunks of about this many logits (16 MB of float32).
