@@ -147,17 +147,30 @@ class Block(eqx.Module):
     return x_NxD + h_NxF @ self.w_out_FxD.astype(dtype)
 
 
+def take(x_NxEtc, index_K):
+  """x at flat positions index_K, where index N (one past the end) is a filler and reads
+  zeros: how the real-token paths (training, evaluation) name the rows they leave out."""
+  zero = jnp.zeros((1, *x_NxEtc.shape[1:]), x_NxEtc.dtype)
+  return jnp.concatenate([x_NxEtc, zero])[index_K]
+
+
+def put(x_KxEtc, index_K, n: int, fill=0):
+  """`take` reversed: an [N, ...] array of `fill` with x_K at index_K (fillers, index N,
+  dropped)."""
+  out = jnp.full((n + 1, *x_KxEtc.shape[1:]), fill, x_KxEtc.dtype)
+  return out.at[index_K].set(x_KxEtc)[:-1]
+
+
 def to_rows(x_KxD, index_K, shape: tuple[int, int]):
   """K tokens into a zero [B, T, D] batch at their flat positions (index B * T: dropped)."""
   (b, t), d = shape, x_KxD.shape[-1]
-  return jnp.zeros((b * t + 1, d), x_KxD.dtype).at[index_K].set(x_KxD)[:-1].reshape(b, t, d)
+  return put(x_KxD, index_K, b * t).reshape(b, t, d)
 
 
 def from_rows(x_BxTxD, index_K):
   """The K tokens of a [B, T, D] batch at their flat positions (index B * T: zeros)."""
   b, t, d = x_BxTxD.shape
-  x_NxD = jnp.concatenate([x_BxTxD.reshape(b * t, d), jnp.zeros((1, d), x_BxTxD.dtype)])
-  return x_NxD[index_K]
+  return take(x_BxTxD.reshape(b * t, d), index_K)
 
 
 def rms_norm(x_etcxD, scale_D, eps: float = 1e-6):
@@ -273,8 +286,8 @@ class LanguageModel(eqx.Module):
     ends a row and nothing attends to it)."""
     positions_BxT, segment_BxT = _default_layout(tokens_BxT, positions_BxT, segment_BxT)
     b, t = tokens_BxT.shape
-    tokens_K = jnp.concatenate([tokens_BxT.reshape(b * t), jnp.zeros(1, tokens_BxT.dtype)])
-    x_KxD = (self.embed_VxD[tokens_K[index_K]] * self.cfg.d_model**0.5).astype(dtype)
+    tokens_K = take(tokens_BxT.reshape(b * t), index_K)
+    x_KxD = (self.embed_VxD[tokens_K] * self.cfg.d_model**0.5).astype(dtype)
     apply = lambda block, x_KxD, pattern: block.tokens(
       x_KxD, index_K, (b, t), positions_BxT, segment_BxT, pattern
     )

@@ -106,9 +106,10 @@ def _run_set(
   arrays [N, A] and attention sums."""
   n_attributes = bios.attribute_BxS.shape[1]
   t = t or row_len({"set": bios})
-  scored = scored or n_scored({"set": bios}, cfg.batch_size)
   if mesh.size > 1:
     scored = None
+  elif scored is None:
+    scored = n_scored({"set": bios}, cfg.batch_size)
   outs, attention = [], []
   for start in range(0, len(bios.tokens_BxT), cfg.batch_size):
     chunk = slice(start, start + cfg.batch_size)

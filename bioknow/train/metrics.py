@@ -19,6 +19,7 @@ from bioknow.data.biography import (
   ROLE_TEXT,
   ROLE_VALUE,
 )
+from bioknow.models.transformer import put, take
 
 
 def _shift(x_BxT, fill):
@@ -67,14 +68,10 @@ def value_token_scores(
   # A value token is never first in its row, so its prediction is the one before it; fillers
   # read a zero row past the end and are scattered there, then dropped.
   source_K = jnp.where(target_K < b * t, target_K - 1, b * t)
-  h_NxD = jnp.concatenate([h_BxTxD.reshape(b * t, d), jnp.zeros((1, d), h_BxTxD.dtype)])
-  tokens_N = jnp.concatenate([tokens_BxT.reshape(b * t), jnp.zeros(1, tokens_BxT.dtype)])
-  logits_KxV = (h_NxD[source_K] @ embed_VxD.T.astype(h_NxD.dtype)).astype(jnp.float32)
-  scores = scores_of(logits_KxV, tokens_N[target_K])
-  return {
-    k: jnp.full(b * t + 1, UNSCORED[k], v.dtype).at[target_K].set(v)[:-1].reshape(b, t)
-    for k, v in scores.items()
-  }
+  h_KxD = take(h_BxTxD.reshape(b * t, d), source_K)
+  logits_KxV = (h_KxD @ embed_VxD.T.astype(h_KxD.dtype)).astype(jnp.float32)
+  scores = scores_of(logits_KxV, take(tokens_BxT.reshape(b * t), target_K))
+  return {k: put(v, target_K, b * t, UNSCORED[k]).reshape(b, t) for k, v in scores.items()}
 
 
 def next_token_loss(logits_BxTxV, tokens_BxT, role_BxT) -> Float[Array, ""]:

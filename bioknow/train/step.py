@@ -16,7 +16,7 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
-from bioknow.models.transformer import LanguageModel, tied_cross_entropy
+from bioknow.models.transformer import LanguageModel, take, tied_cross_entropy
 from bioknow.train import metrics
 
 
@@ -160,8 +160,7 @@ def train_step(
     (index_K,) = jnp.nonzero(
       role_BxT.reshape(b * t) != metrics.ROLE_PAD, size=n_compute, fill_value=b * t
     )
-    next_N = jnp.concatenate([next_N, jnp.zeros(1, next_N.dtype)])[index_K]
-    weight_N = jnp.concatenate([weight_N, jnp.zeros(1, weight_N.dtype)])[index_K]
+    next_N, weight_N = take(next_N, index_K), take(weight_N, index_K)
 
   def loss_fn(model):
     inputs = dict(
