@@ -125,6 +125,29 @@ def test_ray_executor_without_ray_explains_how_to_install(monkeypatch, tmp_path)
     executors.run_ray([], tmp_path, None)
 
 
+def test_each_ray_point_on_a_cpu_claims_a_core_of_its_own(tmp_path):
+  """claim_core pins to the first unclaimed core, the next claim (another process: here the
+  affinity is widened again) gets the next core, none is left once all are claimed, and
+  closing a claim frees its core."""
+  cores = sorted(os.sched_getaffinity(0))
+  claims = []
+  try:
+    for core in cores:
+      os.sched_setaffinity(0, cores)
+      claims.append(executors.claim_core(tmp_path))
+      assert os.sched_getaffinity(0) == {core}
+    os.sched_setaffinity(0, cores)
+    with pytest.raises(RuntimeError, match="is claimed"):
+      executors.claim_core(tmp_path)
+    os.close(claims.pop(0))
+    claims.append(executors.claim_core(tmp_path))
+    assert os.sched_getaffinity(0) == {cores[0]}
+  finally:
+    for fd in claims:
+      os.close(fd)
+    os.sched_setaffinity(0, cores)
+
+
 def test_dry_run_estimates_time(tmp_path):
   out = _launch(REPO / "sweeps" / "quickstart.py", tmp_path / "d", "--dry_run")
   assert out.returncode == 0, out.stderr[-2000:]
