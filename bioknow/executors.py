@@ -102,8 +102,8 @@ def claim_core(lock_dir: pathlib.Path | None = None) -> int:
   the first of its cores that no other process has claimed, by holding an exclusive lock on
   a file named after it; returns the lock's descriptor (closing it frees the core). XLA:CPU
   sizes its thread pool by the cores it may use, so two points on a 2-core machine otherwise
-  run two threads each on the same two cores: measured on this machine, the quickstart's
-  config two at once unpinned ran 7.0-7.8 steps/s each, against 16.7 alone.
+  run two threads each on the same two cores. Two quickstart launches at once on a quiet
+  2-core machine: 10.4 and 10.5 steps/s unpinned, 11.5 and 11.5 pinned (one alone: 16.7).
   Raises RuntimeError when every core is claimed."""
   lock_dir = lock_dir or pathlib.Path(tempfile.gettempdir()) / f"bioknow-cores-{os.getuid()}"
   lock_dir.mkdir(parents=True, exist_ok=True)
