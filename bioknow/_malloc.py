@@ -13,6 +13,14 @@ import ctypes
 import sys
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
+# The same settings as environment variables, which glibc reads when a process starts: for
+# processes whose threads run before bioknow is imported, such as Ray's workers (there,
+# unset, the small model's step page-faulted 200,000 times a second).
+ENV = {
+  "MALLOC_ARENA_MAX": "1",
+  "MALLOC_MMAP_THRESHOLD_": str(1 << 30),
+  "MALLOC_TRIM_THRESHOLD_": str((1 << 31) - 1),
+}
 
 
 def keep_freed_memory() -> bool:

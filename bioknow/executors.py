@@ -26,6 +26,7 @@ import traceback
 import fiddle as fdl
 from fiddle.experimental import serialization
 
+from bioknow import _malloc
 from bioknow.experiments.common import Experiment
 from bioknow.rundir import RunDir
 
@@ -166,7 +167,12 @@ def run_ray(points, workdir: pathlib.Path, address: str | None) -> list[Result]:
   if address not in (None, "local"):
     threading.Thread(target=_give_up_unless, args=(connected, address), daemon=True).start()
   try:
-    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+    ray.init(
+      address=address,
+      logging_level=logging.WARNING,
+      log_to_driver=True,
+      runtime_env={"env_vars": _malloc.ENV},  # workers start threads before bioknow loads
+    )
     connected.set()
   except Exception as e:  # no cluster at `address`, or Ray cannot start one here
     raise SystemExit(
