@@ -98,14 +98,14 @@ def _run_serialized(name: str, config_json: str, workdir: str, pin: bool) -> tup
       os.close(core)
 
 
-def claim_core(lock_dir: pathlib.Path | None = None) -> int:
+def claim_core(lock_dir: pathlib.Path | None = None) -> int | None:
   """Pins this thread (and the threads it starts: XLA's pool, created with the backend) to
   the first of its cores that no other process has claimed, by holding an exclusive lock on
-  a file named after it; returns the lock's descriptor (closing it frees the core). XLA:CPU
+  a file named after it; returns the lock's descriptor (closing it frees the core), or None,
+  pinning nothing, when every core is claimed (another sweep on the same machine). XLA:CPU
   sizes its thread pool by the cores it may use, so two points on a 2-core machine otherwise
   run two threads each on the same two cores. Two quickstart launches at once on a quiet
-  2-core machine: 10.4 and 10.5 steps/s unpinned, 11.5 and 11.5 pinned (one alone: 16.7).
-  Raises RuntimeError when every core is claimed."""
+  2-core machine: 10.4 and 10.5 steps/s unpinned, 11.5 and 11.5 pinned (one alone: 16.7)."""
   lock_dir = lock_dir or pathlib.Path(tempfile.gettempdir()) / f"bioknow-cores-{os.getuid()}"
   lock_dir.mkdir(parents=True, exist_ok=True)
   for core in sorted(os.sched_getaffinity(0)):
@@ -117,7 +117,7 @@ def claim_core(lock_dir: pathlib.Path | None = None) -> int:
       continue
     os.sched_setaffinity(0, {core})
     return fd
-  raise RuntimeError(f"every core of {sorted(os.sched_getaffinity(0))} is claimed")
+  return None
 
 
 def _check_reachable(address: str | None, timeout_s: float = 10.0) -> None:
