@@ -12,13 +12,11 @@ run directories must be on a filesystem every worker sees (this machine, or a sh
 --ray_address where no Ray cluster answers ends the launch with one sentence within 30 s.
 """
 
-import fcntl
 import logging
 import os
 import pathlib
 import socket
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -86,38 +84,10 @@ def run_inline(points, workdir: pathlib.Path) -> list[Result]:
   return results
 
 
-def _run_serialized(name: str, config_json: str, workdir: str, pin: bool) -> tuple[str, dict]:
-  """The body of a Ray task: rebuild the point from its serialized config and run it; with
-  `pin`, on one core of its own (claim_core)."""
-  core = claim_core() if pin else None
-  try:
-    cfg = serialization.load_json(config_json)
-    return run_point(name, cfg, fdl.build(cfg), pathlib.Path(workdir))
-  finally:
-    if core is not None:
-      os.close(core)
-
-
-def claim_core(lock_dir: pathlib.Path | None = None) -> int | None:
-  """Pins this thread (and the threads it starts: XLA's pool, created with the backend) to
-  the first of its cores that no other process has claimed, by holding an exclusive lock on
-  a file named after it; returns the lock's descriptor (closing it frees the core), or None,
-  pinning nothing, when every core is claimed (another sweep on the same machine). XLA:CPU
-  sizes its thread pool by the cores it may use, so two points on a 2-core machine otherwise
-  run two threads each on the same two cores. Two quickstart launches at once on a quiet
-  2-core machine: 10.4 and 10.5 steps/s unpinned, 11.5 and 11.5 pinned (one alone: 16.7)."""
-  lock_dir = lock_dir or pathlib.Path(tempfile.gettempdir()) / f"bioknow-cores-{os.getuid()}"
-  lock_dir.mkdir(parents=True, exist_ok=True)
-  for core in sorted(os.sched_getaffinity(0)):
-    fd = os.open(lock_dir / f"{core}.lock", os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      os.close(fd)
-      continue
-    os.sched_setaffinity(0, {core})
-    return fd
-  return None
+def _run_serialized(name: str, config_json: str, workdir: str) -> tuple[str, dict]:
+  """The body of a Ray task: rebuild the point from its serialized config and run it."""
+  cfg = serialization.load_json(config_json)
+  return run_point(name, cfg, fdl.build(cfg), pathlib.Path(workdir))
 
 
 def _check_reachable(address: str | None, timeout_s: float = 10.0) -> None:
@@ -182,11 +152,9 @@ def run_ray(points, workdir: pathlib.Path, address: str | None) -> list[Result]:
     ) from None
   try:
     gpus = ray.cluster_resources().get("GPU", 0)
-    # A fresh worker process per task (max_calls=1): a CPU task pins itself to a core
-    # before its XLA backend starts, which a reused worker's has already done.
-    task = ray.remote(
-      num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1, max_retries=0, max_calls=1
-    )(_run_serialized)
+    task = ray.remote(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1, max_retries=0)(
+      _run_serialized
+    )
     by_name = {p.name: p for p in points}
     selected = set(by_name)
     statuses: dict[str, str] = {}
@@ -201,8 +169,7 @@ def run_ray(points, workdir: pathlib.Path, address: str | None) -> list[Result]:
           waiting.remove(p)
         elif not pending:
           print(f"== {p.name} (submitted to Ray)", flush=True)
-          config_json = serialization.dump_json(p.cfg)
-          ref = task.remote(p.name, config_json, str(workdir.resolve()), not gpus)
+          ref = task.remote(p.name, serialization.dump_json(p.cfg), str(workdir.resolve()))
           running[ref] = p.name
           waiting.remove(p)
       if running:

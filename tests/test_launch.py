@@ -125,29 +125,6 @@ def test_ray_executor_without_ray_explains_how_to_install(monkeypatch, tmp_path)
     executors.run_ray([], tmp_path, None)
 
 
-def test_each_ray_point_on_a_cpu_claims_a_core_of_its_own(tmp_path):
-  """claim_core pins to the first unclaimed core, the next claim (another process: here the
-  affinity is widened again) gets the next core; once all are claimed a claim pins nothing;
-  closing a claim frees its core."""
-  cores = sorted(os.sched_getaffinity(0))
-  claims = []
-  try:
-    for core in cores:
-      os.sched_setaffinity(0, cores)
-      claims.append(executors.claim_core(tmp_path))
-      assert os.sched_getaffinity(0) == {core}
-    os.sched_setaffinity(0, cores)
-    assert executors.claim_core(tmp_path) is None
-    assert sorted(os.sched_getaffinity(0)) == cores
-    os.close(claims.pop(0))
-    claims.append(executors.claim_core(tmp_path))
-    assert os.sched_getaffinity(0) == {cores[0]}
-  finally:
-    for fd in claims:
-      os.close(fd)
-    os.sched_setaffinity(0, cores)
-
-
 def test_ray_workers_start_with_the_malloc_settings(monkeypatch, tmp_path):
   """run_ray gives Ray's workers bioknow's malloc settings as environment variables (their
   threads run before bioknow is imported, too late for mallopt)."""
