@@ -16,7 +16,8 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
-from bioknow.models.transformer import LanguageModel, take, tied_cross_entropy
+from bioknow.models.cross_entropy import tied_cross_entropy
+from bioknow.models.transformer import LanguageModel, take
 from bioknow.train import metrics
 
 
