@@ -178,7 +178,9 @@ def warmup(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
     ax.plot([i] * len(accuracy), accuracy, "o", color="k", ms=4)
   # Point names run to 30 characters: wrapped at their underscores so the labels do not overlap.
   names = [textwrap.fill(settings[kind].replace("_", " "), 16) for kind in kinds]
-  ax.set_xticks(range(3), [f"{kind}\n{name}" for kind, name in zip(kinds, names)], fontsize=7)
+  lrs = [f"lr {score.values['lr'][settings[kind]]:g}" for kind in kinds]  # each at its best lr
+  labels = [f"{kind}\n{name}\n{lr}" for kind, name, lr in zip(kinds, names, lrs)]
+  ax.set_xticks(range(3), labels, fontsize=7)
   ax.set(
     ylabel="final attribute accuracy",
     ylim=(0, 1),
