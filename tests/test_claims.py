@@ -203,10 +203,13 @@ def test_dry_run_lists_every_claim(tmp_path, capsys):
   out = capsys.readouterr().out
   for claim in catalog.CLAIMS:
     assert f"{claim.name}: " in out
-  assert "three_phases: 5 points of phases.py" in out  # 3 seeds, 2 lr copies at seed 0
+  assert "three_phases: 5 runs of phases.py" in out  # 3 seeds, 2 lr copies at seed 0
   assert "\n  phases_lrx2_seed0  lr 0.016\n" in out
   assert "lr x 0.5, 1, 2" in out
-  assert "\n  powerlaw_n1200_steps1500_alpha0.5_lrx2_seed2  lr 0.016\n" in out  # every copy
+  # 16 settings: 4 lrs at seed 0, then seeds 1 and 2 at one of them; every copy is listed.
+  assert "warmup: 96 runs (64 at seed 0 over every lr, then one lr of the rest)" in out
+  seed2 = "\n  powerlaw_n1200_steps1500_alpha0.5_lrx2_seed2  lr 0.016  (if seed 0 picks its lr)\n"
+  assert seed2 in out
   assert "\n  templates1_shuffled_lrx0.5  lr 0.004\n" in out
   assert list(tmp_path.iterdir()) == []
 
@@ -467,6 +470,54 @@ def test_best_lr_keeps_the_lowest_mean_final_training_loss(tmp_path):
   assert [r["name"] for r in kept] == ["p_lrx0.5", "p_lrx0.5_seed1", "q"]
   assert lrs == {"p": 4e-3, "q": 8e-3}
   assert rules.best_lr([]) == ([], {})
+
+
+def test_best_lr_compares_lrs_on_the_seeds_they_share(tmp_path):
+  """An lr run at seed 0 only is compared with another lr's seed 0, not with its 3-seed mean
+  (which lucky seeds 1 and 2 pull down here)."""
+  runs = [
+    _lr_run(tmp_path / "p", 0, 8e-3, 1.0),
+    _lr_run(tmp_path / "p_seed1", 1, 8e-3, 0.4),
+    _lr_run(tmp_path / "p_seed2", 2, 8e-3, 0.4),  # mean 0.6
+    _lr_run(tmp_path / "p_lrx2", 0, 1.6e-2, 0.9),  # better than 1.0 at seed 0
+  ]
+  kept, lrs = rules.best_lr(runs)
+  assert lrs == {"p": 1.6e-2} and [r["name"] for r in kept] == ["p_lrx2"]
+  assert rules.best_lr(runs[:3] + [_lr_run(tmp_path / "p_lrx2_seed1", 1, 1.6e-2, 0.9)])[1] == {
+    "p": 8e-3  # seeds 0 and 1 shared: 0.7 against 0.9
+  }
+
+
+def test_an_lr_sweep_runs_its_other_seeds_at_the_lr_seed_0_picks(tmp_path, monkeypatch):
+  """Two settings at lr x 0.5, 1, 2 over 3 seeds: the first stage runs the 6 seed-0 points;
+  the second runs seeds 1 and 2 only at each setting's best lr of seed 0 (x2 for p, x0.5 for
+  q): 10 runs of 18, and the planned count says so."""
+  claim = dataclasses.replace(catalog.BY_NAME["templates"], lr_factors=catalog.LR_FACTORS)
+  cfg = lambda lr: types.SimpleNamespace(optimizer=types.SimpleNamespace(lr=lr))
+  points = [
+    types.SimpleNamespace(name=f"{s}{lr_part}{seed_part}", cfg=cfg(8e-3 * f))
+    for s in ("p", "q")
+    for f, lr_part in ((0.5, "_lrx0.5"), (1, ""), (2, "_lrx2"))
+    for seed_part in ("", "_seed1", "_seed2")
+  ]
+  best = {"p": 1.6e-2, "q": 4e-3}
+  calls = []
+
+  def fake_run(batch, sweep_dir, executor, address):
+    calls.append([p.name for p in batch])
+    for p in batch:
+      loss = 0.5 if p.cfg.optimizer.lr == best[p.name[0]] else 1.0
+      _lr_run(sweep_dir / p.name, catalog.seed_of_point(p.name), p.cfg.optimizer.lr, loss)
+    return [(p.name, "done", None) for p in batch]
+
+  monkeypatch.setattr(claims_main.executors, "run", fake_run)
+  results = claims_main.run_claim(claim, tmp_path, points, "inline", None)
+  assert calls == [
+    ["p_lrx0.5", "p", "p_lrx2", "q_lrx0.5", "q", "q_lrx2"],
+    ["p_lrx2_seed1", "p_lrx2_seed2", "q_lrx0.5_seed1", "q_lrx0.5_seed2"],
+  ]
+  assert len(results) == 10 == catalog.planned_runs(points, claim)
+  assert catalog.planned_runs(points, dataclasses.replace(claim, lr_factors=())) == 18
 
 
 # Curricula and templates -----------------------------------------------------------------------

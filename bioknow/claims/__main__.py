@@ -4,7 +4,8 @@
 The paper's claims as one scorecard. For each claim it runs (or reuses: finished runs are
 skipped, interrupted ones resume) the sweep points it needs over --seeds seeds, and where
 the claim sweeps the learning rate (catalog.Claim.lr_factors) at each of its lrs, at the CPU
-scale, then scores them with the rule written next to the claim (bioknow/claims/rules.py,
+scale (in two stages: every lr at seed 0, then the other seeds at each setting's best lr of
+seed 0; run_claim), then scores them with the rule written next to the claim (bioknow/claims/rules.py,
 rules_curricula.py; a claim with lr copies is scored at the lr with the best final training
 loss of each setting) and prints a table: the claim, the paper's figure and numbers, what was
 measured (mean and spread over seeds) and the verdict (holds, weak, does not hold). It writes
@@ -116,6 +117,24 @@ def plan(
   return planned, unfit
 
 
+def run_claim(claim: catalog.Claim, sweep_dir: pathlib.Path, points, executor: str, address):
+  """Runs the claim's points (finished ones are skipped by the executors). A claim that sweeps
+  the lr over several seeds runs in two stages: every lr at seed 0, then the other seeds at
+  each setting's best lr (rules.best_lr over the finished runs, seed 0's alone where the other
+  lrs have no other seed), so that the seeds repeat only the lr that is scored."""
+  first, rest = catalog.lr_stages(points, claim)
+  results = executors.run(first, sweep_dir, executor, address)
+  if rest:
+    _, picked = rules.best_lr([r for r in _runs(sweep_dir, points) if r["summary"]])
+    results += executors.run(catalog.at_picked_lrs(rest, picked), sweep_dir, executor, address)
+  return results
+
+
+def _runs(sweep_dir: pathlib.Path, points) -> list[dict]:
+  """The runs of the points that have a run directory."""
+  return [R.load_run(sweep_dir / p.name) for p in points if (sweep_dir / p.name).is_dir()]
+
+
 def not_applicable(claim: catalog.Claim, reason: str) -> dict:
   """The row of a claim whose points the --config overrides do not fit."""
   result = rules.Score(NOT_APPLICABLE, f"the overrides do not fit its runs: {reason}", {})
@@ -124,11 +143,11 @@ def not_applicable(claim: catalog.Claim, reason: str) -> dict:
 
 def score(claim: catalog.Claim, sweep_dir: pathlib.Path, points, out_dir: pathlib.Path) -> dict:
   """The claim's row: its score and figure from the runs of its points."""
-  runs = [R.load_run(sweep_dir / p.name) for p in points if (sweep_dir / p.name).is_dir()]
+  runs = _runs(sweep_dir, points)
   result = claim.score(runs)
   figure = claim.figure(runs, out_dir / "figures")
   rule = " ".join((claim.score.__doc__ or "").split())
-  return _row(claim, result, rule, runs, len(points), figure)
+  return _row(claim, result, rule, runs, catalog.planned_runs(points, claim), figure)
 
 
 def _row(
@@ -213,21 +232,24 @@ def main(argv: list[str]) -> int:
     print(f"{claim.name}: {NOT_APPLICABLE}: {reason}", flush=True)
   if FLAGS.dry_run:
     for claim, sweep_dir, points in planned:
-      steps = sum(p.experiment.n_steps for p in points)
+      first, rest = catalog.lr_stages(points, claim)
       lrs = f", lr x {', '.join(f'{x:g}' for x in claim.lr_factors)}" if claim.lr_factors else ""
+      staged = f" ({len(first)} at seed 0 over every lr, then one lr of the rest)" if rest else ""
       print(
-        f"{claim.name}: {len(points)} points of {claim.sweep} in {sweep_dir}, {steps} steps{lrs}"
+        f"{claim.name}: {catalog.planned_runs(points, claim)} runs{staged} of {claim.sweep} "
+        f"in {sweep_dir}{lrs}"
       )
       for p in points:  # every copy, so that the lr and seed copies can be read off
         lr = catalog.learning_rate(p.cfg)
-        print(f"  {p.name}" + (f"  lr {lr:g}" if lr is not None else ""))
+        pick = "  (if seed 0 picks its lr)" if p in rest else ""
+        print(f"  {p.name}" + (f"  lr {lr:g}" if lr is not None else "") + pick)
     return 0
   out_dir = workdir / "claims"
   rows, failed, start = [], False, time.perf_counter()
   for claim, sweep_dir, points in planned:
     print(f"=== claim {claim.name}: {len(points)} points of {claim.sweep}", flush=True)
     if not FLAGS.score_only:
-      results = executors.run(points, sweep_dir, FLAGS.executor, FLAGS.ray_address)
+      results = run_claim(claim, sweep_dir, points, FLAGS.executor, FLAGS.ray_address)
       failed |= any(status.startswith("FAILED") for _, status, _ in results)
     rows.append(score(claim, sweep_dir, points, out_dir))
   rows += [not_applicable(claim, reason) for claim, reason in unfit]

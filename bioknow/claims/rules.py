@@ -77,18 +77,23 @@ def finished(runs: list[dict], kind: str) -> list[dict]:
   return [r for r in runs if r["summary"] and R.experiment(r) == kind]
 
 
+def setting_of(name: str) -> str:
+  """The sweep point a run or point name repeats: the name without the _lrxF and _seedK
+  suffixes that the claims catalog adds, so a point's lr copies and seeds share it."""
+  return re.sub(r"_seed\d+", "", re.sub(r"_lrx[0-9.e+-]+", "", name))
+
+
 def point_setting(run: dict) -> str:
-  """The sweep point a run repeats: its name without the _lrxF and _seedK suffixes that the
-  claims catalog adds, so a point's lr copies and seeds share it."""
-  return re.sub(r"_seed\d+", "", re.sub(r"_lrx[0-9.e+-]+", "", run["name"]))
+  """setting_of the run's name."""
+  return setting_of(run["name"])
 
 
 def best_lr(runs: list[dict]) -> tuple[list[dict], dict[str, float]]:
   """The paper's lr pick. Per setting (point_setting), the lr whose final training loss,
-  averaged over seeds, is lowest (a diverged run counts as infinite; ties go to the lower
-  lr). Returns the runs (every seed) at their setting's lr, in input order, and {setting:
-  chosen lr}. Runs of one lr only come back as they are."""
-  kept = R.best_lr(runs, key=point_setting)
+  averaged over the seeds every lr of the setting has, is lowest (a diverged run counts as
+  infinite; ties go to the lower lr). Returns the runs (every seed) at their setting's lr, in
+  input order, and {setting: chosen lr}. Runs of one lr only come back as they are."""
+  kept = R.best_lr(runs, key=point_setting, seed=seed_of)
   return kept, {point_setting(r): R.learning_rate(r) for r in kept}
 
 

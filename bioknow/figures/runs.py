@@ -253,20 +253,27 @@ def final_train_loss(run: dict) -> float:
   return loss if math.isfinite(loss) else math.inf  # diverged runs lose
 
 
-def best_lr_choices(runs: list[dict], key: Callable = setting) -> dict:
+def best_lr_choices(
+  runs: list[dict], key: Callable = setting, seed: Callable | None = None
+) -> dict:
   """setting -> (best lr, {lr: mean final training loss over seeds}), as the paper picks;
-  `key` gives a run's setting (default: its config less lr and seeds)."""
+  `key` gives a run's setting (default: its config less lr and seeds). With `seed` (a run's
+  seed), the lrs of a setting are compared on the seeds they all have: an lr run at seed 0
+  only is not measured against another lr's mean over three seeds."""
   choices = {}
   for group_key, group in group_by(runs, key).items():
     by_lr = group_by(group, learning_rate)
+    if seed is not None:
+      shared = set.intersection(*({seed(r) for r in rs} for rs in by_lr.values()))
+      by_lr = {lr: [r for r in rs if seed(r) in shared] or rs for lr, rs in by_lr.items()}
     scores = {lr: float(np.mean([final_train_loss(r) for r in rs])) for lr, rs in by_lr.items()}
     choices[group_key] = (min(scores, key=lambda lr: (scores[lr], lr)), scores)
   return choices
 
 
-def best_lr(runs: list[dict], key: Callable = setting) -> list[dict]:
+def best_lr(runs: list[dict], key: Callable = setting, seed: Callable | None = None) -> list[dict]:
   """The runs (every seed) at the best learning rate of their setting, in input order."""
-  choices = best_lr_choices(runs, key)
+  choices = best_lr_choices(runs, key, seed)
   return [r for r in runs if learning_rate(r) == choices[key(r)][0] or math.isnan(learning_rate(r))]
 
 
