@@ -235,9 +235,12 @@ def main(argv: list[str]) -> int:
       first, rest = catalog.lr_stages(points, claim)
       lrs = f", lr x {', '.join(f'{x:g}' for x in claim.lr_factors)}" if claim.lr_factors else ""
       staged = f" ({len(first)} at seed 0 over every lr, then one lr of the rest)" if rest else ""
+      steps = sum(p.experiment.n_steps for p in first) + sum(
+        p.experiment.n_steps for p in rest
+      ) // max(len(claim.lr_factors), 1)
       print(
         f"{claim.name}: {catalog.planned_runs(points, claim)} runs{staged} of {claim.sweep} "
-        f"in {sweep_dir}{lrs}"
+        f"in {sweep_dir}, {steps} steps{lrs}"
       )
       for p in points:  # every copy, so that the lr and seed copies can be read off
         lr = catalog.learning_rate(p.cfg)
