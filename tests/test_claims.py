@@ -488,7 +488,7 @@ def test_best_lr_compares_lrs_on_the_seeds_they_share(tmp_path):
   }
 
 
-def test_an_lr_sweep_runs_its_other_seeds_at_the_lr_seed_0_picks(tmp_path, monkeypatch):
+def test_an_lr_sweep_runs_its_other_seeds_at_the_lr_seed_0_picks(tmp_path, monkeypatch, capsys):
   """Two settings at lr x 0.5, 1, 2 over 3 seeds: the first stage runs the 6 seed-0 points;
   the second runs seeds 1 and 2 only at each setting's best lr of seed 0 (x2 for p, x0.5 for
   q): 10 runs of 18, and the planned count says so."""
@@ -517,6 +517,7 @@ def test_an_lr_sweep_runs_its_other_seeds_at_the_lr_seed_0_picks(tmp_path, monke
     ["p_lrx2_seed1", "p_lrx2_seed2", "q_lrx0.5_seed1", "q_lrx0.5_seed2"],
   ]
   assert len(results) == 10 == catalog.planned_runs(points, claim)
+  assert "templates: the other seeds run at p lr 0.016, q lr 0.004" in capsys.readouterr().out
   assert catalog.planned_runs(points, dataclasses.replace(claim, lr_factors=())) == 18
 
 

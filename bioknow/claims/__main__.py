@@ -5,10 +5,11 @@ The paper's claims as one scorecard. For each claim it runs (or reuses: finished
 skipped, interrupted ones resume) the sweep points it needs over --seeds seeds, and where
 the claim sweeps the learning rate (catalog.Claim.lr_factors) at each of its lrs, at the CPU
 scale (in two stages: every lr at seed 0, then the other seeds at each setting's best lr of
-seed 0; run_claim), then scores them with the rule written next to the claim (bioknow/claims/rules.py,
-rules_curricula.py; a claim with lr copies is scored at the lr with the best final training
-loss of each setting) and prints a table: the claim, the paper's figure and numbers, what was
-measured (mean and spread over seeds) and the verdict (holds, weak, does not hold). It writes
+seed 0; run_claim), then scores them with the rule written next to the claim
+(bioknow/claims/rules.py, rules_curricula.py; a claim with lr copies is scored at the lr with
+the best final training loss of each setting) and prints a table: the claim, the paper's
+figure and numbers, what was measured (mean and spread over seeds) and the verdict (holds,
+weak, does not hold). It writes
 WORKDIR/claims/claims.json (the claims scored now replace their rows; the others stay) and
 one figure per claim in WORKDIR/claims/figures. --dry_run lists every point (lr and seed
 copies included) with its lr. --score_only runs nothing and scores the finished runs; a
@@ -126,6 +127,11 @@ def run_claim(claim: catalog.Claim, sweep_dir: pathlib.Path, points, executor: s
   results = executors.run(first, sweep_dir, executor, address)
   if rest:
     _, picked = rules.best_lr([r for r in _runs(sweep_dir, points) if r["summary"]])
+    print(
+      f"{claim.name}: the other seeds run at "
+      + ", ".join(f"{s} lr {lr:g}" for s, lr in picked.items()),
+      flush=True,
+    )
     results += executors.run(catalog.at_picked_lrs(rest, picked), sweep_dir, executor, address)
   return results
 
@@ -235,9 +241,11 @@ def main(argv: list[str]) -> int:
       first, rest = catalog.lr_stages(points, claim)
       lrs = f", lr x {', '.join(f'{x:g}' for x in claim.lr_factors)}" if claim.lr_factors else ""
       staged = f" ({len(first)} at seed 0 over every lr, then one lr of the rest)" if rest else ""
-      steps = sum(p.experiment.n_steps for p in first) + sum(
-        p.experiment.n_steps for p in rest
-      ) // max(len(claim.lr_factors), 1)
+      n_steps = [point.experiment.n_steps for point in points]
+      steps = sum(n for n, point in zip(n_steps, points) if point in first)
+      steps += sum(n for n, point in zip(n_steps, points) if point in rest) // len(
+        claim.lr_factors or (1,)
+      )
       print(
         f"{claim.name}: {catalog.planned_runs(points, claim)} runs{staged} of {claim.sweep} "
         f"in {sweep_dir}, {steps} steps{lrs}"
