@@ -225,7 +225,7 @@ def test_hawk_scorecard_leaves_out_the_claims_it_does_not_fit(tmp_path, capsys):
   out = capsys.readouterr().out
   assert "patching: not applicable: point patch_start0_ref0: model.mixer: got 'hawk'" in out
   assert "toy_memory: not applicable: --config: model.mixer is not a config path" in out
-  assert "=== claim three_phases: 5 points of phases.py" in out and "| patching: " in out
+  assert "=== claim three_phases: 5 runs of phases.py" in out and "| patching: " in out
   card = json.loads((tmp_path / "hawk" / "claims" / "claims.json").read_text())
   assert [r["claim"] for r in card] == [c.name for c in catalog.CLAIMS]
   verdicts = {r["claim"]: r["verdict"] for r in card}
@@ -283,7 +283,7 @@ def test_claims_command_trains_scores_and_then_reuses(tmp_path, capsys):
   claims_main.FLAGS.unparse_flags()
   assert claims_main.main(argv) == 0
   out = capsys.readouterr().out
-  assert "=== claim toy_memory: 7 points" in out
+  assert "=== claim toy_memory: 7 runs" in out
   assert not [line for line in out.splitlines() if line.startswith("== ")]  # nothing trained
   assert [p.read_text() for p in summaries] == before
   again = json.loads((tmp_path / "claims" / "claims.json").read_text())

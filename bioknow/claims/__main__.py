@@ -258,7 +258,8 @@ def main(argv: list[str]) -> int:
   out_dir = workdir / "claims"
   rows, failed, start = [], False, time.perf_counter()
   for claim, sweep_dir, points in planned:
-    print(f"=== claim {claim.name}: {len(points)} points of {claim.sweep}", flush=True)
+    n_runs = catalog.planned_runs(points, claim)
+    print(f"=== claim {claim.name}: {n_runs} runs of {claim.sweep}", flush=True)
     if not FLAGS.score_only:
       results = run_claim(claim, sweep_dir, points, FLAGS.executor, FLAGS.ray_address)
       failed |= any(status.startswith("FAILED") for _, status, _ in results)
