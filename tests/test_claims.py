@@ -488,6 +488,25 @@ def test_best_lr_compares_lrs_on_the_seeds_they_share(tmp_path):
   }
 
 
+def test_settings_whose_pick_is_the_top_of_their_lr_grid_are_named(tmp_path, capsys):
+  runs = [
+    _lr_run(tmp_path / "p_lrx0.5", 0, 4e-3, 1.0),
+    _lr_run(tmp_path / "p", 0, 8e-3, 0.9),
+    _lr_run(tmp_path / "p_lrx2", 0, 1.6e-2, 0.8),  # the top: not bracketed
+    _lr_run(tmp_path / "q", 0, 8e-3, 0.7),
+    _lr_run(tmp_path / "q_lrx2", 0, 1.6e-2, 0.8),  # bracketed from above
+    _lr_run(tmp_path / "r", 0, 8e-3, 0.5),  # one lr: not swept
+  ]
+  assert rules.lr_at_top(runs) == (["p"], 2)
+  row = claims_main._row(
+    catalog.BY_NAME["templates"], rules.Score("holds", "m", {}), "", runs, 6, None
+  )
+  assert (row["lr_at_top"], row["lr_swept"]) == (["p"], 2)
+  assert "**holds** (best lr at the top of its grid for 1 of 2 settings)" in claims_main.table(
+    [row]
+  )
+
+
 def test_an_lr_sweep_runs_its_other_seeds_at_the_lr_seed_0_picks(tmp_path, monkeypatch, capsys):
   """Two settings at lr x 0.5, 1, 2 over 3 seeds: the first stage runs the 6 seed-0 points;
   the second runs seeds 1 and 2 only at each setting's best lr of seed 0 (x2 for p, x0.5 for

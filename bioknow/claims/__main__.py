@@ -160,6 +160,7 @@ def _row(
   claim: catalog.Claim, result: rules.Score, rule: str, runs: list[dict], planned: int, figure
 ) -> dict:
   """One row of the scorecard (and of claims.json)."""
+  at_top, swept = rules.lr_at_top(runs)
   return {
     "claim": claim.name,
     "statement": claim.statement,
@@ -171,6 +172,9 @@ def _row(
     "runs": [r["name"] for r in runs],
     # Fewer finished than planned: a verdict on part of the grid (--score_only).
     "runs_finished": sum(1 for r in runs if r["summary"]),
+    # Settings whose lr grid does not bracket their pick, of those swept (rules.lr_at_top).
+    "lr_at_top": at_top,
+    "lr_swept": swept,
     "runs_planned": planned,
     "compute_seconds": sum(r["summary"].get("wall_seconds", 0.0) for r in runs),
     "figure": str(figure) if figure else None,
@@ -187,6 +191,8 @@ def table(rows: list[dict]) -> str:
     minutes = f"{r['compute_seconds'] / 60:.0f} min"
     done, planned = r.get("runs_finished", 0), r.get("runs_planned", 0)
     part = f" ({done} of {planned} runs)" if done < planned else ""
+    if top := r.get("lr_at_top"):
+      part += f" (best lr at the top of its grid for {len(top)} of {r['lr_swept']} settings)"
     lines.append(
       f"| {r['claim']}: {r['statement']} | {r['paper']} | {r['measured']} | "
       f"**{r['verdict']}**{part} | {minutes} |"
