@@ -205,7 +205,7 @@ def test_dry_run_lists_every_claim(tmp_path, capsys):
     assert f"{claim.name}: " in out
   assert "three_phases: 5 runs of phases.py" in out  # 3 seeds, 2 lr copies at seed 0
   assert "\n  phases_lrx2_seed0  lr 0.016\n" in out
-  assert "lr x 0.5, 1, 2" in out
+  assert "lr x 0.5, 1, 2, 4" in out
   # 16 settings: 4 lrs at seed 0, then seeds 1 and 2 at one of them; every copy is listed.
   assert "warmup: 96 runs (64 at seed 0 over every lr, then one lr of the rest)" in out
   seed2 = "\n  powerlaw_n1200_steps1500_alpha0.5_lrx2_seed2  lr 0.016  (if seed 0 picks its lr)\n"
@@ -511,7 +511,7 @@ def test_an_lr_sweep_runs_its_other_seeds_at_the_lr_seed_0_picks(tmp_path, monke
   """Two settings at lr x 0.5, 1, 2 over 3 seeds: the first stage runs the 6 seed-0 points;
   the second runs seeds 1 and 2 only at each setting's best lr of seed 0 (x2 for p, x0.5 for
   q): 10 runs of 18, and the planned count says so."""
-  claim = dataclasses.replace(catalog.BY_NAME["templates"], lr_factors=catalog.LR_FACTORS)
+  claim = dataclasses.replace(catalog.BY_NAME["templates"], lr_factors=(0.5, 1, 2))
   cfg = lambda lr: types.SimpleNamespace(optimizer=types.SimpleNamespace(lr=lr))
   points = [
     types.SimpleNamespace(name=f"{s}{lr_part}{seed_part}", cfg=cfg(8e-3 * f))
@@ -841,7 +841,7 @@ def test_new_claims_draw_their_figures(tmp_path):
 
 
 def test_lr_copies_compose_with_seeds():
-  """Each point at lr x 0.5, 1, 2 (factor 1 keeps the sweep's name), each over the seeds."""
+  """Each point at lr x 0.5, 1, 2, 4 (factor 1 keeps the sweep's name), each over the seeds."""
   claim = dataclasses.replace(
     catalog.BY_NAME["three_phases"],
     sweep="quickstart.py",
@@ -857,10 +857,12 @@ def test_lr_copies_compose_with_seeds():
     "quickstart_seed1",
     "quickstart_lrx2",
     "quickstart_lrx2_seed1",
+    "quickstart_lrx4",
+    "quickstart_lrx4_seed1",
   ]
   base_lr = module.base("small").optimizer.lr
-  assert [c.optimizer.lr / base_lr for _, c in points] == [0.5, 0.5, 1, 1, 2, 2]
-  assert [(c.data.seed, c.train.seed) for _, c in points] == [(0, 0), (1, 1)] * 3
+  assert [c.optimizer.lr / base_lr for _, c in points] == [0.5, 0.5, 1, 1, 2, 2, 4, 4]
+  assert [(c.data.seed, c.train.seed) for _, c in points] == [(0, 0), (1, 1)] * 4
 
 
 def test_lr_copies_read_their_own_lrs_sources():
