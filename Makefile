@@ -45,7 +45,7 @@ clean:
 # The README's figures: every sweep at --scale=small, then its figures, then a copy of the ones
 # the README shows in docs/tour/ (about 5.5 hours on 2 CPU cores; re-running resumes where it stopped).
 TOUR_SWEEPS := quickstart phases toy_memory population templates ablations curricula patching finetune sequential
-TOUR_FIGURES := quickstart/figures/learning_curves_quickstart.png phases/figures/learning_curves_phases_seed0.png \
+TOUR_FIGURES := quickstart/figures/learning_curves_quickstart.png phases/figures/learning_curves_phases.png \
 	quickstart/figures/attribute_curves_quickstart.png \
 	quickstart/figures/hallucination_quickstart.png quickstart/figures/attention_quickstart.png \
 	toy_memory/figures/toy_memory_steps.png population/figures/plateau_vs_population.png \

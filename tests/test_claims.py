@@ -203,8 +203,10 @@ def test_dry_run_lists_every_claim(tmp_path, capsys):
   out = capsys.readouterr().out
   for claim in catalog.CLAIMS:
     assert f"{claim.name}: " in out
-  assert "three_phases: 5 runs of phases.py" in out  # 3 seeds, 2 lr copies at seed 0
-  assert "\n  phases_lrx2_seed0  lr 0.016\n" in out
+  # 4 lrs at seed 0, then seeds 1 and 2 at the pick; the names of sweeps/phases.py's copies.
+  assert "three_phases: 6 runs (4 at seed 0 over every lr, then one lr of the rest)" in out
+  assert "\n  phases_lrx2  lr 0.016\n" in out
+  assert "\n  phases_seed1  lr 0.008  (if seed 0 picks its lr)\n" in out
   assert "lr x 0.5, 1, 2, 4" in out
   # 16 settings: 4 lrs at seed 0, then seeds 1 and 2 at one of them; every copy is listed.
   assert "warmup: 96 runs (64 at seed 0 over every lr, then one lr of the rest)" in out
@@ -225,7 +227,7 @@ def test_hawk_scorecard_leaves_out_the_claims_it_does_not_fit(tmp_path, capsys):
   out = capsys.readouterr().out
   assert "patching: not applicable: point patch_start0_ref0: model.mixer: got 'hawk'" in out
   assert "toy_memory: not applicable: --config: model.mixer is not a config path" in out
-  assert "=== claim three_phases: 5 runs of phases.py" in out and "| patching: " in out
+  assert "=== claim three_phases: 6 runs of phases.py" in out and "| patching: " in out
   card = json.loads((tmp_path / "hawk" / "claims" / "claims.json").read_text())
   assert [r["claim"] for r in card] == [c.name for c in catalog.CLAIMS]
   verdicts = {r["claim"]: r["verdict"] for r in card}
@@ -291,11 +293,13 @@ def test_claims_command_trains_scores_and_then_reuses(tmp_path, capsys):
 
 
 def test_scorecard_from_finished_runs(tmp_path, capsys):
-  """Scoring reuses finished runs: the three seeds and the two lr copies of sweeps/phases.py,
-  already there, are read and scored at the lr with the best training loss; nothing trains."""
+  """Scoring reuses finished runs: seed 0 at every lr and seeds 1 and 2 at the base lr, already
+  there, are read and scored at the lr with the best training loss; nothing trains."""
   sweep_dir = tmp_path / "phases"
   points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 3, [], tmp_path)[0][0][2]
-  for seed, p in enumerate(points):
+  points = [p for p in points if catalog.seed_of_point(p.name) == 0 or "_lrx" not in p.name]
+  for p in points:
+    seed = catalog.seed_of_point(p.name)
     train_loss = 1.5 if "_lrx" in p.name else 1.0  # the base lr trains best
     _pretrain_run(sweep_dir / p.name, seed, _curve(2, 4, 0.5), extra={"train_loss": train_loss})
     (sweep_dir / p.name / "config.json").unlink()
@@ -311,29 +315,30 @@ def test_scorecard_from_finished_runs(tmp_path, capsys):
   card = json.loads((tmp_path / "claims" / "claims.json").read_text())
   assert [r["claim"] for r in card] == ["three_phases", "toy_memory"]  # catalog order
   assert card[1] == earlier[0]
-  assert card[0]["verdict"] == "holds" and len(card[0]["runs"]) == 5
+  assert card[0]["verdict"] == "holds" and len(card[0]["runs"]) == 6
   assert card[0]["values"]["lr"] == {"phases": 8e-3}
   assert card[0]["rule"].startswith("Claim 1, the phases.")
   assert (tmp_path / "claims" / "figures" / "claim_three_phases.png").stat().st_size > 500
-  assert math.isclose(card[0]["compute_seconds"], 300.0)
+  assert math.isclose(card[0]["compute_seconds"], 360.0)
 
 
 def test_score_only_reads_part_of_a_grid_and_trains_nothing(tmp_path, capsys):
-  """--score_only on 3 of three_phases' 5 runs: the row is scored from those 3, says so, and
-  no run directory is created for the 2 missing points."""
+  """--score_only on 3 of three_phases' 6 planned runs (seed 0 at 3 of its 4 lrs): the row is
+  scored from those 3, says so, and no run directory is created for the missing points."""
   sweep_dir = tmp_path / "phases"
   points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 3, [], tmp_path)[0][0][2]
-  for seed, p in enumerate(points[:3]):
-    _pretrain_run(sweep_dir / p.name, seed, _curve(2, 4, 0.5), extra={"train_loss": 1.0})
+  points = [p for p in points if catalog.seed_of_point(p.name) == 0][:3]
+  for p in points:
+    _pretrain_run(sweep_dir / p.name, 0, _curve(2, 4, 0.5), extra={"train_loss": 1.0})
     (sweep_dir / p.name / "config.json").unlink()
     RunDir(sweep_dir / p.name).write_config(p.cfg)
   claims_main.FLAGS.unparse_flags()
   argv = ["claims", "--only=three_phases", "--score_only", f"--workdir={tmp_path}"]
   assert claims_main.main(argv) == 0
-  assert "(3 of 5 runs)" in capsys.readouterr().out
-  assert sorted(d.name for d in sweep_dir.iterdir()) == sorted(p.name for p in points[:3])
+  assert "(3 of 6 runs)" in capsys.readouterr().out
+  assert sorted(d.name for d in sweep_dir.iterdir()) == sorted(p.name for p in points)
   card = json.loads((tmp_path / "claims" / "claims.json").read_text())
-  assert (card[0]["runs_finished"], card[0]["runs_planned"]) == (3, 5)
+  assert (card[0]["runs_finished"], card[0]["runs_planned"]) == (3, 6)
 
 
 def _patching_group(tmp_path, name, seed, final_end, inside_end, initial_end) -> list[dict]:
@@ -845,7 +850,7 @@ def test_lr_copies_compose_with_seeds():
   claim = dataclasses.replace(
     catalog.BY_NAME["three_phases"],
     sweep="quickstart.py",
-    seeded_sweep=False,
+    only=(),
     lr_factors=catalog.LR_FACTORS,
   )
   module = claims_main.launch_checks.load_sweep(str(claim.sweep_path))
@@ -863,6 +868,21 @@ def test_lr_copies_compose_with_seeds():
   base_lr = module.base("small").optimizer.lr
   assert [c.optimizer.lr / base_lr for _, c in points] == [0.5, 0.5, 1, 1, 2, 2, 4, 4]
   assert [(c.data.seed, c.train.seed) for _, c in points] == [(0, 0), (1, 1)] * 4
+
+
+def test_the_phases_sweep_makes_the_runs_the_phases_claims_read():
+  """sweeps/phases.py, launched on its own, names and configures its lr and seed copies as
+  the three_phases claim does (so `make tour` and the scorecard share runs), and the claim
+  runs seeds 1 and 2 at whichever lr seed 0 picks."""
+  claim = catalog.BY_NAME["three_phases"]
+  module = claims_main.launch_checks.load_sweep(str(claim.sweep_path))
+  claimed = dict(catalog.claim_points(claim, module.sweep("small"), 3))
+  own = dict(module.sweep("small"))
+  assert sorted(own) == ["phases", "phases_lrx0.5", "phases_lrx2", "phases_seed1", "phases_seed2"]
+  for name, cfg in own.items():
+    assert cfg == claimed[name], name
+  assert "phases_lrx0.5_seed2" in claimed and len(claimed) == 12
+  assert catalog.BY_NAME["hallucination"].only == claim.only
 
 
 def test_lr_copies_read_their_own_lrs_sources():

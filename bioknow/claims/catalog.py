@@ -36,10 +36,9 @@ SOURCE_FIELDS = ("reference_run", "source")
 # At the paper scale the factors give 2e-4-1.6e-3 around its 4e-4. A claim whose curves bend
 # with the lr (how long the plateau lasts, which schedule ends best) sweeps it, so that a
 # schedule is not judged at an lr that suits another one. plateau_law has its own structure
-# (seeds in the sweep, a fit over populations) and keeps the base lr; three_phases and
-# hallucination read sweeps/phases.py, whose own lr copies are at seed 0 only (13 minutes a
-# run on 2 cores); patching and fine-tuning read one reference run each and the toy memory
-# has lrs of its own, so they keep theirs too.
+# (seeds in the sweep, runs stopped at their plateau's end, so no final training loss to
+# compare) and keeps the base lr; patching and fine-tuning read one reference run each and
+# the toy memory has lrs of its own, so they keep theirs too.
 LR_FACTORS = (0.5, 1, 2, 4)
 
 
@@ -75,12 +74,13 @@ CLAIMS = (
     "loss drops to the no-knowledge floor, stays there, then falls below it",
     "Fig. 2 left: at 64k people the plateau is the longest phase",
     # The quickstart's 800 people with the 128-wide model for 2,000 steps: at the quickstart's
-    # 5 minutes knowledge reaches 20-40% accuracy only. The sweep carries its own seeds and
-    # its lr sweep (half and twice the lr, at seed 0).
+    # 5 minutes knowledge reaches 20-40% accuracy only. The sweep's own seed and lr copies
+    # carry the names the claim gives its copies of `phases`, so the two share runs.
     "phases.py",
     rules.three_phases,
     figures.three_phases,
-    seeded_sweep=True,
+    only=("phases",),
+    lr_factors=LR_FACTORS,
   ),
   Claim(
     "plateau_law",
@@ -132,7 +132,8 @@ CLAIMS = (
     "phases.py",  # three_phases' runs: no run of its own
     rules.hallucination,
     figures.hallucination,
-    seeded_sweep=True,
+    only=("phases",),
+    lr_factors=LR_FACTORS,
   ),
   Claim(
     "toy_memory",
