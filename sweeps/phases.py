@@ -3,16 +3,18 @@ python -m bioknow.report --workdir=runs/phases
 (5 runs: seed 0 at lr 4e-3, 8e-3 and 1.6e-2, then seeds 1 and 2 at 8e-3; the claims
 scorecard runs the same point at x0.5-x4 its lr and its other seeds at the lr seed 0 picks)
 
-The three phases with knowledge that emerges fully, over 3 seeds: the quickstart's 800
-people with a model twice as wide (2 layers, d 128, MLP 512) trained for 2,000 steps.
+The three phases with knowledge that emerges fully, over 3 seeds: 1,600 people (twice the
+quickstart's) with a model twice as wide (2 layers, d 128, MLP 512) trained for 4,000 steps.
 
 Why this exists next to the quickstart. On 2 cores the quickstart must end in 5 minutes, and
-at 800 people its 64-wide model ends at 20-40% accuracy; fewer people (400) reach 88% but their
-plateau is no longer than the first phase (docs/notes.md, "Trade-off"). Twice the width
-learns who is who about twice as fast per step after the plateau, at twice the cost per step;
-with 2,000 steps the same plateau is followed by knowledge well above 80% accuracy, so
+at 800 people its 64-wide model ends at 20-40% accuracy. Twice the width learns who is who
+about twice as fast per step after the plateau, so knowledge emerges well above 90% accuracy:
 held-out people's loss climbs far above the floor and the model's confidence tells seen from
-unseen people (claim 5). Runtime: the README's table.
+unseen people (claim 5). Why 1,600 people: the plateau grows about linearly with the
+population and the first phase does not (sweeps/population.py); at 800 people, at the lr the
+paper's rule picks (4e-3), the plateau lasted 133-250 steps against a first phase of 150-200,
+at 1,600 people about 700 against 150. 4,000 steps give each person as many sightings as
+2,000 did 800 people. Runtime: the README's table.
 Reproduces Figure 2 (left) of the paper, like the quickstart.
 """
 
@@ -25,10 +27,11 @@ LR_FACTORS = (0.5, 2)
 def base(scale: str):
   cfg = configs.pretrain(scale)
   if scale != "paper":
+    cfg.data.n_individuals = 1_600
     cfg.model.d_model, cfg.model.d_mlp = 128, 512
-    cfg.train.n_steps = 2_000
-    # Every 50 steps through the plateau (it ends near step 500), 6 evaluations after.
-    cfg.eval.every, cfg.eval.dense_until, cfg.eval.n_spaced = 50, 600, 6
+    cfg.train.n_steps = 4_000
+    # Every 50 steps through the plateau (it ends near step 1,000), 6 evaluations after.
+    cfg.eval.every, cfg.eval.dense_until, cfg.eval.n_spaced = 50, 2_000, 6
   return cfg
 
 

@@ -73,9 +73,10 @@ CLAIMS = (
     "three_phases",
     "loss drops to the no-knowledge floor, stays there, then falls below it",
     "Fig. 2 left: at 64k people the plateau is the longest phase",
-    # The quickstart's 800 people with the 128-wide model for 2,000 steps: at the quickstart's
-    # 5 minutes knowledge reaches 20-40% accuracy only. The sweep's own seed and lr copies
-    # carry the names the claim gives its copies of `phases`, so the two share runs.
+    # 1,600 people with the 128-wide model for 4,000 steps: at the quickstart's 5 minutes
+    # knowledge reaches 20-40% accuracy only, and at 800 people the plateau is about as long
+    # as the first phase. The sweep's own seed and lr copies carry the names the claim gives
+    # its copies of `phases`, so the two share runs.
     "phases.py",
     rules.three_phases,
     figures.three_phases,
