@@ -12,9 +12,9 @@ about twice as fast per step after the plateau, so knowledge emerges well above 
 held-out people's loss climbs far above the floor and the model's confidence tells seen from
 unseen people (claim 5). Why 1,600 people: the plateau grows about linearly with the
 population and the first phase does not (sweeps/population.py); at 800 people, at the lr the
-paper's rule picks (4e-3), the plateau lasted 133-250 steps against a first phase of 150-200,
-at 1,600 people about 700 against 150. 4,000 steps give each person as many sightings as
-2,000 did 800 people. Runtime: the README's table.
+paper's rule picks (4e-3), the plateau lasted 133-250 steps against a first phase of 150-200;
+at 1,600 people, at the picked 1.6e-2, 900-1,100 against 550-600. 4,000 steps give each
+person as many sightings as 2,000 did 800 people. Runtime: the README's table.
 Reproduces Figure 2 (left) of the paper, like the quickstart.
 """
 
