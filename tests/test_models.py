@@ -138,10 +138,15 @@ def test_causal_attend_matches_full_attention(t):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_attend_backward_matches_autodiff():
-  """`attend`'s hand-written backward (laid out for XLA:CPU's fast matmuls) gives autodiff's
-  gradients of plain masked-softmax attention, through the output and the pattern."""
+@pytest.mark.parametrize("cpu_layout", [True, False])
+def test_attend_backward_matches_autodiff(cpu_layout, monkeypatch):
+  """`attend`'s hand-written backward, in the layout for XLA:CPU's fast matmuls and in the
+  one for other backends, gives autodiff's gradients of plain masked-softmax attention,
+  through the output and the pattern."""
+  from bioknow.models import attention
   from bioknow.models.attention import attend
+
+  monkeypatch.setattr(attention, "cpu_layout", lambda: cpu_layout)
 
   b, h, t, k = 2, 3, 9, 4
   q, kk, v = (
