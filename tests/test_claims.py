@@ -197,6 +197,14 @@ def test_bad_arguments_fail_in_one_sentence(tmp_path, monkeypatch, argv, message
   assert list(tmp_path.iterdir()) == []  # nothing written
 
 
+def test_help_prints_the_usage_and_every_flag(capsys):
+  assert claims_main.main(["claims", "--help"]) == 0
+  out = capsys.readouterr().out
+  assert out.startswith("python -m bioknow.claims")
+  for flag in ("--only", "--seeds", "--config", "--workdir", "--executor", "--dry_run"):
+    assert flag in out
+
+
 def test_dry_run_lists_every_claim(tmp_path, capsys):
   claims_main.FLAGS.unparse_flags()
   assert claims_main.main(["claims", "--dry_run", f"--workdir={tmp_path}"]) == 0

@@ -222,6 +222,9 @@ def _json_safe(value):
 
 
 def main(argv: list[str]) -> int:
+  if any(a in ("--help", "-h", "--helpfull") for a in argv[1:]):
+    print(__doc__ + "\nflags:\n" + FLAGS.get_help())
+    return 0
   try:
     rest = FLAGS(argv)
   except flags.Error as e:
