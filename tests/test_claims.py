@@ -211,16 +211,18 @@ def test_dry_run_lists_every_claim(tmp_path, capsys):
   out = capsys.readouterr().out
   for claim in catalog.CLAIMS:
     assert f"{claim.name}: " in out
-  # 4 lrs at seed 0, then seeds 1 and 2 at the pick; the names of sweeps/phases.py's copies.
-  assert "three_phases: 6 runs (4 at seed 0 over every lr, then one lr of the rest)" in out
+  # 3 start lrs at seed 0, then seeds 1 and 2 at the pick; sweeps/phases.py's names.
+  staged = "(seed 0 at lr x 1, 2, 4, more where its pick is not bracketed, then one lr of"
+  assert f"three_phases: 5 runs {staged} the other seeds)" in out
   assert "\n  phases_lrx2  lr 0.016\n" in out
   assert "\n  phases_seed1  lr 0.008  (if seed 0 picks its lr)\n" in out
-  assert "lr x 0.5, 1, 2, 4" in out
-  # 16 settings: 4 lrs at seed 0, then seeds 1 and 2 at one of them; every copy is listed.
-  assert "warmup: 96 runs (64 at seed 0 over every lr, then one lr of the rest)" in out
+  assert "lr x 0.25, 0.5, 1, 2, 4, 8, 16" in out
+  # 16 settings: 3 lrs at seed 0, then seeds 1 and 2 at one of them; every copy is listed.
+  assert f"warmup: 80 runs {staged} the other seeds)" in out
   seed2 = "\n  powerlaw_n1200_steps1500_alpha0.5_lrx2_seed2  lr 0.016  (if seed 0 picks its lr)\n"
   assert seed2 in out
-  assert "\n  templates1_shuffled_lrx0.5  lr 0.004\n" in out
+  assert "\n  templates1_shuffled_lrx0.5  lr 0.004  (if the lr walk reaches it)\n" in out
+  assert "\n  templates1_shuffled_lrx4  lr 0.032\n" in out
   assert list(tmp_path.iterdir()) == []
 
 
@@ -235,7 +237,7 @@ def test_hawk_scorecard_leaves_out_the_claims_it_does_not_fit(tmp_path, capsys):
   out = capsys.readouterr().out
   assert "patching: not applicable: point patch_start0_ref0: model.mixer: got 'hawk'" in out
   assert "toy_memory: not applicable: --config: model.mixer is not a config path" in out
-  assert "=== claim three_phases: 6 runs of phases.py" in out and "| patching: " in out
+  assert "=== claim three_phases: 5 runs of phases.py so far" in out and "| patching: " in out
   card = json.loads((tmp_path / "hawk" / "claims" / "claims.json").read_text())
   assert [r["claim"] for r in card] == [c.name for c in catalog.CLAIMS]
   verdicts = {r["claim"]: r["verdict"] for r in card}
@@ -301,14 +303,20 @@ def test_claims_command_trains_scores_and_then_reuses(tmp_path, capsys):
 
 
 def test_scorecard_from_finished_runs(tmp_path, capsys):
-  """Scoring reuses finished runs: seed 0 at every lr and seeds 1 and 2 at the base lr, already
-  there, are read and scored at the lr with the best training loss; nothing trains."""
+  """Scoring reuses finished runs: seed 0 at the start lrs (x1, x2, x4) and seeds 1 and 2 at x2,
+  already there, are read and scored at the lr with the best training loss (x2, bracketed, so
+  the lr walk runs nothing more); nothing trains."""
   sweep_dir = tmp_path / "phases"
   points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 3, [], tmp_path)[0][0][2]
-  points = [p for p in points if catalog.seed_of_point(p.name) == 0 or "_lrx" not in p.name]
+  factor = lambda p: catalog.lr_factor_of_point(p.name)
+  points = [
+    p
+    for p in points
+    if factor(p) in catalog.LR_START and (catalog.seed_of_point(p.name) == 0 or factor(p) == 2)
+  ]
   for p in points:
     seed = catalog.seed_of_point(p.name)
-    train_loss = 1.5 if "_lrx" in p.name else 1.0  # the base lr trains best
+    train_loss = 1.0 if factor(p) == 2 else 1.5  # twice the base lr trains best
     _pretrain_run(sweep_dir / p.name, seed, _curve(2, 4, 0.5), extra={"train_loss": train_loss})
     (sweep_dir / p.name / "config.json").unlink()
     RunDir(sweep_dir / p.name).write_config(p.cfg)  # the point's own config: reused, not refused
@@ -323,19 +331,23 @@ def test_scorecard_from_finished_runs(tmp_path, capsys):
   card = json.loads((tmp_path / "claims" / "claims.json").read_text())
   assert [r["claim"] for r in card] == ["three_phases", "toy_memory"]  # catalog order
   assert card[1] == earlier[0]
-  assert card[0]["verdict"] == "holds" and len(card[0]["runs"]) == 6
-  assert card[0]["values"]["lr"] == {"phases": 8e-3}
+  assert card[0]["verdict"] == "holds" and len(card[0]["runs"]) == 5
+  assert card[0]["values"]["lr"] == {"phases": 1.6e-2}
   assert card[0]["rule"].startswith("Claim 1, the phases.")
   assert (tmp_path / "claims" / "figures" / "claim_three_phases.png").stat().st_size > 500
-  assert math.isclose(card[0]["compute_seconds"], 360.0)
+  assert math.isclose(card[0]["compute_seconds"], 300.0)
 
 
 def test_score_only_reads_part_of_a_grid_and_trains_nothing(tmp_path, capsys):
-  """--score_only on 3 of three_phases' 6 planned runs (seed 0 at 3 of its 4 lrs): the row is
+  """--score_only on 3 of three_phases' 5 planned runs (seed 0 at its 3 start lrs): the row is
   scored from those 3, says so, and no run directory is created for the missing points."""
   sweep_dir = tmp_path / "phases"
   points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 3, [], tmp_path)[0][0][2]
-  points = [p for p in points if catalog.seed_of_point(p.name) == 0][:3]
+  points = [
+    p
+    for p in points
+    if catalog.seed_of_point(p.name) == 0 and catalog.lr_factor_of_point(p.name) in (1, 2, 4)
+  ]
   for p in points:
     _pretrain_run(sweep_dir / p.name, 0, _curve(2, 4, 0.5), extra={"train_loss": 1.0})
     (sweep_dir / p.name / "config.json").unlink()
@@ -343,10 +355,10 @@ def test_score_only_reads_part_of_a_grid_and_trains_nothing(tmp_path, capsys):
   claims_main.FLAGS.unparse_flags()
   argv = ["claims", "--only=three_phases", "--score_only", f"--workdir={tmp_path}"]
   assert claims_main.main(argv) == 0
-  assert "(3 of 6 runs)" in capsys.readouterr().out
+  assert "(3 of 5 runs)" in capsys.readouterr().out
   assert sorted(d.name for d in sweep_dir.iterdir()) == sorted(p.name for p in points)
   card = json.loads((tmp_path / "claims" / "claims.json").read_text())
-  assert (card[0]["runs_finished"], card[0]["runs_planned"]) == (3, 6)
+  assert (card[0]["runs_finished"], card[0]["runs_planned"]) == (3, 5)
 
 
 def _patching_group(tmp_path, name, seed, final_end, inside_end, initial_end) -> list[dict]:
@@ -520,37 +532,79 @@ def test_settings_whose_pick_is_the_top_of_their_lr_grid_are_named(tmp_path, cap
   )
 
 
-def test_an_lr_sweep_runs_its_other_seeds_at_the_lr_seed_0_picks(tmp_path, monkeypatch, capsys):
-  """Two settings at lr x 0.5, 1, 2 over 3 seeds: the first stage runs the 6 seed-0 points;
-  the second runs seeds 1 and 2 only at each setting's best lr of seed 0 (x2 for p, x0.5 for
-  q): 10 runs of 18, and the planned count says so."""
-  claim = dataclasses.replace(catalog.BY_NAME["templates"], lr_factors=(0.5, 1, 2))
-  cfg = lambda lr: types.SimpleNamespace(optimizer=types.SimpleNamespace(lr=lr))
-  points = [
-    types.SimpleNamespace(name=f"{s}{lr_part}{seed_part}", cfg=cfg(8e-3 * f))
-    for s in ("p", "q")
-    for f, lr_part in ((0.5, "_lrx0.5"), (1, ""), (2, "_lrx2"))
-    for seed_part in ("", "_seed1", "_seed2")
-  ]
-  best = {"p": 1.6e-2, "q": 4e-3}
+def _fake_lr_runs(best: dict[str, float], fail: tuple[str, ...] = ()):
+  """An executor that writes, for each point, a finished run whose final training loss grows
+  with the distance in octaves of its lr from its setting's best; `fail` points write none."""
   calls = []
 
   def fake_run(batch, sweep_dir, executor, address):
     calls.append([p.name for p in batch])
     for p in batch:
-      loss = 0.5 if p.cfg.optimizer.lr == best[p.name[0]] else 1.0
-      _lr_run(sweep_dir / p.name, catalog.seed_of_point(p.name), p.cfg.optimizer.lr, loss)
-    return [(p.name, "done", None) for p in batch]
+      lr = p.cfg.optimizer.lr
+      if p.name not in fail and not (sweep_dir / p.name).is_dir():  # finished: skipped
+        loss = 0.5 + abs(math.log2(lr / best[p.name[0]]))
+        _lr_run(sweep_dir / p.name, catalog.seed_of_point(p.name), lr, loss)
+    return [(p.name, "FAILED" if p.name in fail else "done", None) for p in batch]
 
+  return calls, fake_run
+
+
+def _ladder_points(factors=(0.5, 1, 2, 4)) -> list:
+  cfg = lambda lr: types.SimpleNamespace(optimizer=types.SimpleNamespace(lr=lr))
+  return [
+    types.SimpleNamespace(name=f"{s}{'' if f == 1 else f'_lrx{f:g}'}{seed_part}", cfg=cfg(8e-3 * f))
+    for s in ("p", "q")
+    for f in factors
+    for seed_part in ("", "_seed1", "_seed2")
+  ]
+
+
+def test_an_lr_sweep_walks_its_ladder_then_runs_the_other_seeds_at_the_pick(
+  tmp_path, monkeypatch, capsys
+):
+  """A ladder of lr x 0.5, 1, 2, 4 starting at x1 and x2, two settings over 3 seeds: seed 0
+  runs the start lrs, then the unrun neighbour of each pick (x4 for p, x0.5 for q), then
+  nothing (each pick is at the ladder's end); seeds 1 and 2 run at each pick: 10 runs of 24,
+  and the planned count says so once the walk's runs exist."""
+  claim = dataclasses.replace(
+    catalog.BY_NAME["templates"], lr_factors=(0.5, 1, 2, 4), lr_start=(1, 2)
+  )
+  points = _ladder_points()
+  calls, fake_run = _fake_lr_runs({"p": 3.2e-2, "q": 4e-3})
   monkeypatch.setattr(claims_main.executors, "run", fake_run)
+  assert catalog.planned_runs(points, claim, tmp_path) == 8  # 4 start, 4 seeds: nothing run
   results = claims_main.run_claim(claim, tmp_path, points, "inline", None)
   assert calls == [
-    ["p_lrx0.5", "p", "p_lrx2", "q_lrx0.5", "q", "q_lrx2"],
-    ["p_lrx2_seed1", "p_lrx2_seed2", "q_lrx0.5_seed1", "q_lrx0.5_seed2"],
+    ["p", "p_lrx2", "q", "q_lrx2"],
+    ["p_lrx4", "q_lrx0.5"],
+    ["p_lrx4_seed1", "p_lrx4_seed2", "q_lrx0.5_seed1", "q_lrx0.5_seed2"],
   ]
-  assert len(results) == 10 == catalog.planned_runs(points, claim)
-  assert "templates: the other seeds run at p lr 0.016, q lr 0.004" in capsys.readouterr().out
-  assert catalog.planned_runs(points, dataclasses.replace(claim, lr_factors=())) == 18
+  assert len(results) == 10 == catalog.planned_runs(points, claim, tmp_path)
+  out = capsys.readouterr().out
+  assert "templates: seed 0's lr pick is not bracketed yet; next: p_lrx4, q_lrx0.5" in out
+  assert "templates: the other seeds run at p lr 0.032, q lr 0.004" in out
+  assert catalog.planned_runs(points, dataclasses.replace(claim, lr_factors=())) == 24
+  # Bracketed picks run nothing more: a second call only re-submits the start lrs and seeds.
+  calls.clear()
+  claims_main.run_claim(claim, tmp_path, points, "inline", None)
+  assert len(calls) == 2
+
+
+def test_the_lr_walk_stops_at_a_bracketed_pick_and_at_a_failed_neighbour(tmp_path, monkeypatch):
+  """p's pick x2 is bracketed by x1 and x4 from the start; q's pick x2 (top of the start lrs)
+  needs x4, which fails: the walk does not retry it and the seeds run at x2."""
+  claim = dataclasses.replace(
+    catalog.BY_NAME["templates"], lr_factors=(0.5, 1, 2, 4), lr_start=(1, 2, 4)
+  )
+  claim_q = dataclasses.replace(claim, lr_start=(1, 2))
+  calls, fake_run = _fake_lr_runs({"p": 1.6e-2, "q": 3.2e-2}, fail=("q_lrx4",))
+  monkeypatch.setattr(claims_main.executors, "run", fake_run)
+  claims_main.run_claim(claim, tmp_path / "p", _ladder_points()[:12], "inline", None)
+  assert calls == [["p", "p_lrx2", "p_lrx4"], ["p_lrx2_seed1", "p_lrx2_seed2"]]
+  calls.clear()
+  claims_main.run_claim(claim_q, tmp_path / "q", _ladder_points()[12:], "inline", None)
+  assert calls == [["q", "q_lrx2"], ["q_lrx4"], ["q_lrx2_seed1", "q_lrx2_seed2"]]
+  assert [catalog.lr_factor_of_point(n) for n in ("q", "q_lrx0.5_seed2", "q_lrx16")] == [1, 0.5, 16]
 
 
 # Curricula and templates -----------------------------------------------------------------------
@@ -859,7 +913,7 @@ def test_lr_copies_compose_with_seeds():
     catalog.BY_NAME["three_phases"],
     sweep="quickstart.py",
     only=(),
-    lr_factors=catalog.LR_FACTORS,
+    lr_factors=(0.5, 1, 2, 4),
   )
   module = claims_main.launch_checks.load_sweep(str(claim.sweep_path))
   points = list(catalog.claim_points(claim, module.sweep("small"), 2))
@@ -889,7 +943,7 @@ def test_the_phases_sweep_makes_the_runs_the_phases_claims_read():
   assert sorted(own) == ["phases", "phases_lrx0.5", "phases_lrx2", "phases_seed1", "phases_seed2"]
   for name, cfg in own.items():
     assert cfg == claimed[name], name
-  assert "phases_lrx0.5_seed2" in claimed and len(claimed) == 12
+  assert "phases_lrx0.5_seed2" in claimed and len(claimed) == 21  # 7 lrs x 3 seeds
   assert catalog.BY_NAME["hallucination"].only == claim.only
 
 

@@ -120,11 +120,26 @@ def plan(
 
 def run_claim(claim: catalog.Claim, sweep_dir: pathlib.Path, points, executor: str, address):
   """Runs the claim's points (finished ones are skipped by the executors). A claim that sweeps
-  the lr over several seeds runs in two stages: every lr at seed 0, then the other seeds at
-  each setting's best lr (rules.best_lr over the finished runs, seed 0's alone where the other
-  lrs have no other seed), so that the seeds repeat only the lr that is scored."""
+  the lr over several seeds runs in two stages. Seed 0 walks the lr ladder: the start lrs,
+  then, while some setting's pick (rules.best_lr) has an unrun neighbour on the ladder, that
+  neighbour (catalog.lr_neighbours). Then the other seeds run at each setting's best lr (over
+  the finished runs, seed 0's alone where the other lrs have no other seed), so that the
+  seeds repeat only the lr that is scored."""
   first, rest = catalog.lr_stages(points, claim)
-  results = executors.run(first, sweep_dir, executor, address)
+  batch, tried, results = catalog.lr_start_points(first, claim), set(), []
+  while batch:
+    results += executors.run(batch, sweep_dir, executor, address)
+    tried |= {p.name for p in batch}
+    if len(claim.lr_factors) < 2:
+      break
+    finished = [r for r in _runs(sweep_dir, points) if r["summary"]]
+    batch = [p for p in catalog.lr_neighbours(first, finished) if p.name not in tried]
+    if batch:
+      print(
+        f"{claim.name}: seed 0's lr pick is not bracketed yet; next: "
+        + ", ".join(p.name for p in batch),
+        flush=True,
+      )
   if rest:
     _, picked = rules.best_lr([r for r in _runs(sweep_dir, points) if r["summary"]])
     print(
@@ -141,6 +156,33 @@ def _runs(sweep_dir: pathlib.Path, points) -> list[dict]:
   return [R.load_run(sweep_dir / p.name) for p in points if (sweep_dir / p.name).is_dir()]
 
 
+def dry_run(claim: catalog.Claim, sweep_dir: pathlib.Path, points) -> None:
+  """Prints the claim's runs, steps and every point (lr and seed copies), marking those that
+  run only if the lr walk reaches them or seed 0 picks their lr."""
+  first, rest = catalog.lr_stages(points, claim)
+  start = catalog.lr_start_points(first, claim)
+  n_lrs = max(len(claim.lr_factors), 1)
+  steps = sum(p.experiment.n_steps for p in start)
+  steps += sum(p.experiment.n_steps for p in rest) // n_lrs
+  ladder, staged = "", ""
+  if rest or len(start) < len(first):
+    ladder = f", lr x {', '.join(f'{x:g}' for x in claim.lr_factors)}"
+    staged = (
+      f" (seed 0 at lr x {', '.join(f'{x:g}' for x in claim.lr_start)}, "
+      "more where its pick is not bracketed, then one lr of the other seeds)"
+    )
+  print(
+    f"{claim.name}: {catalog.planned_runs(points, claim, sweep_dir)} runs{staged} of "
+    f"{claim.sweep} in {sweep_dir}, {steps} steps{ladder}"
+  )
+  start_names = {p.name for p in start}
+  for p in points:  # every copy, so that the lr and seed copies can be read off
+    lr = catalog.learning_rate(p.cfg)
+    when = "  (if seed 0 picks its lr)" if p in rest else ""
+    when = "  (if the lr walk reaches it)" if p in first and p.name not in start_names else when
+    print(f"  {p.name}" + (f"  lr {lr:g}" if lr is not None else "") + when)
+
+
 def not_applicable(claim: catalog.Claim, reason: str) -> dict:
   """The row of a claim whose points the --config overrides do not fit."""
   result = rules.Score(NOT_APPLICABLE, f"the overrides do not fit its runs: {reason}", {})
@@ -153,7 +195,8 @@ def score(claim: catalog.Claim, sweep_dir: pathlib.Path, points, out_dir: pathli
   result = claim.score(runs)
   figure = claim.figure(runs, out_dir / "figures")
   rule = " ".join((claim.score.__doc__ or "").split())
-  return _row(claim, result, rule, runs, catalog.planned_runs(points, claim), figure)
+  planned = catalog.planned_runs(points, claim, sweep_dir)
+  return _row(claim, result, rule, runs, planned, figure)
 
 
 def _row(
@@ -247,28 +290,13 @@ def main(argv: list[str]) -> int:
     print(f"{claim.name}: {NOT_APPLICABLE}: {reason}", flush=True)
   if FLAGS.dry_run:
     for claim, sweep_dir, points in planned:
-      first, rest = catalog.lr_stages(points, claim)
-      lrs = f", lr x {', '.join(f'{x:g}' for x in claim.lr_factors)}" if claim.lr_factors else ""
-      staged = f" ({len(first)} at seed 0 over every lr, then one lr of the rest)" if rest else ""
-      n_steps = [point.experiment.n_steps for point in points]
-      steps = sum(n for n, point in zip(n_steps, points) if point in first)
-      steps += sum(n for n, point in zip(n_steps, points) if point in rest) // len(
-        claim.lr_factors or (1,)
-      )
-      print(
-        f"{claim.name}: {catalog.planned_runs(points, claim)} runs{staged} of {claim.sweep} "
-        f"in {sweep_dir}, {steps} steps{lrs}"
-      )
-      for p in points:  # every copy, so that the lr and seed copies can be read off
-        lr = catalog.learning_rate(p.cfg)
-        pick = "  (if seed 0 picks its lr)" if p in rest else ""
-        print(f"  {p.name}" + (f"  lr {lr:g}" if lr is not None else "") + pick)
+      dry_run(claim, sweep_dir, points)
     return 0
   out_dir = workdir / "claims"
   rows, failed, start = [], False, time.perf_counter()
   for claim, sweep_dir, points in planned:
-    n_runs = catalog.planned_runs(points, claim)
-    print(f"=== claim {claim.name}: {n_runs} runs of {claim.sweep}", flush=True)
+    n_runs = catalog.planned_runs(points, claim, sweep_dir)
+    print(f"=== claim {claim.name}: {n_runs} runs of {claim.sweep} so far", flush=True)
     if not FLAGS.score_only:
       results = run_claim(claim, sweep_dir, points, FLAGS.executor, FLAGS.ray_address)
       failed |= any(status.startswith("FAILED") for _, status, _ in results)

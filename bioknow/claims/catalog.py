@@ -3,13 +3,13 @@ and seeds.
 
 A claim's points are its sweep's points (those matching its globs, and where it names one, at
 the population and budget of a reference family of points). Where the claim sweeps the
-learning rate, each point is repeated at lr x factor for each factor other than 1 (named
-NAME_lrxFACTOR; factor 1 keeps the sweep's name). Where the sweep has no seeds of its own,
-each of those is repeated with data and training seeds 1..K-1 (named NAME_seedK; seed 0
-keeps the name), so the sweep's own runs are reused. A copy that reads another point
-(reference_run, source) reads that point's copy at the same lr and seed. Runs live where the
-launcher puts them, WORKDIR/SWEEP/POINT, so `make tour` runs and claims runs are the same
-runs.
+learning rate, each point is repeated at lr x factor for each factor of its ladder other than
+1 (named NAME_lrxFACTOR; factor 1 keeps the sweep's name); only some of them run (run_claim).
+Where the sweep has no seeds of its own, each of those is repeated with data and training
+seeds 1..K-1 (named NAME_seedK; seed 0 keeps the name), so the sweep's own runs are
+reused. A copy that reads another point (reference_run, source) reads that point's copy at
+the same lr and seed. Runs live where the launcher puts them, WORKDIR/SWEEP/POINT, so `make
+tour` runs and claims runs are the same runs.
 """
 
 import copy
@@ -28,26 +28,29 @@ SEED_PATHS = (("data", "seed"), ("train", "seed"), ("seed",))
 # Config fields naming another point of the sweep that a point reads: a seeded copy reads the
 # same seed's copy of it.
 SOURCE_FIELDS = ("reference_run", "source")
-# The paper keeps, in nearly every experiment, the best of a learning-rate sweep. Half, one,
-# two and four times the base config's lr: at the CPU scale {4e-3, 8e-3, 1.6e-2} (the set the
-# base lr was chosen from, configs.pretrain) did not bracket the best lr, since every static
-# schedule of the warm-up claim, its best warm-up and all 10 template settings picked 1.6e-2
-# (2026-11-30); with 3.2e-2 the warm-up claim's deciding settings train worse at the top.
-# At the paper scale the factors give 2e-4-1.6e-3 around its 4e-4. A claim whose curves bend
-# with the lr (how long the plateau lasts, which schedule ends best) sweeps it, so that a
-# schedule is not judged at an lr that suits another one. plateau_law has its own structure
-# (seeds in the sweep, runs stopped at their plateau's end, so no final training loss to
-# compare) and keeps the base lr; patching and fine-tuning read one reference run each and
-# the toy memory has lrs of its own, so they keep theirs too.
-LR_FACTORS = (0.5, 1, 2, 4)
+# The paper keeps, in nearly every experiment, the best of a learning-rate sweep. The claims
+# walk a ladder of factors of the base config's lr: every setting starts at x1, x2 and x4
+# (LR_START) and, while seed 0's pick has a neighbour on the ladder that has not run, runs that
+# neighbour (run_claim, lr_neighbours), so each pick ends bracketed by two worse lrs or at
+# the ladder's end. At the CPU scale, with base lr 8e-3: the fixed grid x0.5-x4 (2026-11-30)
+# picked x0.5 in none of its 50 settings, x1 in 4 and x4 in 13, 12 of them at the top of the
+# grid; {4e-3, 8e-3, 1.6e-2} before it never bracketed the templates' and the static
+# schedules' picks. At the paper scale x1-x4 is 4e-4-1.6e-3. A claim whose curves bend with
+# the lr (how long the plateau lasts, which schedule ends best) sweeps it, so that a schedule
+# is not judged at an lr that suits another one. plateau_law has its own structure (seeds in
+# the sweep, runs stopped at their plateau's end, so no final training loss to compare) and
+# keeps the base lr; patching and fine-tuning read one reference run each and the toy memory
+# has lrs of its own, so they keep theirs too.
+LR_FACTORS = (0.25, 0.5, 1, 2, 4, 8, 16)
+LR_START = (1, 2, 4)
 
 
 @dataclasses.dataclass(frozen=True)
 class Claim:
   """One claim of the paper: the sweep points it needs and the rule and figure that judge
-  them. With lr_factors each point also runs at lr x factor (the runs triple at three
-  factors) and the rule scores every setting at its best lr; LR_FACTORS says which claims do
-  and why."""
+  them. With lr_factors (a ladder) each point also has copies at lr x factor, of which those
+  at lr_start run first and the others where seed 0's pick reaches them; the rule scores
+  every setting at its best lr. LR_FACTORS says which claims sweep the lr and why."""
 
   name: str
   statement: str
@@ -60,6 +63,7 @@ class Claim:
   # The paper's lr sweep: every point also at lr x factor; the rule keeps, per setting, the
   # lr with the best mean final training loss over seeds (rules.best_lr).
   lr_factors: tuple[float, ...] = ()
+  lr_start: tuple[float, ...] = LR_START  # the factors every setting runs (the rest on demand)
   # A glob: only points at a (population, budget) of a point it matches are kept.
   regime_of: str = ""
 
@@ -254,13 +258,13 @@ def claim_points(claim: Claim, points: Iterator, seeds: int) -> Iterator:
   return seeded(with_lrs(selected, claim.lr_factors), seeds, claim.seeded_sweep)
 
 
-# The lr pick in two stages ---------------------------------------------------------------------
+# The lr pick in two stages -----------------------------------------------------------------
 # A claim that sweeps the lr over several seeds picks each setting's lr on seed 0 and runs its
 # other seeds at that lr only: (settings x lrs) + (settings x (seeds - 1)) runs instead of
 # settings x lrs x seeds, half the warm-up grid's at 4 lrs and 3 seeds. On the 10 settings
 # swept at 3 seeds on the CPU scale (curricula, templates) seed 0 picked the 3-seed mean's lr
 # in 8; in the other 2 the two lrs' 3-seed mean final training losses differ by 0.0065 and
-# 0.0055 nats (about 1%).
+# 0.0055 nats (about 1%). Seed 0 itself walks the ladder (lr_start, then lr_neighbours).
 
 
 def seed_of_point(name: str) -> int:
@@ -269,13 +273,51 @@ def seed_of_point(name: str) -> int:
   return int(match.group(1)) if match else 0
 
 
+def lr_factor_of_point(name: str) -> float:
+  """A point's lr factor from its name's _lrxF suffix (lr copies); 1 without one."""
+  match = re.search(r"_lrx([0-9.]+(?:e[+-]?[0-9]+)?)", name)
+  return float(match.group(1)) if match else 1.0
+
+
 def lr_stages(points: list, claim: Claim) -> tuple[list, list]:
-  """(first, rest): with an lr sweep, every lr at seed 0 and then the other seeds' points, of
-  which only those at their setting's picked lr run (at_picked_lrs); else (points, [])."""
+  """(first, rest): with an lr sweep, the seed-0 points at every lr of the ladder and then the
+  other seeds' points, of which only those at their setting's picked lr run (at_picked_lrs);
+  else (points, [])."""
   if len(claim.lr_factors) < 2:
     return list(points), []
   first = [p for p in points if seed_of_point(p.name) == 0]
   return first, [p for p in points if seed_of_point(p.name) != 0]
+
+
+def lr_start_points(first: list, claim: Claim) -> list:
+  """The seed-0 points every setting runs: those at the claim's lr_start factors (all of them
+  without an lr sweep or a start set)."""
+  if len(claim.lr_factors) < 2 or not claim.lr_start:
+    return list(first)
+  return [p for p in first if lr_factor_of_point(p.name) in claim.lr_start]
+
+
+def lr_neighbours(first: list, runs: list[dict]) -> list:
+  """The seed-0 points to run next on the ladder: per setting, the points just below and just
+  above its pick (rules.best_lr over the finished `runs`) that have not finished. None once
+  every pick is bracketed by two finished lrs or sits at the ladder's end."""
+  _, picked = rules.best_lr(runs)
+  finished = {r["name"] for r in runs if r["summary"]}
+  ladders: dict[str, list] = {}
+  for p in first:
+    ladders.setdefault(rules.setting_of(p.name), []).append(p)
+  wanted = []
+  for setting, ladder in ladders.items():
+    pick = picked.get(setting)
+    lrs = [learning_rate(p.cfg) or math.nan for p in ladder]
+    if pick is None or not all(map(math.isfinite, lrs)):
+      continue
+    order = sorted(range(len(ladder)), key=lambda i: lrs[i])
+    at = [j for j, i in enumerate(order) if math.isclose(lrs[i], pick, rel_tol=1e-9)]
+    for j in (at[0] - 1, at[0] + 1) if at else ():
+      if 0 <= j < len(order) and ladder[order[j]].name not in finished:
+        wanted.append(ladder[order[j]])
+  return wanted
 
 
 def at_picked_lrs(points: list, picked: dict[str, float]) -> list:
@@ -289,8 +331,11 @@ def at_picked_lrs(points: list, picked: dict[str, float]) -> list:
   return kept
 
 
-def planned_runs(points: list, claim: Claim) -> int:
-  """How many of the points run: with an lr sweep, the seed-0 points and, of the others, one
-  lr's worth."""
+def planned_runs(points: list, claim: Claim, sweep_dir: pathlib.Path | None = None) -> int:
+  """How many of the points run: with an lr sweep, the seed-0 points at the start lrs, those
+  of the rest of the ladder that have a run directory in sweep_dir (the walk ran them), and
+  of the other seeds one lr's worth."""
   first, rest = lr_stages(points, claim)
-  return len(first) + len(rest) // max(len(claim.lr_factors), 1)
+  start = {p.name for p in lr_start_points(first, claim)}
+  walked = [p for p in first if p.name not in start and sweep_dir and (sweep_dir / p.name).is_dir()]
+  return len(start) + len(walked) + len(rest) // max(len(claim.lr_factors), 1)
