@@ -1,7 +1,8 @@
 """python -m bioknow.launch --sweep=sweeps/phases.py [--only='phases']
 python -m bioknow.report --workdir=runs/phases
 (5 runs: seed 0 at lr 4e-3, 8e-3 and 1.6e-2, then seeds 1 and 2 at 8e-3; the claims
-scorecard runs the same point at x0.5-x4 its lr and its other seeds at the lr seed 0 picks)
+scorecard walks the same point's lr from x1, x2, x4 until seed 0's pick is bracketed and runs
+its other seeds at that pick)
 
 The three phases with knowledge that emerges fully, over 3 seeds: 1,600 people (twice the
 quickstart's) with a model twice as wide (2 layers, d 128, MLP 512) trained for 4,000 steps.

@@ -3,17 +3,17 @@
 
 The paper's claims as one scorecard. For each claim it runs (or reuses: finished runs are
 skipped, interrupted ones resume) the sweep points it needs over --seeds seeds, and where
-the claim sweeps the learning rate (catalog.Claim.lr_factors) at each of its lrs, at the CPU
-scale (in two stages: every lr at seed 0, then the other seeds at each setting's best lr of
-seed 0; run_claim), then scores them with the rule written next to the claim
-(bioknow/claims/rules.py, rules_curricula.py; a claim with lr copies is scored at the lr with
-the best final training loss of each setting) and prints a table: the claim, the paper's
-figure and numbers, what was measured (mean and spread over seeds) and the verdict (holds,
-weak, does not hold). It writes
-WORKDIR/claims/claims.json (the claims scored now replace their rows; the others stay) and
-one figure per claim in WORKDIR/claims/figures. --dry_run lists every point (lr and seed
-copies included) with its lr. --score_only runs nothing and scores the finished runs; a
-verdict on part of a grid says so ("holds (15 of 45 runs)").
+the claim sweeps the learning rate (catalog.Claim.lr_factors) over its lrs, at the CPU scale
+(in two stages: seed 0 walks the lr ladder until each setting's pick is bracketed, then the
+other seeds run at each setting's best lr of seed 0; run_claim), then scores them with the
+rule written next to the claim (bioknow/claims/rules.py, rules_curricula.py; a claim with lr
+copies is scored at the lr with the best final training loss of each setting) and prints a
+table: the claim, the paper's figure and numbers, what was measured (mean and spread over
+seeds) and the verdict (holds, weak, does not hold). It writes WORKDIR/claims/claims.json
+(the claims scored now replace their rows; the others stay) and one figure per claim in
+WORKDIR/claims/figures. --dry_run lists every point (lr and seed copies included) with its
+lr. --score_only runs nothing and scores the finished runs; a verdict on part of a grid says
+so ("holds (15 of 45 runs)").
 
 --config overrides apply to every run ("does the claim hold for Hawk?" is
 --config=set:model.mixer='"hawk"' --workdir=runs/hawk); runs with overrides need a workdir
