@@ -532,9 +532,12 @@ def test_settings_whose_pick_is_the_top_of_their_lr_grid_are_named(tmp_path, cap
   )
 
 
-def _fake_lr_runs(best: dict[str, float], fail: tuple[str, ...] = ()):
+def _fake_lr_runs(
+  best: dict[str, float], fail: tuple[str, ...] = (), diverge: tuple[str, ...] = ()
+):
   """An executor that writes, for each point, a finished run whose final training loss grows
-  with the distance in octaves of its lr from its setting's best; `fail` points write none."""
+  with the distance in octaves of its lr from its setting's best; `fail` points write none,
+  `diverge` points a run whose loss is nan."""
   calls = []
 
   def fake_run(batch, sweep_dir, executor, address):
@@ -542,7 +545,7 @@ def _fake_lr_runs(best: dict[str, float], fail: tuple[str, ...] = ()):
     for p in batch:
       lr = p.cfg.optimizer.lr
       if p.name not in fail and not (sweep_dir / p.name).is_dir():  # finished: skipped
-        loss = 0.5 + abs(math.log2(lr / best[p.name[0]]))
+        loss = math.nan if p.name in diverge else 0.5 + abs(math.log2(lr / best[p.name[0]]))
         _lr_run(sweep_dir / p.name, catalog.seed_of_point(p.name), lr, loss)
     return [(p.name, "FAILED" if p.name in fail else "done", None) for p in batch]
 
@@ -592,7 +595,8 @@ def test_an_lr_sweep_walks_its_ladder_then_runs_the_other_seeds_at_the_pick(
 
 def test_the_lr_walk_stops_at_a_bracketed_pick_and_at_a_failed_neighbour(tmp_path, monkeypatch):
   """p's pick x2 is bracketed by x1 and x4 from the start; q's pick x2 (top of the start lrs)
-  needs x4, which fails: the walk does not retry it and the seeds run at x2."""
+  needs x4, which fails: the walk does not retry it and the seeds run at x2. Where x4
+  diverges instead (nan loss), it counts as worse and brackets the pick."""
   claim = dataclasses.replace(
     catalog.BY_NAME["templates"], lr_factors=(0.5, 1, 2, 4), lr_start=(1, 2, 4)
   )
@@ -604,6 +608,11 @@ def test_the_lr_walk_stops_at_a_bracketed_pick_and_at_a_failed_neighbour(tmp_pat
   calls.clear()
   claims_main.run_claim(claim_q, tmp_path / "q", _ladder_points()[12:], "inline", None)
   assert calls == [["q", "q_lrx2"], ["q_lrx4"], ["q_lrx2_seed1", "q_lrx2_seed2"]]
+  calls, fake_run = _fake_lr_runs({"q": 3.2e-2}, diverge=("q_lrx4",))
+  monkeypatch.setattr(claims_main.executors, "run", fake_run)
+  claims_main.run_claim(claim_q, tmp_path / "q_nan", _ladder_points()[12:], "inline", None)
+  assert calls == [["q", "q_lrx2"], ["q_lrx4"], ["q_lrx2_seed1", "q_lrx2_seed2"]]
+  assert (tmp_path / "q_nan" / "q_lrx4").is_dir()
   assert [catalog.lr_factor_of_point(n) for n in ("q", "q_lrx0.5_seed2", "q_lrx16")] == [1, 0.5, 16]
 
 
