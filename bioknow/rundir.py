@@ -196,6 +196,11 @@ class RunDir:
   def clear_error(self) -> None:
     self.error_path.unlink(missing_ok=True)
 
+  def diverged(self) -> bool:
+    """Whether the latest failed attempt stopped on a non-finite loss (the training loop's
+    TrainingDiverged): an lr sweep counts such a run as worse than any finished one."""
+    return self.error_path.is_file() and "TrainingDiverged" in self.error_path.read_text()
+
   def remove(self) -> None:
     """Deletes the run directory and everything in it."""
     shutil.rmtree(self.path)

@@ -18,13 +18,18 @@ from bioknow.train.evaluation import phase_ends
 BASELINE = 2.0
 
 
-def _write_run(path: pathlib.Path, leaves: dict, records: list[dict], summary: dict) -> dict:
+def _write_run(path: pathlib.Path, leaves: dict, records: list[dict], summary: dict | None) -> dict:
   """A run directory as the library writes it (config leaves, metrics, summary), loaded back
-  the way the scorecard reads it."""
+  the way the scorecard reads it. Without a summary: a run whose training diverged, as the
+  executors leave it (its traceback in error.txt)."""
   path.mkdir(parents=True)
   (path / "config.json").write_text(json.dumps({"leaves": leaves}))
   (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-  (path / "summary.json").write_text(json.dumps(summary))
+  if summary is None:
+    text = "Traceback ...\nbioknow.train.loop.TrainingDiverged: non-finite loss at step 40\n"
+    RunDir(path).write_error(text)
+  else:
+    (path / "summary.json").write_text(json.dumps(summary))
   return R.load_run(path)
 
 
@@ -237,7 +242,7 @@ def test_hawk_scorecard_leaves_out_the_claims_it_does_not_fit(tmp_path, capsys):
   out = capsys.readouterr().out
   assert "patching: not applicable: point patch_start0_ref0: model.mixer: got 'hawk'" in out
   assert "toy_memory: not applicable: --config: model.mixer is not a config path" in out
-  assert "=== claim three_phases: 5 runs of phases.py so far" in out and "| patching: " in out
+  assert "=== claim three_phases: 5 runs of phases.py planned" in out and "| patching: " in out
   card = json.loads((tmp_path / "hawk" / "claims" / "claims.json").read_text())
   assert [r["claim"] for r in card] == [c.name for c in catalog.CLAIMS]
   verdicts = {r["claim"]: r["verdict"] for r in card}
@@ -474,10 +479,13 @@ def test_a_run_of_another_config_is_refused_before_anything_runs(tmp_path):
 # The lr pick ------------------------------------------------------------------------------------
 
 
-def _lr_run(path, seed, lr, train_loss) -> dict:
+def _lr_run(path, seed, lr, train_loss, diverged=False) -> dict:
+  """A pretraining run at `lr` whose final training loss is `train_loss`; a diverged one
+  stopped without a summary, as the training loop stops it."""
   records = [{"step": 0, "train_loss": 5.0}, {"step": 100, "train_loss": train_loss}]
   leaves = {"optimizer.lr": lr, "train.seed": seed}
-  return _write_run(path, leaves, records, {"experiment": "pretrain", "train_loss": train_loss})
+  summary = {"experiment": "pretrain", "train_loss": train_loss}
+  return _write_run(path, leaves, records, None if diverged else summary)
 
 
 def test_best_lr_keeps_the_lowest_mean_final_training_loss(tmp_path):
@@ -537,7 +545,7 @@ def _fake_lr_runs(
 ):
   """An executor that writes, for each point, a finished run whose final training loss grows
   with the distance in octaves of its lr from its setting's best; `fail` points write none,
-  `diverge` points a run whose loss is nan."""
+  `diverge` points a run that diverged (no summary, TrainingDiverged in error.txt)."""
   calls = []
 
   def fake_run(batch, sweep_dir, executor, address):
@@ -545,9 +553,9 @@ def _fake_lr_runs(
     for p in batch:
       lr = p.cfg.optimizer.lr
       if p.name not in fail and not (sweep_dir / p.name).is_dir():  # finished: skipped
-        loss = math.nan if p.name in diverge else 0.5 + abs(math.log2(lr / best[p.name[0]]))
-        _lr_run(sweep_dir / p.name, catalog.seed_of_point(p.name), lr, loss)
-    return [(p.name, "FAILED" if p.name in fail else "done", None) for p in batch]
+        loss = 0.5 + abs(math.log2(lr / best[p.name[0]]))
+        _lr_run(sweep_dir / p.name, catalog.seed_of_point(p.name), lr, loss, p.name in diverge)
+    return [(p.name, "FAILED" if p.name in fail + diverge else "done", None) for p in batch]
 
   return calls, fake_run
 
@@ -596,7 +604,8 @@ def test_an_lr_sweep_walks_its_ladder_then_runs_the_other_seeds_at_the_pick(
 def test_the_lr_walk_stops_at_a_bracketed_pick_and_at_a_failed_neighbour(tmp_path, monkeypatch):
   """p's pick x2 is bracketed by x1 and x4 from the start; q's pick x2 (top of the start lrs)
   needs x4, which fails: the walk does not retry it and the seeds run at x2. Where x4
-  diverges instead (nan loss), it counts as worse and brackets the pick."""
+  diverges instead (TrainingDiverged, no summary), it counts as worse and brackets the pick,
+  for the walk and for lr_at_top."""
   claim = dataclasses.replace(
     catalog.BY_NAME["templates"], lr_factors=(0.5, 1, 2, 4), lr_start=(1, 2, 4)
   )
@@ -612,7 +621,24 @@ def test_the_lr_walk_stops_at_a_bracketed_pick_and_at_a_failed_neighbour(tmp_pat
   monkeypatch.setattr(claims_main.executors, "run", fake_run)
   claims_main.run_claim(claim_q, tmp_path / "q_nan", _ladder_points()[12:], "inline", None)
   assert calls == [["q", "q_lrx2"], ["q_lrx4"], ["q_lrx2_seed1", "q_lrx2_seed2"]]
-  assert (tmp_path / "q_nan" / "q_lrx4").is_dir()
+  calls.clear()  # called again: the diverged x4 brackets the pick and is not sent again
+  claims_main.run_claim(claim_q, tmp_path / "q_nan", _ladder_points()[12:], "inline", None)
+  assert calls == [["q", "q_lrx2"], ["q_lrx2_seed1", "q_lrx2_seed2"]]
+  runs = claims_main._runs(tmp_path / "q_nan", _ladder_points()[12:])
+  assert rules.lr_at_top(runs) == ([], 1)  # x2 tops the finished lrs, but x4 diverged
+
+
+def test_the_lr_walk_steps_down_when_every_start_lr_diverges(tmp_path, monkeypatch):
+  """x1 and x2 diverge: no pick yet, so the walk tries the next lower lr, x0.5, which
+  trains; it is then bracketed by x1 (diverged) and the ladder's end, and the seeds run
+  there."""
+  claim = dataclasses.replace(
+    catalog.BY_NAME["templates"], lr_factors=(0.5, 1, 2, 4), lr_start=(1, 2)
+  )
+  calls, fake_run = _fake_lr_runs({"p": 4e-3}, diverge=("p", "p_lrx2"))
+  monkeypatch.setattr(claims_main.executors, "run", fake_run)
+  claims_main.run_claim(claim, tmp_path, _ladder_points()[:12], "inline", None)
+  assert calls == [["p", "p_lrx2"], ["p_lrx0.5"], ["p_lrx0.5_seed1", "p_lrx0.5_seed2"]]
   assert [catalog.lr_factor_of_point(n) for n in ("q", "q_lrx0.5_seed2", "q_lrx16")] == [1, 0.5, 16]
 
 

@@ -132,8 +132,9 @@ def run_claim(claim: catalog.Claim, sweep_dir: pathlib.Path, points, executor: s
     tried |= {p.name for p in batch}
     if len(claim.lr_factors) < 2:
       break
-    finished = [r for r in _runs(sweep_dir, points) if r["summary"]]
-    batch = [p for p in catalog.lr_neighbours(first, finished) if p.name not in tried]
+    batch = [
+      p for p in catalog.lr_neighbours(first, _runs(sweep_dir, points)) if p.name not in tried
+    ]
     if batch:
       print(
         f"{claim.name}: seed 0's lr pick is not bracketed yet; next: "
@@ -296,7 +297,7 @@ def main(argv: list[str]) -> int:
   rows, failed, start = [], False, time.perf_counter()
   for claim, sweep_dir, points in planned:
     n_runs = catalog.planned_runs(points, claim, sweep_dir)
-    print(f"=== claim {claim.name}: {n_runs} runs of {claim.sweep} so far", flush=True)
+    print(f"=== claim {claim.name}: {n_runs} runs of {claim.sweep} planned", flush=True)
     if not FLAGS.score_only:
       results = run_claim(claim, sweep_dir, points, FLAGS.executor, FLAGS.ray_address)
       failed |= any(status.startswith("FAILED") for _, status, _ in results)

@@ -295,28 +295,37 @@ def lr_start_points(first: list, claim: Claim) -> list:
   without an lr sweep or a start set)."""
   if len(claim.lr_factors) < 2 or not claim.lr_start:
     return list(first)
-  return [p for p in first if lr_factor_of_point(p.name) in claim.lr_start]
+  start = lambda f: any(math.isclose(f, x, rel_tol=1e-5) for x in claim.lr_start)
+  return [p for p in first if start(lr_factor_of_point(p.name))]
 
 
 def lr_neighbours(first: list, runs: list[dict]) -> list:
   """The seed-0 points to run next on the ladder: per setting, the points just below and just
-  above its pick (rules.best_lr over the finished `runs`) that have not finished. None once
-  every pick is bracketed by two finished lrs or sits at the ladder's end."""
-  _, picked = rules.best_lr(runs)
-  finished = {r["name"] for r in runs if r["summary"]}
+  above its pick (rules.best_lr over the finished `runs`) that have neither finished nor
+  diverged (a diverged run counts as worse than any finished one); where every lr run so far
+  diverged, the point just below the lowest. None once every pick is bracketed by two worse
+  lrs or sits at the ladder's end."""
+  finished = [r for r in runs if r["summary"]]
+  _, picked = rules.best_lr(finished)
+  done = {r["name"] for r in finished} | {r["name"] for r in runs if r.get("diverged")}
   ladders: dict[str, list] = {}
   for p in first:
     ladders.setdefault(rules.setting_of(p.name), []).append(p)
   wanted = []
   for setting, ladder in ladders.items():
-    pick = picked.get(setting)
     lrs = [learning_rate(p.cfg) or math.nan for p in ladder]
-    if pick is None or not all(map(math.isfinite, lrs)):
+    if not all(map(math.isfinite, lrs)):
       continue
-    order = sorted(range(len(ladder)), key=lambda i: lrs[i])
-    at = [j for j, i in enumerate(order) if math.isclose(lrs[i], pick, rel_tol=1e-9)]
-    for j in (at[0] - 1, at[0] + 1) if at else ():
-      if 0 <= j < len(order) and ladder[order[j]].name not in finished:
+    order = sorted(range(len(ladder)), key=lambda i: lrs[i])  # ladder positions by lr
+    pick = picked.get(setting)
+    if pick is not None:
+      at = [j for j, i in enumerate(order) if math.isclose(lrs[i], pick, rel_tol=1e-9)]
+      steps: tuple[int, ...] = (at[0] - 1, at[0] + 1) if at else ()
+    else:  # no finished run: below the lowest lr that diverged, if any did
+      tried = [j for j, i in enumerate(order) if ladder[i].name in done]
+      steps = (tried[0] - 1,) if tried else ()
+    for j in steps:
+      if 0 <= j < len(order) and ladder[order[j]].name not in done:
         wanted.append(ladder[order[j]])
   return wanted
 

@@ -99,12 +99,23 @@ def best_lr(runs: list[dict]) -> tuple[list[dict], dict[str, float]]:
 
 def lr_at_top(runs: list[dict]) -> tuple[list[str], int]:
   """(settings, n): of the n settings run at two lrs or more, those whose best_lr pick is the
-  highest lr run; their grid does not bracket the best lr, which may lie higher still."""
+  highest lr run (a run that diverged at a higher lr brackets it); their grid does not bracket
+  the best lr, which may lie higher still."""
   choices = R.best_lr_choices([r for r in runs if r["summary"]], key=point_setting, seed=seed_of)
   swept = {
     s: c for s, c in choices.items() if len(c[1]) > 1 and all(map(math.isfinite, c[1]))
   }  # a run without an lr (nan) sweeps nothing
-  return [s for s, (lr, scores) in swept.items() if lr == max(scores)], len(swept)
+  diverged: dict[str, float] = {}
+  for r in runs:
+    if r.get("diverged"):
+      diverged[point_setting(r)] = max(
+        diverged.get(point_setting(r), -math.inf), R.learning_rate(r)
+      )
+  return [
+    s
+    for s, (lr, scores) in swept.items()
+    if lr == max(scores) and not diverged.get(s, -math.inf) > lr
+  ], len(swept)
 
 
 def three_phases(runs: list[dict]) -> Score:

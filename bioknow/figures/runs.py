@@ -43,6 +43,7 @@ def load_run(run_dir: pathlib.Path) -> dict:
     "records": files.records(),
     "summary": files.summary() or {},
     "config": files.leaves(),
+    "diverged": files.diverged(),
   }
 
 
