@@ -176,11 +176,12 @@ def dry_run(claim: catalog.Claim, sweep_dir: pathlib.Path, points) -> None:
     f"{claim.name}: {catalog.planned_runs(points, claim, sweep_dir)} runs{staged} of "
     f"{claim.sweep} in {sweep_dir}, {steps} steps{ladder}"
   )
-  start_names = {p.name for p in start}
+  on_demand = {p.name for p in first} - {p.name for p in start}
+  picked_only = {p.name for p in rest}
   for p in points:  # every copy, so that the lr and seed copies can be read off
     lr = catalog.learning_rate(p.cfg)
-    when = "  (if seed 0 picks its lr)" if p in rest else ""
-    when = "  (if the lr walk reaches it)" if p in first and p.name not in start_names else when
+    when = "  (if seed 0 picks its lr)" if p.name in picked_only else ""
+    when = "  (if the lr walk reaches it)" if p.name in on_demand else when
     print(f"  {p.name}" + (f"  lr {lr:g}" if lr is not None else "") + when)
 
 

@@ -30,18 +30,18 @@ SEED_PATHS = (("data", "seed"), ("train", "seed"), ("seed",))
 SOURCE_FIELDS = ("reference_run", "source")
 # The paper keeps, in nearly every experiment, the best of a learning-rate sweep. The claims
 # walk a ladder of factors of the base config's lr: every setting starts at x1, x2 and x4
-# (LR_START) and, while seed 0's pick has a neighbour on the ladder that has not run, runs that
-# neighbour (run_claim, lr_neighbours), so each pick ends bracketed by two worse lrs or at
-# the ladder's end. At the CPU scale, with base lr 8e-3: the fixed grid x0.5-x4 (2026-11-30)
-# picked x0.5 in none of its 50 settings (alpha, warm-up, templates), x1 in 5 and x4, its
-# top, in 13; the walk then ran those 13 at x8, and each trained worse there. {4e-3, 8e-3,
-# 1.6e-2} before it never bracketed the templates' and the static schedules' picks. At the
-# paper scale x1-x4 is 4e-4-1.6e-3. A claim whose curves bend with the lr (how long the
+# (LR_START) and, while seed 0's pick has a neighbour on the ladder that has not run, runs
+# that neighbour (run_claim, lr_neighbours), so each pick ends bracketed by two worse lrs or
+# at the ladder's end. At the CPU scale, with base lr 8e-3: the fixed grid x0.5-x4
+# (2026-11-30) picked x0.5 in none of its 50 settings (alpha, warm-up, templates), x1 in 5 and
+# x4, its top, in 13; the walk then ran those 13 at x8, and each trained worse there. {4e-3,
+# 8e-3, 1.6e-2} before it never bracketed the templates' and the static schedules' picks. At
+# the paper scale x1-x4 is 4e-4-1.6e-3. A claim whose curves bend with the lr (how long the
 # plateau lasts, which schedule ends best) sweeps it, so that a schedule is not judged at an
-# lr that suits another one. plateau_law has its own structure (seeds in
-# the sweep, runs stopped at their plateau's end, so no final training loss to compare) and
-# keeps the base lr; patching and fine-tuning read one reference run each and the toy memory
-# has lrs of its own, so they keep theirs too.
+# lr that suits another one. plateau_law has its own structure (seeds in the sweep, runs
+# stopped at their plateau's end, so no final training loss to compare) and keeps the base lr;
+# patching and fine-tuning read one reference run each and the toy memory has lrs of its own,
+# so they keep theirs too.
 LR_FACTORS = (0.25, 0.5, 1, 2, 4, 8, 16)
 LR_START = (1, 2, 4)
 
