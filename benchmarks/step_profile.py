@@ -30,13 +30,20 @@ from absl import app, flags
 from bioknow import configs
 from bioknow.data import pipeline
 from bioknow.data.dataset import build_dataset
+from bioknow.models import transformer
 from bioknow.models.transformer import LanguageModel
 from bioknow.train import step as step_lib
 
 _SCALE = flags.DEFINE_string("scale", "paper", "Model scale (configs.pretrain).")
+_MODEL = flags.DEFINE_string("model", None, "Model preset instead of the scale's (paper_896).")
 _BATCH = flags.DEFINE_integer("batch_size", 128, "Biographies per batch.")
-_STEPS = flags.DEFINE_integer("steps", 20, "Steps traced.")
+_STEPS = flags.DEFINE_integer("steps", 20, "Steps traced (0: time the step, trace nothing).")
 _OUT = flags.DEFINE_string("out", None, "Folder to copy the trace to.")
+_UNROLL = flags.DEFINE_integer(
+  "unroll",
+  None,
+  "Layers per scan iteration (transformer.UNROLL), to compare; default: the library's.",
+)
 
 
 def device_lanes(trace: dict) -> dict[str, list[dict]]:
@@ -89,7 +96,12 @@ def summarise(trace: dict, n_steps: int, wall_seconds: float) -> dict:
 
 def main(argv) -> None:
   del argv
-  cfg = fdl.build(configs.pretrain(_SCALE.value))
+  if _UNROLL.value:
+    transformer.UNROLL = _UNROLL.value
+  config = configs.pretrain(_SCALE.value)
+  if _MODEL.value:
+    config.model.preset = _MODEL.value
+  cfg = fdl.build(config)
   dtype = jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16
   ds = build_dataset(cfg.data)
   schedule = cfg.build_schedule()
@@ -108,15 +120,35 @@ def main(argv) -> None:
       optimizer, model, opt_state, arrays["t"], arrays["r"], dtype, None, None, None, n_compute
     )
 
+  start = time.perf_counter()
+  model, opt_state, loss = step(model, opt_state)
+  loss.block_until_ready()
+  compile_seconds = time.perf_counter() - start
   for _ in range(10):
     model, opt_state, loss = step(model, opt_state)
   loss.block_until_ready()
-  n, start = 50, time.perf_counter()
+  n, start = 200, time.perf_counter()
   for _ in range(n):
     model, opt_state, loss = step(model, opt_state)
   loss.block_until_ready()
   steps_per_second = n / (time.perf_counter() - start)
 
+  line = {
+    "bench": "step_profile",
+    "device": jax.devices()[0].device_kind,
+    "scale": _SCALE.value,
+    "model": cfg.model.preset,
+    "unroll": transformer.UNROLL,
+    "batch_size": b,
+    "rows": [b, row_len],
+    "computed_rows": n_compute,
+    "dtype": jnp.dtype(dtype).name,
+    "first_step_seconds": round(compile_seconds, 2),
+    "steps_per_second": round(steps_per_second, 2),
+  }
+  if not _STEPS.value:  # timing only
+    print(json.dumps(line), flush=True)
+    return
   with tempfile.TemporaryDirectory() as folder:
     with jax.profiler.trace(folder):
       start = time.perf_counter()
@@ -130,16 +162,6 @@ def main(argv) -> None:
     if _OUT.value:
       os.makedirs(_OUT.value, exist_ok=True)
       shutil.copy(path, os.path.join(_OUT.value, "trace.json.gz"))
-  line = {
-    "bench": "step_profile",
-    "device": jax.devices()[0].device_kind,
-    "scale": _SCALE.value,
-    "batch_size": b,
-    "rows": [b, row_len],
-    "computed_rows": n_compute,
-    "dtype": jnp.dtype(dtype).name,
-    "steps_per_second": round(steps_per_second, 2),
-  }
   print(json.dumps(line | summarise(trace, _STEPS.value, wall)), flush=True)
 
 
