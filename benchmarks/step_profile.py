@@ -138,7 +138,7 @@ def main(argv) -> None:
     "device": jax.devices()[0].device_kind,
     "scale": _SCALE.value,
     "model": cfg.model.preset,
-    "unroll": transformer.UNROLL,
+    "unroll": transformer.unroll(cfg.model.resolved().n_layers),
     "batch_size": b,
     "rows": [b, row_len],
     "computed_rows": n_compute,

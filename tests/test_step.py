@@ -230,3 +230,60 @@ def test_computing_only_real_tokens_gives_the_loss_and_gradients_of_every_positi
     results.append(step_lib.train_step(optimizer, copy, opt_state, *args, n_compute))
   _assert_same_step(results[0], results[1])
   _assert_same_step(results[0], results[2])
+
+
+def test_train_step_matches_equinox_filter_jit_bit_for_bit_and_donates_model_and_state(
+  small_dataset,
+):
+  """async_jit (no wait for the outputs) compiles the same step as eqx.filter_jit: the same
+  losses and parameters to the bit over 3 steps. The model and optimizer state passed in are
+  donated (deleted); the batch is not, so a batch can be fed again."""
+  ds = small_dataset
+  optimizer = optax.adamw(1e-3)
+  reference = eqx.filter_jit(step_lib.train_step.__wrapped__)
+  batch = pipeline.batch_at(ds, schedules.Uniform(ds.config.n_individuals), 8, 0, 0)
+  tokens, role = jnp.asarray(batch["tokens_BxT"]), jnp.asarray(batch["role_BxT"])
+  results = []
+  for step in (reference, step_lib.train_step):
+    model = LanguageModel(ModelConfig(preset="tiny"), ds.vocab_size, key=jax.random.key(0))
+    opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
+    losses = []
+    for _ in range(3):
+      given = model
+      model, opt_state, loss = step(optimizer, model, opt_state, tokens, role)
+      losses.append(float(loss))
+    results.append((losses, model))
+  assert results[0][0] == results[1][0]
+  for a, b in zip(
+    jax.tree.leaves(eqx.filter(results[0][1], eqx.is_array)),
+    jax.tree.leaves(eqx.filter(results[1][1], eqx.is_array)),
+  ):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert given.embed_VxD.is_deleted() and not tokens.is_deleted()
+
+
+def test_layers_unroll_fully_off_a_cpu_and_every_unroll_gives_the_same_logits(
+  small_dataset, monkeypatch
+):
+  """transformer.unroll: 4 layers a scan iteration on a CPU, every layer elsewhere (a scan
+  is a host-driven while loop on a GPU); an explicit UNROLL wins. The logits do not depend
+  on it."""
+  from bioknow.models import transformer  # pylint: disable=import-outside-toplevel
+
+  assert transformer.unroll(8) == 4
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  assert transformer.unroll(8) == 8 and transformer.unroll(12) == 12
+  monkeypatch.setattr(transformer, "UNROLL", 2)
+  assert transformer.unroll(8) == 2
+  monkeypatch.undo()
+  ds = small_dataset
+  batch = pipeline.batch_at(ds, schedules.Uniform(ds.config.n_individuals), 8, 0, 0)
+  model = LanguageModel(
+    ModelConfig(preset="tiny", n_layers=3), ds.vocab_size, key=jax.random.key(0)
+  )
+  logits = []
+  for n in (1, 2, 3):
+    monkeypatch.setattr(transformer, "UNROLL", n)
+    logits.append(np.asarray(model.batch(jnp.asarray(batch["tokens_BxT"]))[0]))
+  np.testing.assert_allclose(logits[1], logits[0], rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(logits[2], logits[0], rtol=1e-5, atol=1e-5)
