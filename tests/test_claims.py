@@ -10,7 +10,7 @@ import types
 import pytest
 
 from bioknow.claims import __main__ as claims_main
-from bioknow.claims import catalog, figures, rules, rules_curricula
+from bioknow.claims import catalog, figures, rules, rules_curricula, rules_patching, rules_templates
 from bioknow.figures import runs as R
 from bioknow.rundir import RunDir
 from bioknow.train.evaluation import phase_ends
@@ -393,18 +393,18 @@ def test_patching_verdicts(tmp_path):
   ends = phase_ends(group("probe", 0, 150, 450, 400)[0]["records"])
   assert (ends["first_phase_end_step"], ends["plateau_end_step"]) == (100, 400)
   good = [r for s in range(3) for r in group("g", s, 150, 450, 400)]
-  score = rules.patching(good)
+  score = rules_patching.patching(good)
   assert score.verdict == rules.HOLDS
   assert score.values["plateau_removed_by_final_patterns"]["mean"] == pytest.approx(250 / 300)
   assert score.values["plateau_checkpoints_minus_initial_steps"]["mean"] == 50
   assert score.values["attention_rise"]["mean"] == pytest.approx(3.0)
   early_better = [r for s in range(3) for r in group("e", s, 150, 300, 400)]
-  assert rules.patching(early_better).verdict == rules.WEAK
+  assert rules_patching.patching(early_better).verdict == rules.WEAK
   no_help = [r for s in range(3) for r in group("n", s, 350, 450, 400)]
-  assert rules.patching(no_help).verdict == rules.FAILS
+  assert rules_patching.patching(no_help).verdict == rules.FAILS
   # Initial patterns that never end the plateau count as ending at the last step, 1,250.
   stuck = [r for s in range(3) for r in group("s", s, 150, 450, None)]
-  score = rules.patching(stuck)
+  score = rules_patching.patching(stuck)
   assert score.values["plateau_checkpoints_minus_initial_steps"]["mean"] == 450 - 1250
   assert score.verdict == rules.WEAK
 
@@ -905,7 +905,7 @@ def _templates_grid(root, gaps_by_count: dict, fixed_extra: float = 0.1) -> list
 
 
 def test_templates_verdicts(tmp_path):
-  score = rules_curricula.templates(
+  score = rules_templates.templates(
     _templates_grid(tmp_path, {1: [1.2, 1.0], 4: [0.4] * 2, 16: [0.05] * 2})
   )
   assert score.verdict == rules.HOLDS
@@ -915,14 +915,14 @@ def test_templates_verdicts(tmp_path):
   assert (score.values["fewest_templates"], score.values["most_templates"]) == (1, 16)
   assert "16: +0.10" in score.measured
   # One seed's gap at 16 templates does not close: only the means hold.
-  weak = rules_curricula.templates(
+  weak = rules_templates.templates(
     _templates_grid(tmp_path / "w", {1: [1.0] * 2, 16: [0.15, 0.01]})
   )
   assert weak.verdict == rules.WEAK
   # Many templates leave the gap open.
-  fails = rules_curricula.templates(_templates_grid(tmp_path / "f", {1: [1.0] * 2, 16: [0.3] * 2}))
+  fails = rules_templates.templates(_templates_grid(tmp_path / "f", {1: [1.0] * 2, 16: [0.3] * 2}))
   assert fails.verdict == rules.FAILS
-  one_count = rules_curricula.templates(_templates_grid(tmp_path / "o", {1: [1.0] * 2}))
+  one_count = rules_templates.templates(_templates_grid(tmp_path / "o", {1: [1.0] * 2}))
   assert one_count.verdict == rules.NO_RUNS
 
 

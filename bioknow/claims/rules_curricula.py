@@ -1,10 +1,9 @@
-"""The curricula and template claims as measurements on runs, in the shape of rules.py: the
-power-law exponent alpha (claim 3), the warm-up (claim 4) and template diversity (Fig. A).
+"""The curricula claims as measurements on runs, in the shape of rules.py: the power-law
+exponent alpha (claim 3) and the warm-up (claim 4).
 
-Population, budget, alpha, template count and sentence order are read from each run's config
-(data.n_individuals, train.n_steps, schedule.alpha, data.n_templates_train,
-data.shuffle_sentences), not from its name, so a rule works on whatever grid the sweep yields.
-Every rule scores only the runs at their setting's best lr (rules.best_lr).
+Population, budget and alpha are read from each run's config (data.n_individuals,
+train.n_steps, schedule.alpha), not from its name, so a rule works on whatever grid the sweep
+yields. Every rule scores only the runs at their setting's best lr (rules.best_lr).
 """
 
 import math
@@ -22,6 +21,7 @@ from bioknow.claims.rules import (
   best_lr,
   finished,
   fmt,
+  lrs_of,
   point_setting,
   seed_of,
   spread,
@@ -34,21 +34,10 @@ from bioknow.figures import runs as R
 # and, by the larger margin, than uniform sampling.
 WARMUP_OVER_STATIC = 0.1
 WARMUP_OVER_UNIFORM = 0.2
-# Templates: the final evaluation-template loss minus the training-template loss, over the
-# baseline, must be at least ONE_TEMPLATE_GAP at the fewest templates (memorised sentences:
-# the paper's is about one baseline) and at most MANY_TEMPLATES_GAP at the most templates.
-ONE_TEMPLATE_GAP = 0.5
-MANY_TEMPLATES_GAP = 0.1
 
 
 def _mean(values: Iterable[float]) -> float:
   return spread(list(values))["mean"]
-
-
-def _lrs_of(lrs: dict, runs: list[dict]) -> dict:
-  """The chosen lrs of these runs' settings only."""
-  names = {point_setting(r) for r in runs}
-  return {k: v for k, v in lrs.items() if k in names}
 
 
 # Warm-up (claim 4) -----------------------------------------------------------------------------
@@ -175,7 +164,7 @@ def warmup(runs: list[dict]) -> Score:
     "by_seed": {
       str(s): {"uniform": uniform[s], "static": static[s], "warmup": warm[s]} for s in seeds
     },
-    "lr": _lrs_of(lrs, here),
+    "lr": lrs_of(lrs, here),
   }
   # Where the margin comes from: the warm-up's own people, or everyone (the paper's claim).
   split = _own_and_others(here, warmup_name, population)
@@ -301,7 +290,7 @@ def alpha(runs: list[dict]) -> Score:
     "by_regime": rows,
     "best_alpha_grows_with_population": with_population,
     "best_alpha_shrinks_with_budget": with_budget,
-    "lr": _lrs_of(lrs, power),
+    "lr": lrs_of(lrs, power),
   }
   if inside:
     verdict = HOLDS if with_population and with_budget else WEAK
@@ -324,75 +313,3 @@ def alpha(runs: list[dict]) -> Score:
     f"{said[with_budget]}"
   )
   return Score(verdict, "; ".join(parts), values)
-
-
-# Template diversity (Fig. A) -------------------------------------------------------------------
-
-
-def _order(run: dict) -> str:
-  """'shuffled' or 'fixed': the run's sentence order (shuffled unless its config says not)."""
-  return "fixed" if R.param(run, "shuffle_sentences") is False else "shuffled"
-
-
-def _by_count(runs: list[dict], measure) -> dict[str, dict[int, dict]]:
-  """{sentence order: {training templates per attribute: spread of measure(run)}}."""
-  table: dict[str, dict[int, dict]] = {}
-  for (order, count), group in R.group_by(
-    runs, lambda r: (_order(r), int(R.param(r, "n_templates_train")))
-  ).items():
-    table.setdefault(order, {})[count] = spread([measure(r) for r in group])
-  return {order: dict(sorted(by.items())) for order, by in sorted(table.items(), reverse=True)}
-
-
-def templates(runs: list[dict]) -> Score:
-  """Fig. A. Per run at the best lr, at the end: the gap between the attribute loss on
-  evaluation templates and on training templates, over the baseline. Holds when, with
-  shuffled sentences, every seed's gap at the fewest training templates (one in the sweep)
-  is at least ONE_TEMPLATE_GAP and every seed's gap at the most templates is at most
-  MANY_TEMPLATES_GAP; weak when only the means over seeds do; does not hold otherwise. The
-  fixed sentence order is measured beside it (final evaluation-template loss over the
-  baseline, fixed minus shuffled) but does not enter the verdict."""
-  runs, lrs = best_lr(finished(runs, "pretrain"))
-  runs = [r for r in runs if math.isfinite(R.final(r, "train_templates_attribute_loss"))]
-
-  def gap(r: dict) -> float:
-    return (R.final(r, "attribute_loss") - R.final(r, "train_templates_attribute_loss")) / (
-      R.baseline(r)
-    )
-
-  gaps = _by_count(runs, gap)
-  shuffled = [r for r in runs if _order(r) == "shuffled"]
-  counts = sorted({int(R.param(r, "n_templates_train")) for r in shuffled})
-  if len(counts) < 2:
-    return Score(NO_RUNS, "no shuffled runs at two or more template counts", {})
-  few, many = counts[0], counts[-1]
-  few_gaps = [gap(r) for r in shuffled if R.param(r, "n_templates_train") == few]
-  many_gaps = [gap(r) for r in shuffled if R.param(r, "n_templates_train") == many]
-  loss = _by_count(runs, lambda r: R.final(r, "attribute_loss") / R.baseline(r))
-  values = {
-    "gap_over_baseline": {o: {str(n): s for n, s in by.items()} for o, by in gaps.items()},
-    "eval_loss_over_baseline": {o: {str(n): s for n, s in by.items()} for o, by in loss.items()},
-    "fewest_templates": few,
-    "most_templates": many,
-    "lr": _lrs_of(lrs, runs),
-  }
-  every = all(g >= ONE_TEMPLATE_GAP for g in few_gaps) and all(
-    g <= MANY_TEMPLATES_GAP for g in many_gaps
-  )
-  means = (
-    gaps["shuffled"][few]["mean"] >= ONE_TEMPLATE_GAP
-    and gaps["shuffled"][many]["mean"] <= MANY_TEMPLATES_GAP
-  )
-  verdict = HOLDS if every else WEAK if means else FAILS
-  fixed_minus_shuffled = ", ".join(
-    f"{n}: {s['mean'] - loss['shuffled'][n]['mean']:+.2f}"
-    for n, s in loss.get("fixed", {}).items()
-    if n in loss["shuffled"]
-  )
-  measured = (
-    f"(evaluation - training-template loss) / baseline, shuffled: {few} template(s) "
-    f"{fmt(gaps['shuffled'][few], 2)}, {many} templates {fmt(gaps['shuffled'][many], 2)}; "
-    f"final loss / baseline, fixed order minus shuffled, by templates: "
-    f"{fixed_minus_shuffled or 'no fixed-order run'}"
-  )
-  return Score(verdict, measured, values)
