@@ -2,5 +2,5 @@
 
 catalog: which sweep points each claim needs (globs, regime, lr copies, seeds); rules,
 rules_patching, rules_curricula and rules_templates: how each claim is measured and judged;
-figures: one figure per claim.
+attributes: a claim's measure attribute by attribute; figures: one figure per claim.
 """

@@ -6,12 +6,14 @@ train.n_steps, schedule.alpha), not from its name, so a rule works on whatever g
 yields. Every rule scores only the runs at their setting's best lr (rules.best_lr).
 """
 
+import functools
 import math
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
+from bioknow.claims import attributes as A
 from bioknow.claims.rules import (
   FAILS,
   HOLDS,
@@ -207,23 +209,35 @@ def warmup(runs: list[dict]) -> Score:
 # Power-law alpha (claim 3) ---------------------------------------------------------------------
 
 
+def _shortest(by_alpha: dict[float, list[dict]], bounds) -> tuple[list, list, list]:
+  """Per alpha, the mean latest and earliest plateau end over its runs (bounds(run) ->
+  (earliest, latest)), and the alphas with the shortest mean end or an earliest mean end
+  before it (_alpha_row)."""
+  plateau = [_mean(bounds(r)[1] for r in g) for g in by_alpha.values()]
+  earliest = [_mean(bounds(r)[0] for r in g) for g in by_alpha.values()]
+  low = min((p for p in plateau if math.isfinite(p)), default=math.nan)
+  shortest = [a for a, p, e in zip(by_alpha, plateau, earliest) if p == low or e < low]
+  return plateau, earliest, shortest
+
+
 def _alpha_row(population, budget, runs: list[dict]) -> dict:
   """One (population, budget): per alpha, the mean plateau end and final attribute loss over
   seeds; the alphas with the shortest plateau, and every alpha the evaluations cannot tell
   from it (its mean earliest possible plateau end, R.plateau_end_bounds, lies before the
   shortest mean end: evaluations 100-200 steps apart cannot rank ends 50 steps apart); the
   alpha with the lowest loss. Means are over the seeds every alpha has, so that a partly run
-  grid compares like with like."""
+  grid compares like with like. The same per attribute, from each attribute's own plateau
+  end (attributes.plateau_end_bounds)."""
   by_alpha = dict(sorted(R.group_by(runs, lambda r: float(R.param(r, "alpha"))).items()))
   common = set.intersection(*({seed_of(r) for r in g} for g in by_alpha.values()))
   by_alpha = {a: [r for r in g if seed_of(r) in common] for a, g in by_alpha.items()}
-  plateau = [_mean(R.plateau_end_or_budget(r) for r in g) for g in by_alpha.values()]
-  earliest = [_mean(R.plateau_end_bounds(r)[0] for r in g) for g in by_alpha.values()]
+  plateau, earliest, shortest = _shortest(by_alpha, R.plateau_end_bounds)
   loss = [_mean(R.final(r, "attribute_loss") for r in g) for g in by_alpha.values()]
   alphas = list(by_alpha)
-  finite_plateau = [p for p in plateau if math.isfinite(p)]
-  low = min(finite_plateau, default=math.nan)
-  shortest = [a for a, p, e in zip(alphas, plateau, earliest) if p == low or e < low]
+  by_attribute = {}
+  for name in A.names(runs):
+    ends, _, at = _shortest(by_alpha, functools.partial(A.plateau_end_bounds, name=name))
+    by_attribute[name] = {"plateau_end": ends, "shortest_plateau_alpha": at}
   lowest = [(x if math.isfinite(x) else math.inf, a) for a, x in zip(alphas, loss)]
   return {
     "population": population,
@@ -235,7 +249,13 @@ def _alpha_row(population, budget, runs: list[dict]) -> dict:
     "seeds": [len(g) for g in by_alpha.values()],
     "shortest_plateau_alpha": shortest,
     "best_loss_alpha": min(lowest)[1],
+    "by_attribute": by_attribute,
   }
+
+
+def _inside(alphas: list[float] | None) -> bool:
+  """Whether there are shortest-plateau alphas and all lie strictly inside (0, 1)."""
+  return alphas is not None and len(alphas) > 0 and all(0 < a < 1 for a in alphas)
 
 
 def _never_falls(rows: list[dict], along: str, across: str, sign: int) -> bool | None:
@@ -266,7 +286,8 @@ def alpha(runs: list[dict]) -> Score:
   population or one budget), or when it holds at some regimes and at the others an alpha
   inside (0, 1) ties with one outside it; does not hold otherwise (an alpha outside (0, 1)
   is the shortest, told apart from every alpha inside, at some regime, or no regime shows
-  the claim)."""
+  the claim). Beside the verdict, per attribute: whether its own shortest plateau lies
+  inside (0, 1) at every regime."""
   runs, lrs = best_lr(finished(runs, "pretrain"))
   power = [r for r in runs if R.schedule_kind(r) == "powerlaw"]
   rows = [
@@ -307,9 +328,15 @@ def alpha(runs: list[dict]) -> Score:
       f"shortest at alpha {shortest} (end by alpha {ends}), final loss lowest at "
       f"{row['best_loss_alpha']:g}"
     )
+  values["attribute_holds"] = held = {
+    name: all(
+      _inside(row["by_attribute"].get(name, {}).get("shortest_plateau_alpha")) for row in rows
+    )
+    for name in A.names(power)
+  }
   said = {True: "yes", False: "no", None: "untested"}
   parts.append(
     f"best-loss alpha grows with N: {said[with_population]}, shrinks with the budget: "
-    f"{said[with_budget]}"
+    f"{said[with_budget]}; plateau shortest inside (0, 1) at every regime, {A.clause(held)}"
   )
   return Score(verdict, "; ".join(parts), values)

@@ -7,6 +7,7 @@ setting's best lr (rules.best_lr).
 
 import math
 
+from bioknow.claims import attributes as A
 from bioknow.claims.rules import (
   FAILS,
   HOLDS,
@@ -50,7 +51,9 @@ def templates(runs: list[dict]) -> Score:
   is at least ONE_TEMPLATE_GAP and every seed's gap at the most templates is at most
   MANY_TEMPLATES_GAP; weak when only the means over seeds do; does not hold otherwise. The
   fixed sentence order is measured beside it (final evaluation-template loss over the
-  baseline, fixed minus shuffled) but does not enter the verdict."""
+  baseline, fixed minus shuffled) but does not enter the verdict. Beside the verdict, per
+  attribute: the shuffled gap over that attribute's own baseline at the fewest and the most
+  templates, and whether every seed meets both margins there."""
   runs, lrs = best_lr(finished(runs, "pretrain"))
   runs = [r for r in runs if math.isfinite(R.final(r, "train_templates_attribute_loss"))]
 
@@ -83,6 +86,23 @@ def templates(runs: list[dict]) -> Score:
     and gaps["shuffled"][many]["mean"] <= MANY_TEMPLATES_GAP
   )
   verdict = HOLDS if every else WEAK if means else FAILS
+
+  def attribute_gap(r: dict, a: str) -> float:
+    return A.over_baseline(r, "attribute_loss", a) - A.over_baseline(
+      r, "train_templates_attribute_loss", a
+    )
+
+  few_by = A.view([r for r in shuffled if R.param(r, "n_templates_train") == few], attribute_gap)
+  many_by = A.view([r for r in shuffled if R.param(r, "n_templates_train") == many], attribute_gap)
+  values["gap_over_baseline_by_attribute"] = {
+    a: {str(few): spread(few_by.get(a, [])), str(many): spread(many_by.get(a, []))}
+    for a in {**few_by, **many_by}
+  }
+  values["attribute_holds"] = held = {
+    a: all(g >= ONE_TEMPLATE_GAP for g in few_by.get(a, [math.nan]))
+    and all(g <= MANY_TEMPLATES_GAP for g in many_by.get(a, [math.nan]))
+    for a in {**few_by, **many_by}
+  }
   fixed_minus_shuffled = ", ".join(
     f"{n}: {s['mean'] - loss['shuffled'][n]['mean']:+.2f}"
     for n, s in loss.get("fixed", {}).items()
@@ -92,6 +112,7 @@ def templates(runs: list[dict]) -> Score:
     f"(evaluation - training-template loss) / baseline, shuffled: {few} template(s) "
     f"{fmt(gaps['shuffled'][few], 2)}, {many} templates {fmt(gaps['shuffled'][many], 2)}; "
     f"final loss / baseline, fixed order minus shuffled, by templates: "
-    f"{fixed_minus_shuffled or 'no fixed-order run'}"
+    f"{fixed_minus_shuffled or 'no fixed-order run'}; both margins in every seed, "
+    f"{A.clause(held)}"
   )
   return Score(verdict, measured, values)
