@@ -10,12 +10,21 @@ import types
 import pytest
 
 from bioknow.claims import __main__ as claims_main
-from bioknow.claims import catalog, figures, rules, rules_curricula
+from bioknow.claims import (
+  attributes,
+  catalog,
+  figures,
+  rules,
+  rules_curricula,
+  rules_patching,
+  rules_templates,
+)
 from bioknow.figures import runs as R
 from bioknow.rundir import RunDir
 from bioknow.train.evaluation import phase_ends
 
 BASELINE = 2.0
+ATTRIBUTES = ("birth_date", "birth_city", "university", "major", "company", "current_city")
 
 
 def _write_run(path: pathlib.Path, leaves: dict, records: list[dict], summary: dict | None) -> dict:
@@ -125,6 +134,36 @@ def test_hallucination_verdicts(tmp_path):
   assert score.values["auroc"]["mean"] == pytest.approx(0.5)
   below = [run("f0", 0, 1.2, 0.9), run("f1", 1, 1.01, 0.9)]  # one seed within 5% of the floor
   assert rules.hallucination(below).verdict == rules.FAILS
+  assert score.measured.endswith("in every seed, by attribute: not recorded")
+  assert score.values["heldout_over_baseline_by_attribute"] == {}
+
+
+def test_hallucination_by_attribute(tmp_path):
+  """Each attribute against its own baseline (birth_date's is 3, the others' 2): held-out
+  loss 1.5 x its floor everywhere but birth_date in seed 1 (1.02 x: 3.06 over 3), so 5 of 6;
+  the verdict reads the overall ratio and stays 'holds'."""
+
+  def run(seed, birth_date_ratio):
+    extra = {"unseen_attribute_loss": 1.2 * BASELINE, "hallucination_auroc": 0.8}
+    for a in ATTRIBUTES:
+      floor = 3.0 if a == "birth_date" else BASELINE
+      ratio = birth_date_ratio if a == "birth_date" else 1.5
+      extra |= {f"no_knowledge_baseline/{a}": floor, f"unseen_attribute_loss/{a}": ratio * floor}
+    return _pretrain_run(tmp_path / f"h{seed}", seed, _curve(2, 4, 0.5), extra=extra)
+
+  score = rules.hallucination([run(0, 1.5), run(1, 1.02), run(2, 1.5)])
+  assert score.verdict == rules.HOLDS
+  by = score.values["heldout_over_baseline_by_attribute"]
+  assert list(by) == list(ATTRIBUTES)
+  assert by["company"] == pytest.approx({"mean": 1.5, "min": 1.5, "max": 1.5, "n": 3})
+  assert by["birth_date"]["mean"] == pytest.approx((1.5 + 1.02 + 1.5) / 3)
+  assert by["birth_date"]["min"] == pytest.approx(1.02)
+  assert score.values["attribute_holds"] == {a: a != "birth_date" for a in ATTRIBUTES}
+  assert score.measured.endswith(
+    "held-out loss >= 1.05 x its own baseline in every seed, by attribute: 5 of 6 (birth_date not)"
+  )
+  every = rules.hallucination([run(s, 1.5) for s in (3, 4)])
+  assert every.measured.endswith("by attribute: 6 of 6")
 
 
 def _toy_run(path, seed, n_new, weight, before, after) -> dict:
@@ -393,25 +432,26 @@ def test_patching_verdicts(tmp_path):
   ends = phase_ends(group("probe", 0, 150, 450, 400)[0]["records"])
   assert (ends["first_phase_end_step"], ends["plateau_end_step"]) == (100, 400)
   good = [r for s in range(3) for r in group("g", s, 150, 450, 400)]
-  score = rules.patching(good)
+  score = rules_patching.patching(good)
   assert score.verdict == rules.HOLDS
   assert score.values["plateau_removed_by_final_patterns"]["mean"] == pytest.approx(250 / 300)
   assert score.values["plateau_checkpoints_minus_initial_steps"]["mean"] == 50
   assert score.values["attention_rise"]["mean"] == pytest.approx(3.0)
   early_better = [r for s in range(3) for r in group("e", s, 150, 300, 400)]
-  assert rules.patching(early_better).verdict == rules.WEAK
+  assert rules_patching.patching(early_better).verdict == rules.WEAK
   no_help = [r for s in range(3) for r in group("n", s, 350, 450, 400)]
-  assert rules.patching(no_help).verdict == rules.FAILS
+  assert rules_patching.patching(no_help).verdict == rules.FAILS
   # Initial patterns that never end the plateau count as ending at the last step, 1,250.
   stuck = [r for s in range(3) for r in group("s", s, 150, 450, None)]
-  score = rules.patching(stuck)
+  score = rules_patching.patching(stuck)
   assert score.values["plateau_checkpoints_minus_initial_steps"]["mean"] == 450 - 1250
   assert score.verdict == rules.WEAK
 
 
-def _finetune_run(path, seed, n_new, weight, before, low, half_step=100) -> dict:
+def _finetune_run(path, seed, n_new, weight, before, low, half_step=100, lost=None) -> dict:
   """Pre-training accuracy from `before` to `low` over 400 steps, at 0.45 of the drop just
-  before half_step and 0.55 at it."""
+  before half_step and 0.55 at it; with `lost` ({attribute: accuracy lost}), each attribute's
+  from 0.9 at step 0 to 0.9 minus its loss at step 400."""
   summary = {
     "experiment": "finetune",
     "n_finetune": n_new,
@@ -423,6 +463,9 @@ def _finetune_run(path, seed, n_new, weight, before, low, half_step=100) -> dict
   drop = before - low
   curve = [(0, before), (half_step - 10, before - 0.45 * drop), (half_step, before - 0.55 * drop)]
   records = [{"step": s, "pretrain/attribute_accuracy": a} for s, a in [*curve, (400, low)]]
+  for a, x in (lost or {}).items():
+    records[0] |= {f"pretrain/attribute_accuracy/{a}": 0.9, f"no_knowledge_baseline/{a}": 2.8}
+    records[-1] |= {f"pretrain/attribute_accuracy/{a}": 0.9 - x, f"no_knowledge_baseline/{a}": 2.8}
   return _write_run(path, leaves, records, summary)
 
 
@@ -453,6 +496,34 @@ def test_finetune_verdicts(tmp_path):
   assert rules.finetune(grid("f", flat, 0.5, 0.4)).verdict == rules.FAILS
   # Slow and flat: only replay and the rare people hold, two of four: weak.
   assert rules.finetune(grid("sf", flat, 0.75, 0.7, half_step=350)).verdict == rules.WEAK
+
+
+def test_finetune_by_attribute(tmp_path):
+  """Accuracy lost per attribute at 50, 100, 200 new people: 0.2, 0.3, 0.5 (seed 0) and
+  0.2, 0.3, 0.6 (seed 1) in five attributes, growing by 0.35 on average; the major's 0.3 at
+  every size does not grow, so 5 of 6, and the verdict (read from the summaries) still holds."""
+  runs = []
+  for seed, top in ((0, 0.5), (1, 0.6)):
+    for n, (low, x) in {50: (0.6, 0.2), 100: (0.5, 0.3), 200: (0.3, top)}.items():
+      lost = {a: 0.3 if a == "major" else x for a in ATTRIBUTES}
+      runs.append(_finetune_run(tmp_path / f"n{n}_{seed}", seed, n, 0.0, 0.8, low, lost=lost))
+    runs.append(_finetune_run(tmp_path / f"r_{seed}", seed, 100, 1.0, 0.8, 0.75))
+    runs.append(_finetune_run(tmp_path / f"c_{seed}", seed, 0, 0.0, 0.8, 0.7))
+  score = rules.finetune(runs)
+  assert score.verdict == rules.HOLDS
+  by = score.values["forgetting_by_n_new_by_attribute"]
+  assert list(by) == list(ATTRIBUTES) and list(by["company"]) == ["50", "100", "200"]
+  assert by["company"]["200"] == pytest.approx({"mean": 0.55, "min": 0.5, "max": 0.6, "n": 2})
+  assert by["company"]["50"]["mean"] == pytest.approx(0.2)
+  assert by["major"]["200"]["mean"] == pytest.approx(0.3)
+  most_minus_fewest = score.values["forgetting_most_minus_fewest_by_attribute"]
+  assert most_minus_fewest == pytest.approx({a: 0.0 if a == "major" else 0.35 for a in ATTRIBUTES})
+  assert score.values["attribute_holds"] == {a: a != "major" for a in ATTRIBUTES}
+  assert score.measured.endswith(
+    "forgetting grows with new people by attribute: 5 of 6 (major not)"
+  )
+  assert rules.attribute_forgetting(runs[0], "major") == pytest.approx(0.3)
+  assert math.isnan(rules.attribute_forgetting(runs[3], "major"))  # replay run: not recorded
 
 
 def test_seeded_copies_read_their_own_seeds_sources():
@@ -880,21 +951,111 @@ def test_alpha_plateaus_closer_than_the_evaluations_are_not_ranked(tmp_path):
   assert told.values["by_regime"][0]["shortest_plateau_alpha"] == [0.5]
 
 
-def _templates_grid(root, gaps_by_count: dict, fixed_extra: float = 0.1) -> list[dict]:
+def _attribute_alpha_run(root, alpha_value, seed, ends: dict) -> dict:
+  """A power-law run at 600 people, 1,000 steps, evaluated every 50, whose attributes'
+  plateaus end at `ends` ({attribute: step or None}); the overall plateau ends with the
+  latest of them (None if one never ends)."""
+  records = []
+  for step in range(0, 1001, 50):
+    record = {"step": step, "no_knowledge_baseline": BASELINE}
+    for a, end in ends.items():
+      loss = 3 * BASELINE if step == 0 else BASELINE if end is None or step < end else 1.0
+      record |= {f"attribute_loss/{a}": loss, f"no_knowledge_baseline/{a}": BASELINE}
+    records.append(record | {"attribute_loss": max(record[f"attribute_loss/{a}"] for a in ends)})
+  summary = records[-1] | phase_ends(records) | {"experiment": "pretrain"}
+  leaves = {
+    "data.n_individuals": 600,
+    "data.seed": seed,
+    "train.seed": seed,
+    "train.n_steps": 1000,
+    "optimizer.lr": 8e-3,
+    "schedule.alpha": alpha_value,
+  }
+  name = f"powerlaw_n600_steps1000_alpha{alpha_value:g}" + (f"_seed{seed}" if seed else "")
+  return _write_run(root / name, leaves, records, summary)
+
+
+def test_alpha_by_attribute(tmp_path):
+  """Each attribute's own plateau end by alpha 0 / 0.5 / 1: 600 / 400 / never, except the
+  birth city's, 300 / 400 / never: shortest at alpha 0, outside (0, 1), so 5 of 6. The overall
+  plateau (the latest attribute's) is shortest at 0.5, one regime: weak, as without the view."""
+  plateaus = {0.0: 600, 0.5: 400, 1.0: None}
+  runs = [
+    _attribute_alpha_run(
+      tmp_path,
+      alpha_value,
+      seed,
+      {a: 300 if (a, alpha_value) == ("birth_city", 0.0) else end for a in ATTRIBUTES},
+    )
+    for alpha_value, end in plateaus.items()
+    for seed in range(2)
+  ]
+  score = rules_curricula.alpha(runs)
+  assert score.verdict == rules.WEAK
+  (row,) = score.values["by_regime"]
+  assert row["shortest_plateau_alpha"] == [0.5] and row["plateau_end"] == [600, 400, 1000]
+  assert list(row["by_attribute"]) == list(ATTRIBUTES)
+  city = row["by_attribute"]["birth_city"]
+  assert city == {"plateau_end": [300, 400, 1000], "shortest_plateau_alpha": [0.0]}
+  assert row["by_attribute"]["major"]["shortest_plateau_alpha"] == [0.5]
+  assert score.values["attribute_holds"] == {a: a != "birth_city" for a in ATTRIBUTES}
+  assert score.measured.endswith(
+    "plateau shortest inside (0, 1) at every regime, by attribute: 5 of 6 (birth_city not)"
+  )
+  # Each attribute's plateau: its own end, the evaluation before it, else the budget.
+  assert attributes.plateau_end_bounds(runs[0], "birth_city") == (250.0, 300.0)
+
+
+def test_attribute_view_and_clause(tmp_path):
+  """The helper on its own: attribute names in recorded order, one value per run (NaN where a
+  run lacks it), attributes no run records left out, and the clause naming the exceptions."""
+  extra = {"no_knowledge_baseline/major": 4.0, "no_knowledge_baseline/company": 2.0}
+  one = _pretrain_run(tmp_path / "a", 0, [6.0, 2.0, 2.0, 1.0], extra=extra | {"x/major": 2.0})
+  two = _pretrain_run(tmp_path / "b", 1, [6.0, 2.0, 2.0, 2.0], extra=extra | {"x/major": 6.0})
+  assert attributes.names([one, two]) == ["major", "company"]
+  view = attributes.view([one, two], lambda r, a: attributes.over_baseline(r, "x", a))
+  assert view == {"major": [0.5, 1.5]}  # no run records x/company
+  assert attributes.clause({"major": True, "company": True}) == "by attribute: 2 of 2"
+  assert attributes.clause({"a": False, "b": True, "c": False}) == "by attribute: 1 of 3 (a, c not)"
+  assert attributes.clause({}) == "by attribute: not recorded"
+  # No per-attribute plateau end in the summary: train.evaluation's rules on the records.
+  records = [
+    {"step": 50 * i, "attribute_loss/major": x, "no_knowledge_baseline/major": 4.0}
+    for i, x in enumerate([9.0, 4.0, 4.0, 4.0, 3.0, 3.0])
+  ]
+  run = _write_run(tmp_path / "c", {"train.n_steps": 250}, records, {"plateau_end_step": 200})
+  assert attributes.plateau_end_bounds(run, "major") == (150.0, 200.0)
+  flat = _write_run(tmp_path / "d", {"train.n_steps": 250}, records[:4], {"plateau_end_step": None})
+  assert attributes.plateau_end_bounds(flat, "major") == (250.0, 250.0)
+
+
+def _templates_grid(
+  root, gaps_by_count: dict, fixed_extra: float = 0.1, by_attribute=None
+) -> list[dict]:
   """Shuffled and fixed-order runs, one per seed in each count's list of gaps: training
   templates at 0.1 x baseline, evaluation templates `gap` x baseline above that (fixed
-  order: `fixed_extra` x baseline more)."""
+  order: `fixed_extra` x baseline more). by_attribute(count, seed, attribute) -> gap: the
+  same per attribute, over each attribute's own baseline (4 for birth_date, else 2)."""
   runs = []
   for count, gaps in gaps_by_count.items():
     for order in ("shuffled", "fixed"):
       for seed, gap in enumerate(gaps):
         extra = fixed_extra if order == "fixed" else 0.0
+        per_attribute = {}
+        for a in ATTRIBUTES if by_attribute else ():
+          floor = 4.0 if a == "birth_date" else BASELINE
+          per_attribute |= {
+            f"no_knowledge_baseline/{a}": floor,
+            f"train_templates_attribute_loss/{a}": 0.1 * floor,
+            f"attribute_loss/{a}": (0.1 + by_attribute(count, seed, a) + extra) * floor,
+          }
         run = _curriculum_run(
           root,
           f"templates{count}_{order}",
           seed,
           loss=(0.1 + gap + extra) * BASELINE,
           train_templates_attribute_loss=0.1 * BASELINE,
+          **per_attribute,
         )
         run["config"] |= {
           "data.n_templates_train": count,
@@ -905,7 +1066,7 @@ def _templates_grid(root, gaps_by_count: dict, fixed_extra: float = 0.1) -> list
 
 
 def test_templates_verdicts(tmp_path):
-  score = rules_curricula.templates(
+  score = rules_templates.templates(
     _templates_grid(tmp_path, {1: [1.2, 1.0], 4: [0.4] * 2, 16: [0.05] * 2})
   )
   assert score.verdict == rules.HOLDS
@@ -915,15 +1076,43 @@ def test_templates_verdicts(tmp_path):
   assert (score.values["fewest_templates"], score.values["most_templates"]) == (1, 16)
   assert "16: +0.10" in score.measured
   # One seed's gap at 16 templates does not close: only the means hold.
-  weak = rules_curricula.templates(
+  weak = rules_templates.templates(
     _templates_grid(tmp_path / "w", {1: [1.0] * 2, 16: [0.15, 0.01]})
   )
   assert weak.verdict == rules.WEAK
   # Many templates leave the gap open.
-  fails = rules_curricula.templates(_templates_grid(tmp_path / "f", {1: [1.0] * 2, 16: [0.3] * 2}))
+  fails = rules_templates.templates(_templates_grid(tmp_path / "f", {1: [1.0] * 2, 16: [0.3] * 2}))
   assert fails.verdict == rules.FAILS
-  one_count = rules_curricula.templates(_templates_grid(tmp_path / "o", {1: [1.0] * 2}))
+  one_count = rules_templates.templates(_templates_grid(tmp_path / "o", {1: [1.0] * 2}))
   assert one_count.verdict == rules.NO_RUNS
+  assert score.measured.endswith("both margins in every seed, by attribute: not recorded")
+
+
+def test_templates_by_attribute(tmp_path):
+  """Per attribute, over its own baseline: gap 1 + 0.2 x seed at one template, 0.05 at 16,
+  except the university, whose gap at 16 templates stays 0.3 in seed 1 (one seed over
+  MANY_TEMPLATES_GAP) and the company, whose gap at one template is 0.4 in seed 0 (under
+  ONE_TEMPLATE_GAP): 4 of 6, while the overall gaps hold."""
+
+  def gap(count, seed, a):
+    if count == 1:
+      return 0.4 if (a, seed) == ("company", 0) else 1.0 + 0.2 * seed
+    return 0.3 if (a, seed) == ("university", 1) else 0.05
+
+  runs = _templates_grid(tmp_path, {1: [1.2, 1.0], 16: [0.05] * 2}, by_attribute=gap)
+  score = rules_templates.templates(runs)
+  assert score.verdict == rules.HOLDS
+  by = score.values["gap_over_baseline_by_attribute"]
+  assert sorted(by) == sorted(ATTRIBUTES)
+  assert by["birth_date"]["1"] == pytest.approx({"mean": 1.1, "min": 1.0, "max": 1.2, "n": 2})
+  assert by["birth_date"]["16"]["mean"] == pytest.approx(0.05)
+  assert by["university"]["16"] == pytest.approx({"mean": 0.175, "min": 0.05, "max": 0.3, "n": 2})
+  assert by["company"]["1"]["min"] == pytest.approx(0.4)
+  holds = score.values["attribute_holds"]
+  assert holds == {a: a not in ("university", "company") for a in ATTRIBUTES}
+  assert score.measured.endswith(
+    "both margins in every seed, by attribute: 4 of 6 (university, company not)"
+  )
 
 
 def test_new_claims_draw_their_figures(tmp_path):

@@ -118,6 +118,7 @@ def test_killed_run_resumes_to_identical_metrics(tmp_path):
     "unseen_entropy",
     "hallucination_auroc",
     "attribute_loss/birth_date",
+    "unseen_attribute_loss/birth_date",
     "attn_name_to_name",
     "attn_value_to_name",
     "attn_value_to_text",

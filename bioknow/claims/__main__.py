@@ -6,7 +6,7 @@ skipped, interrupted ones resume) the sweep points it needs over --seeds seeds, 
 the claim sweeps the learning rate (catalog.Claim.lr_factors) over its lrs, at the CPU scale
 (in two stages: seed 0 walks the lr ladder until each setting's pick is bracketed, then the
 other seeds run at each setting's best lr of seed 0; run_claim), then scores them with the
-rule written next to the claim (bioknow/claims/rules.py, rules_curricula.py; a claim with lr
+rule written next to the claim (bioknow/claims/rules*.py; a claim with lr
 copies is scored at the lr with the best final training loss of each setting) and prints a
 table: the claim, the paper's figure and numbers, what was measured (mean and spread over
 seeds) and the verdict (holds, weak, does not hold). It writes WORKDIR/claims/claims.json

@@ -20,7 +20,7 @@ import pathlib
 import re
 from collections.abc import Callable, Iterator
 
-from bioknow.claims import figures, rules, rules_curricula
+from bioknow.claims import figures, rules, rules_curricula, rules_patching, rules_templates
 
 SWEEPS = pathlib.Path(__file__).resolve().parents[2] / "sweeps"
 # Config paths that seed a run, for each kind of experiment config.
@@ -102,7 +102,7 @@ CLAIMS = (
     "attention patterns of a post-plateau checkpoint remove the plateau",
     "Fig. 3: final patterns remove most of the plateau; 0.5k-1k-step ones worse than initial",
     "patching.py",
-    rules.patching,
+    rules_patching.patching,
     figures.patching,
     only=("reference", "patch_start0_*"),
   ),
@@ -164,7 +164,7 @@ CLAIMS = (
     "Fig. A: one template: training-template loss near 0, evaluation templates above the "
     "baseline; 2-16 templates close the gap; shuffled sentence order is needed",
     "templates.py",
-    rules_curricula.templates,
+    rules_templates.templates,
     figures.templates,
     lr_factors=LR_FACTORS,
   ),

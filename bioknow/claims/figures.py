@@ -6,7 +6,7 @@ import textwrap
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bioknow.claims import rules, rules_curricula
+from bioknow.claims import rules, rules_curricula, rules_templates
 from bioknow.figures import finetune as finetune_family
 from bioknow.figures import population
 from bioknow.figures import runs as R
@@ -242,7 +242,7 @@ def templates(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
   """The evaluation-minus-training-template loss gap, and the evaluation loss, over the
   baseline, against training templates per attribute, shuffled and fixed sentence order
   (mean, bars: seeds' range); the rule's margins dotted."""
-  values = rules_curricula.templates(runs).values
+  values = rules_templates.templates(runs).values
   if not values:
     return None
   fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -264,7 +264,7 @@ def templates(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
     ax.set_xticks(counts, [str(n) for n in counts])  # the counts run, not powers of 10
     ax.minorticks_off()
     ax.set_title(title, fontsize=9)
-  for margin in (rules_curricula.ONE_TEMPLATE_GAP, rules_curricula.MANY_TEMPLATES_GAP):
+  for margin in (rules_templates.ONE_TEMPLATE_GAP, rules_templates.MANY_TEMPLATES_GAP):
     axes[0].axhline(margin, color="0.5", ls=":", lw=1)
   axes[1].axhline(1.0, color="0.4", ls="--", lw=1, label="no-knowledge floor")
   axes[1].legend(fontsize=7)

@@ -4,8 +4,8 @@ Every function takes runs as bioknow.figures.runs loads them (dicts of records, 
 config leaves; no JAX) and returns a `Score`: the numbers measured (mean and spread over
 seeds), one line saying them, and a verdict from the rule in its docstring. The thresholds are
 module constants, so a reader sees every margin in one place. A claim that sweeps the learning
-rate scores only the runs at its best lr (best_lr). The curricula and templates claims are in
-rules_curricula.
+rate scores only the runs at its best lr (best_lr). The patching, curricula
+and templates claims are in rules_patching, rules_curricula and rules_templates.
 """
 
 import math
@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from bioknow.claims import attributes as A
 from bioknow.figures import population
 from bioknow.figures import runs as R
 
@@ -95,6 +96,12 @@ def best_lr(runs: list[dict]) -> tuple[list[dict], dict[str, float]]:
   input order, and {setting: chosen lr}. Runs of one lr only come back as they are."""
   kept = R.best_lr(runs, key=point_setting, seed=seed_of)
   return kept, {point_setting(r): R.learning_rate(r) for r in kept}
+
+
+def lrs_of(lrs: dict, runs: list[dict]) -> dict:
+  """The chosen lrs of these runs' settings only."""
+  names = {point_setting(r) for r in runs}
+  return {k: v for k, v in lrs.items() if k in names}
 
 
 def lr_at_top(runs: list[dict]) -> tuple[list[str], int]:
@@ -194,23 +201,43 @@ def hallucination(runs: list[dict]) -> Score:
   of the top probability at the first value token telling seen from unseen people, at the
   best lr (best_lr). Holds when every seed ends with held-out loss >= HALLUCINATION_FRACTION
   x baseline and AUROC >= AUROC_MIN; weak when only the loss part holds in every seed; does
-  not hold otherwise."""
+  not hold otherwise. Beside the verdict, per attribute: held-out loss over that attribute's
+  own baseline, and whether it is >= HALLUCINATION_FRACTION in every seed."""
   runs, lrs = best_lr(finished(runs, "pretrain"))
   runs = [r for r in runs if "unseen_attribute_loss" in r["summary"]]
   if not runs:
     return Score(NO_RUNS, "no finished run with held-out people", {})
   ratio = [R.final(r, "unseen_attribute_loss") / R.baseline(r) for r in runs]
   auroc = [R.final(r, "hallucination_auroc") for r in runs]
-  values = {"heldout_over_baseline": spread(ratio), "auroc": spread(auroc), "lr": lrs}
+  by_attribute = A.view(runs, lambda r, a: A.over_baseline(r, "unseen_attribute_loss", a))
+  values = {
+    "heldout_over_baseline": spread(ratio),
+    "auroc": spread(auroc),
+    "heldout_over_baseline_by_attribute": {a: spread(v) for a, v in by_attribute.items()},
+    "lr": lrs,
+  }
+  above = {a: all(x >= HALLUCINATION_FRACTION for x in v) for a, v in by_attribute.items()}
+  values["attribute_holds"] = above
   loss_part = all(x >= HALLUCINATION_FRACTION for x in ratio)
   verdict = (
     HOLDS if loss_part and all(a >= AUROC_MIN for a in auroc) else WEAK if loss_part else FAILS
   )
   measured = (
     f"held-out loss / baseline {fmt(values['heldout_over_baseline'])}, "
-    f"seen-vs-unseen AUROC {fmt(values['auroc'])}"
+    f"seen-vs-unseen AUROC {fmt(values['auroc'])}; held-out loss >= "
+    f"{HALLUCINATION_FRACTION:g} x its own baseline in every seed, {A.clause(above)}"
   )
   return Score(verdict, measured, values)
+
+
+def _grows(means: list[float]) -> bool:
+  """Whether forgetting means by size (ascending) grow with every step up and by at least
+  GROWTH_MARGIN from the smallest size to the largest, over at least 3 sizes."""
+  return (
+    len(means) >= 3
+    and all(b > a for a, b in zip(means, means[1:]))
+    and means[-1] - means[0] >= GROWTH_MARGIN
+  )
 
 
 def _forgetting_grid(runs: list[dict], size: str, forgetting) -> tuple:
@@ -222,12 +249,7 @@ def _forgetting_grid(runs: list[dict], size: str, forgetting) -> tuple:
   plain = [r for r in runs if not R.param(r, "weight_replay")]
   by_n = dict(sorted(R.group_by(plain, lambda r: int(R.param(r, size))).items()))
   drops = {n: spread([forgetting(r) for r in g]) for n, g in by_n.items()}
-  means = [d["mean"] for d in drops.values()]
-  grows = (
-    len(means) >= 3
-    and all(b > a for a, b in zip(means, means[1:]))
-    and means[-1] - means[0] >= GROWTH_MARGIN
-  )
+  grows = _grows([d["mean"] for d in drops.values()])
   replayed = [r for r in runs if R.param(r, "weight_replay")]
   top = max((R.param(r, "weight_replay") for r in replayed), default=None)
   saved = []
@@ -271,75 +293,6 @@ def toy_memory(runs: list[dict]) -> Score:
   return Score(verdict, measured, values)
 
 
-# Patching: final-checkpoint patterns must remove this share of the reference's plateau, and
-# last-layer attention from the first value token to the name must grow this much over it.
-PLATEAU_REMOVED = 0.5
-ATTENTION_RISE = 1.2
-
-
-def _by_seed(runs: list[dict]) -> dict[int, list[dict]]:
-  return R.group_by(runs, seed_of)
-
-
-def _last_layer_at(run: dict, key: str, step) -> float:
-  steps, values = R.layer_series(run["records"], key)
-  if step is None or not len(steps):
-    return math.nan
-  return float(values[int(np.argmin(abs(steps - step))), -1])
-
-
-def patching(runs: list[dict]) -> Score:
-  """Claim 2. Per seed, against its unpatched reference (plateau P, first phase F): the share
-  of the plateau that the final checkpoint's patterns remove, (P - P_final) / (P - F); the
-  plateau end with patterns of checkpoints inside the reference's plateau minus that with
-  the initial patterns (> 0: worse than the initial ones, as in the paper); last-layer
-  attention from the first value token to the name at P over that at F. Holds when every
-  seed removes at least PLATEAU_REMOVED of its plateau and its attention grows by
-  ATTENTION_RISE, and plateau-checkpoint patterns do no better than the initial ones on
-  average; weak when the first part holds; does not hold otherwise. A patched run whose
-  plateau never ends counts as ending at its last step (R.plateau_end_or_budget)."""
-  refs = {seed_of(r): r for r in finished(runs, "pretrain") if r["name"].startswith("reference")}
-  patched = [r for r in finished(runs, "patching") if not R.param(r, "start_patching")]
-  removed, later_than_initial, rise = [], [], []
-  for seed, group in _by_seed(patched).items():
-    ref = refs.get(seed)
-    if ref is None:
-      continue
-    first, end = R.phase_ends(ref)
-    by_step = {R.param(r, "reference_step"): R.plateau_end_or_budget(r) for r in group}
-    final_end = by_step[max(by_step)]
-    if first is None or end is None or end <= first:
-      removed.append(math.nan)
-      continue
-    removed.append((end - final_end) / (end - first))
-    inside = [e for s, e in by_step.items() if first < s < end]
-    initial = by_step.get(0)
-    if inside and initial is not None:
-      later_than_initial.append(float(np.mean(inside)) - initial)
-    rise.append(
-      _last_layer_at(ref, "attn_value_to_name", end)
-      / _last_layer_at(ref, "attn_value_to_name", first)
-    )
-  if not removed:
-    return Score(NO_RUNS, "no reference with patched runs", {})
-  values = {
-    "plateau_removed_by_final_patterns": spread(removed),
-    "plateau_checkpoints_minus_initial_steps": spread(later_than_initial),
-    "attention_rise": spread(rise),
-  }
-  strong = all(x >= PLATEAU_REMOVED for x in removed)
-  rises = bool(rise) and all(x >= ATTENTION_RISE for x in rise)
-  early_worse = bool(later_than_initial) and np.mean(later_than_initial) >= 0
-  verdict = HOLDS if strong and rises and early_worse else WEAK if strong else FAILS
-  measured = (
-    f"final patterns remove {fmt(values['plateau_removed_by_final_patterns'], 2)} of the "
-    f"plateau; plateau-checkpoint patterns end it "
-    f"{fmt(values['plateau_checkpoints_minus_initial_steps'])} steps after the initial ones; "
-    f"value-to-name attention x{fmt(values['attention_rise'], 2)} over the plateau"
-  )
-  return Score(verdict, measured, values)
-
-
 def half_drop_step(run: dict) -> float:
   """The first evaluated fine-tuning step at which pre-training accuracy has lost half of its
   drop (before fine-tuning minus its lowest value); NaN without that series or without a drop."""
@@ -350,6 +303,15 @@ def half_drop_step(run: dict) -> float:
   return float(reached[0]) if len(reached) else math.nan
 
 
+def attribute_forgetting(run: dict, name: str) -> float:
+  """One attribute's forgetting, measured as the summary's is for all of them: its pre-training
+  accuracy at the first evaluation (before fine-tuning) minus its lowest; NaN without it."""
+  _, accuracy = R.series(run["records"], f"pretrain/attribute_accuracy/{name}")
+  if not len(accuracy):
+    _, accuracy = R.series(run["records"], f"attribute_accuracy/{name}")
+  return float(accuracy[0] - accuracy.min()) if len(accuracy) else math.nan
+
+
 def finetune(runs: list[dict]) -> Score:
   """Claim 6. Forgetting = pre-training accuracy before fine-tuning minus its lowest value during
   it. Holds when (a) the mean forgetting without replay grows with every step up in the number of
@@ -358,7 +320,8 @@ def finetune(runs: list[dict]) -> Score:
   seed), (c) fine-tuning on rare, already-seen people forgets at most (1 - KEPT_AWAY) of what new
   people of the largest size do and (d) every run on new people without replay has lost half of
   its forgetting within FAST_STEPS fine-tuning steps (half_drop_step); weak when two or three of
-  the four hold; does not hold otherwise."""
+  the four hold; does not hold otherwise. Beside the verdict, per attribute: the forgetting by
+  size without replay (attribute_forgetting) and whether it grows as (a) asks."""
   runs = finished(runs, "finetune")
   if not runs:
     return Score(NO_RUNS, "no finished fine-tuning run", {})
@@ -381,6 +344,21 @@ def finetune(runs: list[dict]) -> Score:
     "rare_seen_forgetting": rare,
     "half_forgotten_by_step": spread(half_steps),
   }
+  by_attribute: dict[str, dict[str, dict]] = {}
+  plain = [r for r in new if not R.param(r, "weight_replay")]
+  for n, group in sorted(R.group_by(plain, lambda r: int(R.param(r, "n_finetune"))).items()):
+    for a, v in A.view(group, attribute_forgetting).items():
+      by_attribute.setdefault(a, {})[str(n)] = spread(v)
+  grows_in = {a: _grows([d["mean"] for d in by.values()]) for a, by in by_attribute.items()}
+  values |= {
+    "forgetting_by_n_new_by_attribute": by_attribute,
+    # most minus fewest new people: the size effect without (a)'s every-step-up condition
+    "forgetting_most_minus_fewest_by_attribute": {
+      a: list(by.values())[-1]["mean"] - list(by.values())[0]["mean"]
+      for a, by in by_attribute.items()
+    },
+    "attribute_holds": grows_in,
+  }
   n_true = sum((grows, replay_helps, rare_keeps, fast))
   verdict = HOLDS if n_true == 4 else WEAK if n_true >= 2 else FAILS
   by_n_text = ", ".join(f"{n}: {fmt(d, 2)}" for n, d in drops.items())
@@ -390,6 +368,6 @@ def finetune(runs: list[dict]) -> Score:
     f"pre-training accuracy lost by new people {by_n_text}, half of it by step "
     f"{half_text if half['n'] else 'none'}; replay (weight {top}) keeps "
     f"{fmt(kept_away, 2)} of it away; rare seen people lose "
-    f"{fmt(rare, 2)}"
+    f"{fmt(rare, 2)}; forgetting grows with new people {A.clause(grows_in)}"
   )
   return Score(verdict, measured, values)

@@ -1,18 +1,19 @@
-"""The curricula and template claims as measurements on runs, in the shape of rules.py: the
-power-law exponent alpha (claim 3), the warm-up (claim 4) and template diversity (Fig. A).
+"""The curricula claims as measurements on runs, in the shape of rules.py: the power-law
+exponent alpha (claim 3) and the warm-up (claim 4).
 
-Population, budget, alpha, template count and sentence order are read from each run's config
-(data.n_individuals, train.n_steps, schedule.alpha, data.n_templates_train,
-data.shuffle_sentences), not from its name, so a rule works on whatever grid the sweep yields.
-Every rule scores only the runs at their setting's best lr (rules.best_lr).
+Population, budget and alpha are read from each run's config (data.n_individuals,
+train.n_steps, schedule.alpha), not from its name, so a rule works on whatever grid the sweep
+yields. Every rule scores only the runs at their setting's best lr (rules.best_lr).
 """
 
+import functools
 import math
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
+from bioknow.claims import attributes as A
 from bioknow.claims.rules import (
   FAILS,
   HOLDS,
@@ -22,6 +23,7 @@ from bioknow.claims.rules import (
   best_lr,
   finished,
   fmt,
+  lrs_of,
   point_setting,
   seed_of,
   spread,
@@ -34,21 +36,10 @@ from bioknow.figures import runs as R
 # and, by the larger margin, than uniform sampling.
 WARMUP_OVER_STATIC = 0.1
 WARMUP_OVER_UNIFORM = 0.2
-# Templates: the final evaluation-template loss minus the training-template loss, over the
-# baseline, must be at least ONE_TEMPLATE_GAP at the fewest templates (memorised sentences:
-# the paper's is about one baseline) and at most MANY_TEMPLATES_GAP at the most templates.
-ONE_TEMPLATE_GAP = 0.5
-MANY_TEMPLATES_GAP = 0.1
 
 
 def _mean(values: Iterable[float]) -> float:
   return spread(list(values))["mean"]
-
-
-def _lrs_of(lrs: dict, runs: list[dict]) -> dict:
-  """The chosen lrs of these runs' settings only."""
-  names = {point_setting(r) for r in runs}
-  return {k: v for k, v in lrs.items() if k in names}
 
 
 # Warm-up (claim 4) -----------------------------------------------------------------------------
@@ -175,7 +166,7 @@ def warmup(runs: list[dict]) -> Score:
     "by_seed": {
       str(s): {"uniform": uniform[s], "static": static[s], "warmup": warm[s]} for s in seeds
     },
-    "lr": _lrs_of(lrs, here),
+    "lr": lrs_of(lrs, here),
   }
   # Where the margin comes from: the warm-up's own people, or everyone (the paper's claim).
   split = _own_and_others(here, warmup_name, population)
@@ -218,23 +209,35 @@ def warmup(runs: list[dict]) -> Score:
 # Power-law alpha (claim 3) ---------------------------------------------------------------------
 
 
+def _shortest(by_alpha: dict[float, list[dict]], bounds) -> tuple[list, list, list]:
+  """Per alpha, the mean latest and earliest plateau end over its runs (bounds(run) ->
+  (earliest, latest)), and the alphas with the shortest mean end or an earliest mean end
+  before it (_alpha_row)."""
+  plateau = [_mean(bounds(r)[1] for r in g) for g in by_alpha.values()]
+  earliest = [_mean(bounds(r)[0] for r in g) for g in by_alpha.values()]
+  low = min((p for p in plateau if math.isfinite(p)), default=math.nan)
+  shortest = [a for a, p, e in zip(by_alpha, plateau, earliest) if p == low or e < low]
+  return plateau, earliest, shortest
+
+
 def _alpha_row(population, budget, runs: list[dict]) -> dict:
   """One (population, budget): per alpha, the mean plateau end and final attribute loss over
   seeds; the alphas with the shortest plateau, and every alpha the evaluations cannot tell
   from it (its mean earliest possible plateau end, R.plateau_end_bounds, lies before the
   shortest mean end: evaluations 100-200 steps apart cannot rank ends 50 steps apart); the
   alpha with the lowest loss. Means are over the seeds every alpha has, so that a partly run
-  grid compares like with like."""
+  grid compares like with like. The same per attribute, from each attribute's own plateau
+  end (attributes.plateau_end_bounds)."""
   by_alpha = dict(sorted(R.group_by(runs, lambda r: float(R.param(r, "alpha"))).items()))
   common = set.intersection(*({seed_of(r) for r in g} for g in by_alpha.values()))
   by_alpha = {a: [r for r in g if seed_of(r) in common] for a, g in by_alpha.items()}
-  plateau = [_mean(R.plateau_end_or_budget(r) for r in g) for g in by_alpha.values()]
-  earliest = [_mean(R.plateau_end_bounds(r)[0] for r in g) for g in by_alpha.values()]
+  plateau, earliest, shortest = _shortest(by_alpha, R.plateau_end_bounds)
   loss = [_mean(R.final(r, "attribute_loss") for r in g) for g in by_alpha.values()]
   alphas = list(by_alpha)
-  finite_plateau = [p for p in plateau if math.isfinite(p)]
-  low = min(finite_plateau, default=math.nan)
-  shortest = [a for a, p, e in zip(alphas, plateau, earliest) if p == low or e < low]
+  by_attribute = {}
+  for name in A.names(runs):
+    ends, _, at = _shortest(by_alpha, functools.partial(A.plateau_end_bounds, name=name))
+    by_attribute[name] = {"plateau_end": ends, "shortest_plateau_alpha": at}
   lowest = [(x if math.isfinite(x) else math.inf, a) for a, x in zip(alphas, loss)]
   return {
     "population": population,
@@ -246,7 +249,13 @@ def _alpha_row(population, budget, runs: list[dict]) -> dict:
     "seeds": [len(g) for g in by_alpha.values()],
     "shortest_plateau_alpha": shortest,
     "best_loss_alpha": min(lowest)[1],
+    "by_attribute": by_attribute,
   }
+
+
+def _inside(alphas: list[float] | None) -> bool:
+  """Whether there are shortest-plateau alphas and all lie strictly inside (0, 1)."""
+  return alphas is not None and len(alphas) > 0 and all(0 < a < 1 for a in alphas)
 
 
 def _never_falls(rows: list[dict], along: str, across: str, sign: int) -> bool | None:
@@ -277,7 +286,8 @@ def alpha(runs: list[dict]) -> Score:
   population or one budget), or when it holds at some regimes and at the others an alpha
   inside (0, 1) ties with one outside it; does not hold otherwise (an alpha outside (0, 1)
   is the shortest, told apart from every alpha inside, at some regime, or no regime shows
-  the claim)."""
+  the claim). Beside the verdict, per attribute: whether its own shortest plateau lies
+  inside (0, 1) at every regime."""
   runs, lrs = best_lr(finished(runs, "pretrain"))
   power = [r for r in runs if R.schedule_kind(r) == "powerlaw"]
   rows = [
@@ -301,7 +311,7 @@ def alpha(runs: list[dict]) -> Score:
     "by_regime": rows,
     "best_alpha_grows_with_population": with_population,
     "best_alpha_shrinks_with_budget": with_budget,
-    "lr": _lrs_of(lrs, power),
+    "lr": lrs_of(lrs, power),
   }
   if inside:
     verdict = HOLDS if with_population and with_budget else WEAK
@@ -318,81 +328,15 @@ def alpha(runs: list[dict]) -> Score:
       f"shortest at alpha {shortest} (end by alpha {ends}), final loss lowest at "
       f"{row['best_loss_alpha']:g}"
     )
+  values["attribute_holds"] = held = {
+    name: all(
+      _inside(row["by_attribute"].get(name, {}).get("shortest_plateau_alpha")) for row in rows
+    )
+    for name in A.names(power)
+  }
   said = {True: "yes", False: "no", None: "untested"}
   parts.append(
     f"best-loss alpha grows with N: {said[with_population]}, shrinks with the budget: "
-    f"{said[with_budget]}"
+    f"{said[with_budget]}; plateau shortest inside (0, 1) at every regime, {A.clause(held)}"
   )
   return Score(verdict, "; ".join(parts), values)
-
-
-# Template diversity (Fig. A) -------------------------------------------------------------------
-
-
-def _order(run: dict) -> str:
-  """'shuffled' or 'fixed': the run's sentence order (shuffled unless its config says not)."""
-  return "fixed" if R.param(run, "shuffle_sentences") is False else "shuffled"
-
-
-def _by_count(runs: list[dict], measure) -> dict[str, dict[int, dict]]:
-  """{sentence order: {training templates per attribute: spread of measure(run)}}."""
-  table: dict[str, dict[int, dict]] = {}
-  for (order, count), group in R.group_by(
-    runs, lambda r: (_order(r), int(R.param(r, "n_templates_train")))
-  ).items():
-    table.setdefault(order, {})[count] = spread([measure(r) for r in group])
-  return {order: dict(sorted(by.items())) for order, by in sorted(table.items(), reverse=True)}
-
-
-def templates(runs: list[dict]) -> Score:
-  """Fig. A. Per run at the best lr, at the end: the gap between the attribute loss on
-  evaluation templates and on training templates, over the baseline. Holds when, with
-  shuffled sentences, every seed's gap at the fewest training templates (one in the sweep)
-  is at least ONE_TEMPLATE_GAP and every seed's gap at the most templates is at most
-  MANY_TEMPLATES_GAP; weak when only the means over seeds do; does not hold otherwise. The
-  fixed sentence order is measured beside it (final evaluation-template loss over the
-  baseline, fixed minus shuffled) but does not enter the verdict."""
-  runs, lrs = best_lr(finished(runs, "pretrain"))
-  runs = [r for r in runs if math.isfinite(R.final(r, "train_templates_attribute_loss"))]
-
-  def gap(r: dict) -> float:
-    return (R.final(r, "attribute_loss") - R.final(r, "train_templates_attribute_loss")) / (
-      R.baseline(r)
-    )
-
-  gaps = _by_count(runs, gap)
-  shuffled = [r for r in runs if _order(r) == "shuffled"]
-  counts = sorted({int(R.param(r, "n_templates_train")) for r in shuffled})
-  if len(counts) < 2:
-    return Score(NO_RUNS, "no shuffled runs at two or more template counts", {})
-  few, many = counts[0], counts[-1]
-  few_gaps = [gap(r) for r in shuffled if R.param(r, "n_templates_train") == few]
-  many_gaps = [gap(r) for r in shuffled if R.param(r, "n_templates_train") == many]
-  loss = _by_count(runs, lambda r: R.final(r, "attribute_loss") / R.baseline(r))
-  values = {
-    "gap_over_baseline": {o: {str(n): s for n, s in by.items()} for o, by in gaps.items()},
-    "eval_loss_over_baseline": {o: {str(n): s for n, s in by.items()} for o, by in loss.items()},
-    "fewest_templates": few,
-    "most_templates": many,
-    "lr": _lrs_of(lrs, runs),
-  }
-  every = all(g >= ONE_TEMPLATE_GAP for g in few_gaps) and all(
-    g <= MANY_TEMPLATES_GAP for g in many_gaps
-  )
-  means = (
-    gaps["shuffled"][few]["mean"] >= ONE_TEMPLATE_GAP
-    and gaps["shuffled"][many]["mean"] <= MANY_TEMPLATES_GAP
-  )
-  verdict = HOLDS if every else WEAK if means else FAILS
-  fixed_minus_shuffled = ", ".join(
-    f"{n}: {s['mean'] - loss['shuffled'][n]['mean']:+.2f}"
-    for n, s in loss.get("fixed", {}).items()
-    if n in loss["shuffled"]
-  )
-  measured = (
-    f"(evaluation - training-template loss) / baseline, shuffled: {few} template(s) "
-    f"{fmt(gaps['shuffled'][few], 2)}, {many} templates {fmt(gaps['shuffled'][many], 2)}; "
-    f"final loss / baseline, fixed order minus shuffled, by templates: "
-    f"{fixed_minus_shuffled or 'no fixed-order run'}"
-  )
-  return Score(verdict, measured, values)

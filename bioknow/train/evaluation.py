@@ -197,6 +197,9 @@ def evaluate(
     unseen = run_set(sets["heldout"], 0)
     m["unseen_attribute_loss"] = float(unseen["loss"].mean())
     m["unseen_attribute_accuracy"] = float(unseen["correct"].mean())
+    for a, name in enumerate(attributes):  # each type against its own baseline (claims)
+      m[f"unseen_attribute_loss/{name}"] = float(unseen["loss"][:, a].mean())
+      m[f"unseen_attribute_accuracy/{name}"] = float(unseen["correct"][:, a].mean())
     m["unseen_max_prob"] = float(unseen["max_prob"].mean())
     m["unseen_entropy"] = float(unseen["entropy"].mean())
     # Hallucination detection: does max-probability tell seen from held-out individuals?
