@@ -34,8 +34,8 @@ bench: $(STAMP)
 
 # The one prepared command for a machine with an accelerator: one JSON line per measurement
 # (paper-shape training, the default run's first 1,000 steps and its projection, the same for
-# the 163M model, peak memory); aimed at under 8 minutes on one H100 (the first H200 run
-# overran, README Benchmarks). On a CPU it runs a reduced form (tiny model, 4 steps) in 10-30 s.
+# the 163M model, peak memory); aimed at under 8 minutes on one H100 (382 s on an H200,
+# README Benchmarks). On a CPU it runs a reduced form (tiny model, 4 steps) in 10-30 s.
 device-check: $(STAMP)
 	$(PY) -m bioknow.bench device
 
