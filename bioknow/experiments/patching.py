@@ -157,7 +157,7 @@ class PatchingConfig(PretrainConfig):
     return run(self, RunDir(run_dir))
 
 
-@eqx.filter_jit
+@step_lib.async_jit  # queued with the step it feeds, not waited for
 def reference_patterns(
   reference: LanguageModel, tokens_BxT, positions_BxT=None, segment_BxT=None, dtype=jnp.float32
 ):
