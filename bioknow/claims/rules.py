@@ -240,14 +240,20 @@ def _grows(means: list[float]) -> bool:
   )
 
 
+def _plain_by_size(runs: list[dict], size: str) -> dict[int, list[dict]]:
+  """The runs without replay, grouped by their `size` new items, smallest first."""
+  plain = [r for r in runs if not R.param(r, "weight_replay")]
+  return dict(sorted(R.group_by(plain, lambda r: int(R.param(r, size))).items()))
+
+
 def _forgetting_grid(runs: list[dict], size: str, forgetting) -> tuple:
   """What the fine-tuning claims share, over runs with `size` new items: the forgetting by
   size without replay ({size: spread}), whether its mean grows with every step up and by at
   least GROWTH_MARGIN from the smallest size to the largest (at least 3 sizes), the heaviest
   replay weight, the share of forgetting it keeps away against no replay
   at the same size and seed (spread), and whether that share reaches KEPT_AWAY in every run."""
-  plain = [r for r in runs if not R.param(r, "weight_replay")]
-  by_n = dict(sorted(R.group_by(plain, lambda r: int(R.param(r, size))).items()))
+  by_n = _plain_by_size(runs, size)
+  plain = [r for g in by_n.values() for r in g]
   drops = {n: spread([forgetting(r) for r in g]) for n, g in by_n.items()}
   grows = _grows([d["mean"] for d in drops.values()])
   replayed = [r for r in runs if R.param(r, "weight_replay")]
@@ -345,8 +351,7 @@ def finetune(runs: list[dict]) -> Score:
     "half_forgotten_by_step": spread(half_steps),
   }
   by_attribute: dict[str, dict[str, dict]] = {}
-  plain = [r for r in new if not R.param(r, "weight_replay")]
-  for n, group in sorted(R.group_by(plain, lambda r: int(R.param(r, "n_finetune"))).items()):
+  for n, group in _plain_by_size(new, "n_finetune").items():
     for a, v in A.view(group, attribute_forgetting).items():
       by_attribute.setdefault(a, {})[str(n)] = spread(v)
   grows_in = {a: _grows([d["mean"] for d in by.values()]) for a, by in by_attribute.items()}
