@@ -16,8 +16,10 @@ from bioknow.claims import (
   figures,
   rules,
   rules_curricula,
+  rules_finetune,
   rules_patching,
   rules_templates,
+  rules_warmup,
 )
 from bioknow.figures import runs as R
 from bioknow.rundir import RunDir
@@ -77,7 +79,7 @@ def test_three_phases_verdicts(tmp_path):
   assert rules.three_phases(mixed).verdict == rules.WEAK
   # Knowledge never emerges.
   flat = [_pretrain_run(tmp_path / f"c{s}", s, _curve(2, 4, 0.95)) for s in range(3)]
-  assert rules.three_phases(flat).verdict == rules.FAILS
+  assert rules.three_phases(flat).verdict == rules.NOT_SHOWN
   assert rules.three_phases([]).verdict == rules.NO_RUNS
 
 
@@ -115,7 +117,7 @@ def test_plateau_law_verdicts(tmp_path):
   assert rules.plateau_law(_law_runs(tmp_path, "slow", slow)).verdict == rules.WEAK
   # No growth at all.
   flat = {n: [300, 400, 350] for n in (100, 200, 400, 800, 1600)}
-  assert rules.plateau_law(_law_runs(tmp_path, "flat", flat)).verdict == rules.FAILS
+  assert rules.plateau_law(_law_runs(tmp_path, "flat", flat)).verdict == rules.NOT_SHOWN
   # Too few populations span too little: the linear law is only weak.
   narrow = {n: v for n, v in linear.items() if n <= 400}
   assert rules.plateau_law(_law_runs(tmp_path, "narrow", narrow)).verdict == rules.WEAK
@@ -133,7 +135,7 @@ def test_hallucination_verdicts(tmp_path):
   assert score.values["heldout_over_baseline"]["mean"] == pytest.approx(1.2)
   assert score.values["auroc"]["mean"] == pytest.approx(0.5)
   below = [run("f0", 0, 1.2, 0.9), run("f1", 1, 1.01, 0.9)]  # one seed within 5% of the floor
-  assert rules.hallucination(below).verdict == rules.FAILS
+  assert rules.hallucination(below).verdict == rules.NOT_SHOWN
   assert score.measured.endswith("in every seed, by attribute: not recorded")
   assert score.values["heldout_over_baseline_by_attribute"] == {}
 
@@ -189,17 +191,19 @@ def test_toy_memory_verdicts(tmp_path):
     return runs
 
   growing = {16: 0.9, 32: 0.7, 64: 0.5, 256: 0.2}
-  score = rules.toy_memory(grid("g", growing, 0.95))
+  score = rules_finetune.toy_memory(grid("g", growing, 0.95))
   assert score.verdict == rules.HOLDS
   assert score.values["forgetting_by_n_new"]["64"]["mean"] == pytest.approx(0.5)
   # replay at weight 0.5 loses 0.05 where no replay loses 0.3: 5/6 of the loss kept away
   assert score.values["share_saved_by_replay"]["mean"] == pytest.approx(1 - 0.05 / 0.3)
-  assert rules.toy_memory(grid("r", growing, 0.75)).verdict == rules.WEAK  # replay saves 1/6
+  assert (
+    rules_finetune.toy_memory(grid("r", growing, 0.75)).verdict == rules.WEAK
+  )  # replay saves 1/6
   flat = {16: 0.7, 32: 0.7, 64: 0.7, 256: 0.7}
-  assert rules.toy_memory(grid("f", flat, 0.7)).verdict == rules.FAILS
+  assert rules_finetune.toy_memory(grid("f", flat, 0.7)).verdict == rules.NOT_SHOWN
   # Saturated: every size erases nearly everything; the means creep up by 0.03 in all.
   saturated = {16: 0.22, 32: 0.21, 64: 0.2, 256: 0.19}
-  score = rules.toy_memory(grid("s", saturated, 0.95))
+  score = rules_finetune.toy_memory(grid("s", saturated, 0.95))
   assert score.verdict == rules.WEAK  # replay still holds; growth does not
   assert score.values["forgetting_by_n_new"]["256"]["mean"] == pytest.approx(0.81)
 
@@ -330,7 +334,7 @@ def test_claims_command_trains_scores_and_then_reuses(tmp_path, capsys):
   card = json.loads((tmp_path / "claims" / "claims.json").read_text())
   [row] = card
   assert (row["runs_finished"], row["runs_planned"]) == (7, 7)
-  assert row["verdict"] in (rules.HOLDS, rules.WEAK, rules.FAILS)
+  assert row["verdict"] in (rules.HOLDS, rules.WEAK, rules.NOT_SHOWN)
   assert set(row["values"]["forgetting_by_n_new"]) == {"16", "32", "64", "256"}
   assert pathlib.Path(row["figure"]).stat().st_size > 500
   summaries = sorted((tmp_path / "toy_memory").glob("*/summary.json"))
@@ -440,7 +444,7 @@ def test_patching_verdicts(tmp_path):
   early_better = [r for s in range(3) for r in group("e", s, 150, 300, 400)]
   assert rules_patching.patching(early_better).verdict == rules.WEAK
   no_help = [r for s in range(3) for r in group("n", s, 350, 450, 400)]
-  assert rules_patching.patching(no_help).verdict == rules.FAILS
+  assert rules_patching.patching(no_help).verdict == rules.NOT_SHOWN
   # Initial patterns that never end the plateau count as ending at the last step, 1,250.
   stuck = [r for s in range(3) for r in group("s", s, 150, 450, None)]
   score = rules_patching.patching(stuck)
@@ -481,21 +485,25 @@ def test_finetune_verdicts(tmp_path):
     return runs
 
   growing = {50: 0.6, 100: 0.5, 200: 0.3}
-  score = rules.finetune(grid("g", growing, 0.75, 0.7))
+  score = rules_finetune.finetune(grid("g", growing, 0.75, 0.7))
   assert score.verdict == rules.HOLDS
   assert score.values["share_saved_by_replay"]["mean"] == pytest.approx(1 - 0.05 / 0.3)
   assert score.values["rare_seen_forgetting"]["mean"] == pytest.approx(0.1)
   assert score.values["half_forgotten_by_step"] == {"mean": 100, "min": 100, "max": 100, "n": 6}
   assert "half of it by step 100 (100-100, 6 runs)" in score.measured
-  assert rules.finetune(grid("c", growing, 0.75, 0.4)).verdict == rules.WEAK  # rare collapse
+  assert (
+    rules_finetune.finetune(grid("c", growing, 0.75, 0.4)).verdict == rules.WEAK
+  )  # rare collapse
   # Forgetting that takes longer than a few hundred steps: the rest holds, so weak.
-  slow = rules.finetune(grid("s", growing, 0.75, 0.7, half_step=rules.FAST_STEPS + 10))
+  slow = rules_finetune.finetune(
+    grid("s", growing, 0.75, 0.7, half_step=rules_finetune.FAST_STEPS + 10)
+  )
   assert slow.verdict == rules.WEAK
-  assert slow.values["half_forgotten_by_step"]["mean"] == rules.FAST_STEPS + 10
+  assert slow.values["half_forgotten_by_step"]["mean"] == rules_finetune.FAST_STEPS + 10
   flat = {50: 0.5, 100: 0.5, 200: 0.5}
-  assert rules.finetune(grid("f", flat, 0.5, 0.4)).verdict == rules.FAILS
+  assert rules_finetune.finetune(grid("f", flat, 0.5, 0.4)).verdict == rules.NOT_SHOWN
   # Slow and flat: only replay and the rare people hold, two of four: weak.
-  assert rules.finetune(grid("sf", flat, 0.75, 0.7, half_step=350)).verdict == rules.WEAK
+  assert rules_finetune.finetune(grid("sf", flat, 0.75, 0.7, half_step=350)).verdict == rules.WEAK
 
 
 def test_finetune_by_attribute(tmp_path):
@@ -509,7 +517,7 @@ def test_finetune_by_attribute(tmp_path):
       runs.append(_finetune_run(tmp_path / f"n{n}_{seed}", seed, n, 0.0, 0.8, low, lost=lost))
     runs.append(_finetune_run(tmp_path / f"r_{seed}", seed, 100, 1.0, 0.8, 0.75))
     runs.append(_finetune_run(tmp_path / f"c_{seed}", seed, 0, 0.0, 0.8, 0.7))
-  score = rules.finetune(runs)
+  score = rules_finetune.finetune(runs)
   assert score.verdict == rules.HOLDS
   by = score.values["forgetting_by_n_new_by_attribute"]
   assert list(by) == list(ATTRIBUTES) and list(by["company"]) == ["50", "100", "200"]
@@ -522,8 +530,8 @@ def test_finetune_by_attribute(tmp_path):
   assert score.measured.endswith(
     "forgetting grows with new people by attribute: 5 of 6 (major not)"
   )
-  assert rules.attribute_forgetting(runs[0], "major") == pytest.approx(0.3)
-  assert math.isnan(rules.attribute_forgetting(runs[3], "major"))  # replay run: not recorded
+  assert rules_finetune.attribute_forgetting(runs[0], "major") == pytest.approx(0.3)
+  assert math.isnan(rules_finetune.attribute_forgetting(runs[3], "major"))
 
 
 def test_seeded_copies_read_their_own_seeds_sources():
@@ -794,7 +802,7 @@ def _warmup_grid(root, warmup_accuracy, uniform_as_alpha0=False) -> list[dict]:
 
 
 def test_warmup_verdicts(tmp_path):
-  score = rules_curricula.warmup(_warmup_grid(tmp_path / "h", (0.65, 0.7, 0.6)))
+  score = rules_warmup.warmup(_warmup_grid(tmp_path / "h", (0.65, 0.7, 0.6)))
   assert score.verdict == rules.HOLDS
   assert score.values["settings"] == {
     "uniform": "uniform_n1200",
@@ -828,24 +836,22 @@ def test_warmup_verdicts(tmp_path):
     if run["name"].startswith("uniform"):
       for r in run["records"][1:-1]:
         r["attribute_loss"] = BASELINE - r["step"] / 10_000
-  after = rules_curricula.warmup(grid).values["after_switch"]
+  after = rules_warmup.warmup(grid).values["after_switch"]
   assert after["uniform_loss_after_as_many_steps"]["mean"] == pytest.approx(BASELINE - 0.12)
   # The uniform run may be the alpha-0 power law.
-  alpha0 = rules_curricula.warmup(_warmup_grid(tmp_path / "a", (0.65, 0.7, 0.6), True))
+  alpha0 = rules_warmup.warmup(_warmup_grid(tmp_path / "a", (0.65, 0.7, 0.6), True))
   assert alpha0.verdict == rules.HOLDS
   assert alpha0.values["settings"]["uniform"] == "powerlaw_n1200_steps1500_alpha0"
   assert alpha0.values["settings"]["static"] == "celebrities_n120_w8"
   # One seed's warm-up only 0.05 above celebrities: the means hold, not every seed.
-  assert rules_curricula.warmup(_warmup_grid(tmp_path / "w", (0.4, 0.8, 0.8))).verdict == (
-    rules.WEAK
-  )
+  assert rules_warmup.warmup(_warmup_grid(tmp_path / "w", (0.4, 0.8, 0.8))).verdict == (rules.WEAK)
   # The warm-up ends between the static schedules and uniform sampling.
-  fails = rules_curricula.warmup(_warmup_grid(tmp_path / "f", (0.32, 0.32, 0.32)))
-  assert fails.verdict == rules.FAILS
+  fails = rules_warmup.warmup(_warmup_grid(tmp_path / "f", (0.32, 0.32, 0.32)))
+  assert fails.verdict == rules.NOT_SHOWN
   assert fails.values["settings"]["warmup"] == "warmup_n1200_indiv300_epochs4"
   no_uniform = [r for r in _warmup_grid(tmp_path / "n", (0.65,) * 3) if "uniform" not in r["name"]]
-  assert rules_curricula.warmup(no_uniform).verdict == rules.NO_RUNS
-  assert rules_curricula.warmup([]).verdict == rules.NO_RUNS
+  assert rules_warmup.warmup(no_uniform).verdict == rules.NO_RUNS
+  assert rules_warmup.warmup([]).verdict == rules.NO_RUNS
 
 
 def _alpha_grid(root, best_loss_alpha: dict, plateau_by_alpha=None, every=50) -> list[dict]:
@@ -904,7 +910,7 @@ def test_alpha_verdicts(tmp_path):
   # Uniform sampling ties the shortest plateau: not strictly inside (0, 1).
   tie = {0.0: 400, 0.5: 400, 1.0: 800}
   tied = rules_curricula.alpha(_alpha_grid(tmp_path / "t", {(1200, 1500): 0.5}, tie))
-  assert tied.verdict == rules.FAILS
+  assert tied.verdict == rules.NOT_SHOWN
   assert tied.values["by_regime"][0]["shortest_plateau_alpha"] == [0.0, 0.5]
   assert rules_curricula.alpha([]).verdict == rules.NO_RUNS
 
@@ -928,7 +934,7 @@ def test_alpha_plateaus_closer_than_the_evaluations_are_not_ranked(tmp_path):
   assert score.values["by_regime"][1]["shortest_plateau_alpha"] == [0.5]
   assert score.verdict == rules.WEAK
   assert "shortest at alpha 0/0.5, not told apart by the evaluations," in score.measured
-  assert rules_curricula.alpha(unresolved).verdict == rules.FAILS
+  assert rules_curricula.alpha(unresolved).verdict == rules.NOT_SHOWN
   # A seed only uniform sampling has (a partly run grid) is left out of every mean.
   extra = _curriculum_run(
     tmp_path / "u",
@@ -1082,7 +1088,7 @@ def test_templates_verdicts(tmp_path):
   assert weak.verdict == rules.WEAK
   # Many templates leave the gap open.
   fails = rules_templates.templates(_templates_grid(tmp_path / "f", {1: [1.0] * 2, 16: [0.3] * 2}))
-  assert fails.verdict == rules.FAILS
+  assert fails.verdict == rules.NOT_SHOWN
   one_count = rules_templates.templates(_templates_grid(tmp_path / "o", {1: [1.0] * 2}))
   assert one_count.verdict == rules.NO_RUNS
   assert score.measured.endswith("both margins in every seed, by attribute: not recorded")

@@ -9,7 +9,7 @@ other seeds run at each setting's best lr of seed 0; run_claim), then scores the
 rule written next to the claim (bioknow/claims/rules*.py; a claim with lr
 copies is scored at the lr with the best final training loss of each setting) and prints a
 table: the claim, the paper's figure and numbers, what was measured (mean and spread over
-seeds) and the verdict (holds, weak, does not hold). It writes WORKDIR/claims/claims.json
+seeds) and the verdict (holds, weak, not shown, contradicted). It writes WORKDIR/claims/claims.json
 (the claims scored now replace their rows; the others stay) and one figure per claim in
 WORKDIR/claims/figures. --dry_run lists every point (lr and seed copies included) with its
 lr. --score_only runs nothing and scores the finished runs; a verdict on part of a grid says

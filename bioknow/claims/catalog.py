@@ -20,7 +20,15 @@ import pathlib
 import re
 from collections.abc import Callable, Iterator
 
-from bioknow.claims import figures, rules, rules_curricula, rules_patching, rules_templates
+from bioknow.claims import (
+  figures,
+  rules,
+  rules_curricula,
+  rules_finetune,
+  rules_patching,
+  rules_templates,
+  rules_warmup,
+)
 
 SWEEPS = pathlib.Path(__file__).resolve().parents[2] / "sweeps"
 # Config paths that seed a run, for each kind of experiment config.
@@ -123,7 +131,7 @@ CLAIMS = (
     "Fig. 4 right, Figs. I-K: at 128k people, a warm-up on a subset ends above uniform "
     "sampling, every power law and every celebrity mix",
     "curricula.py",
-    rules_curricula.warmup,
+    rules_warmup.warmup,
     figures.warmup,
     # Static schedules count only at the warm-ups' population and budget (the other power
     # laws are the alpha claim's).
@@ -146,7 +154,7 @@ CLAIMS = (
     "a one-hidden-layer memory forgets old pairs with new ones; replay limits it",
     "Figs. Q, R: forgetting grows with 32-1024 new pairs; replay 2 to 1/512",
     "toy_memory.py",
-    rules.toy_memory,
+    rules_finetune.toy_memory,
     figures.toy_memory,
   ),
   Claim(
@@ -155,7 +163,7 @@ CLAIMS = (
     "Figs. 5, N, P: collapse in the first few hundred steps; forgetting grows with 1k-16k new "
     "people; replay 2 to 1/32 limits it",
     "finetune.py",
-    rules.finetune,
+    rules_finetune.finetune,
     figures.finetune,
   ),
   Claim(

@@ -6,7 +6,7 @@ import textwrap
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bioknow.claims import rules, rules_curricula, rules_templates
+from bioknow.claims import rules, rules_curricula, rules_finetune, rules_templates, rules_warmup
 from bioknow.figures import finetune as finetune_family
 from bioknow.figures import population
 from bioknow.figures import runs as R
@@ -70,7 +70,7 @@ def hallucination(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | Non
 
 def toy_memory(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
   """Old-pair accuracy lost against the number of new pairs (mean, bars: seeds' range)."""
-  score = rules.toy_memory(runs)
+  score = rules_finetune.toy_memory(runs)
   by_n = score.values.get("forgetting_by_n_new")
   if not by_n:
     return None
@@ -164,7 +164,7 @@ def finetune(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
 def warmup(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
   """Final attribute accuracy of uniform sampling, the best static schedule and the best
   warm-up at the warm-ups' population and budget: bars the means, dots the seeds."""
-  score = rules_curricula.warmup(runs)
+  score = rules_warmup.warmup(runs)
   by_seed = score.values.get("by_seed")
   if not by_seed:
     return None
@@ -194,7 +194,7 @@ def warmup(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
 def _warmup_curves(ax, runs: list[dict], values: dict, colors: list) -> None:
   """Attribute loss over training, one line per seed: uniform and the best static schedule
   on everyone; the best warm-up on its own people (dashed) and on the others (estimated,
-  rules_curricula.split_series), with its switch step."""
+  rules_warmup.split_series), with its switch step."""
   runs, _ = rules.best_lr(rules.finished(runs, "pretrain"))
   of = lambda kind: [r for r in runs if rules.point_setting(r) == values["settings"][kind]]
   for kind, color in zip(("uniform", "static"), colors):
@@ -202,7 +202,7 @@ def _warmup_curves(ax, runs: list[dict], values: dict, colors: list) -> None:
       ax.plot(*R.series(run["records"], "attribute_loss"), color=color, lw=1,
               label=kind if i == 0 else None)  # fmt: skip
   for i, run in enumerate(of("warmup")):
-    steps, own, others = rules_curricula.split_series(run, values["population"])
+    steps, own, others = rules_warmup.split_series(run, values["population"])
     ax.plot(steps, others, color=colors[2], lw=1.5, label="warm-up: the others" if i == 0 else None)
     ax.plot(steps, own, "--", color=colors[2], lw=1, label="warm-up: its own" if i == 0 else None)
   if switch := values.get("after_switch", {}).get("steps_after_switch"):

@@ -4,7 +4,17 @@ import math
 
 import numpy as np
 
-from bioknow.claims.rules import FAILS, HOLDS, NO_RUNS, WEAK, Score, finished, fmt, seed_of, spread
+from bioknow.claims.rules import (
+  HOLDS,
+  NO_RUNS,
+  NOT_SHOWN,
+  WEAK,
+  Score,
+  finished,
+  fmt,
+  seed_of,
+  spread,
+)
 from bioknow.figures import runs as R
 
 # Patching: final-checkpoint patterns must remove this share of the reference's plateau, and
@@ -66,7 +76,7 @@ def patching(runs: list[dict]) -> Score:
   strong = all(x >= PLATEAU_REMOVED for x in removed)
   rises = bool(rise) and all(x >= ATTENTION_RISE for x in rise)
   early_worse = bool(later_than_initial) and np.mean(later_than_initial) >= 0
-  verdict = HOLDS if strong and rises and early_worse else WEAK if strong else FAILS
+  verdict = HOLDS if strong and rises and early_worse else WEAK if strong else NOT_SHOWN
   measured = (
     f"final patterns remove {fmt(values['plateau_removed_by_final_patterns'], 2)} of the "
     f"plateau; plateau-checkpoint patterns end it "

@@ -9,9 +9,9 @@ import math
 
 from bioknow.claims import attributes as A
 from bioknow.claims.rules import (
-  FAILS,
   HOLDS,
   NO_RUNS,
+  NOT_SHOWN,
   WEAK,
   Score,
   best_lr,
@@ -85,7 +85,7 @@ def templates(runs: list[dict]) -> Score:
     gaps["shuffled"][few]["mean"] >= ONE_TEMPLATE_GAP
     and gaps["shuffled"][many]["mean"] <= MANY_TEMPLATES_GAP
   )
-  verdict = HOLDS if every else WEAK if means else FAILS
+  verdict = HOLDS if every else WEAK if means else NOT_SHOWN
 
   def attribute_gap(r: dict, a: str) -> float:
     return A.over_baseline(r, "attribute_loss", a) - A.over_baseline(
