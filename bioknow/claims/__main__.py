@@ -212,6 +212,7 @@ def _row(
     "paper": claim.paper,
     "measured": result.measured,
     "verdict": result.verdict,
+    "why": result.why,
     "rule": rule,
     "values": result.values,
     "runs": [r["name"] for r in runs],
@@ -240,7 +241,7 @@ def table(rows: list[dict]) -> str:
       part += f" (best lr at the top of its grid for {len(top)} of {r['lr_swept']} settings)"
     lines.append(
       f"| {r['claim']}: {r['statement']} | {r['paper']} | {r['measured']} | "
-      f"**{r['verdict']}**{part} | {minutes} |"
+      f"**{r['verdict']}**{part}{': ' + r['why'] if r.get('why') else ''} | {minutes} |"
     )
   return "\n".join(lines)
 

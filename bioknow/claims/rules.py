@@ -40,6 +40,7 @@ class Score(NamedTuple):
   verdict: str
   measured: str  # one line: the numbers behind the verdict
   values: dict  # the numbers, for claims.json
+  why: str = ""  # the clause that decided the verdict, printed beside it in the table
 
 
 def spread(values: Sequence[float]) -> dict:
