@@ -15,8 +15,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from bioknow.analysis import ends as E
 from bioknow.claims import attributes as A
-from bioknow.figures import population
 from bioknow.figures import runs as R
 
 # Verdicts. contradicted: the effect is measured, beyond its resolution and the spread over
@@ -25,14 +25,26 @@ HOLDS, WEAK, NOT_SHOWN, CONTRADICTED = "holds", "weak", "not shown", "contradict
 NO_RUNS = "not run"
 VERDICTS = (HOLDS, WEAK, NOT_SHOWN, CONTRADICTED, NO_RUNS)
 
-# Three phases: the run must end this far below the baseline to count as knowing.
+# Three phases: the run must end this far below the baseline to count as knowing (10% under
+# the floor is 20x the evaluation noise, ends.NOISE).
 KNOWS_FRACTION = 0.9
-# Plateau law: the paper's "almost linear, sub-linear" exponent, read generously.
+# Three phases: over the plateau (between the two ends) loss / baseline stays within this
+# distance of 1: four times the evaluation noise, so a slow decline from the first phase's
+# 1.05 to the plateau's 0.99 (no plateau, only a slope) leaves the band at its start.
+PLATEAU_BAND = 0.03
+# Plateau law: the paper's "almost linear" (a power law, sub-linear), read generously: the
+# fitted exponent must lie here, over at least MIN_POPULATIONS resolved populations spanning
+# MIN_SPAN x (the paper's grid: 7 populations over 64x).
 EXPONENT_RANGE = (0.5, 1.1)
 MIN_POPULATIONS, MIN_SPAN = 5, 16
-# Hallucination: held-out loss this far above the baseline, and seen people this separable
-# from unseen ones by the model's top probability.
+# Hallucination: over the plateau, held-out loss / baseline within this band of 1 (it is the
+# floor there, as the seen people's is, up to 2x the evaluation noise on two sets) ...
+FLOOR_BAND = 0.05
+# ... and at the end this far above its baseline (the paper: "must exceed the no knowledge
+# baseline"); 5% is 10x the evaluation noise.
 HALLUCINATION_FRACTION = 1.05
+# Seen people tell apart from unseen ones by the top probability at the first value token:
+# an AUROC of 0.5 is chance; 0.6 is a clear, if partial, detector ("to some extent").
 AUROC_MIN = 0.6
 
 
@@ -121,106 +133,258 @@ def lr_at_top(runs: list[dict]) -> tuple[list[str], int]:
   ], len(swept)
 
 
+def _ends(run: dict, attribute: str | None = None) -> tuple[E.End | None, E.End | None]:
+  """(first phase end, plateau end) of a run, interpolated, each with its resolution."""
+  return E.first_phase_end(run["records"], attribute), E.plateau_end(run["records"], attribute)
+
+
+def _plateau_flat(run: dict, first: E.End, end: E.End) -> bool:
+  """Whether loss / baseline stays within PLATEAU_BAND of 1 at every evaluation strictly
+  between the first phase's end and the plateau's."""
+  steps, ratio = E.ratio(run["records"])
+  inside = ratio[(steps > first.step) & (steps < end.step)]
+  return bool(len(inside)) and bool(np.all(abs(inside - 1) <= PLATEAU_BAND))
+
+
 def three_phases(runs: list[dict]) -> Score:
-  """Claim 1, the phases. Per seed: the first phase (steps until the attribute loss first
-  reaches the baseline), the plateau (from there until knowledge emerges) and the final loss
-  over the baseline, at the best lr (best_lr). Holds when in every seed the plateau lasts
-  longer than the first phase and the final loss is below KNOWS_FRACTION x baseline; weak
-  when only the means over seeds do; does not hold otherwise."""
+  """Claim 1, the phases. The paper: "language models learn in three phases, exhibiting a
+  performance plateau before acquiring precise factual knowledge"; "The model's performance
+  then plateaus at the no knowledge baseline".
+
+  Per seed, at the best lr (best_lr): the first phase's end and the plateau's end
+  (analysis.ends: interpolated, each with its resolution), whether the loss stays within
+  PLATEAU_BAND of the baseline over the whole plateau, and the final loss over the baseline.
+  A seed shows the phases when its plateau is flat, lasts longer than its first phase by more
+  than both resolutions, and its final loss is below KNOWS_FRACTION x baseline.
+  Holds when every seed shows them; weak when most seeds do; contradicted when every seed
+  learns but none has a plateau longer than its first phase beyond resolution (knowledge
+  with no plateau); not shown otherwise.
+  Rejects (tests/test_rules_phases.py): no learning at all (the loss stays on the floor);
+  knowledge with no plateau (the loss falls through the floor); a slow slope through the
+  floor instead of a flat plateau; a plateau shorter than the first phase's resolution."""
   runs, lrs = best_lr(finished(runs, "pretrain"))
   if not runs:
     return Score(NO_RUNS, "no finished run", {})
-  first, plateau, final = [], [], []
+  first, plateau, final, flat, shows, no_plateau = [], [], [], [], [], []
   for run in runs:
-    f, p = R.phase_ends(run)
-    first.append(float(f) if f is not None else math.nan)
-    plateau.append(float(p - f) if p is not None and f is not None else math.nan)
-    final.append(R.final(run, "attribute_loss") / R.baseline(run))
-  values = {
+    f, p = _ends(run)
+    ratio = R.final(run, "attribute_loss") / R.baseline(run)
+    final.append(ratio)
+    if f is None or p is None or not (f.reached and p.reached):
+      first.append(f.step if f is not None and f.reached else math.nan)
+      plateau.append(math.nan)
+      flat.append(False)
+      shows.append(False)
+      no_plateau.append(bool(ratio < KNOWS_FRACTION))  # knowledge without a first phase
+      continue
+    first.append(f.step)
+    plateau.append(p.step - f.step)
+    flat.append(_plateau_flat(run, f, p))
+    longer = (p.step - f.step) - f.step > p.resolution + 2 * f.resolution
+    shows.append(flat[-1] and longer and ratio < KNOWS_FRACTION)
+    no_plateau.append(bool(ratio < KNOWS_FRACTION and not longer))
+  values: dict = {
     "first_phase": spread(first),
     "plateau": spread(plateau),
     "final_over_baseline": spread(final),
+    "plateau_flat": flat,
+    "seeds_showing_phases": sum(shows),
     "lr": lrs,
   }
-  every = all(p > f and x < KNOWS_FRACTION for f, p, x in zip(first, plateau, final))
-  means = (
-    values["plateau"]["mean"] > values["first_phase"]["mean"]
-    and values["final_over_baseline"]["mean"] < KNOWS_FRACTION
-  )
-  verdict = HOLDS if every else WEAK if means else NOT_SHOWN
+  n = len(runs)
+  if all(shows):
+    verdict, why = (
+      HOLDS,
+      f"all {n} seeds: a flat plateau longer than the first phase, then knowledge",
+    )
+  elif sum(shows) > n / 2:
+    verdict, why = WEAK, f"{sum(shows)} of {n} seeds show the three phases"
+  elif all(no_plateau):
+    verdict, why = CONTRADICTED, "every seed learns with no plateau longer than its first phase"
+  else:
+    verdict, why = NOT_SHOWN, f"{sum(shows)} of {n} seeds show the three phases"
   measured = (
-    f"first phase {fmt(values['first_phase'])} steps, plateau {fmt(values['plateau'])} steps, "
-    f"final loss / baseline {fmt(values['final_over_baseline'])}"
+    f"first phase {fmt(values['first_phase'])} steps, plateau {fmt(values['plateau'])} steps "
+    f"(flat within {PLATEAU_BAND:g} of the floor in {sum(flat)} of {n}), final loss / "
+    f"baseline {fmt(values['final_over_baseline'])}"
   )
-  return Score(verdict, measured, values)
+  return Score(verdict, measured, values, why)
+
+
+def _law_points(runs: list[dict]) -> tuple[dict, dict]:
+  """({population: [plateau end of each resolved seed]}, {population: reason it is left out
+  of the fit}). A seed is resolved when its plateau ends later than its first phase by more
+  than both resolutions; a population counts only when all its seeds are."""
+  uniform = [
+    r
+    for r in finished(runs, "pretrain")
+    if R.schedule_kind(r) == "uniform" and isinstance(R.population(r), int)
+  ]
+  kept, dropped = {}, {}
+  for n, group in sorted(R.group_by(uniform, R.population).items()):
+    ends = [_ends(r) for r in group]
+    never = sum(1 for f, p in ends if p is None or not p.reached)
+    tied = sum(
+      1
+      for f, p in ends
+      if p is not None
+      and p.reached
+      and (f is None or p.step - f.step <= p.resolution + f.resolution)
+    )
+    if never or tied:
+      parts = [f"{never} of {len(group)} never left the plateau"] if never else []
+      parts += [f"{tied} of {len(group)} end it with their first phase"] if tied else []
+      dropped[n] = ", ".join(parts)
+    else:
+      kept[n] = [p.step for _, p in ends if p is not None]
+  return kept, dropped
 
 
 def plateau_law(runs: list[dict]) -> Score:
-  """Claim 1, the law. plateau_end = c N^k fitted over every seed's plateau end (runs whose
-  plateau ends with their first phase are left out: figures.population). Holds when at
-  least MIN_POPULATIONS populations spanning MIN_SPAN x ended their plateau in every seed, the
-  95% interval of k excludes 0 and k lies in EXPONENT_RANGE; weak when the interval excludes 0
-  but the rest fails; does not hold otherwise."""
-  laws = population.plateau_law(finished(runs, "pretrain"))
-  if not laws:
-    return Score(NO_RUNS, "fewer than two populations finished", {})
-  law = max(laws, key=lambda w: len(w["n"]))
-  values = {
-    "populations": [int(n) for n in law["n"]],
-    "plateau_end_mean": [float(x) for x in law["plateau"]],
-    "plateau_end_low": [float(x) for x in law["low"]],
-    "plateau_end_high": [float(x) for x in law["high"]],
-    "seeds": [int(x) for x in law["seeds"]],
-    "ended": [int(x) for x in law["ended"]],
-    "no_plateau": [int(x) for x in law["no_plateau"]],
+  """Claim 1, the law. The paper: "The plateau length grows almost linearly with the number of
+  individuals (Figure 2, right panel)", a power law with exponent below 1.
+
+  plateau_end = c N^k fitted in log-log over every seed's interpolated plateau end, over the
+  populations whose every seed ends its plateau later than its first phase beyond both
+  resolutions (_law_points); every population left out is named with its reason. Holds when
+  at least MIN_POPULATIONS resolved populations span MIN_SPAN x, the 95% interval of k
+  excludes 0 and k lies in EXPONENT_RANGE; weak when the interval excludes 0 but the rest
+  fails; contradicted when the interval lies wholly below 0 (the plateau shrinks with N) or
+  wholly above EXPONENT_RANGE (clearly super-linear); not shown otherwise.
+  Rejects (tests/test_rules_phases.py): a plateau that does not grow with N; a quadratic
+  one; a law over too few or too close populations; populations whose plateau ends with
+  the first phase (dropped, with the reason)."""
+  kept, dropped = _law_points(runs)
+  reasons = "; ".join(f"N={R.fmt_count(n)} left out: {why}" for n, why in dropped.items())
+  values: dict = {
+    "populations": list(kept),
+    "plateau_end_by_population": {str(n): spread(v) for n, v in kept.items()},
+    "left_out": {str(n): why for n, why in dropped.items()},
   }
-  if "k" not in law or not math.isfinite(law.get("k_low", math.nan)):
-    return Score(NOT_SHOWN, "too few plateau ends for a fit with an interval", values)
-  values |= {"k": law["k"], "k_low": law["k_low"], "k_high": law["k_high"], "c": law["c"]}
-  complete = law["n"][law["ended"] == law["seeds"]]
-  wide = len(complete) >= MIN_POPULATIONS and complete.max() >= MIN_SPAN * complete.min()
-  grows = law["k_low"] > 0
-  near_linear = EXPONENT_RANGE[0] <= law["k"] <= EXPONENT_RANGE[1]
-  verdict = HOLDS if grows and near_linear and wide else WEAK if grows else NOT_SHOWN
-  pops = ", ".join(
-    f"{R.fmt_count(n)}: {m:.0f}" for n, m in zip(law["n"], law["plateau"]) if math.isfinite(m)
-  )
+  x = [n for n, ends in kept.items() for _ in ends]
+  y = [e for ends in kept.values() for e in ends]
+  if len(kept) < 2:
+    text = "fewer than two resolved populations" + (f"; {reasons}" if reasons else "")
+    return Score(NOT_SHOWN if dropped else NO_RUNS, text, values, "fewer than two populations")
+  k, c, _ = R.fit_power_law(x, y)
+  k_low, k_high = R.power_law_interval(x, y)
+  values |= {"k": k, "k_low": k_low, "k_high": k_high, "c": c}
+  span = max(kept) / min(kept)
+  wide = len(kept) >= MIN_POPULATIONS and span >= MIN_SPAN
+  grows = k_low > 0
+  near_linear = EXPONENT_RANGE[0] <= k <= EXPONENT_RANGE[1]
+  if grows and near_linear and wide:
+    verdict, why = HOLDS, f"k in {EXPONENT_RANGE} over {len(kept)} populations spanning {span:g}x"
+  elif k_high < 0 or k_low > EXPONENT_RANGE[1]:
+    verdict, why = CONTRADICTED, f"k's interval {k_low:.2f}-{k_high:.2f} excludes growth near 1"
+  elif grows:
+    fails = [] if near_linear else [f"k outside {EXPONENT_RANGE}"]
+    fails += (
+      []
+      if wide
+      else [
+        f"{len(kept)} resolved populations over {span:g}x (need {MIN_POPULATIONS}, {MIN_SPAN}x)"
+      ]
+    )
+    verdict, why = WEAK, "grows, but " + " and ".join(fails)
+  else:
+    verdict, why = NOT_SHOWN, f"k's interval {k_low:.2f}-{k_high:.2f} includes 0"
+  pops = ", ".join(f"{R.fmt_count(n)}: {np.mean(v):.0f}" for n, v in kept.items())
   measured = (
-    f"k = {law['k']:.2f} (95% CI {law['k_low']:.2f}-{law['k_high']:.2f}) over "
-    f"{int(law['ended'].sum())} runs; plateau end by N: {pops}"
+    f"k = {k:.2f} (95% CI {k_low:.2f}-{k_high:.2f}) over {len(y)} runs; plateau end by N: "
+    f"{pops}" + (f"; {reasons}" if reasons else "")
   )
-  return Score(verdict, measured, values)
+  return Score(verdict, measured, values, why)
+
+
+def _seen_and_unseen_over(run: dict, end: E.End) -> dict:
+  """Over one run: held-out loss / baseline at every evaluation after the first phase and
+  before the plateau's end (its maximum distance from 1), and at the end; the top
+  probability and entropy at the first value token on seen and held-out people, at the end."""
+  steps, heldout = E.series(run["records"], "unseen_attribute_loss")
+  base_steps, base = E.series(run["records"], "no_knowledge_baseline")
+  heldout = heldout[np.isin(steps, base_steps)] / base[np.isin(base_steps, steps)]
+  steps = steps[np.isin(steps, base_steps)]
+  first = E.first_phase_end(run["records"])
+  start = first.step if first is not None and first.reached else math.inf
+  during = heldout[(steps > start) & (steps < end.step)]
+  return {
+    "plateau_distance": float(np.max(abs(during - 1))) if len(during) else math.nan,
+    "final": float(heldout[-1]) if len(heldout) else math.nan,
+    "auroc": R.final(run, "hallucination_auroc"),
+    "entropy_gap": R.final(run, "unseen_entropy") - R.final(run, "seen_entropy"),
+    "max_prob_gap": R.final(run, "seen_max_prob") - R.final(run, "unseen_max_prob"),
+  }
 
 
 def hallucination(runs: list[dict]) -> Score:
-  """Claim 5. Per seed, at the end: held-out (never seen) loss over the baseline, and the AUROC
-  of the top probability at the first value token telling seen from unseen people, at the
-  best lr (best_lr). Holds when every seed ends with held-out loss >= HALLUCINATION_FRACTION
-  x baseline and AUROC >= AUROC_MIN; weak when only the loss part holds in every seed; does
-  not hold otherwise. Beside the verdict, per attribute: held-out loss over that attribute's
-  own baseline, and whether it is >= HALLUCINATION_FRACTION in every seed."""
+  """Claim 5. The paper: "hallucinations emerge simultaneously with knowledge acquisition
+  about the training individuals"; on held-out people "the attribute loss must exceed the no
+  knowledge baseline"; "The higher probability mass on the most likely prediction and lower
+  entropy of the predictive distribution for seen individuals suggest that hallucinations
+  can be detected to some extent."
+
+  Per seed, at the best lr (best_lr), with held-out (never seen) people recorded: held-out
+  loss / baseline over the plateau (every evaluation between the first phase's end and the
+  plateau's), at the end, and the end's top probability, entropy and seen-vs-unseen AUROC. A
+  seed shows the claim when over the plateau held-out loss stays within FLOOR_BAND of the
+  floor, ends at least HALLUCINATION_FRACTION x baseline, and seen people are told apart at
+  the end: AUROC >= AUROC_MIN, higher top probability and lower entropy on seen people.
+  Holds when every seed shows it; weak when every seed hallucinates after the plateau but the
+  plateau or the confidence part fails somewhere; contradicted when every seed that learned
+  ends with held-out loss below its baseline; not shown otherwise. Beside the verdict, per
+  attribute: held-out loss over that attribute's own baseline, and whether it ends >=
+  HALLUCINATION_FRACTION in every seed.
+  Rejects (tests/test_rules_phases.py): no learning (held-out loss on the floor to the
+  end); held-out loss above the floor from the start (not emerging with knowledge); a model
+  as confident on unseen people as on seen ones; a model that generalises to unseen people."""
   runs, lrs = best_lr(finished(runs, "pretrain"))
   runs = [r for r in runs if "unseen_attribute_loss" in r["summary"]]
   if not runs:
     return Score(NO_RUNS, "no finished run with held-out people", {})
-  ratio = [R.final(r, "unseen_attribute_loss") / R.baseline(r) for r in runs]
-  auroc = [R.final(r, "hallucination_auroc") for r in runs]
+  per_run = []
+  for run in runs:
+    end = E.plateau_end(run["records"]) or E.End(math.inf, 0.0, False)
+    per_run.append(_seen_and_unseen_over(run, end) | {"ended": end.reached})
+  key = lambda name: [x[name] for x in per_run]
+  on_floor = [x["ended"] and x["plateau_distance"] <= FLOOR_BAND for x in per_run]
+  above = [x["final"] >= HALLUCINATION_FRACTION for x in per_run]
+  detected = [
+    x["auroc"] >= AUROC_MIN and x["entropy_gap"] > 0 and x["max_prob_gap"] > 0 for x in per_run
+  ]
   by_attribute = A.view(runs, lambda r, a: A.over_baseline(r, "unseen_attribute_loss", a))
   values = {
-    "heldout_over_baseline": spread(ratio),
-    "auroc": spread(auroc),
+    "heldout_over_baseline": spread(key("final")),
+    "heldout_plateau_distance_from_floor": spread(key("plateau_distance")),
+    "auroc": spread(key("auroc")),
+    "unseen_minus_seen_entropy": spread(key("entropy_gap")),
+    "seen_minus_unseen_max_prob": spread(key("max_prob_gap")),
     "heldout_over_baseline_by_attribute": {a: spread(v) for a, v in by_attribute.items()},
     "lr": lrs,
   }
-  above = {a: all(x >= HALLUCINATION_FRACTION for x in v) for a, v in by_attribute.items()}
-  values["attribute_holds"] = above
-  loss_part = all(x >= HALLUCINATION_FRACTION for x in ratio)
-  verdict = (
-    HOLDS if loss_part and all(a >= AUROC_MIN for a in auroc) else WEAK if loss_part else NOT_SHOWN
-  )
+  held = {a: all(x >= HALLUCINATION_FRACTION for x in v) for a, v in by_attribute.items()}
+  values["attribute_holds"] = held
+  n = len(runs)
+  if all(on_floor) and all(above) and all(detected):
+    verdict, why = (
+      HOLDS,
+      f"all {n} seeds: on the floor over the plateau, above it after, detectable",
+    )
+  elif all(above):
+    verdict = WEAK
+    why = (
+      f"above the floor at the end in every seed; on the floor over the plateau in "
+      f"{sum(on_floor)} of {n}, detectable in {sum(detected)} of {n}"
+    )
+  elif all(x["final"] < 1 for x, f in zip(per_run, key("ended")) if f) and any(key("ended")):
+    verdict, why = CONTRADICTED, "held-out loss ends below its baseline"
+  else:
+    verdict, why = NOT_SHOWN, f"held-out loss ends above the floor in {sum(above)} of {n} seeds"
   measured = (
-    f"held-out loss / baseline {fmt(values['heldout_over_baseline'])}, "
-    f"seen-vs-unseen AUROC {fmt(values['auroc'])}; held-out loss >= "
-    f"{HALLUCINATION_FRACTION:g} x its own baseline in every seed, {A.clause(above)}"
+    f"held-out loss / baseline {fmt(values['heldout_over_baseline'])} at the end, within "
+    f"{fmt(values['heldout_plateau_distance_from_floor'], 2)} of the floor over the plateau; "
+    f"seen-vs-unseen AUROC {fmt(values['auroc'])}, entropy unseen - seen "
+    f"{fmt(values['unseen_minus_seen_entropy'], 2)}; held-out loss >= "
+    f"{HALLUCINATION_FRACTION:g} x its own baseline in every seed, {A.clause(held)}"
   )
-  return Score(verdict, measured, values)
+  return Score(verdict, measured, values, why)
