@@ -50,15 +50,19 @@ def _phases(first: int, plateau: int, final: float, after: int = 6, start: float
 
 def test_a_crossing_is_interpolated_and_carries_its_resolution():
   # 1.00 at step 100, 0.90 at step 150: 0.99 is crossed a tenth of the way, at step 105. The
-  # slope is 0.1 / 50 steps, so the noise (0.005) spans 2.5 steps; a quarter of the spacing
-  # (12.5) is the floor of the resolution.
+  # slope is 0.1 / 50 steps, so the noise (0.005) spans 2.5 steps; half the spacing (25) is
+  # the floor of the resolution.
   steps, ratio = np.array([0, 50, 100, 150, 200]), np.array([1.2, 1.0, 1.0, 0.9, 0.8])
   end = E.crossing(steps, ratio, 0.99)
-  assert end == E.End(pytest.approx(105.0), pytest.approx(12.5), True)
-  # A shallow crossing, 1.0 -> 0.985 over 50 steps: noise / slope = 16.7 steps.
+  assert end == E.End(pytest.approx(105.0), pytest.approx(25.0), True)
+  # 1.0 -> 0.985 over 50 steps: noise / slope = 16.7 steps, under half the spacing (25). A
+  # slow crossing, 1.0 -> 0.9975 over 50 steps: noise / slope = 100 steps, capped at the
+  # spacing.
   shallow = E.crossing(steps, np.array([1.2, 1.0, 1.0, 0.985, 0.98]), 0.99)
   assert shallow.step == pytest.approx(100 + 50 * 0.01 / 0.015)
-  assert shallow.resolution == pytest.approx(0.005 / (0.015 / 50))
+  assert shallow.resolution == pytest.approx(25.0)
+  slow = E.crossing(np.array([0, 50, 100]), np.array([1.0, 0.9975, 0.98]), 0.999)
+  assert slow.resolution == pytest.approx(50.0)
   # Never crossed: the last step, not reached; crossed once then back: not confirmed.
   assert E.crossing(steps, np.ones(5), 0.99) == E.End(200.0, 0.0, False)
   assert not E.crossing(steps, np.array([1.2, 0.9, 1.0, 1.0, 1.0]), 0.99).reached

@@ -23,9 +23,10 @@ CONFIRM = 2
 # Standard error of loss / baseline on one evaluation set at the small scale (256 sequences:
 # about 0.5% of the baseline); a crossing is not placed more finely than this noise allows.
 NOISE = 0.005
-# The curve's bend between two evaluations is unknown: interpolation is trusted to no better
-# than this share of their spacing.
-BEND = 0.25
+# The curve's shape between two evaluations is unknown (a plateau ends in a kink, not a
+# straight line): the interpolated step is trusted to no better than this share of their
+# spacing.
+BEND = 0.5
 
 
 class End(NamedTuple):

@@ -1,17 +1,17 @@
-"""The curricula claims as measurements on runs, in the shape of rules.py: the power-law
-exponent alpha (claim 3) and the warm-up (claim 4).
+"""The power-law curriculum claim (claim 3) as a measurement on runs, in the shape of rules.py.
 
 Population, budget and alpha are read from each run's config (data.n_individuals,
 train.n_steps, schedule.alpha), not from its name, so a rule works on whatever grid the sweep
 yields. Every rule scores only the runs at their setting's best lr (rules.best_lr).
 """
 
-import functools
 import math
 from collections.abc import Iterable
 
+from bioknow.analysis import ends as E
 from bioknow.claims import attributes as A
 from bioknow.claims.rules import (
+  CONTRADICTED,
   HOLDS,
   NO_RUNS,
   NOT_SHOWN,
@@ -33,86 +33,125 @@ def _mean(values: Iterable[float]) -> float:
 
 # Power-law alpha (claim 3) ---------------------------------------------------------------------
 
+# The paper: "the optimal alpha minimizing plateau length lies between 0.6 and 0.8,
+# irrespective of the population size" (PAPER.md restores the numbers).
+PAPER_RANGE = (0.6, 0.8)
 
-def _shortest(by_alpha: dict[float, list[dict]], bounds) -> tuple[list, list, list]:
-  """Per alpha, the mean latest and earliest plateau end over its runs (bounds(run) ->
-  (earliest, latest)), and the alphas with the shortest mean end or an earliest mean end
-  before it (_alpha_row)."""
-  plateau = [_mean(bounds(r)[1] for r in g) for g in by_alpha.values()]
-  earliest = [_mean(bounds(r)[0] for r in g) for g in by_alpha.values()]
-  low = min((p for p in plateau if math.isfinite(p)), default=math.nan)
-  shortest = [a for a, p, e in zip(by_alpha, plateau, earliest) if p == low or e < low]
-  return plateau, earliest, shortest
+
+def _plateau_end(run: dict, attribute: str | None = None) -> E.End:
+  """The run's interpolated plateau end; a plateau that never ends counts as the run's last
+  evaluated step, not reached (a lower bound, so runs stuck on the plateau are ranked)."""
+  return E.plateau_end(run["records"], attribute) or E.End(math.inf, 0.0, False)
+
+
+def _shortest(by_alpha: dict[float, list[dict]], attribute: str | None = None) -> tuple:
+  """({alpha: Ends over its seeds}, the alphas tied with the shortest mean plateau)."""
+  ends = {a: E.over_seeds([_plateau_end(r, attribute) for r in g]) for a, g in by_alpha.items()}
+  return ends, E.tied_with_first(ends)
+
+
+def _best_loss(by_alpha: dict[float, list[dict]]) -> tuple[float, list[float]]:
+  """(the alpha with the lowest mean final attribute loss, the alphas whose mean lies within
+  the larger half-range over seeds of it and the best: not told apart from it)."""
+  loss = {a: spread([R.final(r, "attribute_loss") for r in g]) for a, g in by_alpha.items()}
+  finite = {a: s for a, s in loss.items() if math.isfinite(s["mean"])}
+  if not finite:
+    return math.nan, []
+  best = min(finite, key=lambda a: finite[a]["mean"])
+  half = lambda s: (s["max"] - s["min"]) / 2
+  tied = [
+    a
+    for a, s in finite.items()
+    if s["mean"] - finite[best]["mean"] <= max(half(s), half(finite[best]))
+  ]
+  return best, tied
 
 
 def _alpha_row(population, budget, runs: list[dict]) -> dict:
-  """One (population, budget): per alpha, the mean plateau end and final attribute loss over
-  seeds; the alphas with the shortest plateau, and every alpha the evaluations cannot tell
-  from it (its mean earliest possible plateau end, R.plateau_end_bounds, lies before the
-  shortest mean end: evaluations 100-200 steps apart cannot rank ends 50 steps apart); the
-  alpha with the lowest loss. Means are over the seeds every alpha has, so that a partly run
-  grid compares like with like. The same per attribute, from each attribute's own plateau
-  end (attributes.plateau_end_bounds)."""
+  """One (population, budget): per alpha, the plateau ends over seeds (analysis.ends: mean,
+  resolution, spread) and the mean final attribute loss; the alphas tied with the shortest
+  plateau; the best-loss alpha and those tied with it. Means are over the seeds every alpha
+  has, so that a partly run grid compares like with like. The shortest plateau's alphas per
+  attribute as well, from each attribute's own plateau end."""
   by_alpha = dict(sorted(R.group_by(runs, lambda r: float(R.param(r, "alpha"))).items()))
   common = set.intersection(*({seed_of(r) for r in g} for g in by_alpha.values()))
   by_alpha = {a: [r for r in g if seed_of(r) in common] for a, g in by_alpha.items()}
-  plateau, earliest, shortest = _shortest(by_alpha, R.plateau_end_bounds)
-  loss = [_mean(R.final(r, "attribute_loss") for r in g) for g in by_alpha.values()]
-  alphas = list(by_alpha)
-  by_attribute = {}
-  for name in A.names(runs):
-    ends, _, at = _shortest(by_alpha, functools.partial(A.plateau_end_bounds, name=name))
-    by_attribute[name] = {"plateau_end": ends, "shortest_plateau_alpha": at}
-  lowest = [(x if math.isfinite(x) else math.inf, a) for a, x in zip(alphas, loss)]
+  ends, shortest = _shortest(by_alpha)
+  best, best_tied = _best_loss(by_alpha)
   return {
     "population": population,
     "budget": budget,
-    "alphas": alphas,
-    "plateau_end": plateau,
-    "plateau_end_earliest": earliest,
-    "final_loss": loss,
+    "alphas": list(by_alpha),
+    "plateau_end": [e.mean for e in ends.values()],
+    "plateau_end_resolution": [e.margin for e in ends.values()],
+    "plateau_end_text": [e.text() for e in ends.values()],
+    "final_loss": [_mean(R.final(r, "attribute_loss") for r in g) for g in by_alpha.values()],
     "seeds": [len(g) for g in by_alpha.values()],
     "shortest_plateau_alpha": shortest,
-    "best_loss_alpha": min(lowest)[1],
-    "by_attribute": by_attribute,
+    "best_loss_alpha": best,
+    "best_loss_alphas": best_tied,
+    "by_attribute": {
+      name: {"shortest_plateau_alpha": _shortest(by_alpha, name)[1]} for name in A.names(runs)
+    },
   }
 
 
-def _inside(alphas: list[float] | None) -> bool:
-  """Whether there are shortest-plateau alphas and all lie strictly inside (0, 1)."""
-  return alphas is not None and len(alphas) > 0 and all(0 < a < 1 for a in alphas)
+def _plateau_level(shortest: list[float]) -> str:
+  """Where the shortest plateau lies: 'range' (every tied alpha in PAPER_RANGE), 'inside'
+  (every tied alpha strictly inside (0, 1)), 'outside' (every tied alpha at 0 or >= 1: the
+  opposite of the claim) or 'tie' (inside and outside alphas cannot be told apart)."""
+  if not shortest:
+    return "tie"
+  if all(PAPER_RANGE[0] <= a <= PAPER_RANGE[1] for a in shortest):
+    return "range"
+  if all(0 < a < 1 for a in shortest):
+    return "inside"
+  return "outside" if not any(0 < a < 1 for a in shortest) else "tie"
 
 
-def _never_falls(rows: list[dict], along: str, across: str, sign: int) -> bool | None:
-  """Whether sign x best-loss alpha never falls as `along` grows, at every value of `across`
-  with two or more values of `along`; None where no such value exists (untested)."""
-  tested = False
+def _trend(rows: list[dict], along: str, across: str, sign: int) -> str:
+  """How sign x best-loss alpha moves as `along` grows, at each value of `across` run at two
+  or more values of `along`: 'holds' (at least one real step the paper's way, none the other
+  way), 'contradicted' (real steps only the other way), 'tie' (no real step), 'untested'. A
+  step is real when every alpha tied with the best at one regime lies beyond every one at
+  the next (_best_loss)."""
+  up = down = tested = 0
   for group in R.group_by(rows, lambda row: row[across]).values():
     group = sorted(group, key=lambda row: R.order(row[along]))
-    if len(group) < 2:
-      continue
-    tested = True
-    best = [sign * row["best_loss_alpha"] for row in group]
-    if any(b < a for a, b in zip(best, best[1:])):
-      return False
-  return True if tested else None
+    for a, b in zip(group, group[1:]):
+      tested += 1
+      before = [sign * x for x in a["best_loss_alphas"]]
+      after = [sign * x for x in b["best_loss_alphas"]]
+      up += bool(before and after) and min(after) > max(before)
+      down += bool(before and after) and max(after) < min(before)
+  if not tested:
+    return "untested"
+  return "holds" if up and not down else "contradicted" if down and not up else "tie"
 
 
 def alpha(runs: list[dict]) -> Score:
-  """Claim 3. Power-law runs at the best lr; per (population, budget) and alpha, the means
-  over seeds of the plateau end step (the summary's plateau_end_step, else from the records;
-  a plateau that never ends counts as the budget) and of the final attribute loss. Holds when
-  at every (population, budget) with two or more alphas the alphas with the shortest mean
-  plateau (with those the evaluations cannot tell from it: _alpha_row) all lie strictly
-  inside (0, 1), and the alpha with the lowest mean final loss never decreases as the
-  population grows (at each budget run at two or more populations) and never increases as
-  the budget grows (at each population run at two or more budgets), both trends tested.
-  Weak when the plateau part holds and a trend fails or the grid cannot test it (one
-  population or one budget), or when it holds at some regimes and at the others an alpha
-  inside (0, 1) ties with one outside it; does not hold otherwise (an alpha outside (0, 1)
-  is the shortest, told apart from every alpha inside, at some regime, or no regime shows
-  the claim). Beside the verdict, per attribute: whether its own shortest plateau lies
-  inside (0, 1) at every regime."""
+  """Claim 3. The paper: "the optimal alpha minimizing plateau length lies between 0.6 and
+  0.8, irrespective of the population size"; "The distribution that optimizes the final
+  amount of knowledge stored within the network weights should therefore become increasingly
+  more imbalanced as the plateau takes a larger portion of training time, i.e., when the
+  number of training steps decreases or when the number of individuals increases."
+
+  Power-law runs at the best lr, per (population, budget): each alpha's plateau ends over
+  seeds (analysis.ends: interpolated, with resolution), the alphas tied with the shortest
+  (a difference within resolutions or seed spread is a tie), and the alphas tied with the
+  lowest mean final attribute loss (within the seeds' half-range). Parts: (a) the shortest
+  plateau lies in PAPER_RANGE at every regime, beyond resolution and spread from every alpha
+  outside it; (b) the best-loss alpha grows with the population and (c) shrinks with the
+  budget, each with at least one real step and none the other way (_trend).
+  Holds when (a), (b) and (c) hold; contradicted when at some regime the shortest plateau
+  lies at alpha 0 or >= 1, told apart from every alpha inside (0, 1), or a trend goes the
+  other way only; weak when at every regime the shortest plateau lies inside (0, 1) told
+  apart from 0 and >= 1 (in the paper's range or not) and no trend is contradicted; not
+  shown otherwise. Beside the verdict, per attribute: whether its own shortest plateau lies
+  inside (0, 1) at every regime.
+  Rejects (tests/test_rules_curricula.py): a best alpha that never moves; plateau ends the
+  evaluations cannot tell apart; the shortest plateau at the uniform distribution; the
+  shortest plateau at alpha 0.25, outside the paper's range; a trend made of ties."""
   runs, lrs = best_lr(finished(runs, "pretrain"))
   power = [r for r in runs if R.schedule_kind(r) == "powerlaw"]
   rows = [
@@ -126,42 +165,56 @@ def alpha(runs: list[dict]) -> Score:
   rows = [row for row in rows if len(row["alphas"]) >= 2 and all(row["seeds"])]
   if not rows:
     return Score(NO_RUNS, "no population and budget with two or more finished alphas", {})
-  inner = [[0 < a < 1 for a in row["shortest_plateau_alpha"]] for row in rows]
-  inside = all(row and all(row) for row in inner)
-  # Some regimes inside, the others ties between an alpha inside (0, 1) and one outside.
-  unresolved = not inside and all(any(row) for row in inner) and any(all(row) for row in inner)
-  with_population = _never_falls(rows, "population", "budget", +1)
-  with_budget = _never_falls(rows, "budget", "population", -1)
+  levels = [_plateau_level(row["shortest_plateau_alpha"]) for row in rows]
+  with_population = _trend(rows, "population", "budget", +1)
+  with_budget = _trend(rows, "budget", "population", -1)
   values = {
     "by_regime": rows,
+    "plateau_level_by_regime": levels,
     "best_alpha_grows_with_population": with_population,
     "best_alpha_shrinks_with_budget": with_budget,
     "lr": lrs_of(lrs, power),
   }
-  if inside:
-    verdict = HOLDS if with_population and with_budget else WEAK
+  trends = (with_population, with_budget)
+  if all(level == "range" for level in levels) and all(t == "holds" for t in trends):
+    verdict, why = HOLDS, f"shortest plateau in {PAPER_RANGE} at every regime; both trends real"
+  elif "outside" in levels or "contradicted" in trends:
+    verdict = CONTRADICTED
+    why = (
+      "the shortest plateau lies at alpha 0 or >= 1 at some regime"
+      if "outside" in levels
+      else "a best-loss trend goes the other way"
+    )
+  elif all(level in ("range", "inside") for level in levels):
+    verdict = WEAK
+    why = (
+      f"shortest plateau inside (0, 1) at every regime, in {PAPER_RANGE} at "
+      f"{levels.count('range')} of {len(levels)}; trends: N {with_population}, budget "
+      f"{with_budget}"
+    )
   else:
-    verdict = WEAK if unresolved else NOT_SHOWN
+    verdict = NOT_SHOWN
+    ties = levels.count("tie")
+    why = f"at {ties} of {len(levels)} regimes alphas inside and outside (0, 1) tie"
   parts = []
   for row in rows:
     shortest = "/".join(f"{a:g}" for a in row["shortest_plateau_alpha"]) or "none"
-    if len(row["shortest_plateau_alpha"]) > 1:
-      shortest += ", not told apart by the evaluations,"
-    ends = ", ".join(f"{a:g}: {p:.0f}" for a, p in zip(row["alphas"], row["plateau_end"]))
+    ends = ", ".join(f"{a:g}: {x}" for a, x in zip(row["alphas"], row["plateau_end_text"]))
     parts.append(
       f"N={R.fmt_count(row['population'])}, {R.fmt_count(row['budget'])} steps: plateau "
       f"shortest at alpha {shortest} (end by alpha {ends}), final loss lowest at "
-      f"{row['best_loss_alpha']:g}"
+      f"{'/'.join(f'{a:g}' for a in row['best_loss_alphas'])}"
     )
   values["attribute_holds"] = held = {
     name: all(
-      _inside(row["by_attribute"].get(name, {}).get("shortest_plateau_alpha")) for row in rows
+      _plateau_level(row["by_attribute"].get(name, {}).get("shortest_plateau_alpha", []))
+      in ("range", "inside")
+      for row in rows
     )
     for name in A.names(power)
   }
-  said = {True: "yes", False: "no", None: "untested"}
   parts.append(
-    f"best-loss alpha grows with N: {said[with_population]}, shrinks with the budget: "
-    f"{said[with_budget]}; plateau shortest inside (0, 1) at every regime, {A.clause(held)}"
+    f"best-loss alpha grows with N: {with_population}, shrinks with the budget: "
+    f"{with_budget}; plateau shortest inside (0, 1) at every regime, {A.clause(held)}"
   )
-  return Score(verdict, "; ".join(parts), values)
+  return Score(verdict, "; ".join(parts), values, why)
