@@ -42,10 +42,13 @@ def sweep(scale: str):
         cfg.optimizer.lr = lr
         if scale == "small":
           # Only the plateau's end matters here: one schedule long enough for the largest
-          # population, each run stopped once its plateau has ended; dense evaluations of the
-          # seen set only.
+          # population, each run stopped once its plateau has ended; evaluations of the seen set
+          # only.
           cfg.train.n_steps, cfg.train.stop_after_plateau = 6_000, True
-          cfg.eval.every, cfg.eval.dense_until, cfg.eval.n_spaced = 50, 6_000, 1
+          # Every 10 steps up to 400 people, whose first phase and plateau end within 50
+          # steps of each other, every 25 above: ends read to +-5 and +-12.5 steps.
+          every = 10 if n <= 400 else 25
+          cfg.eval.every, cfg.eval.dense_until, cfg.eval.n_spaced = every, 6_000, 1
           cfg.eval.n_sequences = cfg.eval.batch_size = 128  # standard error ~0.7% of baseline
           cfg.eval.n_attention = 0
           cfg.data.n_heldout = 0
