@@ -91,9 +91,7 @@ def plain_row_len(ds: Dataset, schedule, batch_size: int, seed: int) -> int:
   """The row length of plain (unpacked) batches: the longest of 4096 biographies sampled at
   steps no run reaches, rounded up to ROW_MULTIPLE, at most seq_len. seq_len is the longest
   biography the lists allow, which sampled ones rarely approach: small scale 105 of 129,
-  paper 93 of 125. Rows of 112 instead of 129 make the small model's step 1.3x faster
-  (2-core CPU, under load); plain rows of 96 instead of 4 packed rows of 250 make the paper
-  model's 1.3x faster at batch 8."""
+  paper 93 of 125. Only padding is cut, so the step is faster (figures: docs/benchmarks.md)."""
   return min(round_up(sampled_lengths(ds, schedule, seed).max()), ds.seq_len)
 
 

@@ -115,10 +115,8 @@ def causal_attend(
 ) -> tuple[Float[Array, "B H T K"], Float[Array, "B H T T"]]:
   """`attend` for a causal `visible` (no query sees a later key), in two query halves: the
   first half attends only to the first half of the keys, so the quarter of the [T, T] scores
-  that the causal mask hides is never computed. On a 2-core CPU the attention of the small
-  model's rows (64 x 112, 4 heads of 16) runs 1.5x faster forward and backward (33 to 22
-  ms; four blocks: 28 ms), a whole training step about 5% (within `bench train`'s noise).
-  The returned pattern is the full [T, T] one."""
+  that the causal mask hides is never computed: faster attention, and two halves beat four
+  blocks on a CPU (figures: docs/benchmarks.md). The returned pattern is the full [T, T] one."""
   t, half = q_BxHxTxK.shape[2], q_BxHxTxK.shape[2] // 2
   if half == 0:
     return attend(q_BxHxTxK, k_BxHxTxK, v_BxHxTxK, visible_BxTxT)

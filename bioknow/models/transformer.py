@@ -92,9 +92,7 @@ class ModelShape:
 # Layers unrolled per scan iteration; None: by backend (unroll). On a CPU 4: a rolled loop
 # stacks residuals with copies. Elsewhere every layer: XLA:GPU runs a scan as a while loop
 # driven from the host, which keeps the host waiting on the device each iteration and adds
-# the stacking copies. H200, paper shape, batch 128 (benchmarks/step_profile.py): 4 a scan
-# iteration 72 steps/s, 766 kernels and 12.5 ms of device time a step; all 8, 91 steps/s,
-# 595 kernels, 9.6 ms (two leases of the same machine kind; compilation about 1 minute both).
+# the stacking copies; unrolled, the GPU step is faster (figures: docs/benchmarks.md).
 UNROLL: int | None = None
 
 

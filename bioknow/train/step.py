@@ -132,8 +132,8 @@ def async_jit(fn: Callable | None = None, *, donate_argnums: tuple[int, ...] = (
   else is static (hashed, so a new value compiles anew); the arrays of the positional
   arguments in donate_argnums are donated. equinox's filter_jit (0.13) blocks every call
   until the outputs are ready, so the host cannot queue step k + 1 while the device runs
-  step k: on an H200 the paper-shape step left the device idle about 2 ms of each 12-15 ms
-  (benchmarks/step_profile.py). This returns as soon as the work is queued."""
+  step k, and the device idles between steps (docs/benchmarks.md). This returns as soon as
+  the work is queued."""
   if fn is None:
     return functools.partial(async_jit, donate_argnums=donate_argnums)
   signature = inspect.signature(fn)
