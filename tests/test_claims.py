@@ -15,11 +15,6 @@ from bioknow.claims import (
   catalog,
   figures,
   rules,
-  rules_curricula,
-  rules_finetune,
-  rules_patching,
-  rules_templates,
-  rules_warmup,
 )
 from bioknow.figures import runs as R
 from bioknow.rundir import RunDir
@@ -65,147 +60,6 @@ def _curve(first: int, plateau: int, final: float) -> list[float]:
   """Loss at every 50 steps: above the floor for `first` evaluations, at it for `plateau`,
   then down to `final` x baseline."""
   return [3 * BASELINE] * first + [BASELINE] * plateau + [final * BASELINE] * 3
-
-
-def test_three_phases_verdicts(tmp_path):
-  long = [_pretrain_run(tmp_path / f"a{s}", s, _curve(2, 4, 0.5)) for s in range(3)]
-  score = rules.three_phases(long)
-  assert score.verdict == rules.HOLDS
-  assert score.values["first_phase"]["mean"] == 100  # the third evaluation, step 100
-  assert score.values["plateau"]["mean"] == 200  # the plateau ends at step 300
-  assert score.values["final_over_baseline"]["max"] == pytest.approx(0.5)
-  # One seed's plateau shorter than its first phase: only the means hold.
-  mixed = long[:2] + [_pretrain_run(tmp_path / "b", 2, _curve(4, 1, 0.5))]
-  assert rules.three_phases(mixed).verdict == rules.WEAK
-  # Knowledge never emerges.
-  flat = [_pretrain_run(tmp_path / f"c{s}", s, _curve(2, 4, 0.95)) for s in range(3)]
-  assert rules.three_phases(flat).verdict == rules.NOT_SHOWN
-  assert rules.three_phases([]).verdict == rules.NO_RUNS
-
-
-def _law_runs(tmp_path, name, ends_by_n) -> list[dict]:
-  runs = []
-  for n, ends in ends_by_n.items():
-    for seed, end in enumerate(ends):
-      first = 2
-      plateau = end // 50 - first
-      runs.append(
-        _pretrain_run(tmp_path / f"{name}{n}_{seed}", seed, _curve(first, plateau, 0.5), n)
-      )
-  return runs
-
-
-def test_plateau_law_verdicts(tmp_path):
-  # plateau end = 3 N^0.9 (rounded to the 50-step evaluations), three seeds.
-  linear = {
-    n: [round(3 * n**0.9 / 50) * 50 + d for d in (0, 50, 100)] for n in (100, 200, 400, 800, 1600)
-  }
-  score = rules.plateau_law(_law_runs(tmp_path, "lin", linear))
-  assert score.verdict == rules.HOLDS
-  assert 0.8 < score.values["k"] < 1.0 and score.values["k_low"] > 0.5
-  assert score.values["populations"] == [100, 200, 400, 800, 1600]
-  # A population whose plateau ends with its first phase has no plateau: it is left out of
-  # the fit and counted.
-  tiny = [_pretrain_run(tmp_path / f"tiny{s}", s, _curve(2, 0, 0.5), 50) for s in range(3)]
-  with_tiny = rules.plateau_law(_law_runs(tmp_path, "lin2", linear) + tiny)
-  assert with_tiny.values["no_plateau"] == [3, 0, 0, 0, 0, 0]
-  assert with_tiny.values["k"] == pytest.approx(score.values["k"])
-  # Growing, but far from linear: weak.
-  slow = {
-    n: [round(60 * n**0.25 / 50) * 50 + d for d in (0, 50, 100)] for n in (100, 200, 400, 800, 1600)
-  }
-  assert rules.plateau_law(_law_runs(tmp_path, "slow", slow)).verdict == rules.WEAK
-  # No growth at all.
-  flat = {n: [300, 400, 350] for n in (100, 200, 400, 800, 1600)}
-  assert rules.plateau_law(_law_runs(tmp_path, "flat", flat)).verdict == rules.NOT_SHOWN
-  # Too few populations span too little: the linear law is only weak.
-  narrow = {n: v for n, v in linear.items() if n <= 400}
-  assert rules.plateau_law(_law_runs(tmp_path, "narrow", narrow)).verdict == rules.WEAK
-
-
-def test_hallucination_verdicts(tmp_path):
-  def run(name, seed, heldout, auroc):
-    extra = {"unseen_attribute_loss": heldout * BASELINE, "hallucination_auroc": auroc}
-    return _pretrain_run(tmp_path / name, seed, _curve(2, 4, 0.5), extra=extra)
-
-  assert rules.hallucination([run(f"h{s}", s, 1.2, 0.8) for s in range(3)]).verdict == rules.HOLDS
-  weak = [run(f"w{s}", s, 1.2, 0.5) for s in range(3)]
-  score = rules.hallucination(weak)
-  assert score.verdict == rules.WEAK
-  assert score.values["heldout_over_baseline"]["mean"] == pytest.approx(1.2)
-  assert score.values["auroc"]["mean"] == pytest.approx(0.5)
-  below = [run("f0", 0, 1.2, 0.9), run("f1", 1, 1.01, 0.9)]  # one seed within 5% of the floor
-  assert rules.hallucination(below).verdict == rules.NOT_SHOWN
-  assert score.measured.endswith("in every seed, by attribute: not recorded")
-  assert score.values["heldout_over_baseline_by_attribute"] == {}
-
-
-def test_hallucination_by_attribute(tmp_path):
-  """Each attribute against its own baseline (birth_date's is 3, the others' 2): held-out
-  loss 1.5 x its floor everywhere but birth_date in seed 1 (1.02 x: 3.06 over 3), so 5 of 6;
-  the verdict reads the overall ratio and stays 'holds'."""
-
-  def run(seed, birth_date_ratio):
-    extra = {"unseen_attribute_loss": 1.2 * BASELINE, "hallucination_auroc": 0.8}
-    for a in ATTRIBUTES:
-      floor = 3.0 if a == "birth_date" else BASELINE
-      ratio = birth_date_ratio if a == "birth_date" else 1.5
-      extra |= {f"no_knowledge_baseline/{a}": floor, f"unseen_attribute_loss/{a}": ratio * floor}
-    return _pretrain_run(tmp_path / f"h{seed}", seed, _curve(2, 4, 0.5), extra=extra)
-
-  score = rules.hallucination([run(0, 1.5), run(1, 1.02), run(2, 1.5)])
-  assert score.verdict == rules.HOLDS
-  by = score.values["heldout_over_baseline_by_attribute"]
-  assert list(by) == list(ATTRIBUTES)
-  assert by["company"] == pytest.approx({"mean": 1.5, "min": 1.5, "max": 1.5, "n": 3})
-  assert by["birth_date"]["mean"] == pytest.approx((1.5 + 1.02 + 1.5) / 3)
-  assert by["birth_date"]["min"] == pytest.approx(1.02)
-  assert score.values["attribute_holds"] == {a: a != "birth_date" for a in ATTRIBUTES}
-  assert score.measured.endswith(
-    "held-out loss >= 1.05 x its own baseline in every seed, by attribute: 5 of 6 (birth_date not)"
-  )
-  every = rules.hallucination([run(s, 1.5) for s in (3, 4)])
-  assert every.measured.endswith("by attribute: 6 of 6")
-
-
-def _toy_run(path, seed, n_new, weight, before, after) -> dict:
-  summary = {
-    "experiment": "toy_memory",
-    "n_new": n_new,
-    "weight_replay": weight,
-    "pretrain/accuracy_before_finetune": before,
-    "pretrain/accuracy": after,
-    "wall_seconds": 10.0,
-  }
-  leaves = {"n_new": n_new, "weight_replay": weight, "seed": seed}
-  return _write_run(path, leaves, [{"step": 0, "phase": "finetune"}], summary)
-
-
-def test_toy_memory_verdicts(tmp_path):
-  def grid(name, after_by_n, replay_after):
-    runs = []
-    for seed in range(2):
-      for n, after in after_by_n.items():
-        runs.append(_toy_run(tmp_path / f"{name}{n}_{seed}", seed, n, 0.0, 1.0, after))
-      runs.append(_toy_run(tmp_path / f"{name}r_{seed}", seed, 32, 0.5, 1.0, replay_after))
-    return runs
-
-  growing = {16: 0.9, 32: 0.7, 64: 0.5, 256: 0.2}
-  score = rules_finetune.toy_memory(grid("g", growing, 0.95))
-  assert score.verdict == rules.HOLDS
-  assert score.values["forgetting_by_n_new"]["64"]["mean"] == pytest.approx(0.5)
-  # replay at weight 0.5 loses 0.05 where no replay loses 0.3: 5/6 of the loss kept away
-  assert score.values["share_saved_by_replay"]["mean"] == pytest.approx(1 - 0.05 / 0.3)
-  assert (
-    rules_finetune.toy_memory(grid("r", growing, 0.75)).verdict == rules.WEAK
-  )  # replay saves 1/6
-  flat = {16: 0.7, 32: 0.7, 64: 0.7, 256: 0.7}
-  assert rules_finetune.toy_memory(grid("f", flat, 0.7)).verdict == rules.NOT_SHOWN
-  # Saturated: every size erases nearly everything; the means creep up by 0.03 in all.
-  saturated = {16: 0.22, 32: 0.21, 64: 0.2, 256: 0.19}
-  score = rules_finetune.toy_memory(grid("s", saturated, 0.95))
-  assert score.verdict == rules.WEAK  # replay still holds; growth does not
-  assert score.values["forgetting_by_n_new"]["256"]["mean"] == pytest.approx(0.81)
 
 
 def test_seeded_repeats_points_with_every_seed_field():
@@ -334,7 +188,7 @@ def test_claims_command_trains_scores_and_then_reuses(tmp_path, capsys):
   card = json.loads((tmp_path / "claims" / "claims.json").read_text())
   [row] = card
   assert (row["runs_finished"], row["runs_planned"]) == (7, 7)
-  assert row["verdict"] in (rules.HOLDS, rules.WEAK, rules.NOT_SHOWN)
+  assert row["verdict"] in rules.VERDICTS and row["verdict"] != rules.NO_RUNS
   assert set(row["values"]["forgetting_by_n_new"]) == {"16", "32", "64", "256"}
   assert pathlib.Path(row["figure"]).stat().st_size > 500
   summaries = sorted((tmp_path / "toy_memory").glob("*/summary.json"))
@@ -365,7 +219,7 @@ def test_scorecard_from_finished_runs(tmp_path, capsys):
   for p in points:
     seed = catalog.seed_of_point(p.name)
     train_loss = 1.0 if factor(p) == 2 else 1.5  # twice the base lr trains best
-    _pretrain_run(sweep_dir / p.name, seed, _curve(2, 4, 0.5), extra={"train_loss": train_loss})
+    _pretrain_run(sweep_dir / p.name, seed, _curve(2, 8, 0.5), extra={"train_loss": train_loss})
     (sweep_dir / p.name / "config.json").unlink()
     RunDir(sweep_dir / p.name).write_config(p.cfg)  # the point's own config: reused, not refused
   # An earlier scorecard: its toy_memory row stays, its three_phases row is replaced.
@@ -427,111 +281,6 @@ def _patching_group(tmp_path, name, seed, final_end, inside_end, initial_end) ->
     run["config"] |= {"reference_step": ref_step, "start_patching": 0, "train.n_steps": 1250}
     runs.append(run)
   return runs
-
-
-def test_patching_verdicts(tmp_path):
-  def group(name, seed, final_end, inside_end, initial_end):
-    return _patching_group(tmp_path, name, seed, final_end, inside_end, initial_end)
-
-  ends = phase_ends(group("probe", 0, 150, 450, 400)[0]["records"])
-  assert (ends["first_phase_end_step"], ends["plateau_end_step"]) == (100, 400)
-  good = [r for s in range(3) for r in group("g", s, 150, 450, 400)]
-  score = rules_patching.patching(good)
-  assert score.verdict == rules.HOLDS
-  assert score.values["plateau_removed_by_final_patterns"]["mean"] == pytest.approx(250 / 300)
-  assert score.values["plateau_checkpoints_minus_initial_steps"]["mean"] == 50
-  assert score.values["attention_rise"]["mean"] == pytest.approx(3.0)
-  early_better = [r for s in range(3) for r in group("e", s, 150, 300, 400)]
-  assert rules_patching.patching(early_better).verdict == rules.WEAK
-  no_help = [r for s in range(3) for r in group("n", s, 350, 450, 400)]
-  assert rules_patching.patching(no_help).verdict == rules.NOT_SHOWN
-  # Initial patterns that never end the plateau count as ending at the last step, 1,250.
-  stuck = [r for s in range(3) for r in group("s", s, 150, 450, None)]
-  score = rules_patching.patching(stuck)
-  assert score.values["plateau_checkpoints_minus_initial_steps"]["mean"] == 450 - 1250
-  assert score.verdict == rules.WEAK
-
-
-def _finetune_run(path, seed, n_new, weight, before, low, half_step=100, lost=None) -> dict:
-  """Pre-training accuracy from `before` to `low` over 400 steps, at 0.45 of the drop just
-  before half_step and 0.55 at it; with `lost` ({attribute: accuracy lost}), each attribute's
-  from 0.9 at step 0 to 0.9 minus its loss at step 400."""
-  summary = {
-    "experiment": "finetune",
-    "n_finetune": n_new,
-    "weight_replay": weight,
-    "pretrain_accuracy_before_finetune": before,
-    "min_pretrain_accuracy": low,
-  }
-  leaves = {"n_finetune": n_new, "weight_replay": weight, "train.seed": seed}
-  drop = before - low
-  curve = [(0, before), (half_step - 10, before - 0.45 * drop), (half_step, before - 0.55 * drop)]
-  records = [{"step": s, "pretrain/attribute_accuracy": a} for s, a in [*curve, (400, low)]]
-  for a, x in (lost or {}).items():
-    records[0] |= {f"pretrain/attribute_accuracy/{a}": 0.9, f"no_knowledge_baseline/{a}": 2.8}
-    records[-1] |= {f"pretrain/attribute_accuracy/{a}": 0.9 - x, f"no_knowledge_baseline/{a}": 2.8}
-  return _write_run(path, leaves, records, summary)
-
-
-def test_finetune_verdicts(tmp_path):
-  def grid(name, low_by_n, replay_low, rare_low, half_step=100):
-    runs = []
-    for seed in range(2):
-      for n, low in low_by_n.items():
-        path = tmp_path / f"{name}{n}_{seed}"
-        runs.append(_finetune_run(path, seed, n, 0.0, 0.8, low, half_step))
-      runs.append(_finetune_run(tmp_path / f"{name}r_{seed}", seed, 100, 1.0, 0.8, replay_low))
-      runs.append(_finetune_run(tmp_path / f"{name}c_{seed}", seed, 0, 0.0, 0.8, rare_low))
-    return runs
-
-  growing = {50: 0.6, 100: 0.5, 200: 0.3}
-  score = rules_finetune.finetune(grid("g", growing, 0.75, 0.7))
-  assert score.verdict == rules.HOLDS
-  assert score.values["share_saved_by_replay"]["mean"] == pytest.approx(1 - 0.05 / 0.3)
-  assert score.values["rare_seen_forgetting"]["mean"] == pytest.approx(0.1)
-  assert score.values["half_forgotten_by_step"] == {"mean": 100, "min": 100, "max": 100, "n": 6}
-  assert "half of it by step 100 (100-100, 6 runs)" in score.measured
-  assert (
-    rules_finetune.finetune(grid("c", growing, 0.75, 0.4)).verdict == rules.WEAK
-  )  # rare collapse
-  # Forgetting that takes longer than a few hundred steps: the rest holds, so weak.
-  slow = rules_finetune.finetune(
-    grid("s", growing, 0.75, 0.7, half_step=rules_finetune.FAST_STEPS + 10)
-  )
-  assert slow.verdict == rules.WEAK
-  assert slow.values["half_forgotten_by_step"]["mean"] == rules_finetune.FAST_STEPS + 10
-  flat = {50: 0.5, 100: 0.5, 200: 0.5}
-  assert rules_finetune.finetune(grid("f", flat, 0.5, 0.4)).verdict == rules.NOT_SHOWN
-  # Slow and flat: only replay and the rare people hold, two of four: weak.
-  assert rules_finetune.finetune(grid("sf", flat, 0.75, 0.7, half_step=350)).verdict == rules.WEAK
-
-
-def test_finetune_by_attribute(tmp_path):
-  """Accuracy lost per attribute at 50, 100, 200 new people: 0.2, 0.3, 0.5 (seed 0) and
-  0.2, 0.3, 0.6 (seed 1) in five attributes, growing by 0.35 on average; the major's 0.3 at
-  every size does not grow, so 5 of 6, and the verdict (read from the summaries) still holds."""
-  runs = []
-  for seed, top in ((0, 0.5), (1, 0.6)):
-    for n, (low, x) in {50: (0.6, 0.2), 100: (0.5, 0.3), 200: (0.3, top)}.items():
-      lost = {a: 0.3 if a == "major" else x for a in ATTRIBUTES}
-      runs.append(_finetune_run(tmp_path / f"n{n}_{seed}", seed, n, 0.0, 0.8, low, lost=lost))
-    runs.append(_finetune_run(tmp_path / f"r_{seed}", seed, 100, 1.0, 0.8, 0.75))
-    runs.append(_finetune_run(tmp_path / f"c_{seed}", seed, 0, 0.0, 0.8, 0.7))
-  score = rules_finetune.finetune(runs)
-  assert score.verdict == rules.HOLDS
-  by = score.values["forgetting_by_n_new_by_attribute"]
-  assert list(by) == list(ATTRIBUTES) and list(by["company"]) == ["50", "100", "200"]
-  assert by["company"]["200"] == pytest.approx({"mean": 0.55, "min": 0.5, "max": 0.6, "n": 2})
-  assert by["company"]["50"]["mean"] == pytest.approx(0.2)
-  assert by["major"]["200"]["mean"] == pytest.approx(0.3)
-  most_minus_fewest = score.values["forgetting_most_minus_fewest_by_attribute"]
-  assert most_minus_fewest == pytest.approx({a: 0.0 if a == "major" else 0.35 for a in ATTRIBUTES})
-  assert score.values["attribute_holds"] == {a: a != "major" for a in ATTRIBUTES}
-  assert score.measured.endswith(
-    "forgetting grows with new people by attribute: 5 of 6 (major not)"
-  )
-  assert rules_finetune.attribute_forgetting(runs[0], "major") == pytest.approx(0.3)
-  assert math.isnan(rules_finetune.attribute_forgetting(runs[3], "major"))
 
 
 def test_seeded_copies_read_their_own_seeds_sources():
@@ -801,59 +550,6 @@ def _warmup_grid(root, warmup_accuracy, uniform_as_alpha0=False) -> list[dict]:
   return runs
 
 
-def test_warmup_verdicts(tmp_path):
-  score = rules_warmup.warmup(_warmup_grid(tmp_path / "h", (0.65, 0.7, 0.6)))
-  assert score.verdict == rules.HOLDS
-  assert score.values["settings"] == {
-    "uniform": "uniform_n1200",
-    "static": "celebrities_n120_w8",
-    "warmup": "warmup_n1200_indiv150_epochs16",
-  }
-  assert score.values["best_warmup"]["mean"] == pytest.approx(0.65)
-  assert score.values["warmup_minus_static"]["min"] == pytest.approx(0.25)
-  assert score.values["warmup_minus_uniform"]["mean"] == pytest.approx(0.45)
-  assert score.values["lr"]["warmup_n1200_indiv150_epochs16"] == pytest.approx(1.6e-2)
-  # By hand: 150 of 1,200 people at 0.9; the others (0.65 - 0.125 x 0.9) / 0.875 = 0.6143 at
-  # seed 0, (0.7 - 0.1125) / 0.875 = 0.6714 at seed 1, (0.6 - 0.1125) / 0.875 = 0.5571 at 2.
-  assert score.values["warmup_own_people"]["mean"] == pytest.approx(0.9)
-  others = score.values["warmup_other_people"]
-  assert (others["min"], others["max"]) == pytest.approx((0.5571, 0.6714), abs=1e-4)
-  assert "the warm-up's own 150 people 0.9" in score.measured
-  assert "the other 1.05k 0.61 (0.56-0.67, 3 seeds) (estimated)" in score.measured
-  assert (score.values["population"], score.values["budget"]) == (1200, 1500)
-  # By hand, in loss: the switch at 16 x 1,200 / 64 = step 300 leaves 1,200 steps; the others
-  # end at (1.0 - 0.125 x 0.5) / 0.875 = 1.0714; uniform's records are 2.0 (the baseline)
-  # until its final 1.0, best static 1.0.
-  after = score.values["after_switch"]
-  assert after["steps_after_switch"] == 1200
-  assert after["others_final_loss"]["mean"] == pytest.approx(1.0714, abs=1e-4)
-  assert after["uniform_loss_after_as_many_steps"]["mean"] == pytest.approx(BASELINE)
-  assert after["uniform_final_loss"]["mean"] == after["static_final_loss"]["mean"] == 1.0
-  assert "in loss, the others 1.07 (1.07-1.07, 3 seeds) after the 1.2k steps" in score.measured
-  # Uniform's loss is read at the last evaluation at or before step 1,200, not at the switch.
-  grid = _warmup_grid(tmp_path / "u", (0.65, 0.7, 0.6))
-  for run in grid:
-    if run["name"].startswith("uniform"):
-      for r in run["records"][1:-1]:
-        r["attribute_loss"] = BASELINE - r["step"] / 10_000
-  after = rules_warmup.warmup(grid).values["after_switch"]
-  assert after["uniform_loss_after_as_many_steps"]["mean"] == pytest.approx(BASELINE - 0.12)
-  # The uniform run may be the alpha-0 power law.
-  alpha0 = rules_warmup.warmup(_warmup_grid(tmp_path / "a", (0.65, 0.7, 0.6), True))
-  assert alpha0.verdict == rules.HOLDS
-  assert alpha0.values["settings"]["uniform"] == "powerlaw_n1200_steps1500_alpha0"
-  assert alpha0.values["settings"]["static"] == "celebrities_n120_w8"
-  # One seed's warm-up only 0.05 above celebrities: the means hold, not every seed.
-  assert rules_warmup.warmup(_warmup_grid(tmp_path / "w", (0.4, 0.8, 0.8))).verdict == (rules.WEAK)
-  # The warm-up ends between the static schedules and uniform sampling.
-  fails = rules_warmup.warmup(_warmup_grid(tmp_path / "f", (0.32, 0.32, 0.32)))
-  assert fails.verdict == rules.NOT_SHOWN
-  assert fails.values["settings"]["warmup"] == "warmup_n1200_indiv300_epochs4"
-  no_uniform = [r for r in _warmup_grid(tmp_path / "n", (0.65,) * 3) if "uniform" not in r["name"]]
-  assert rules_warmup.warmup(no_uniform).verdict == rules.NO_RUNS
-  assert rules_warmup.warmup([]).verdict == rules.NO_RUNS
-
-
 def _alpha_grid(root, best_loss_alpha: dict, plateau_by_alpha=None, every=50) -> list[dict]:
   """Two seeds of alphas 0, 0.5, 1 at each (population, budget) of best_loss_alpha: the
   final loss lowest at its alpha; plateau ends by alpha (None: never ends; a pair: by seed),
@@ -877,139 +573,6 @@ def _alpha_grid(root, best_loss_alpha: dict, plateau_by_alpha=None, every=50) ->
           )
         )
   return runs
-
-
-def test_alpha_verdicts(tmp_path):
-  grows = {(600, 1000): 0.5, (1200, 1000): 1.0, (600, 2000): 0.0, (1200, 2000): 0.5}
-  score = rules_curricula.alpha(_alpha_grid(tmp_path / "h", grows))
-  assert score.verdict == rules.HOLDS
-  first = score.values["by_regime"][0]
-  assert (first["population"], first["budget"]) == (600, 1000)
-  assert first["alphas"] == [0.0, 0.5, 1.0]
-  assert first["plateau_end"] == [600, 400, 1000]  # never ends: counted as the budget
-  assert first["shortest_plateau_alpha"] == [0.5] and first["best_loss_alpha"] == 0.5
-  assert score.values["best_alpha_grows_with_population"] is True
-  assert score.values["best_alpha_shrinks_with_budget"] is True
-  assert score.values["lr"]["powerlaw_n600_steps1000_alpha0.5"] == pytest.approx(8e-3)
-  assert "grows with N: yes" in score.measured
-  # The best-loss alpha falls with the population: only the plateau part holds.
-  falls = {(600, 1000): 1.0, (1200, 1000): 0.5, (600, 2000): 0.0, (1200, 2000): 0.0}
-  weak = rules_curricula.alpha(_alpha_grid(tmp_path / "w", falls))
-  assert weak.verdict == rules.WEAK
-  assert weak.values["best_alpha_grows_with_population"] is False
-  # One population and budget: the trends are untested, so the plateau part alone is weak.
-  single = rules_curricula.alpha(_alpha_grid(tmp_path / "s", {(1200, 1500): 0.5}))
-  assert single.verdict == rules.WEAK
-  assert single.values["best_alpha_grows_with_population"] is None
-  # Two populations at one budget: the population trend holds, the budget one is untested.
-  half = rules_curricula.alpha(_alpha_grid(tmp_path / "p", {(600, 750): 0.5, (1200, 750): 1.0}))
-  assert half.values["best_alpha_grows_with_population"] is True
-  assert half.values["best_alpha_shrinks_with_budget"] is None
-  assert half.verdict == rules.WEAK
-  assert "untested" in single.measured
-  # Uniform sampling ties the shortest plateau: not strictly inside (0, 1).
-  tie = {0.0: 400, 0.5: 400, 1.0: 800}
-  tied = rules_curricula.alpha(_alpha_grid(tmp_path / "t", {(1200, 1500): 0.5}, tie))
-  assert tied.verdict == rules.NOT_SHOWN
-  assert tied.values["by_regime"][0]["shortest_plateau_alpha"] == [0.0, 0.5]
-  assert rules_curricula.alpha([]).verdict == rules.NO_RUNS
-
-
-def test_alpha_plateaus_closer_than_the_evaluations_are_not_ranked(tmp_path):
-  """Evaluations 150 steps apart: uniform sampling's plateau ends (450, 600; mean 525, each
-  seen ended one evaluation after 300 and 450) cannot be told from alpha 0.5's (450, 450), so
-  both count as shortest; with another regime inside (0, 1) that is weak, not holds; alone,
-  it does not hold."""
-  spaced = {0.0: (450, 600), 0.5: (450, 450), 1.0: None}
-  unresolved = _alpha_grid(tmp_path / "u", {(600, 1500): 0.5}, spaced, every=150)
-  (uniform,) = [r for r in unresolved if r["name"] == "powerlaw_n600_steps1500_alpha0_seed1"]
-  assert R.plateau_end_bounds(uniform) == (450.0, 600.0)
-  never = [r for r in unresolved if r["name"] == "powerlaw_n600_steps1500_alpha1"][0]
-  assert R.plateau_end_bounds(never) == (1500.0, 1500.0)  # the budget: a lower bound
-  resolved = _alpha_grid(tmp_path / "u", {(1200, 1500): 1.0})
-  score = rules_curricula.alpha(unresolved + resolved)
-  first = score.values["by_regime"][0]
-  assert first["plateau_end"][:2] == [525, 450] and first["plateau_end_earliest"][:2] == [375, 300]
-  assert first["shortest_plateau_alpha"] == [0.0, 0.5]
-  assert score.values["by_regime"][1]["shortest_plateau_alpha"] == [0.5]
-  assert score.verdict == rules.WEAK
-  assert "shortest at alpha 0/0.5, not told apart by the evaluations," in score.measured
-  assert rules_curricula.alpha(unresolved).verdict == rules.NOT_SHOWN
-  # A seed only uniform sampling has (a partly run grid) is left out of every mean.
-  extra = _curriculum_run(
-    tmp_path / "u",
-    "powerlaw_n600_steps1500_alpha0",
-    2,
-    {"alpha": 0.0},
-    600,
-    every=150,
-    plateau_end=150,
-    loss=0.5,
-  )
-  partial = rules_curricula.alpha([*unresolved, extra, *resolved]).values["by_regime"][0]
-  assert partial["plateau_end"] == first["plateau_end"] and partial["seeds"] == [2, 2, 2]
-  # Alphas that share no seed are not compared at all.
-  disjoint = [r for r in unresolved if (rules.seed_of(r) == 1) == (R.param(r, "alpha") == 0.0)]
-  assert rules_curricula.alpha(disjoint).verdict == rules.NO_RUNS
-  # One evaluation apart in every seed is told apart: 600 was preceded by 450, not ended.
-  apart = {0.0: (600, 600), 0.5: (450, 450), 1.0: None}
-  told = rules_curricula.alpha(_alpha_grid(tmp_path / "t", {(600, 1500): 0.5}, apart, every=150))
-  assert told.values["by_regime"][0]["shortest_plateau_alpha"] == [0.5]
-
-
-def _attribute_alpha_run(root, alpha_value, seed, ends: dict) -> dict:
-  """A power-law run at 600 people, 1,000 steps, evaluated every 50, whose attributes'
-  plateaus end at `ends` ({attribute: step or None}); the overall plateau ends with the
-  latest of them (None if one never ends)."""
-  records = []
-  for step in range(0, 1001, 50):
-    record = {"step": step, "no_knowledge_baseline": BASELINE}
-    for a, end in ends.items():
-      loss = 3 * BASELINE if step == 0 else BASELINE if end is None or step < end else 1.0
-      record |= {f"attribute_loss/{a}": loss, f"no_knowledge_baseline/{a}": BASELINE}
-    records.append(record | {"attribute_loss": max(record[f"attribute_loss/{a}"] for a in ends)})
-  summary = records[-1] | phase_ends(records) | {"experiment": "pretrain"}
-  leaves = {
-    "data.n_individuals": 600,
-    "data.seed": seed,
-    "train.seed": seed,
-    "train.n_steps": 1000,
-    "optimizer.lr": 8e-3,
-    "schedule.alpha": alpha_value,
-  }
-  name = f"powerlaw_n600_steps1000_alpha{alpha_value:g}" + (f"_seed{seed}" if seed else "")
-  return _write_run(root / name, leaves, records, summary)
-
-
-def test_alpha_by_attribute(tmp_path):
-  """Each attribute's own plateau end by alpha 0 / 0.5 / 1: 600 / 400 / never, except the
-  birth city's, 300 / 400 / never: shortest at alpha 0, outside (0, 1), so 5 of 6. The overall
-  plateau (the latest attribute's) is shortest at 0.5, one regime: weak, as without the view."""
-  plateaus = {0.0: 600, 0.5: 400, 1.0: None}
-  runs = [
-    _attribute_alpha_run(
-      tmp_path,
-      alpha_value,
-      seed,
-      {a: 300 if (a, alpha_value) == ("birth_city", 0.0) else end for a in ATTRIBUTES},
-    )
-    for alpha_value, end in plateaus.items()
-    for seed in range(2)
-  ]
-  score = rules_curricula.alpha(runs)
-  assert score.verdict == rules.WEAK
-  (row,) = score.values["by_regime"]
-  assert row["shortest_plateau_alpha"] == [0.5] and row["plateau_end"] == [600, 400, 1000]
-  assert list(row["by_attribute"]) == list(ATTRIBUTES)
-  city = row["by_attribute"]["birth_city"]
-  assert city == {"plateau_end": [300, 400, 1000], "shortest_plateau_alpha": [0.0]}
-  assert row["by_attribute"]["major"]["shortest_plateau_alpha"] == [0.5]
-  assert score.values["attribute_holds"] == {a: a != "birth_city" for a in ATTRIBUTES}
-  assert score.measured.endswith(
-    "plateau shortest inside (0, 1) at every regime, by attribute: 5 of 6 (birth_city not)"
-  )
-  # Each attribute's plateau: its own end, the evaluation before it, else the budget.
-  assert attributes.plateau_end_bounds(runs[0], "birth_city") == (250.0, 300.0)
 
 
 def test_attribute_view_and_clause(tmp_path):
@@ -1069,56 +632,6 @@ def _templates_grid(
         }
         runs.append(run)
   return runs
-
-
-def test_templates_verdicts(tmp_path):
-  score = rules_templates.templates(
-    _templates_grid(tmp_path, {1: [1.2, 1.0], 4: [0.4] * 2, 16: [0.05] * 2})
-  )
-  assert score.verdict == rules.HOLDS
-  gap = score.values["gap_over_baseline"]
-  assert gap["shuffled"]["1"]["mean"] == pytest.approx(1.1)
-  assert gap["fixed"]["16"]["mean"] == pytest.approx(0.15)
-  assert (score.values["fewest_templates"], score.values["most_templates"]) == (1, 16)
-  assert "16: +0.10" in score.measured
-  # One seed's gap at 16 templates does not close: only the means hold.
-  weak = rules_templates.templates(
-    _templates_grid(tmp_path / "w", {1: [1.0] * 2, 16: [0.15, 0.01]})
-  )
-  assert weak.verdict == rules.WEAK
-  # Many templates leave the gap open.
-  fails = rules_templates.templates(_templates_grid(tmp_path / "f", {1: [1.0] * 2, 16: [0.3] * 2}))
-  assert fails.verdict == rules.NOT_SHOWN
-  one_count = rules_templates.templates(_templates_grid(tmp_path / "o", {1: [1.0] * 2}))
-  assert one_count.verdict == rules.NO_RUNS
-  assert score.measured.endswith("both margins in every seed, by attribute: not recorded")
-
-
-def test_templates_by_attribute(tmp_path):
-  """Per attribute, over its own baseline: gap 1 + 0.2 x seed at one template, 0.05 at 16,
-  except the university, whose gap at 16 templates stays 0.3 in seed 1 (one seed over
-  MANY_TEMPLATES_GAP) and the company, whose gap at one template is 0.4 in seed 0 (under
-  ONE_TEMPLATE_GAP): 4 of 6, while the overall gaps hold."""
-
-  def gap(count, seed, a):
-    if count == 1:
-      return 0.4 if (a, seed) == ("company", 0) else 1.0 + 0.2 * seed
-    return 0.3 if (a, seed) == ("university", 1) else 0.05
-
-  runs = _templates_grid(tmp_path, {1: [1.2, 1.0], 16: [0.05] * 2}, by_attribute=gap)
-  score = rules_templates.templates(runs)
-  assert score.verdict == rules.HOLDS
-  by = score.values["gap_over_baseline_by_attribute"]
-  assert sorted(by) == sorted(ATTRIBUTES)
-  assert by["birth_date"]["1"] == pytest.approx({"mean": 1.1, "min": 1.0, "max": 1.2, "n": 2})
-  assert by["birth_date"]["16"]["mean"] == pytest.approx(0.05)
-  assert by["university"]["16"] == pytest.approx({"mean": 0.175, "min": 0.05, "max": 0.3, "n": 2})
-  assert by["company"]["1"]["min"] == pytest.approx(0.4)
-  holds = score.values["attribute_holds"]
-  assert holds == {a: a not in ("university", "company") for a in ATTRIBUTES}
-  assert score.measured.endswith(
-    "both margins in every seed, by attribute: 4 of 6 (university, company not)"
-  )
 
 
 def test_new_claims_draw_their_figures(tmp_path):

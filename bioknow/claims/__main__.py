@@ -1,19 +1,38 @@
-"""python -m bioknow.claims [--only=NAME,...] [--seeds=3] [--config=set:PATH=VALUE ...]
-    [--workdir=runs] [--dry_run] [--score_only] [--executor=inline|ray] [--ray_address=...]
+"""python -m bioknow.claims [--only=NAME,...] [--seeds=3 | --quick] [--config=set:PATH=VALUE ...]
+    [--workdir=runs] [--dry_run] [--score_only] [--out=DIR] [--evidence=DIR]
+    [--executor=inline|ray] [--ray_address=...]
 
 The paper's claims as one scorecard. For each claim it runs (or reuses: finished runs are
 skipped, interrupted ones resume) the sweep points it needs over --seeds seeds, and where
 the claim sweeps the learning rate (catalog.Claim.lr_factors) over its lrs, at the CPU scale
 (in two stages: seed 0 walks the lr ladder until each setting's pick is bracketed, then the
 other seeds run at each setting's best lr of seed 0; run_claim), then scores them with the
-rule written next to the claim (bioknow/claims/rules*.py; a claim with lr
-copies is scored at the lr with the best final training loss of each setting) and prints a
-table: the claim, the paper's figure and numbers, what was measured (mean and spread over
-seeds) and the verdict (holds, weak, not shown, contradicted). It writes WORKDIR/claims/claims.json
-(the claims scored now replace their rows; the others stay) and one figure per claim in
-WORKDIR/claims/figures. --dry_run lists every point (lr and seed copies included) with its
-lr. --score_only runs nothing and scores the finished runs; a verdict on part of a grid says
-so ("holds (15 of 45 runs)").
+rule written next to the claim (bioknow/claims/rules*.py; a claim with lr copies is scored
+at the lr with the best final training loss of each setting) and prints a table: the claim,
+the paper's figure and numbers, what was measured (mean and spread over seeds), the verdict
+and, beside it, the clause of the rule that decided it (rules.Score.why). Verdicts: holds;
+weak (part of the rule holds, or only the means over seeds); not shown (neither the effect
+nor its opposite is measured beyond its resolution); contradicted (the effect is measured,
+beyond its resolution and the spread over seeds, in the direction opposite to the paper's);
+not run (no finished run to score); not applicable (below). It writes WORKDIR/claims/
+claims.json (the claims scored now replace their rows; the others stay; each row with its
+verdict, why, rule and values) and one figure per claim in WORKDIR/claims/figures (--out
+puts both elsewhere). --dry_run lists every point (lr and seed copies included) with its lr,
+then the distinct runs, their steps and the estimated wall time. --score_only runs nothing
+and scores the finished runs; a verdict on part of a grid says so ("holds (15 of 45 runs)").
+
+--quick is a quick check, 30-40 minutes on 2 cores (--dry_run --quick prints the estimate):
+one seed, each claim at its sweep's base lr (no lr ladder), in its cheapest regime
+(catalog.Claim.quick: e.g. alpha at the smallest population and budget, templates at the
+fewest and the most). Its points are points of the full scorecard, with the same names and
+configs, so the two share runs both ways (a run's identity is its config: nothing mixes);
+its table is headed as quick and flags every verdict "(quick)", and it is written to
+WORKDIR/claims/quick, apart from the full scorecard's.
+
+--evidence=DIR copies the runs that were scored (config.json, summary.json, metrics.jsonl;
+no checkpoints) into DIR/SWEEP/POINT, so that --score_only --workdir=DIR (with --quick for a
+quick one) prints the same table in seconds (bioknow/claims/evidence.py). The table is
+printed between the lines <!-- scorecard --> and <!-- /scorecard -->, as README.md holds it.
 
 --config overrides apply to every run ("does the claim hold for Hawk?" is
 --config=set:model.mixer='"hawk"' --workdir=runs/hawk); runs with overrides need a workdir
@@ -27,24 +46,44 @@ in --only, or overrides that fit no claim, fail before anything runs.
 Benchmarks); on a cluster, the whole scorecard spreads over its workers.
 """
 
-import json
-import math
 import pathlib
 import sys
+import textwrap
 import time
 import types
 
 from absl import flags
 
 from bioknow import configs, executors, launch, launch_checks
-from bioknow.claims import catalog, rules
+from bioknow.analysis import ends
+from bioknow.claims import catalog, evidence, rules
+from bioknow.claims.evidence import table
 from bioknow.figures import runs as R
+
+PHASE_ENDS = "\n" + textwrap.fill(
+  f"Phase ends (bioknow/analysis/ends.py), which most rules compare: the first phase ends when "
+  f"attribute loss / no-knowledge baseline falls within {ends.FIRST_PHASE_FACTOR:g} x the "
+  f"baseline, the plateau when it falls below {ends.PLATEAU_FACTOR:g} x. A crossing counts only "
+  f"when CONFIRM = {ends.CONFIRM} consecutive evaluations lie past the threshold (or every "
+  "evaluation through the last one of a finished run), so one noisy evaluation ends nothing. "
+  "The end is interpolated between the evaluations around the crossing and carries a "
+  "resolution (+- steps); two ends closer than their resolutions, or than their spread over "
+  "seeds, are a tie, and a tie never decides a verdict.",
+  92,
+)
 
 FLAGS = flags.FlagValues()  # its own flags: bioknow.launch's, imported here, have other meanings
 flags.DEFINE_string(
   "only", None, "Comma-separated claim names (default: every claim).", flag_values=FLAGS
 )
 flags.DEFINE_integer("seeds", 3, "Seeds per setting (at least 1).", flag_values=FLAGS)
+flags.DEFINE_bool(
+  "quick",
+  False,
+  "A quick check: one seed, the base lr, each claim's cheapest regime; its table is marked "
+  "quick and written to WORKDIR/claims/quick.",
+  flag_values=FLAGS,
+)
 flags.DEFINE_multi_string(
   "config", [], "Overrides for every run: set:PATH=VALUE.", flag_values=FLAGS
 )
@@ -68,6 +107,20 @@ flags.DEFINE_bool(
   "says how many of its runs it read.",
   flag_values=FLAGS,
 )
+flags.DEFINE_string(
+  "out",
+  None,
+  "Where claims.json and the figures go (default WORKDIR/claims, WORKDIR/claims/quick with "
+  "--quick).",
+  flag_values=FLAGS,
+)
+flags.DEFINE_string(
+  "evidence",
+  None,
+  "Copy the scored runs' config.json, summary.json and metrics.jsonl into this folder, as "
+  "SWEEP/POINT, for --score_only --workdir=DIR.",
+  flag_values=FLAGS,
+)
 DEFAULT_WORKDIR = "runs"
 NOT_APPLICABLE = "not applicable"
 
@@ -88,15 +141,19 @@ def plan(
   directives: list[str],
   workdir: pathlib.Path,
   skip_unfit: bool = False,
+  quick: bool = False,
 ):
   """(claim, sweep workdir, points) for each claim: every point built and checked first.
   With skip_unfit, a claim whose points the overrides do not fit is left out and returned
   in the second list as (claim, reason), unless no claim fits (then the first reason is
-  raised: the overrides, not the claims, are wrong)."""
+  raised: the overrides, not the claims, are wrong). With quick, each claim as --quick runs
+  it (catalog.quick), at one seed."""
   if seeds < 1:
     raise ValueError(f"--seeds: got {seeds}; it must be an integer >= 1.")
-  planned, unfit = [], []
-  for claim in claims:
+  if quick and scale != "small":
+    raise ValueError(f"--quick: picks points of the small grids; got --scale={scale}.")
+  planned, unfit, seeds = [], [], 1 if quick else seeds
+  for claim in map(catalog.quick, claims) if quick else claims:
     module = launch_checks.load_sweep(str(claim.sweep_path))
     shim = types.SimpleNamespace(
       sweep=lambda s, m=module, c=claim: catalog.claim_points(c, m.sweep(s), seeds),
@@ -163,8 +220,8 @@ def dry_run(claim: catalog.Claim, sweep_dir: pathlib.Path, points) -> None:
   first, rest = catalog.lr_stages(points, claim)
   start = catalog.lr_start_points(first, claim)
   n_lrs = max(len(claim.lr_factors), 1)
-  steps = sum(p.experiment.n_steps for p in start)
-  steps += sum(p.experiment.n_steps for p in rest) // n_lrs
+  steps = sum(catalog.cost(p.experiment)[0] for p in start)  # runs stopped early: estimated
+  steps += sum(catalog.cost(p.experiment)[0] for p in rest) // n_lrs
   ladder, staged = "", ""
   if rest or len(start) < len(first):
     ladder = f", lr x {', '.join(f'{x:g}' for x in claim.lr_factors)}"
@@ -183,6 +240,33 @@ def dry_run(claim: catalog.Claim, sweep_dir: pathlib.Path, points) -> None:
     when = "  (if seed 0 picks its lr)" if p.name in picked_only else ""
     when = "  (if the lr walk reaches it)" if p.name in on_demand else when
     print(f"  {p.name}" + (f"  lr {lr:g}" if lr is not None else "") + when)
+
+
+def estimate(planned, scale: str) -> str:
+  """The distinct runs planned (those two claims share counted once; with an lr sweep, seed 0
+  at its start lrs and one lr of the other seeds, before any walk), their steps and, at the
+  small scale, their wall time on 2 cores (catalog.cost): one at a time, and two at a time
+  within a claim (--executor=ray runs one claim's points at once, so a claim of one run gains
+  nothing)."""
+  chosen: dict[pathlib.Path, object] = {}
+  inline = ray = 0.0
+  for claim, sweep_dir, points in planned:
+    first, rest = catalog.lr_stages(points, claim)
+    rest = [p for p in rest if catalog.lr_factor_of_point(p.name) == 1]  # stands for the pick
+    new = {sweep_dir / p.name: p.experiment for p in catalog.lr_start_points(first, claim) + rest}
+    new = {k: e for k, e in new.items() if k not in chosen}
+    seconds = sum(catalog.cost(e)[1] for e in new.values())
+    inline += seconds
+    ray += seconds / catalog.RAY_SPEEDUP if len(new) > 1 else seconds
+    chosen |= new
+  lm = sum(catalog.cost(e)[0] for e in chosen.values() if getattr(e, "model", None))
+  line = f"total: {len(chosen)} distinct runs, {lm:,} training steps of language models"
+  if scale != "small":
+    return line
+  return (
+    f"{line}; about {inline / 60:.0f} min one at a time on 2 cores, {ray / 60:.0f} min with "
+    "--executor=ray (two at a time), from the README's runtimes (catalog.cost)"
+  )
 
 
 def not_applicable(claim: catalog.Claim, reason: str) -> dict:
@@ -227,49 +311,33 @@ def _row(
   }
 
 
-def table(rows: list[dict]) -> str:
-  """The scorecard as a Markdown table."""
-  lines = [
-    "| claim | paper | measured (mean, range over seeds) | verdict | compute |",
-    "| --- | --- | --- | --- | --- |",
-  ]
-  for r in rows:
-    minutes = f"{r['compute_seconds'] / 60:.0f} min"
-    done, planned = r.get("runs_finished", 0), r.get("runs_planned", 0)
-    part = f" ({done} of {planned} runs)" if done < planned else ""
-    if top := r.get("lr_at_top"):
-      part += f" (best lr at the top of its grid for {len(top)} of {r['lr_swept']} settings)"
-    lines.append(
-      f"| {r['claim']}: {r['statement']} | {r['paper']} | {r['measured']} | "
-      f"**{r['verdict']}**{part}{': ' + r['why'] if r.get('why') else ''} | {minutes} |"
-    )
-  return "\n".join(lines)
+def _folders(workdir: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path | None]:
+  """(out, evidence): where the scorecard and the evidence copy go, checked (ValueError, one
+  sentence) before anything runs."""
+  if FLAGS.quick and FLAGS["seeds"].present and FLAGS.seeds != 1:
+    raise ValueError(f"--quick runs one seed; got --seeds={FLAGS.seeds}: leave one of them out.")
+  if FLAGS.evidence and FLAGS.dry_run:
+    raise ValueError("--evidence copies scored runs; --dry_run scores none: leave one out.")
+  out = workdir / "claims" / ("quick" if FLAGS.quick else "")
+  out = _as("--out", launch_checks.resolve_workdir, FLAGS.out) if FLAGS.out else out
+  if not FLAGS.evidence:
+    return out, None
+  dest = _as("--evidence", launch_checks.resolve_workdir, FLAGS.evidence)
+  evidence.check_destination(dest, workdir)
+  return out, dest
 
 
-def merged(scored: list[dict], path: pathlib.Path) -> list[dict]:
-  """The rows of `path` (an earlier claims.json) with `scored` in place of the claims scored
-  again, in catalog order: `--only=finetune` updates one row and keeps the others."""
-  rows = {r["claim"]: r for r in json.loads(path.read_text())} if path.exists() else {}
-  rows |= {r["claim"]: r for r in scored}
-  order = [c.name for c in catalog.CLAIMS]
-  return sorted(
-    rows.values(), key=lambda r: order.index(r["claim"]) if r["claim"] in order else len(order)
-  )
-
-
-def _json_safe(value):
-  if isinstance(value, float) and not math.isfinite(value):
-    return None
-  if isinstance(value, dict):
-    return {k: _json_safe(v) for k, v in value.items()}
-  if isinstance(value, list | tuple):
-    return [_json_safe(v) for v in value]
-  return value
+def _as(flag: str, check, folder):
+  """check(folder), its refusal naming `flag` where it names --workdir."""
+  try:
+    return check(folder)
+  except ValueError as e:
+    raise ValueError(str(e).replace("--workdir", flag)) from None
 
 
 def main(argv: list[str]) -> int:
   if any(a in ("--help", "-h", "--helpfull") for a in argv[1:]):
-    print(__doc__ + "\nflags:\n" + FLAGS.get_help())
+    print(__doc__ + PHASE_ENDS + "\n\nflags:\n" + FLAGS.get_help())
     return 0
   try:
     rest = FLAGS(argv)
@@ -282,11 +350,15 @@ def main(argv: list[str]) -> int:
     sys.exit("--config changes every run: give them a --workdir of their own, e.g. runs/hawk.")
   try:
     workdir = launch_checks.resolve_workdir(FLAGS.workdir)
+    out_dir, dest = _folders(workdir)
+    claims = select(FLAGS.only)
     planned, unfit = plan(
-      select(FLAGS.only), FLAGS.scale, FLAGS.seeds, FLAGS.config, workdir, not FLAGS.only
+      claims, FLAGS.scale, FLAGS.seeds, FLAGS.config, workdir, not FLAGS.only, FLAGS.quick
     )
     if not FLAGS.dry_run:
-      launch_checks.check_writable(workdir)
+      for flag, folder in (("--out", out_dir), ("--workdir", workdir), ("--evidence", dest)):
+        if folder is not None and not (flag == "--workdir" and FLAGS.score_only):
+          _as(flag, launch_checks.check_writable, folder)
   except ValueError as e:
     sys.exit(str(e))
   for claim, reason in unfit:
@@ -294,8 +366,8 @@ def main(argv: list[str]) -> int:
   if FLAGS.dry_run:
     for claim, sweep_dir, points in planned:
       dry_run(claim, sweep_dir, points)
+    print(estimate(planned, FLAGS.scale))
     return 0
-  out_dir = workdir / "claims"
   rows, failed, start = [], False, time.perf_counter()
   for claim, sweep_dir, points in planned:
     n_runs = catalog.planned_runs(points, claim, sweep_dir)
@@ -306,11 +378,17 @@ def main(argv: list[str]) -> int:
     rows.append(score(claim, sweep_dir, points, out_dir))
   rows += [not_applicable(claim, reason) for claim, reason in unfit]
   rows.sort(key=lambda r: [c.name for c in catalog.CLAIMS].index(r["claim"]))
+  for row in rows:
+    row["quick"] = FLAGS.quick
   out_dir.mkdir(parents=True, exist_ok=True)
   card = out_dir / "claims.json"
-  card.write_text(json.dumps(_json_safe(merged(rows, card)), indent=1) + "\n")
-  print(table(rows))
-  print(f"wall time {time.perf_counter() - start:.0f} s; {out_dir / 'claims.json'}")
+  evidence.write_card(rows, card)
+  print(evidence.marked(table(rows)))
+  if dest is not None:
+    scored = [sweep_dir / p.name for _, sweep_dir, points in planned for p in points]
+    copied = evidence.export([d for d in scored if d.is_dir()], workdir, dest)
+    print(f"evidence: {copied['runs']} runs, {copied['bytes'] / 1e6:.2f} MB, copied to {dest}")
+  print(f"wall time {time.perf_counter() - start:.0f} s; {card}")
   return 1 if failed else 0
 
 

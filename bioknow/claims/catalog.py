@@ -8,8 +8,9 @@ learning rate, each point is repeated at lr x factor for each factor of its ladd
 Where the sweep has no seeds of its own, each of those is repeated with data and training
 seeds 1..K-1 (named NAME_seedK; seed 0 keeps the name), so the sweep's own runs are
 reused. A copy that reads another point (reference_run, source) reads that point's copy at
-the same lr and seed. Runs live where the launcher puts them, WORKDIR/SWEEP/POINT, so `make
-tour` runs and claims runs are the same runs.
+the same lr and seed. --quick keeps the points its `quick` globs name, at seed 0 and the base
+lr (quick). Runs live where the launcher puts them, WORKDIR/SWEEP/POINT, so `make tour`
+runs, claims runs and quick runs are the same runs.
 """
 
 import copy
@@ -75,6 +76,7 @@ class Claim:
   lr_start: tuple[float, ...] = LR_START  # the factors every setting runs (the rest on demand)
   # A glob: only points at a (population, budget) of a point it matches are kept.
   regime_of: str = ""
+  quick: tuple[str, ...] = ()  # --quick: globs of the points it keeps (default: all)
 
   @property
   def sweep_path(self) -> pathlib.Path:
@@ -113,6 +115,9 @@ CLAIMS = (
     rules_patching.patching,
     figures.patching,
     only=("reference", "patch_start0_*"),
+    # The patterns the rule reads: initial, inside the reference's plateau (steps 200-650,
+    # docs/claims.md) and final; not steps 100 and 800.
+    quick=("reference", *(f"patch_start0_ref{s}" for s in (0, 200, 400, 1250))),
   ),
   Claim(
     "alpha",
@@ -124,6 +129,7 @@ CLAIMS = (
     figures.alpha,
     only=("powerlaw_*",),
     lr_factors=LR_FACTORS,
+    quick=("powerlaw_n600_steps750_*",),  # the smallest population and budget
   ),
   Claim(
     "warmup",
@@ -138,6 +144,9 @@ CLAIMS = (
     only=("uniform_*", "warmup_*", "celebrities_*", "powerlaw_*"),
     lr_factors=LR_FACTORS,
     regime_of="warmup_*",
+    # Uniform, and the full grid's best warm-up and static schedules at the base lr (alpha
+    # 0.75 and celebrities: docs/claims.md): 4 of its 16 settings.
+    quick=("*alpha0", "*alpha0.75", "celebrities_n120_w8", "warmup_n1200_indiv300_epochs40"),
   ),
   Claim(
     "hallucination",
@@ -165,6 +174,8 @@ CLAIMS = (
     "finetune.py",
     rules_finetune.finetune,
     figures.finetune,
+    # Every size, the heaviest replay (the rule reads no other) and the rare seen people.
+    quick=("pretrain", "new50", "new100", "new200", "new400", "new800", "new100_replay8", "celeb*"),
   ),
   Claim(
     "templates",
@@ -175,6 +186,7 @@ CLAIMS = (
     rules_templates.templates,
     figures.templates,
     lr_factors=LR_FACTORS,
+    quick=("templates1_*", "templates16_*"),  # the fewest and the most, both orders
   ),
 )
 BY_NAME = {c.name: c for c in CLAIMS}
@@ -265,6 +277,32 @@ def claim_points(claim: Claim, points: Iterator, seeds: int) -> Iterator:
   if claim.regime_of:
     selected = at_regime_of(selected, claim.regime_of)
   return seeded(with_lrs(selected, claim.lr_factors), seeds, claim.seeded_sweep)
+
+
+def quick(claim: Claim) -> Claim:
+  """The claim as --quick runs it (at one seed): its quick points, at the base lr."""
+  return dataclasses.replace(claim, only=claim.quick or claim.only, lr_factors=())
+
+
+# --dry_run's estimate at the small scale, one run at a time on 2 cores, from the README's
+# runtimes (quiet, 2026-11-30): RUN_SECONDS to start, then STEP_SECONDS a step of the 64-wide
+# model with its evaluations (45-48 s a power law of 750 steps, 81-89 s one of 1,500, 72 s the
+# quickstart's 1,250, 29 s a fine-tuning run of 400), in proportion to the width (424 s for
+# the 128-wide phases run of 4,000 steps); TOY_SECONDS a toy-memory point (11 s for 7). A run
+# stopped at its plateau's end counts N + 100 steps for N people (README, plateau_law). Two
+# runs at a time (--executor=ray) do RAY_SPEEDUP x the work of one.
+RUN_SECONDS, STEP_SECONDS, TOY_SECONDS, RAY_SPEEDUP = 9.0, 0.05, 2.0, 1.25
+
+
+def cost(experiment) -> tuple[int, float]:
+  """(steps, seconds) of a built point, by the estimate above."""
+  train, data, model = (getattr(experiment, k, None) for k in ("train", "data", "model"))
+  steps = experiment.n_steps
+  if getattr(train, "stop_after_plateau", False) and data is not None:
+    steps = min(steps, data.n_individuals + 100)
+  if model is None:
+    return steps, TOY_SECONDS
+  return steps, RUN_SECONDS + STEP_SECONDS * model.resolved().d_model / 64 * steps
 
 
 # The lr pick in two stages -----------------------------------------------------------------
