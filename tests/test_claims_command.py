@@ -31,10 +31,10 @@ QUICK_POINTS = {
   "hallucination": ["phases"],
   "toy_memory": [f"new{n}_noreplay" for n in (16, 32, 64, 256)]
   + [f"new32_replay1_{w}" for w in (2, 32, 512)],
-  "finetune": ["pretrain", "new50", "new100", "new200", "new400", "new800", "new100_replay8"]
+  "finetune": ["pretrain", "new50", "new100", "new200", "new400", "new800"]
+  + [f"new100_replay{w}" for w in ("8", "2", "1_2", "1_8")]
   + ["celebrities_pretrain", "celebrities_finetune"],
-  "templates": ["templates1_shuffled", "templates1_fixed", "templates16_shuffled"]
-  + ["templates16_fixed"],
+  "templates": ["templates1_shuffled", "templates16_shuffled", "templates16_fixed"],
 }
 # Tiny toy memories: the quick toy_memory claim trains for real in a few seconds.
 TINY_TOY = [
