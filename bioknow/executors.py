@@ -1,10 +1,11 @@
 """Running the points of a sweep: in this process, one after another, or as Ray tasks.
 
-Both executors run a point only after the points it reads (its `sources`) have finished, skip
-points whose run directory already holds summary.json, and let interrupted points continue
-from their latest checkpoint (the launcher has checked that their stored config is the one
-asked for). A failing point is reported, not raised: the others go on, except those that read
-it; its traceback goes to its run directory's error.txt.
+Both executors run each point through running.run_built, the code path of bioknow.run, and
+only after the points it reads (its `sources`) have finished: points whose run directory
+already holds summary.json are skipped, interrupted points continue from their latest
+checkpoint (the launcher has checked that their stored config is the one asked for). A
+failing point is reported, not raised: the others go on, except those that read it; its
+traceback goes to its run directory's error.txt.
 
 With Ray, each point is one task that rebuilds its config from the serialized fiddle config
 (the same JSON written to config.json), so sweep files need not be importable on workers. The
@@ -24,7 +25,7 @@ import traceback
 import fiddle as fdl
 from fiddle.experimental import serialization
 
-from bioknow import _malloc
+from bioknow import _malloc, running
 from bioknow.experiments.common import Experiment
 from bioknow.rundir import RunDir
 
@@ -35,31 +36,21 @@ Result = tuple[str, str, dict]
 def run_point(
   name: str, cfg: fdl.Buildable, experiment: Experiment, workdir: pathlib.Path
 ) -> tuple[str, dict]:
-  """Runs (or resumes, or skips if finished) one point; returns (status, summary). A run
-  directory holding another config is left as it is and the point fails (the launcher refuses
-  it earlier; this guards other callers)."""
+  """Runs (or resumes, or skips if finished) one point through running.run_built, the code
+  path of bioknow.run; returns (status, summary). A run directory holding another config is
+  left as it is and the point fails (the launcher refuses it earlier; this guards other
+  callers)."""
   run_dir = RunDir(workdir / name)
-  try:
-    changed = list(run_dir.config_changes(cfg)) if run_dir.has_config() else []
-  except ValueError as e:
-    return f"FAILED: {e}", {}
-  if changed:
-    shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
-    return f"FAILED: {run_dir.path} holds a run of another config (differing: {shown})", {}
+  finished = run_dir.is_finished()
   start = time.perf_counter()
   try:
-    if (done := run_dir.summary()) is not None:  # ValueError if unreadable: this point fails
-      return "done (skipped)", done
-    experiment.check_sources(run_dir)  # before anything is written
-    run_dir.clear_error()
-    run_dir.write_config(cfg)
-    summary = experiment.run(run_dir)
+    summary = running.run_built(cfg, experiment, run_dir)
+  except running.OtherRunError as e:
+    return f"FAILED: {e}", {}
   except Exception as e:  # one failing point does not stop the others
-    text = traceback.format_exc()
-    print(text, file=sys.stderr, flush=True)
-    run_dir.write_error(text)
+    print(traceback.format_exc(), file=sys.stderr, flush=True)
     return f"FAILED: {type(e).__name__}: {e}".splitlines()[0], {}
-  return f"done in {time.perf_counter() - start:.0f}s", summary
+  return "done (skipped)" if finished else f"done in {time.perf_counter() - start:.0f}s", summary
 
 
 def _blocked_by(point, statuses: dict[str, str]) -> str | None:

@@ -29,7 +29,7 @@ from absl import app, flags, logging
 from fiddle import absl_flags as fdl_flags
 from fiddle import printing
 
-from bioknow import configs, executors
+from bioknow import configs, executors, running
 from bioknow.experiments.common import Experiment
 from bioknow.launch_checks import (
   check_writable,
@@ -169,13 +169,7 @@ def build_points(
         "value each has; edit the sweep file (or a copy of it) to change it instead."
       )
     try:
-      experiment = fdl.build(cfg)
-      if not isinstance(experiment, Experiment):
-        raise TypeError(
-          f"it builds a {type(experiment).__name__}, not an experiment (check, sources, "
-          "check_sources, n_steps, key_metrics, train_cost, run)"
-        )
-      experiment.check()
+      experiment = running.build(cfg)  # what bioknow.run checks, before anything runs
     except (ValueError, TypeError) as e:
       raise ValueError(f"point {name}: {e}") from None
     overrides = {k: v for k, v in after.items() if base.get(k) != v}

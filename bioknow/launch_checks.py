@@ -6,7 +6,6 @@ allowed; the launcher prints it and exits non-zero.
 """
 
 import importlib.util
-import json
 import os
 import pathlib
 import re
@@ -15,12 +14,11 @@ import traceback
 
 import fiddle as fdl
 
-from bioknow.rundir import ABSENT, RunDir
+from bioknow.rundir import RunDir
 
 # One path component of a point name: letters, digits and a few punctuation marks that need no
 # quoting in a shell and mean nothing to tensorstore or orbax.
 _NAME_PART = re.compile(r"[A-Za-z0-9_.,=+@-]+")
-_SHOWN_CHANGES = 3  # differing fields named in a refusal; the rest are counted
 
 
 def resolve_workdir(workdir: str) -> pathlib.Path:
@@ -136,20 +134,8 @@ def runs_to_replace(points, workdir: pathlib.Path, overwrite: bool) -> list[RunD
         f"point {p.name}: {run.path} exists but holds no config.json, so it is no run of this "
         "launcher; move it away or give another --workdir."
       )
-    try:
-      changes = run.config_changes(p.cfg)
-    except ValueError as e:
-      reason = f"{e}"
-    else:
-      if not changes:
-        continue
-      shown = ", ".join(
-        f"{k}: {_short(old)} -> {_short(new)}"
-        for k, (old, new) in list(changes.items())[:_SHOWN_CHANGES]
-      )
-      if len(changes) > _SHOWN_CHANGES:
-        shown += f" and {len(changes) - _SHOWN_CHANGES} more"
-      reason = f"{run.path} holds a run of another config ({shown})"
+    if (reason := run.identity_problem(p.cfg)) is None:
+      continue
     replace.append(run)
     refusals.append(f"point {p.name}: {reason}")
   if refusals and not overwrite:
@@ -160,11 +146,6 @@ def runs_to_replace(points, workdir: pathlib.Path, overwrite: bool) -> list[RunD
       "that run and start it afresh."
     )
   return replace
-
-
-def _short(value) -> str:
-  """A config value as JSON (ABSENT as itself), cut short."""
-  return _cut(value if value == ABSENT else json.dumps(value, default=repr))
 
 
 def _cut(text: str, width: int = 40) -> str:

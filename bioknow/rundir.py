@@ -26,6 +26,7 @@ import shutil
 from typing import Any
 
 ABSENT = "(absent)"  # how config_changes shows a field that one of the two configs lacks
+_SHOWN = 3  # differing fields named by identity_problem; the rest are counted
 
 
 class RunDir:
@@ -97,6 +98,26 @@ class RunDir:
       for k in sorted(old.keys() | new.keys())
       if old.get(k, ABSENT) != new.get(k, ABSENT)
     }
+
+  def identity_problem(self, cfg) -> str | None:
+    """Why this directory cannot take a run of the fiddle config `cfg`, in words; None when it
+    can (it is missing or empty, or holds a run of `cfg`). A run's identity is its config, so
+    that a resumed run never mixes two."""
+    if not self.path.exists() or self.path.is_dir() and not any(self.path.iterdir()):
+      return None
+    if not self.has_config():
+      return f"{self.path} exists but holds no config.json, so it is no run of bioknow"
+    try:
+      changes = self.config_changes(cfg)
+    except ValueError as e:
+      return str(e)
+    if not changes:
+      return None
+    shown = ", ".join(
+      f"{k}: {_short(old)} -> {_short(new)}" for k, (old, new) in list(changes.items())[:_SHOWN]
+    )
+    more = f" and {len(changes) - _SHOWN} more" if len(changes) > _SHOWN else ""
+    return f"{self.path} holds a run of another config ({shown}{more})"
 
   def experiment(self):
     """The experiment config the run was built from (fdl.build of config())."""
@@ -253,6 +274,12 @@ def config_leaves(cfg) -> dict[str, Any]:
 
   walk(cfg, "")
   return leaves
+
+
+def _short(value, width: int = 40) -> str:
+  """A config value as one line of JSON (ABSENT as itself), cut to `width` characters."""
+  text = " ".join((value if value == ABSENT else json.dumps(value, default=repr)).split())
+  return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _jsonable(value):

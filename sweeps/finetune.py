@@ -20,31 +20,25 @@ optimizer state is reset at the start of fine-tuning (set reset_optimizer=False 
 source's AdamW moments and step count over, with a constant lr schedule).
 """
 
-import copy
 import fractions
 
 import fiddle as fdl
 
 from bioknow import configs
 from bioknow.data import schedules
-from bioknow.experiments.finetune import FinetuneConfig
-from bioknow.train.evaluation import EvalConfig
-from bioknow.train.step import OptimizerConfig
 
 PAPER = dict(
   new=(1_000, 2_000, 4_000, 8_000, 16_000),
   replay_new=4_000,
   replay_weights=(2, 1, 1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32),
-  lr=3e-5,
-  steps=4_000,
   pretrain_n=64_000,
   celebrity_n=128_000,
   n_celebrities=8_000,
   weight_celebrities=8,
 )
-# The small pretraining run ends at lr ~0 from a peak of 8e-3; fine-tuning uses 1/13 of the
-# peak, as the paper's 3e-5 is 1/13 of its 4e-4. Its 400 people end pretraining at ~0.9
-# accuracy (the base config's 800 at 0.2-0.4 in 1,250 steps), so there is knowledge to lose.
+# Fine-tuning lr and steps: configs.finetune (small: 6e-4, 400 steps). The small pretraining
+# run's 400 people end pretraining at ~0.9 accuracy (the base config's 800 at 0.2-0.4 in 1,250
+# steps), so there is knowledge to lose.
 # Replay weight w puts a share 400w / (400w + 100) of the samples on old people: w = 8 ... 1/8
 # gives 0.97 ... 0.33, the paper's range (64k old, 4k new people, w = 2 ... 1/32). The
 # celebrities run has 600 people so that its non-celebrities stay rare (~90 sequences each;
@@ -59,8 +53,6 @@ SMALL = dict(
   new=(50, 100, 200, 400, 800),
   replay_new=100,
   replay_weights=(8, 2, 1 / 2, 1 / 8),
-  lr=6e-4,
-  steps=400,
   celebrity_n=600,
   n_celebrities=40,
   weight_celebrities=8,
@@ -69,36 +61,6 @@ SMALL = dict(
 
 def base(scale: str):
   return configs.pretrain(scale)
-
-
-def finetune_from(source_cfg, source: str, scale: str, **kwargs) -> fdl.Config[FinetuneConfig]:
-  """Fine-tuning of the run `source`, built from its pretraining config (same data, model,
-  batch size and seed): constant lr, dense early evaluations."""
-  grid = PAPER if scale == "paper" else SMALL
-  if scale == "paper":  # every 25 steps up to 500, then 16 evenly spaced
-    evaluation = fdl.Config(EvalConfig, every=25, dense_until=500, n_spaced=16)
-  else:  # every 10 steps up to 100, then every 50
-    evaluation = fdl.Config(
-      EvalConfig,
-      every=10,
-      dense_until=100,
-      n_spaced=8,
-      n_sequences=256,
-      batch_size=256,
-      n_attention=0,
-    )
-  train = copy.deepcopy(source_cfg.train)
-  train.n_steps = grid["steps"]
-  return fdl.Config(
-    FinetuneConfig,
-    source=source,
-    data=copy.deepcopy(source_cfg.data),
-    model=copy.deepcopy(source_cfg.model),
-    optimizer=fdl.Config(OptimizerConfig, lr=grid["lr"], schedule="constant"),
-    train=train,
-    eval=evaluation,
-    **kwargs,
-  )
 
 
 def _weight_name(w: float) -> str:
@@ -111,12 +73,12 @@ def sweep(scale: str):
   pretrain.data.n_individuals = grid["pretrain_n"]
   yield "pretrain", pretrain
   for n in grid["new"]:
-    yield f"new{n}", finetune_from(pretrain, "pretrain", scale, n_finetune=n)
+    yield f"new{n}", configs.finetune(scale, "pretrain", pretrain, n_finetune=n)
   n = grid["replay_new"]
   for w in grid["replay_weights"]:
     yield (
       f"new{n}_replay{_weight_name(w)}",
-      finetune_from(pretrain, "pretrain", scale, n_finetune=n, weight_replay=w),
+      configs.finetune(scale, "pretrain", pretrain, n_finetune=n, weight_replay=w),
     )
 
   celebrities = base(scale)
@@ -132,10 +94,10 @@ def sweep(scale: str):
   yield "celebrities_pretrain", celebrities
   yield (
     "celebrities_finetune",
-    finetune_from(
-      celebrities,
-      "celebrities_pretrain",
+    configs.finetune(
       scale,
+      "celebrities_pretrain",
+      celebrities,
       finetune_ids=(n_celebrities, n),
       eval_groups=groups,
     ),

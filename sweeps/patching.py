@@ -25,7 +25,6 @@ last layer rises during the plateau.
 import fiddle as fdl
 
 from bioknow import configs
-from bioknow.experiments.patching import PatchingConfig
 
 REFERENCE = "reference"
 # Reference steps; frozen: the S = R points (the paper's grid has every S, R pair). At small
@@ -47,11 +46,9 @@ def base(scale: str):
 
 
 def _patched(scale: str, start: int, reference_step: int):
-  cfg = base(scale)
-  fdl.update_callable(cfg, PatchingConfig)
-  cfg.reference_run = REFERENCE
-  cfg.reference_step = reference_step
-  cfg.start_patching = start
+  cfg = configs.patching(scale, reference_step, start, REFERENCE)
+  if scale != "paper":  # the reference's evaluations
+    cfg.eval.steps = SMALL["eval_steps"]
   return cfg
 
 

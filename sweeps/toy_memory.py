@@ -19,10 +19,7 @@ levels with more new pairs; replaying old pairs shrinks the drop and restores th
 
 import fractions
 
-import fiddle as fdl
-
-from bioknow.experiments.toy_memory import ToyMemoryConfig
-from bioknow.train.step import OptimizerConfig
+from bioknow import configs
 
 PAPER = dict(
   n_new=(32, 64, 128, 256, 512, 1024),
@@ -36,29 +33,7 @@ SMALL = dict(n_new=(16, 32, 64, 256), replay_n_new=32, weights=("1/2", "1/32", "
 
 def base(scale: str):
   """The paper's toy memory (Appendix F.4) at 'paper'; a smaller one at 'small'."""
-  cfg = fdl.Config(
-    ToyMemoryConfig,
-    d_embed=64,
-    d_hidden=256,
-    n_values=30,
-    n_pairs=8_192,
-    batch_size=128,
-    seed=0,
-    pretrain_steps=16_000,
-    pretrain_eval_every=250,
-    pretrain_optimizer=fdl.Config(OptimizerConfig, lr=0.03, schedule="cosine", weight_decay=0.01),
-    n_new=128,
-    weight_replay=0.0,
-    finetune_steps=4_000,
-    finetune_eval_every=20,
-    finetune_optimizer=fdl.Config(OptimizerConfig, lr=1e-3, schedule="constant", weight_decay=0.01),
-  )
-  if scale == "small":
-    cfg.d_embed, cfg.d_hidden, cfg.n_pairs = 32, 128, 2_048
-    cfg.pretrain_steps, cfg.finetune_steps, cfg.finetune_eval_every = 4_000, 1_000, 10
-  elif scale != "paper":
-    raise ValueError(f"scale: got {scale!r}; allowed: small, paper.")
-  return cfg
+  return configs.toy_memory(scale)
 
 
 def sweep(scale: str):

@@ -189,9 +189,9 @@ def test_run_point_itself_leaves_a_run_of_another_config_alone(tmp_path):
   cfg.train.seed = 1
   cfg.train.n_steps = 3
   status, summary = executors.run_point("seed1", cfg, None, tmp_path)
-  assert (
-    status
-    == f"FAILED: {tmp_path / 'seed1'} holds a run of another config (differing: train.n_steps)"
+  assert status == (
+    f"FAILED: {tmp_path / 'seed1'} holds a run of another config (train.n_steps: 1250 -> 3); "
+    "give another run directory, or delete that one to start afresh."
   )
   assert summary == {} and _tree(tmp_path) == before
 

@@ -207,8 +207,8 @@ class FinetuneConfig:
       raise ValueError(f"source: {source.path} has no checkpoint of its final step {step}.")
     if not source.has_config():
       raise ValueError(
-        f"source: {source.path} has no config.json; run the source through the "
-        "launcher (python -m bioknow.launch), which writes it."
+        f"source: {source.path} has no config.json; run the source with bioknow.run or "
+        "the launcher (python -m bioknow.launch), which write it."
       )
     theirs = source.experiment()
     for name, mine, other in (

@@ -1,0 +1,153 @@
+"""bioknow.run: the README's Python example run as written (on a tiny config), skipping a finished
+run, resuming an interrupted one, and refusing a directory that holds another config."""
+
+import json
+import pathlib
+import re
+import shutil
+
+import fiddle as fdl
+import pytest
+
+import bioknow
+from bioknow import configs, executors, running
+from bioknow.rundir import RunDir
+from bioknow.train import loop
+from bioknow.train.evaluation import EvalConfig
+
+PRETRAIN = configs.pretrain  # the real one, before a test replaces it
+
+
+def _tiny_pretrain(scale: str):
+  """pretrain(scale) shrunk to the tiny model on 50 people (as tests/test_loop.py's TINY):
+  the example's 200 steps take seconds."""
+  cfg = PRETRAIN(scale)
+  cfg.data.n_individuals, cfg.data.n_heldout = 50, 16
+  cfg.model.preset = "tiny"
+  cfg.train.batch_size = 8
+  cfg.eval = fdl.Config(EvalConfig, steps=(0, 100), n_sequences=32, batch_size=32, n_attention=32)
+  return cfg
+
+
+def _example() -> str:
+  """The Python example of bioknow's docstring (what the README shows)."""
+  blocks = re.findall(r"```python\n(.*?)```", bioknow.__doc__ or "", flags=re.S)
+  assert len(blocks) == 1, "bioknow's docstring holds one ```python example"
+  return blocks[0]
+
+
+def _tree(root: pathlib.Path) -> dict[str, bytes]:
+  return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _no_training(*args, **kwargs):
+  raise AssertionError("nothing may train here")
+
+
+def test_the_readme_python_example_runs(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  monkeypatch.setattr(configs, "pretrain", _tiny_pretrain)
+  example = _example()
+  namespace: dict = {}
+  exec(compile(example, "the README's example", "exec"), namespace)  # pylint: disable=exec-used
+  summary, cfg = namespace["summary"], namespace["cfg"]
+  run = tmp_path / "runs" / "mine"
+  assert {"config.json", "config.txt", "summary.json", "metrics.jsonl"} <= set(
+    p.name for p in run.iterdir()
+  )
+  assert summary == json.loads((run / "summary.json").read_text()) and summary["step"] == 200
+  assert [r["step"] for r in RunDir(run).records()] == [0, 100, 200]
+  # config.json is the launcher's: the same file for the same config, and it reads back.
+  RunDir(tmp_path / "launcher").write_config(cfg)
+  assert (run / "config.json").read_bytes() == (tmp_path / "launcher/config.json").read_bytes()
+  assert RunDir(run).config_changes(cfg) == {}
+
+  # Again: the finished run is skipped, nothing trains or is written.
+  before = _tree(tmp_path)
+  with monkeypatch.context() as patch:
+    patch.setattr(loop, "train", _no_training)
+    again: dict = {}
+    exec(compile(example, "the README's example", "exec"), again)  # pylint: disable=exec-used
+  assert again["summary"] == summary and _tree(tmp_path) == before
+
+  # Interrupted after step 100 (no summary.json, no later checkpoint): it resumes from step
+  # 100 to the same metrics.
+  killed = tmp_path / "runs" / "killed"
+  shutil.copytree(run, killed)
+  (killed / "summary.json").unlink()
+  shutil.rmtree(killed / "checkpoints" / "200")
+  resumed = bioknow.run(cfg, killed)
+  assert resumed["step"] == 200 and resumed["attribute_loss"] == summary["attribute_loss"]
+  assert (killed / "metrics.jsonl").read_text() == (run / "metrics.jsonl").read_text()
+  assert RunDir(killed).checkpoint_steps() == [0, 100, 200]
+
+  # A fine-tuning config whose source is that Python-made run passes the source check; a
+  # relative source is a sibling of the fine-tuning run.
+  finetune = configs.finetune("small", "mine", cfg, n_finetune=10)
+  running.build(finetune).check_sources(RunDir(tmp_path / "runs" / "ft"))
+
+
+def test_another_config_in_the_same_directory_is_refused_before_anything_runs(
+  tmp_path, monkeypatch
+):
+  cfg = _tiny_pretrain("small")
+  run = RunDir(tmp_path / "mine")
+  run.write_config(cfg)
+  run.write_records([{"step": 0, "lr": 0.0}])
+  other = _tiny_pretrain("small")
+  other.train.n_steps = 300
+  before = _tree(tmp_path)
+  monkeypatch.setattr(loop, "train", _no_training)
+  with pytest.raises(running.OtherRunError) as refused:
+    bioknow.run(other, run.path)
+  assert str(refused.value) == (
+    f"{run.path} holds a run of another config (train.n_steps: 1250 -> 300); give another run "
+    "directory, or delete that one to start afresh."
+  )
+  assert _tree(tmp_path) == before
+  # Neither is a directory that holds something else, nor one that is a file.
+  (tmp_path / "notes").mkdir()
+  (tmp_path / "notes" / "todo.txt").write_text("mine")
+  with pytest.raises(ValueError, match=r"notes exists but holds no config.json, so it is no run"):
+    bioknow.run(cfg, tmp_path / "notes")
+  with pytest.raises(ValueError, match=r"todo.txt is a file; give a directory"):
+    bioknow.run(cfg, tmp_path / "notes" / "todo.txt")
+  assert _tree(tmp_path) == before | {"notes/todo.txt": b"mine"}
+
+
+def test_bad_configs_are_refused_with_one_sentence_and_nothing_written(tmp_path):
+  cfg = _tiny_pretrain("small")
+  cfg.train.n_steps = 0
+  with pytest.raises(ValueError, match=r"^train.n_steps: got 0; it must be an integer >= 1.$"):
+    bioknow.run(cfg, tmp_path / "a")
+  with pytest.raises(TypeError, match=r"^config: got a PretrainConfig; give the fiddle config"):
+    bioknow.run(fdl.build(_tiny_pretrain("small")), tmp_path / "a")
+  with pytest.raises(TypeError, match=r"^config: it builds a dict, not an experiment"):
+    bioknow.run(fdl.Config(dict, a=1), tmp_path / "a")
+  with pytest.raises(ValueError, match=r"^source: .*pretrain does not exist; run its pretraining"):
+    bioknow.run(configs.finetune("small", n_finetune=10), tmp_path / "a")
+  assert not list(tmp_path.iterdir())
+
+
+def test_the_executors_run_points_through_bioknow_run(tmp_path, monkeypatch):
+  calls = []
+  monkeypatch.setattr(running, "run_built", lambda *args: calls.append(args) or {"step": 1})
+  cfg = _tiny_pretrain("small")
+  experiment = running.build(cfg)
+  assert executors.run_point("p", cfg, experiment, tmp_path)[1] == {"step": 1}
+  [(called_cfg, called_experiment, run_dir)] = calls
+  assert called_cfg is cfg and called_experiment is experiment and run_dir.path == tmp_path / "p"
+
+
+def test_every_experiment_kind_has_a_base_config_that_checks():
+  for scale in configs.SCALES:
+    kinds = [
+      configs.pretrain(scale),
+      configs.patching(scale, reference_step=0),
+      configs.finetune(scale, "pretrain", n_finetune=10),
+      configs.toy_memory(scale),
+    ]
+    for cfg in kinds:
+      running.build(cfg)  # raises unless it builds an experiment that passes its check
+  with pytest.raises(ValueError, match=r"^scale: got 'huge'; allowed: small, paper.$"):
+    configs.finetune("huge")
