@@ -36,6 +36,11 @@ def _example() -> str:
   return blocks[0]
 
 
+def test_the_readme_shows_exactly_the_tested_example():
+  readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+  assert f"```python\n{_example()}```" in readme
+
+
 def _tree(root: pathlib.Path) -> dict[str, bytes]:
   return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 

@@ -166,10 +166,13 @@ def three_phases(runs: list[dict]) -> Score:
   if not runs:
     return Score(NO_RUNS, "no finished run", {})
   first, plateau, final, flat, shows, no_plateau = [], [], [], [], [], []
+  first_ends, plateau_ends = [], []
   for run in runs:
     f, p = _ends(run)
     ratio = R.final(run, "attribute_loss") / R.baseline(run)
     final.append(ratio)
+    first_ends += [f] if f is not None else []
+    plateau_ends += [p] if p is not None else []
     if f is None or p is None or not (f.reached and p.reached):
       first.append(f.step if f is not None and f.reached else math.nan)
       plateau.append(math.nan)
@@ -204,7 +207,8 @@ def three_phases(runs: list[dict]) -> Score:
   else:
     verdict, why = NOT_SHOWN, f"{sum(shows)} of {n} seeds show the three phases"
   measured = (
-    f"first phase {fmt(values['first_phase'])} steps, plateau {fmt(values['plateau'])} steps "
+    f"first phase ends at step {E.over_seeds(first_ends).text()}, plateau at "
+    f"{E.over_seeds(plateau_ends).text()}: plateau {fmt(values['plateau'])} steps "
     f"(flat within {PLATEAU_BAND:g} of the floor in {sum(flat)} of {n}), final loss / "
     f"baseline {fmt(values['final_over_baseline'])}"
   )
@@ -212,7 +216,7 @@ def three_phases(runs: list[dict]) -> Score:
 
 
 def _law_points(runs: list[dict]) -> tuple[dict, dict]:
-  """({population: [plateau end of each resolved seed]}, {population: reason it is left out
+  """({population: [plateau End of each resolved seed]}, {population: reason it is left out
   of the fit}). A seed is resolved when its plateau ends later than its first phase by more
   than both resolutions; a population counts only when all its seeds are."""
   uniform = [
@@ -236,7 +240,7 @@ def _law_points(runs: list[dict]) -> tuple[dict, dict]:
       parts += [f"{tied} of {len(group)} end it with their first phase"] if tied else []
       dropped[n] = ", ".join(parts)
     else:
-      kept[n] = [p.step for _, p in ends if p is not None]
+      kept[n] = [p for _, p in ends if p is not None]
   return kept, dropped
 
 
@@ -258,11 +262,11 @@ def plateau_law(runs: list[dict]) -> Score:
   reasons = "; ".join(f"N={R.fmt_count(n)} left out: {why}" for n, why in dropped.items())
   values: dict = {
     "populations": list(kept),
-    "plateau_end_by_population": {str(n): spread(v) for n, v in kept.items()},
+    "plateau_end_by_population": {str(n): spread([e.step for e in v]) for n, v in kept.items()},
     "left_out": {str(n): why for n, why in dropped.items()},
   }
   x = [n for n, ends in kept.items() for _ in ends]
-  y = [e for ends in kept.values() for e in ends]
+  y = [e.step for ends in kept.values() for e in ends]
   if len(kept) < 2:
     text = "fewer than two resolved populations" + (f"; {reasons}" if reasons else "")
     return Score(NOT_SHOWN if dropped else NO_RUNS, text, values, "fewer than two populations")
@@ -289,7 +293,7 @@ def plateau_law(runs: list[dict]) -> Score:
     verdict, why = WEAK, "grows, but " + " and ".join(fails)
   else:
     verdict, why = NOT_SHOWN, f"k's interval {k_low:.2f}-{k_high:.2f} includes 0"
-  pops = ", ".join(f"{R.fmt_count(n)}: {np.mean(v):.0f}" for n, v in kept.items())
+  pops = ", ".join(f"{R.fmt_count(n)}: {E.over_seeds(v).text()}" for n, v in kept.items())
   measured = (
     f"k = {k:.2f} (95% CI {k_low:.2f}-{k_high:.2f}) over {len(y)} runs; plateau end by N: "
     f"{pops}" + (f"; {reasons}" if reasons else "")
