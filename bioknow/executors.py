@@ -25,7 +25,7 @@ import traceback
 import fiddle as fdl
 from fiddle.experimental import serialization
 
-from bioknow import _malloc, running
+from bioknow import _malloc, runlock, running
 from bioknow.experiments.common import Experiment
 from bioknow.rundir import RunDir
 
@@ -45,7 +45,7 @@ def run_point(
   start = time.perf_counter()
   try:
     summary = running.run_built(cfg, experiment, run_dir)
-  except running.OtherRunError as e:
+  except (running.OtherRunError, runlock.RunLocked) as e:  # one sentence says it all
     return f"FAILED: {e}", {}
   except Exception as e:  # one failing point does not stop the others
     print(traceback.format_exc(), file=sys.stderr, flush=True)

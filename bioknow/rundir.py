@@ -103,7 +103,12 @@ class RunDir:
     """Why this directory cannot take a run of the fiddle config `cfg`, in words; None when it
     can (it is missing or empty, or holds a run of `cfg`). A run's identity is its config, so
     that a resumed run never mixes two."""
-    if not self.path.exists() or self.path.is_dir() and not any(self.path.iterdir()):
+    # The lock file alone (a run killed before it wrote its config) is an empty run.
+    if (
+      not self.path.exists()
+      or self.path.is_dir()
+      and not ({p.name for p in self.path.iterdir()} - {"lock"})
+    ):
       return None
     if not self.has_config():
       return f"{self.path} exists but holds no config.json, so it is no run of bioknow"

@@ -7,8 +7,10 @@ directory, whose files RunDir owns (config.json, metrics.jsonl, checkpoints/, su
 ...). A run's identity is its config: a directory holding a run of another config is refused,
 naming the differing fields, and nothing is written; one holding an unfinished run of this
 config resumes from its latest checkpoint; a finished one is skipped and its summary returned.
-A failed attempt leaves its traceback in error.txt. The launcher builds and checks every point
-of a sweep first, then its executors run each through `run_built`, the second half of `run`.
+A failed attempt leaves its traceback in error.txt. The whole run holds the run directory's
+lock (bioknow.runlock): a second caller reaching it meanwhile is refused, naming the holder.
+The launcher builds and checks every point of a sweep first, then its executors run each
+through `run_built`, the second half of `run`.
 """
 
 import os
@@ -16,6 +18,7 @@ import traceback
 
 import fiddle as fdl
 
+from bioknow import runlock
 from bioknow.experiments.common import Experiment
 from bioknow.rundir import RunDir
 
@@ -71,9 +74,16 @@ def run_built(config, experiment: Experiment, run_dir: RunDir) -> dict:
     if (done := run_dir.summary()) is not None:  # ValueError if unreadable
       return done
     experiment.check_sources(run_dir)  # before anything is written
-    run_dir.clear_error()
-    run_dir.write_config(config)
-    return experiment.run(run_dir)
   except Exception:
     run_dir.write_error(traceback.format_exc())  # only where the directory exists
     raise
+  with runlock.held(run_dir.path):  # one writer: a second caller is refused, naming this one
+    try:
+      if (done := run_dir.summary()) is not None:  # finished while this caller waited
+        return done
+      run_dir.clear_error()
+      run_dir.write_config(config)
+      return experiment.run(run_dir)
+    except Exception:
+      run_dir.write_error(traceback.format_exc())
+      raise

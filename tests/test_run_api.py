@@ -5,12 +5,15 @@ import json
 import pathlib
 import re
 import shutil
+import signal
+import subprocess
+import sys
 
 import fiddle as fdl
 import pytest
 
 import bioknow
-from bioknow import configs, executors, running
+from bioknow import configs, executors, runlock, running
 from bioknow.rundir import RunDir
 from bioknow.train import loop
 from bioknow.train.evaluation import EvalConfig
@@ -156,3 +159,43 @@ def test_every_experiment_kind_has_a_base_config_that_checks():
       running.build(cfg)  # raises unless it builds an experiment that passes its check
   with pytest.raises(ValueError, match=r"^scale: got 'huge'; allowed: small, paper.$"):
     configs.finetune("huge")
+
+
+def _hold_lock(path: pathlib.Path) -> subprocess.Popen:
+  """Another process holding run directory `path`'s lock, as a running launcher would."""
+  code = (
+    "import pathlib, sys, time; from bioknow import runlock\n"
+    f"with runlock.held(pathlib.Path({str(path)!r})):\n"
+    "  print('held', flush=True); time.sleep(120)\n"
+  )
+  holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+  assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+  return holder
+
+
+def test_a_run_held_by_another_process_is_refused_naming_it_and_freed_when_it_is_killed(
+  tmp_path, monkeypatch
+):
+  cfg = _tiny_pretrain("small")
+  cfg.train.n_steps = 100
+  path = tmp_path / "mine"
+  holder = _hold_lock(path)
+  try:
+    monkeypatch.setattr(loop, "train", _no_training)
+    with pytest.raises(runlock.RunLocked) as refused:
+      bioknow.run(cfg, path)
+    assert re.fullmatch(
+      rf"{path} is being run by pid {holder.pid} on \S+ since \S+; wait for it to end or "
+      r"stop it, then run this point again\.",
+      str(refused.value),
+    )
+    assert sorted(p.name for p in path.iterdir()) == ["lock"]  # nothing written
+    # Through the launcher's executors: the point fails with that sentence, the next runs.
+    status, _ = executors.run_point("mine", cfg, running.build(cfg), tmp_path)
+    assert status == f"FAILED: {refused.value}"
+  finally:
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+  monkeypatch.undo()
+  # SIGKILL leaves no stale lock: the run goes ahead.
+  assert bioknow.run(cfg, path)["step"] == 100
