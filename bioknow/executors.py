@@ -53,6 +53,11 @@ def run_point(
   return "done (skipped)" if finished else f"done in {time.perf_counter() - start:.0f}s", summary
 
 
+# Statuses of the points a Ctrl-C stopped, and of those it kept from starting.
+INTERRUPTED = "interrupted (re-run to resume)"
+NOT_STARTED = "not started"
+
+
 def _blocked_by(point, statuses: dict[str, str]) -> str | None:
   """The first source of `point` that failed, if any."""
   return next((s for s in point.sources if statuses.get(s, "").startswith("FAILED")), None)
@@ -62,14 +67,18 @@ def run_inline(points, workdir: pathlib.Path) -> list[Result]:
   """Runs the points here, in order (sources come first: see launch.build_points)."""
   results: list[Result] = []
   statuses: dict[str, str] = {}
-  for p in points:
+  for i, p in enumerate(points):
     summary: dict = {}
     if (failed := _blocked_by(p, statuses)) is not None:
       status = f"FAILED: its source {failed} failed"
     else:
       if not RunDir(workdir / p.name).is_finished():
         print(f"== {p.name}", flush=True)
-      status, summary = run_point(p.name, p.cfg, p.experiment, workdir)
+      try:
+        status, summary = run_point(p.name, p.cfg, p.experiment, workdir)
+      except KeyboardInterrupt:  # Ctrl-C: the table of what ran, not a traceback
+        results.append((p.name, INTERRUPTED, {}))
+        return results + [(q.name, NOT_STARTED, {}) for q in points[i + 1 :]]
     statuses[p.name] = status
     results.append((p.name, status, summary))
   return results
@@ -152,7 +161,7 @@ def run_ray(points, workdir: pathlib.Path, address: str | None) -> list[Result]:
     summaries: dict[str, dict] = {}
     waiting = list(points)
     running: dict = {}  # object ref -> name
-    while waiting or running:
+    while waiting or running:  # Ctrl-C: KeyboardInterrupt, handled below
       for p in list(waiting):
         pending = [s for s in p.sources if s in selected and s not in statuses]
         if (failed := _blocked_by(p, statuses)) is not None:
@@ -171,6 +180,11 @@ def run_ray(points, workdir: pathlib.Path, address: str | None) -> list[Result]:
         except Exception as e:  # the worker died, or Ray could not run the task
           statuses[name] = f"FAILED: {type(e).__name__}: {e}".splitlines()[0]
           summaries[name] = {}
+  except KeyboardInterrupt:  # Ctrl-C: the table of what ran, not a traceback
+    for name in running.values():
+      statuses[name], summaries[name] = INTERRUPTED, {}
+    for p in waiting:
+      statuses[p.name], summaries[p.name] = NOT_STARTED, {}
   finally:
     ray.shutdown()
   return [(p.name, statuses[p.name], summaries[p.name]) for p in points]

@@ -245,6 +245,10 @@ def _key_metrics(experiment: Experiment, summary: dict) -> str:
 def _checked_points(sweep: str) -> tuple[pathlib.Path, list[Point], list[RunDir]]:
   """(workdir, the points to run, the run directories --overwrite deletes), every input checked;
   ValueError (one sentence) for the first bad one. Reads files only."""
+  if flags.FLAGS.workdir == "":
+    raise ValueError("--workdir: got an empty value; give a directory, or leave the flag out.")
+  if _ONLY.value is not None and not _ONLY.value.strip(" ,"):
+    raise ValueError("--only: got an empty value; give a glob such as 'n100_*', or leave it out.")
   workdir = resolve_workdir(flags.FLAGS.workdir or f"runs/{pathlib.Path(sweep).stem}")
   module = load_sweep(sweep)
   has_accelerator = jax.default_backend() != "cpu"
@@ -285,6 +289,9 @@ def main(argv):
   experiments = {p.name: p.experiment for p in points}
   for name, status, summary in results:
     print(f"{name:40s} {status:32s} {_key_metrics(experiments[name], summary)}")
+  if any(status == executors.INTERRUPTED for _, status, _ in results):
+    print("interrupted: run the same command again to resume where it stopped.")
+    sys.exit(130)
   if any(status.startswith("FAILED") for _, status, _ in results):
     print("Each failed point's traceback is in its run directory's error.txt (where it has one).")
     sys.exit(1)

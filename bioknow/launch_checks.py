@@ -19,6 +19,8 @@ from bioknow.rundir import RunDir
 # One path component of a point name: letters, digits and a few punctuation marks that need no
 # quoting in a shell and mean nothing to tensorstore or orbax.
 _NAME_PART = re.compile(r"[A-Za-z0-9_.,=+@-]+")
+# The longest directory name common filesystems take (ext4, xfs, btrfs, tmpfs: 255 bytes).
+NAME_MAX = 255
 
 
 def resolve_workdir(workdir: str) -> pathlib.Path:
@@ -118,12 +120,20 @@ def check_point_name(name: str) -> None:
       f"sweep: point name {name!r} is not a relative path inside the workdir; use parts of "
       "letters, digits and _.,=+@- joined by '/', with no empty, '.' or '..' part."
     )
+  if longest := max((p for p in parts if len(p) > NAME_MAX), key=len, default=""):
+    raise ValueError(
+      f"sweep: point name {name[:40]!r}... has a part of {len(longest)} characters; a "
+      f"directory name may have at most {NAME_MAX}."
+    )
 
 
-def runs_to_replace(points, workdir: pathlib.Path, overwrite: bool) -> list[RunDir]:
+def runs_to_replace(
+  points, workdir: pathlib.Path, overwrite: bool, remedy: str = ""
+) -> list[RunDir]:
   """The run directories of `points` that hold a run of another config (or an unreadable
   config.json): returned for removal with `overwrite`, refused without it, naming the first
-  point and its differing fields. Reads files only."""
+  point and its differing fields and `remedy` (default: the launcher's flags). Reads files
+  only."""
   replace, refusals = [], []
   for p in points:
     run = RunDir(workdir / p.name)
@@ -142,8 +152,12 @@ def runs_to_replace(points, workdir: pathlib.Path, overwrite: bool) -> list[RunD
     n = len(refusals) - 1
     others = f" ({n} more point{'s differ' if n > 1 else ' differs'} too)" if n else ""
     raise ValueError(
-      f"{refusals[0]}{others}; run it under a new --workdir, or pass --overwrite to delete "
-      "that run and start it afresh."
+      f"{refusals[0]}{others}; "
+      + (
+        remedy
+        or "run it under a new --workdir, or pass --overwrite to delete that run and start "
+        "it afresh."
+      )
     )
   return replace
 

@@ -29,6 +29,11 @@ ABSENT = "(absent)"  # how config_changes shows a field that one of the two conf
 _SHOWN = 3  # differing fields named by identity_problem; the rest are counted
 
 
+# Config fields that cannot change a run's results (how often progress is printed): left out
+# of its identity, so changing one resumes the run instead of refusing it.
+NOT_IDENTITY = ("progress_seconds",)
+
+
 class RunDir:
   """A run directory; `RunDir(path)` creates nothing until something is written."""
 
@@ -81,7 +86,8 @@ class RunDir:
 
   def config_changes(self, cfg) -> dict[str, tuple[Any, Any]]:
     """{dotted path: (stored value, value in `cfg`)} of every config field where config.json
-    and the fiddle config `cfg` differ; a field one side lacks reads ABSENT there. Raises
+    and the fiddle config `cfg` differ, but for NOT_IDENTITY fields; a field one side lacks
+    reads ABSENT there. Raises
     ValueError if config.json is missing or unreadable."""
     stored = _read_json(self / "config.json")
     if stored is None:
@@ -96,7 +102,7 @@ class RunDir:
     return {
       k: (old.get(k, ABSENT), new.get(k, ABSENT))
       for k in sorted(old.keys() | new.keys())
-      if old.get(k, ABSENT) != new.get(k, ABSENT)
+      if old.get(k, ABSENT) != new.get(k, ABSENT) and k.rsplit(".", 1)[-1] not in NOT_IDENTITY
     }
 
   def identity_problem(self, cfg) -> str | None:

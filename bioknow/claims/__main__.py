@@ -56,9 +56,9 @@ from absl import flags
 
 from bioknow import configs, executors, launch, launch_checks
 from bioknow.analysis import ends
+from bioknow.analysis import runs as R
 from bioknow.claims import catalog, evidence, rules
 from bioknow.claims.evidence import table
-from bioknow.figures import runs as R
 
 PHASE_ENDS = "\n" + textwrap.fill(
   f"Phase ends (bioknow/analysis/ends.py), which most rules compare: the first phase ends when "
@@ -168,7 +168,12 @@ def plan(
         raise
       unfit.append((claim, str(e)))
       continue
-    launch_checks.runs_to_replace(points, sweep_dir, overwrite=False)  # a run never mixes configs
+    launch_checks.runs_to_replace(  # a run never mixes configs
+      points,
+      sweep_dir,
+      overwrite=False,
+      remedy="give the claims command another --workdir, or delete that run directory.",
+    )
     planned.append((claim, sweep_dir, points))
   if unfit and not planned:
     raise ValueError(unfit[0][1])
@@ -346,6 +351,8 @@ def main(argv: list[str]) -> int:
   flags.FLAGS.mark_as_parsed()
   if len(rest) > 1:
     sys.exit(f"claims: unexpected argument {rest[1]!r}; every option is a --flag.")
+  if not FLAGS.workdir:
+    sys.exit("--workdir: got an empty value; give a directory, or leave the flag out.")
   if FLAGS.config and FLAGS.workdir == DEFAULT_WORKDIR:
     sys.exit("--config changes every run: give them a --workdir of their own, e.g. runs/hawk.")
   try:
