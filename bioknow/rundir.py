@@ -205,6 +205,29 @@ class RunDir:
       )
     return summary
 
+  def damage(self) -> str | None:
+    """Why a finished run's files disagree, in words; None when they agree or the run is not
+    finished. metrics.jsonl must read whole (a finished run has no torn line) and end at the
+    step summary.json names, so that a truncated or deleted file is never skipped as done."""
+    summary = self.summary()
+    if summary is None:
+      return None
+    records, problem = self.read_records()
+    if problem:
+      return problem
+    if not self.metrics_path.exists():
+      return f"{self.metrics_path} is missing"
+    n_lines = len(self.metrics_path.read_bytes().splitlines())
+    if n_lines != len(records):
+      return f"{self.metrics_path} ends in a torn line"
+    last = records[-1]["step"] if records else None
+    if "step" in summary and last != summary["step"]:
+      return (
+        f"{self.metrics_path} ends at step {last}, but summary.json says the run ended at "
+        f"step {summary['step']}"
+      )
+    return None
+
   def is_finished(self) -> bool:
     return (self / "summary.json").is_file()
 

@@ -28,6 +28,10 @@ class OtherRunError(ValueError):
   written."""
 
 
+class DamagedRun(ValueError):
+  """A finished run whose metrics.jsonl disagrees with its summary.json; nothing was run."""
+
+
 def build(config) -> Experiment:
   """The experiment that the fiddle config builds, checked (Experiment.check); ValueError or
   TypeError, one sentence, before any compute."""
@@ -72,6 +76,11 @@ def run_built(config, experiment: Experiment, run_dir: RunDir) -> dict:
     )
   try:
     if (done := run_dir.summary()) is not None:  # ValueError if unreadable
+      if (damage := run_dir.damage()) is not None:
+        raise DamagedRun(
+          f"{damage}: the finished run is damaged; delete {run_dir / 'summary.json'} and run "
+          "it again to resume from its last checkpoint with a record, which rewrites the rest."
+        )
       return done
     experiment.check_sources(run_dir)  # before anything is written
   except Exception:

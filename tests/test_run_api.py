@@ -199,3 +199,26 @@ def test_a_run_held_by_another_process_is_refused_naming_it_and_freed_when_it_is
   monkeypatch.undo()
   # SIGKILL leaves no stale lock: the run goes ahead.
   assert bioknow.run(cfg, path)["step"] == 100
+
+
+def test_a_finished_run_with_damaged_metrics_is_reported_and_repaired_as_it_says(tmp_path):
+  cfg = _tiny_pretrain("small")
+  cfg.train.n_steps = 200
+  path = tmp_path / "mine"
+  bioknow.run(cfg, path)
+  whole = (path / "metrics.jsonl").read_text()
+  for damage, expected in (
+    (lambda: (path / "metrics.jsonl").write_text(whole.splitlines(True)[0]), "ends at step 0"),
+    (lambda: (path / "metrics.jsonl").write_text(whole[:-20]), "ends in a torn line"),
+    (lambda: (path / "metrics.jsonl").unlink(), "is missing"),
+  ):
+    damage()
+    with pytest.raises(running.DamagedRun, match=expected):
+      bioknow.run(cfg, path)
+    status, _ = executors.run_point("mine", cfg, running.build(cfg), tmp_path)
+    assert status.startswith("FAILED: ") and "delete" in status and "summary.json" in status
+  # The repair it names: delete summary.json and run again; the run resumes from its last
+  # checkpoint with a record (none here: the records are gone) and ends where it did.
+  (path / "summary.json").unlink()
+  assert bioknow.run(cfg, path)["step"] == 200
+  assert (path / "metrics.jsonl").read_text() == whole
