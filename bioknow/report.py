@@ -16,23 +16,41 @@ import sys
 
 from absl import app, flags
 
-from bioknow.figures import attributes, curricula, finetune, patching, population, pretrain, toy
-from bioknow.figures import runs as R
-from bioknow.figures.pretrain import learning_curves, summarise  # noqa: F401 (public)
-from bioknow.figures.runs import find_runs, load_run  # noqa: F401 (public)
+from bioknow.analysis import runs as R
+from bioknow.analysis.runs import find_runs, load_run  # noqa: F401 (public)
 
 # bioknow.launch defines the same flag; a process importing both (the tests) shares it.
 if "workdir" not in flags.FLAGS:
   flags.DEFINE_string("workdir", None, "Directory holding one or more run directories.")
 
-FAMILIES = {
-  "pretraining runs": pretrain,
-  "population": population,
-  "curricula": curricula,
-  "attention patching": patching,
-  "fine-tuning": finetune,
-  "toy memory": toy,
-}
+# The figure families (matplotlib) are imported on first use, so reading runs through this
+# module (find_runs, load_run, best_lr_lines) starts no plotting library.
+_LAZY = ("FAMILIES", "learning_curves", "summarise")
+
+
+def _families() -> dict:
+  """Figure family title -> its module (bioknow.figures.*), in drawing order."""
+  from bioknow.figures import curricula, finetune, patching, population, pretrain, toy
+
+  return {
+    "pretraining runs": pretrain,
+    "population": population,
+    "curricula": curricula,
+    "attention patching": patching,
+    "fine-tuning": finetune,
+    "toy memory": toy,
+  }
+
+
+def __getattr__(name: str):
+  """FAMILIES, learning_curves and summarise (public), imported with the figures on first use."""
+  if name == "FAMILIES":
+    return _families()
+  if name in _LAZY:
+    from bioknow.figures import pretrain
+
+    return getattr(pretrain, name)
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def best_lr_lines(runs: list[dict]) -> list[str]:
@@ -62,8 +80,11 @@ def report(workdir: pathlib.Path) -> list[pathlib.Path]:
   workdir = pathlib.Path(workdir)
   runs = find_runs(workdir)
   out_dir = workdir / "figures"
+  from bioknow.figures import attributes
+  from bioknow.figures.pretrain import summarise
+
   paths, lines = [], []
-  for name, family in FAMILIES.items():
+  for name, family in _families().items():
     try:
       family_paths, family_lines = family.draw(runs, out_dir)
     except Exception as e:  # one malformed family must not cost the others their figures

@@ -7,7 +7,7 @@
   summary.json         written once, atomically, when the run has finished
   error.txt            the traceback of the latest failed attempt (removed when one starts)
   checkpoints/         orbax checkpoints, one directory per step once complete
-  skipped_checkpoints/ checkpoints a resume could not use (train.loop says why), kept aside
+  skipped_checkpoints/ checkpoints a resume could not use (train.resume says why), kept aside
   per_individual.zarr  written by the training loop (tensorstore)
 
 A file that exists but does not read raises ValueError naming it (a torn last metrics line

@@ -9,6 +9,7 @@ import types
 
 import pytest
 
+from bioknow.analysis import runs as R
 from bioknow.claims import __main__ as claims_main
 from bioknow.claims import (
   attributes,
@@ -16,9 +17,8 @@ from bioknow.claims import (
   figures,
   rules,
 )
-from bioknow.figures import runs as R
 from bioknow.rundir import RunDir
-from bioknow.train.evaluation import phase_ends
+from bioknow.train.phases import phase_ends
 
 BASELINE = 2.0
 ATTRIBUTES = ("birth_date", "birth_city", "university", "major", "company", "current_city")

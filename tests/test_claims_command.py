@@ -12,7 +12,7 @@ from bioknow import launch_checks
 from bioknow.claims import __main__ as claims_main
 from bioknow.claims import catalog, evidence
 from bioknow.rundir import RunDir, config_leaves
-from bioknow.train.evaluation import phase_ends
+from bioknow.train.phases import phase_ends
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BASELINE = 2.0

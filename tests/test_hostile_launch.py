@@ -19,7 +19,7 @@ from absl.testing import flagsaver
 
 from bioknow import configs, executors, launch, launch_checks
 from bioknow.rundir import RunDir
-from bioknow.train.loop import PerIndividual
+from bioknow.train.per_individual import PerIndividual
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TWO_SEEDS = '''"""Two seeds (a test)."""

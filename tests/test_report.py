@@ -11,15 +11,16 @@ import numpy as np
 import pytest
 
 from bioknow import report
+from bioknow.analysis import runs as R
 from bioknow.figures import attributes, curricula, population, pretrain, toy
-from bioknow.figures import runs as R
+from bioknow.figures import runs as D
 
 BASELINE = 4.0
 
 
 @pytest.fixture(autouse=True)
 def low_resolution(monkeypatch):
-  monkeypatch.setattr(R, "DPI", 40)  # the same figures, drawn faster
+  monkeypatch.setattr(D, "DPI", 40)  # the same figures, drawn faster
 
 
 def _curve(step: int, first: float, plateau: float | None, n_steps: int) -> float:

@@ -6,8 +6,8 @@ import pathlib
 
 import pytest
 
+from bioknow.analysis import runs as R
 from bioknow.claims import rules, rules_curricula
-from bioknow.figures import runs as R
 
 BASELINE = 2.0
 ATTRIBUTES = ("birth_date", "birth_city", "university", "major", "company", "current_city")

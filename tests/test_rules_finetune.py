@@ -7,8 +7,8 @@ import pathlib
 
 import pytest
 
+from bioknow.analysis import runs as R
 from bioknow.claims import figures, rules, rules_finetune
-from bioknow.figures import runs as R
 
 ATTRIBUTES = ("birth_date", "birth_city", "university", "major", "company", "current_city")
 # The small sweep's grid: new people without replay, replay at 100 new people, celebrities.

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bioknow.analysis import ends as E
+from bioknow.analysis import runs as R
 from bioknow.claims import rules, rules_patching, rules_templates, rules_warmup
-from bioknow.figures import runs as R
 from bioknow.rundir import RunDir
 
 BASELINE = 2.0

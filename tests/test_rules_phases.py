@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from bioknow.analysis import ends as E
+from bioknow.analysis import runs as R
 from bioknow.claims import rules
-from bioknow.figures import runs as R
 
 BASELINE = 2.0
 EVERY = 50

@@ -16,10 +16,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-FIRST_PHASE_FACTOR = 1.05  # the first phase ends when the loss is within 5% of the baseline
-PLATEAU_FACTOR = 0.99  # the plateau ends when the loss falls below 0.99 x the baseline
-# A crossing must hold at this many consecutive evaluations (or through the last one).
-CONFIRM = 2
+# The thresholds and the confirmation rule are the training loop's (one definition):
+# FIRST_PHASE_FACTOR, PLATEAU_FACTOR, CONFIRM evaluations in a row, `confirmed`.
+from bioknow.train.phases import (  # noqa: F401 (ends.CONFIRM, ends.confirmed: public)
+  CONFIRM,
+  FIRST_PHASE_FACTOR,
+  PLATEAU_FACTOR,
+  confirmed,
+)
+
 # Standard error of loss / baseline on one evaluation set at the small scale (256 sequences:
 # about 0.5% of the baseline); a crossing is not placed more finely than this noise allows.
 NOISE = 0.005
@@ -60,16 +65,6 @@ def ratio(records: Sequence[dict], attribute: str | None = None) -> tuple[np.nda
   by_step = dict(zip(base_steps, base))
   steps = loss_steps[keep]
   return steps, loss[keep] / np.array([by_step[s] for s in steps])
-
-
-def confirmed(holds: Sequence[bool], finished: bool = True) -> int | None:
-  """The index of the first evaluation from which `holds` is true for CONFIRM evaluations in a
-  row (in a finished run, a run of true values through the last evaluation also counts)."""
-  for i in range(len(holds)):
-    window = holds[i : i + CONFIRM]
-    if all(window) and (len(window) == CONFIRM or (finished and i + len(window) == len(holds))):
-      return i
-  return None
 
 
 def crossing(

@@ -8,8 +8,8 @@ run's result counts only where it is the paper's phenomenon, not one attribute's
 import math
 from collections.abc import Callable, Iterable
 
-from bioknow.figures import runs as R
-from bioknow.train import evaluation
+from bioknow.analysis import runs as R
+from bioknow.train import phases
 
 BASELINE = "no_knowledge_baseline"
 
@@ -54,11 +54,11 @@ def clause(holds: dict[str, bool]) -> str:
 
 def plateau_end_bounds(run: dict, name: str) -> tuple[float, float]:
   """R.plateau_end_bounds for one attribute type: (earliest, latest) end of its own plateau
-  (the summary's plateau_end_step/NAME, else train.evaluation's rules on the records so far),
+  (the summary's plateau_end_step/NAME, else train.phases' rules on the records so far),
   both the run's training steps where its plateau never ends."""
   key, ends = f"plateau_end_step/{name}", run["summary"]
   if key not in ends:
-    ends = evaluation.phase_ends(run["records"], finished=bool(ends))
+    ends = phases.phase_ends(run["records"], finished=bool(ends))
   end = ends.get(key)
   if end is None:
     budget = R.n_steps(run)

@@ -6,10 +6,11 @@ import textwrap
 import matplotlib.pyplot as plt
 import numpy as np
 
+from bioknow.analysis import runs as R
 from bioknow.claims import rules, rules_curricula, rules_finetune, rules_templates, rules_warmup
 from bioknow.figures import finetune as finetune_family
 from bioknow.figures import population
-from bioknow.figures import runs as R
+from bioknow.figures import runs as D
 
 
 def _pretrain(runs: list[dict]) -> list[dict]:
@@ -24,7 +25,7 @@ def three_phases(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None
   if not runs:
     return None
   fig, ax = plt.subplots(figsize=(6, 4))
-  for run, color in zip(runs, R.palette(len(runs))):
+  for run, color in zip(runs, D.palette(len(runs))):
     steps, loss = R.series(run["records"], "attribute_loss")
     ax.plot(steps, loss / R.baseline(run), color=color, label=f"seed {rules.seed_of(run)}")
     for end, marker in zip(R.phase_ends(run), ("o", "s")):
@@ -37,7 +38,7 @@ def three_phases(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None
     title="three phases (o: first phase ends, s: plateau ends)",
   )
   ax.legend(fontsize=7)
-  return R.save(fig, out_dir, "claim_three_phases")
+  return D.save(fig, out_dir, "claim_three_phases")
 
 
 def plateau_law(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
@@ -53,7 +54,7 @@ def hallucination(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | Non
   if not runs:
     return None
   fig, ax = plt.subplots(figsize=(6, 4))
-  for run, color in zip(runs, R.palette(len(runs))):
+  for run, color in zip(runs, D.palette(len(runs))):
     for key, ls, label in (
       ("attribute_loss", "-", "seen"),
       ("unseen_attribute_loss", ":", "held-out"),
@@ -65,7 +66,7 @@ def hallucination(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | Non
   ax.axhline(1.0, color="0.4", ls="--", lw=1)
   ax.set(xlabel="training step", ylabel="attribute loss / baseline", title="hallucinations")
   ax.legend(fontsize=7)
-  return R.save(fig, out_dir, "claim_hallucination")
+  return D.save(fig, out_dir, "claim_hallucination")
 
 
 def toy_memory(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
@@ -85,7 +86,7 @@ def toy_memory(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
     )
   ax.set(xscale="log", xlabel="new pairs", ylabel="old-pair accuracy lost")
   ax.legend(fontsize=7)
-  return R.save(fig, out_dir, "claim_toy_memory")
+  return D.save(fig, out_dir, "claim_toy_memory")
 
 
 def _first_of_family(family, runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
@@ -139,7 +140,7 @@ def patching(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
   if never:
     axes[0].plot(*zip(*never), "o", color="C0", mfc="white", ms=9, label="never ends (last step)")
   axes[1].axhline(R.baseline(patched[0]), color="0.4", ls="--", lw=1, label="no-knowledge floor")
-  for ref, color in zip(refs, R.palette(len(refs))):
+  for ref, color in zip(refs, D.palette(len(refs))):
     at, attention = R.layer_series(ref["records"], "attn_value_to_name")
     if not len(at):
       continue
@@ -154,7 +155,7 @@ def patching(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
   )
   for ax in axes:
     ax.legend(fontsize=7)
-  return R.save(fig, out_dir, "claim_patching")
+  return D.save(fig, out_dir, "claim_patching")
 
 
 def finetune(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
@@ -170,7 +171,7 @@ def warmup(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
     return None
   kinds = ("uniform", "static", "warmup")
   settings = score.values["settings"]
-  colors = R.palette(3, "tab10")
+  colors = D.palette(3, "tab10")
   fig, (ax, curves) = plt.subplots(1, 2, figsize=(11, 4))
   for i, (kind, color) in enumerate(zip(kinds, colors)):
     accuracy = [seed[kind] for seed in by_seed.values()]
@@ -188,7 +189,7 @@ def warmup(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
     f"{R.fmt_count(score.values['budget'])} steps ({score.verdict})",
   )
   _warmup_curves(curves, runs, score.values, colors)
-  return R.save(fig, out_dir, "claim_warmup")
+  return D.save(fig, out_dir, "claim_warmup")
 
 
 def _warmup_curves(ax, runs: list[dict], values: dict, colors: list) -> None:
@@ -221,7 +222,7 @@ def alpha(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
   if not rows:
     return None
   fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-  for row, color in zip(rows, R.palette(len(rows))):
+  for row, color in zip(rows, D.palette(len(rows))):
     label = f"N={R.fmt_count(row['population'])}, {R.fmt_count(row['budget'])} steps"
     for ax, key, best in (
       (axes[0], "plateau_end", row["shortest_plateau_alpha"]),
@@ -235,7 +236,7 @@ def alpha(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
   axes[1].set(xlabel="power-law exponent alpha", ylabel="final attribute loss (nats)")
   axes[1].set_title("final loss (*: lowest)", fontsize=9)
   axes[0].legend(fontsize=7)
-  return R.save(fig, out_dir, "claim_alpha")
+  return D.save(fig, out_dir, "claim_alpha")
 
 
 def templates(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
@@ -268,4 +269,4 @@ def templates(runs: list[dict], out_dir: pathlib.Path) -> pathlib.Path | None:
     axes[0].axhline(margin, color="0.5", ls=":", lw=1)
   axes[1].axhline(1.0, color="0.4", ls="--", lw=1, label="no-knowledge floor")
   axes[1].legend(fontsize=7)
-  return R.save(fig, out_dir, "claim_templates")
+  return D.save(fig, out_dir, "claim_templates")

@@ -1,6 +1,6 @@
 """The paper's claims as measurements on runs, each with the rule that gives its verdict.
 
-Every function takes runs as bioknow.figures.runs loads them (dicts of records, summary and
+Every function takes runs as bioknow.analysis.runs loads them (dicts of records, summary and
 config leaves; no JAX) and returns a `Score`: the numbers measured (mean and spread over
 seeds), one line saying them, and a verdict from the rule in its docstring. The thresholds are
 module constants, so a reader sees every margin in one place. A claim that sweeps the learning
@@ -16,8 +16,8 @@ from typing import NamedTuple
 import numpy as np
 
 from bioknow.analysis import ends as E
+from bioknow.analysis import runs as R
 from bioknow.claims import attributes as A
-from bioknow.figures import runs as R
 
 # Verdicts. contradicted: the effect is measured, beyond its resolution and the spread over
 # seeds, in the direction opposite to the paper's; not shown: neither it nor its opposite is.

@@ -9,6 +9,7 @@ import math
 from collections.abc import Iterable
 
 from bioknow.analysis import ends as E
+from bioknow.analysis import runs as R
 from bioknow.claims import attributes as A
 from bioknow.claims.rules import (
   CONTRADICTED,
@@ -23,8 +24,6 @@ from bioknow.claims.rules import (
   seed_of,
   spread,
 )
-from bioknow.figures import curricula
-from bioknow.figures import runs as R
 
 
 def _mean(values: Iterable[float]) -> float:
@@ -157,7 +156,7 @@ def alpha(runs: list[dict]) -> Score:
   rows = [
     _alpha_row(population, budget, group)
     for (population, budget), group in sorted(
-      R.group_by(power, curricula.regime_of).items(),
+      R.group_by(power, R.regime_of).items(),
       key=lambda item: (R.order(item[0][1]), R.order(item[0][0])),
     )
   ]

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from bioknow.analysis import runs as R
 from bioknow.claims import attributes as A
 from bioknow.claims.rules import (
   CONTRADICTED,
@@ -28,7 +29,6 @@ from bioknow.claims.rules import (
   seed_of,
   spread,
 )
-from bioknow.figures import runs as R
 
 # Accuracy differences below this are not read, however well seeds agree: about one binomial
 # standard error over the ~2,000 predictions the small sweeps evaluate an accuracy on.

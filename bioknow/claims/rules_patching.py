@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from bioknow.analysis import ends
+from bioknow.analysis import runs as R
 from bioknow.claims.rules import (
   CONTRADICTED,
   HOLDS,
@@ -22,7 +23,6 @@ from bioknow.claims.rules import (
   seed_of,
   spread,
 )
-from bioknow.figures import runs as R
 
 # "The plateau disappears": the final patterns must remove at least half the reference's
 # plateau in every seed; half, not all, because a patched run still has a first phase of its

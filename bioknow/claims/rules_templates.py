@@ -8,6 +8,7 @@ setting's best lr (rules.best_lr).
 import math
 
 from bioknow.analysis import ends
+from bioknow.analysis import runs as R
 from bioknow.claims import attributes as A
 from bioknow.claims.rules import (
   CONTRADICTED,
@@ -23,7 +24,6 @@ from bioknow.claims.rules import (
   lrs_of,
   spread,
 )
-from bioknow.figures import runs as R
 
 # Memorised sentences: the paper's one-template gap (evaluation minus training-template loss)
 # is about one baseline (training templates near 0, evaluation ones above the floor); half of

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from bioknow.analysis import runs as R
 from bioknow.claims.rules import (
   CONTRADICTED,
   HOLDS,
@@ -29,8 +30,6 @@ from bioknow.claims.rules import (
 )
 from bioknow.claims.rules_curricula import _mean
 from bioknow.claims.rules_templates import compare
-from bioknow.figures import curricula
-from bioknow.figures import runs as R
 
 # "Significant gains": the paper's warm-up ends at 0.949 accuracy where uniform sampling
 # ends at 0.154 (128k people); a quarter of that gap, in every seed, over uniform sampling.
@@ -145,16 +144,16 @@ def warmup(runs: list[dict]) -> Score:
   otherwise (a tie). Rejects: a warm-up tied with the best static schedule within the
   seeds' spread, one worse than uniform sampling, no learning at all."""
   runs, lrs = best_lr(finished(runs, "pretrain"))
-  warmups = [r for r in runs if curricula.strategy(r) == "warmup"]
+  warmups = [r for r in runs if R.strategy(r) == "warmup"]
   if not warmups:
     return Score(NO_RUNS, "no finished warm-up run", {})
   population, budget = max(
-    {curricula.regime_of(r) for r in warmups}, key=lambda g: (R.order(g[0]), R.order(g[1]))
+    {R.regime_of(r) for r in warmups}, key=lambda g: (R.order(g[0]), R.order(g[1]))
   )
-  here = [r for r in runs if curricula.regime_of(r) == (population, budget)]
+  here = [r for r in runs if R.regime_of(r) == (population, budget)]
   kinds = {"uniform": ("uniform",), "static": ("powerlaw", "celebrities"), "warmup": ("warmup",)}
   best = {
-    kind: _best_setting([r for r in here if curricula.strategy(r) in strategies])
+    kind: _best_setting([r for r in here if R.strategy(r) in strategies])
     for kind, strategies in kinds.items()
   }
   where = f"N={R.fmt_count(population)}, {R.fmt_count(budget)} steps"

@@ -1,9 +1,10 @@
 """What every experiment shares: the Experiment protocol, schedule arguments filled in from the
-run, and the summary written at the end of a run."""
+run, the plateau stop, and the summary written at the end of a run (the one place it is built)."""
 
 import dataclasses
 import functools
 import inspect
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from bioknow.rundir import RunDir
@@ -47,15 +48,42 @@ class Experiment(Protocol):
     ...
 
 
-def finish(run_dir: RunDir, trained: loop.Trained, **extra) -> dict:
-  """The summary of a language-model run (final evaluation, phase ends, throughput and the
-  experiment's own keys), written once. Phase ends come from the records' own baselines."""
+def finish(
+  run_dir: RunDir,
+  trained: loop.Trained,
+  *fields: dict,
+  summarise: Callable[[list[dict]], dict] | None = None,
+) -> dict:
+  """Writes summary.json once and returns it; every language-model run's summary is built
+  here alone. In order, later keys replacing earlier ones: the final evaluation record, the
+  phase ends (from the records' own baselines), the loop's throughput (Trained.stats), each
+  of `fields` (the run's facts, the experiment's settings), and summarise(records) (what the
+  experiment computes from its records, e.g. forgetting)."""
   records = trained.records
-  summary = (
-    (records[-1] if records else {}) | evaluation.phase_ends(records) | trained.stats | extra
-  )
+  summary = (records[-1] if records else {}) | evaluation.phase_ends(records) | trained.stats
+  for extra in (*fields, summarise(records) if summarise else {}):
+    summary |= extra
   run_dir.write_summary(summary)
   return summary
+
+
+def plateau_stop(train: loop.TrainConfig) -> Callable[[list[dict]], bool] | None:
+  """Hooks.stop for train.stop_after_plateau (None without it): true once the records
+  confirm the plateau's end (phase_ends of a run still training)."""
+  if not train.stop_after_plateau:
+    return None
+
+  def stop(records: list[dict]) -> bool:
+    over = (
+      bool(records)
+      and evaluation.phase_ends(records, finished=False)["plateau_end_step"] is not None
+    )
+    if over:
+      step = records[-1]["step"]  # the loop stops at the evaluation just recorded
+      print(f"plateau ended: stopped at step {step} (train.stop_after_plateau)", flush=True)
+    return over
+
+  return stop
 
 
 def build_schedule(factory, **context):

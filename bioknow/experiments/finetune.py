@@ -34,12 +34,14 @@ import jax
 from bioknow.data import pipeline, schedules
 from bioknow.data.dataset import DataConfig, Dataset, build_dataset
 from bioknow.data.population import extend_population
+from bioknow.experiments.common import plateau_stop
 from bioknow.experiments.pretrain import PretrainConfig, model_shapes, train_lm, untrained_ids
 from bioknow.models.transformer import LanguageModel, ModelConfig
 from bioknow.rundir import RunDir
 from bioknow.train import loop
 from bioknow.train.checkpoint import Checkpointer
 from bioknow.train.evaluation import EvalConfig
+from bioknow.train.hooks import Hooks
 from bioknow.train.step import OptimizerConfig, learning_rate, make_optimizer
 
 
@@ -334,7 +336,7 @@ def run(cfg: FinetuneConfig, run_dir: RunDir) -> dict:
     optimizer = make_optimizer(cfg.optimizer, learning_rate(cfg.optimizer, cfg.train.n_steps))
     skeleton = optimizer.init(eqx.filter(model, eqx.is_array))
   model, opt_state = restore_source(source, source_step, model, skeleton)
-  summary = {
+  fields = {
     "experiment": "finetune",
     "source_run": str(source.path),
     "source_step": source_step,
@@ -351,6 +353,7 @@ def run(cfg: FinetuneConfig, run_dir: RunDir) -> dict:
     model=model,
     opt_state=opt_state,
     groups=cfg.groups,
-    summary=summary,
+    hooks=Hooks(stop=plateau_stop(cfg.train)),
+    fields=fields,
     summarise=lambda records: forgetting_summary(records, cfg.groups),
   )

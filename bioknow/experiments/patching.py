@@ -34,12 +34,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from bioknow.experiments import pretrain
+from bioknow.experiments.common import plateau_stop
 from bioknow.experiments.pretrain import PretrainConfig, initial_model
 from bioknow.models.transformer import LanguageModel
 from bioknow.rundir import RunDir
 from bioknow.train import loop
 from bioknow.train import step as step_lib
 from bioknow.train.checkpoint import Checkpointer
+from bioknow.train.hooks import Hooks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,8 +176,8 @@ def reference_patterns(
 
 
 def make_patterns_fn(reference: LanguageModel, start_patching: int, dtype=jnp.float32):
-  """patterns_fn(batch, step) for loop.train: the reference's patterns on the batch from
-  start_patching on, None (the model's own attention) before."""
+  """Hooks.patterns: the reference's patterns on the batch from start_patching on, None (the
+  model's own attention) before."""
 
   def patterns_fn(batch: dict, step: int):
     if step < start_patching:
@@ -219,18 +221,16 @@ def run(cfg: PatchingConfig, run_dir: RunDir) -> dict:
     reference_ckpt.close()
   mesh = step_lib.data_mesh(cfg.train.device_count())
   reference = step_lib.replicate(reference, mesh)
-  patterns_fn = make_patterns_fn(
-    reference, cfg.start_patching, loop.DTYPES[cfg.train.compute_dtype]
+  # The patterns replace the model's own from start_patching on, with a fresh optimizer there.
+  hooks = Hooks(
+    patterns=make_patterns_fn(reference, cfg.start_patching, loop.DTYPES[cfg.train.compute_dtype]),
+    reset_optimizer_at=cfg.start_patching,
+    stop=plateau_stop(cfg.train),
   )
-  return pretrain.run(
-    cfg,
-    run_dir,
-    patterns_fn=patterns_fn,
-    reset_opt_at=cfg.start_patching,
-    summary={
-      "experiment": "patching",
-      "reference_run": cfg.reference_run,
-      "reference_step": cfg.reference_step,
-      "start_patching": cfg.start_patching,
-    },
-  )
+  fields = {
+    "experiment": "patching",
+    "reference_run": cfg.reference_run,
+    "reference_step": cfg.reference_step,
+    "start_patching": cfg.start_patching,
+  }
+  return pretrain.run(cfg, run_dir, hooks=hooks, fields=fields)

@@ -9,11 +9,12 @@ import jax
 
 from bioknow.data import dataset, pipeline, schedules
 from bioknow.data.dataset import DataConfig, Dataset, build_dataset
-from bioknow.experiments.common import build_schedule, finish
+from bioknow.experiments.common import build_schedule, finish, plateau_stop
 from bioknow.models.transformer import LanguageModel, ModelConfig, count_parameters, flops_per_token
 from bioknow.rundir import RunDir
 from bioknow.train import loop
 from bioknow.train.evaluation import EvalConfig
+from bioknow.train.hooks import Hooks
 from bioknow.train.step import OptimizerConfig, learning_rate, make_optimizer
 
 
@@ -141,14 +142,14 @@ def train_lm(
   model: LanguageModel,
   opt_state,
   groups: tuple[tuple[str, int, int], ...],
-  summary: dict,
+  hooks: Hooks,
+  fields: dict,
   summarise: Callable[[list[dict]], dict] | None = None,
-  **loop_kwargs,
 ) -> dict:
   """Trains a language model on `ds` under `schedule` with cfg's optimizer, train and eval
-  settings (every experiment on biographies comes here), then writes the summary: the loop's
-  plus `summary` plus summarise(records). opt_state None starts the optimizer afresh;
-  loop_kwargs go to loop.train (patterns_fn, reset_opt_at)."""
+  settings and the experiment's hooks (every experiment on biographies comes here), then
+  writes the summary (finish): the loop's, the run's size, `fields` and summarise(records).
+  opt_state None starts the optimizer afresh."""
   lr_schedule = learning_rate(cfg.optimizer, cfg.train.n_steps)
   optimizer = make_optimizer(cfg.optimizer, lr_schedule)
   if opt_state is None:
@@ -174,24 +175,19 @@ def train_lm(
     attributes=ds.tables.attributes,
     population_size=ds.population.size,
     baselines=ds.baselines,
+    hooks=hooks,
     n_compute=n_compute,
-    **loop_kwargs,
   )
-  run_info = {"n_parameters": count_parameters(model)["total"], "seq_len": ds.seq_len}
-  computed = summarise(trained.records) if summarise else {}
-  return finish(run_dir, trained, **run_info | summary | computed)
+  size = {"n_parameters": count_parameters(model)["total"], "seq_len": ds.seq_len}
+  return finish(run_dir, trained, size, fields, summarise=summarise)
 
 
 def run(
-  cfg: PretrainConfig,
-  run_dir: RunDir,
-  *,
-  patterns_fn: Callable | None = None,
-  reset_opt_at: int | None = None,
-  summary: dict | None = None,
+  cfg: PretrainConfig, run_dir: RunDir, *, hooks: Hooks | None = None, fields: dict | None = None
 ) -> dict:
-  """Trains `cfg` in `run_dir` and writes its summary (with the keys of `summary` added);
-  patterns_fn and reset_opt_at go to loop.train (patching)."""
+  """Trains `cfg` in `run_dir` and writes its summary. A variant of pretraining (patching)
+  passes its hooks (default: the plateau stop of cfg.train) and its summary fields (default:
+  experiment 'pretrain')."""
   cfg.check()
   return train_lm(
     run_dir,
@@ -201,7 +197,6 @@ def run(
     model=initial_model(cfg),
     opt_state=None,
     groups=cfg.eval_groups,
-    summary={"experiment": "pretrain"} | (summary or {}),
-    patterns_fn=patterns_fn,
-    reset_opt_at=reset_opt_at,
+    hooks=hooks or Hooks(stop=plateau_stop(cfg.train)),
+    fields=fields or {"experiment": "pretrain"},
   )

@@ -1,5 +1,5 @@
 """Each attribute type against its own no-knowledge baseline: the figure and the report lines
-that show whether every type sits on its own floor through the plateau (train.evaluation's
+that show whether every type sits on its own floor through the plateau (train.phases'
 phase rules, per type)."""
 
 import math
@@ -7,8 +7,9 @@ import pathlib
 
 import matplotlib.pyplot as plt
 
-from bioknow.figures import runs as R
-from bioknow.train import evaluation
+from bioknow.analysis import runs as R
+from bioknow.figures import runs as D
+from bioknow.train import phases
 
 
 def _names(records: list[dict]) -> list[str]:
@@ -22,23 +23,22 @@ def _names(records: list[dict]) -> list[str]:
 
 def attribute_curves(run: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
   """Each attribute type's loss divided by its own baseline over training (log step axis),
-  with the band in which train.evaluation counts the loss as on the plateau and each type's
+  with the band in which train.phases counts the loss as on the plateau and each type's
   plateau end: the plateau is the paper's phenomenon only if every type sits in the band."""
   records = run["records"]
   names = _names(records)
   if not names:
     return None
-  ends = evaluation.phase_ends(records)
+  ends = phases.phase_ends(records)
   fig, ax = plt.subplots(figsize=(7.5, 4.2))
   ax.axhspan(
-    evaluation.PLATEAU_FACTOR,
-    evaluation.FIRST_PHASE_FACTOR,
+    phases.PLATEAU_FACTOR,
+    phases.FIRST_PHASE_FACTOR,
     color="C2",
     alpha=0.15,
-    label=f"plateau band ({evaluation.PLATEAU_FACTOR:g}-"
-    f"{evaluation.FIRST_PHASE_FACTOR:g} x baseline)",
+    label=f"plateau band ({phases.PLATEAU_FACTOR:g}-{phases.FIRST_PHASE_FACTOR:g} x baseline)",
   )
-  for name, color in zip(names, R.palette(len(names), "tab10")):
+  for name, color in zip(names, D.palette(len(names), "tab10")):
     steps, loss = R.series(records, f"attribute_loss/{name}")
     _, base = R.series(records, f"no_knowledge_baseline/{name}")
     keep = steps > 0  # a log step axis
@@ -57,7 +57,7 @@ def attribute_curves(run: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
     title=f"{run['name']}: each attribute against its own baseline",
   )
   ax.legend(fontsize=7, loc="lower left")
-  return R.save(fig, out_dir, f"attribute_curves_{run['name']}")
+  return D.save(fig, out_dir, f"attribute_curves_{run['name']}")
 
 
 def attribute_lines(run: dict) -> list[str]:
@@ -66,7 +66,7 @@ def attribute_lines(run: dict) -> list[str]:
   overall plateau end, or the last evaluation): how flat each type sits at its own floor."""
   records = run["records"]
   names = _names(records)
-  ends = evaluation.phase_ends(records)
+  ends = phases.phase_ends(records)
   first, plateau = ends["first_phase_end_step"], ends["plateau_end_step"]
   lines = []
   for name in names:

@@ -16,7 +16,8 @@ import pathlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bioknow.figures import runs as R
+from bioknow.analysis import runs as R
+from bioknow.figures import runs as D
 
 _LABELS = {
   "uniform": "uniform",
@@ -25,11 +26,6 @@ _LABELS = {
   "warmup": "warm-up",
   "growth": "gradual growth",
 }
-
-
-def regime_of(run: dict) -> tuple:
-  """(population, training steps) from the run's config."""
-  return (R.population(run), R.n_steps(run))
 
 
 def regime_label(regime: tuple) -> str:
@@ -68,7 +64,8 @@ def _settings(runs: list[dict], kind: str | None = None) -> list[dict]:
 def alpha_grid(runs: list[dict]) -> tuple[list, list, dict]:
   """(regimes, alphas, {"plateau": [R, A], "loss": [R, A]}) over power-law runs."""
   points = {
-    (regime_of(s["run"]), float(R.param(s["run"], "alpha"))): s for s in _settings(runs, "powerlaw")
+    (R.regime_of(s["run"]), float(R.param(s["run"], "alpha"))): s
+    for s in _settings(runs, "powerlaw")
   }
   regimes = sorted({reg for reg, _ in points}, key=lambda r: (R.order(r[1]), R.order(r[0])))
   alphas = sorted({a for _, a in points})
@@ -115,7 +112,7 @@ def alpha_heatmaps(runs: list[dict], out_dir: pathlib.Path):
   _heatmap(axes[1], grid["loss"], rows, cols, "final attribute loss (nats)", ".3g")
   for ax in axes:
     ax.set_xlabel("power-law exponent alpha")
-  return R.save(fig, out_dir, "alpha_heatmaps")
+  return D.save(fig, out_dir, "alpha_heatmaps")
 
 
 def best_alpha(runs: list[dict], out_dir: pathlib.Path):
@@ -138,7 +135,7 @@ def best_alpha(runs: list[dict], out_dir: pathlib.Path):
     return None, lines
   fig, ax = plt.subplots(figsize=(5.5, 4))
   budgets = sorted({steps for _, steps in regimes}, key=R.order)
-  for steps, color in zip(budgets, R.palette(len(budgets))):
+  for steps, color in zip(budgets, D.palette(len(budgets))):
     pts = sorted(((n, b) for (n, s), b in best.items() if s == steps), key=lambda p: R.order(p[0]))
     ns = [n for n, _ in pts]
     ax.plot(
@@ -164,18 +161,12 @@ def best_alpha(runs: list[dict], out_dir: pathlib.Path):
     ylim=(min(alphas) - 0.1, max(alphas) + 0.1),
   )
   ax.legend(fontsize=7)
-  return R.save(fig, out_dir, "best_alpha"), lines
-
-
-def strategy(run: dict) -> str:
-  """The run's schedule kind (R.schedule_kind), with a power law at alpha 0 named uniform."""
-  kind = R.schedule_kind(run)
-  return "uniform" if kind == "powerlaw" and float(R.param(run, "alpha")) == 0 else kind
+  return D.save(fig, out_dir, "best_alpha"), lines
 
 
 def _chosen(run: dict) -> list[str]:
   """The schedule fields a curriculum run chose (not those the run fills in)."""
-  if strategy(run) == "uniform":
+  if R.strategy(run) == "uniform":
     return []
   return [
     k
@@ -203,9 +194,9 @@ def _legend(kind: str, run: dict) -> str:
 def strategy_table(runs: list[dict]) -> dict:
   """regime -> {strategy: setting dict of its best setting by final attribute loss}."""
   table: dict = {}
-  for s in _settings([r for r in runs if strategy(r) != "sequential"]):
-    best = table.setdefault(regime_of(s["run"]), {})
-    kind = strategy(s["run"])
+  for s in _settings([r for r in runs if R.strategy(r) != "sequential"]):
+    best = table.setdefault(R.regime_of(s["run"]), {})
+    kind = R.strategy(s["run"])
     if math.isfinite(s["loss"]) and (kind not in best or s["loss"] < best[kind]["loss"]):
       best[kind] = s
   return {reg: b for reg, b in table.items() if len(b) >= 2}
@@ -219,7 +210,7 @@ def strategies(runs: list[dict], out_dir: pathlib.Path):
     {k for b in table.values() for k in b},
     key=lambda k: (list(_LABELS).index(k) if k in _LABELS else 99, k),
   )
-  colors = dict(zip(kinds, R.palette(len(kinds), "tab10")))
+  colors = dict(zip(kinds, D.palette(len(kinds), "tab10")))
   fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
   width = 0.8 / len(kinds)
   for ax, metric in zip(axes, ("loss", "accuracy")):
@@ -250,8 +241,8 @@ def strategies(runs: list[dict], out_dir: pathlib.Path):
   axes[0].margins(y=0.2)
   axes[1].set_ylim(0, 1.2)
   axes[0].legend(fontsize=7)
-  paths = [R.save(fig, out_dir, "strategies")]
-  fig, axes = R.panels(len(table), 5.5, 4)
+  paths = [D.save(fig, out_dir, "strategies")]
+  fig, axes = D.panels(len(table), 5.5, 4)
   for ax, (regime, best) in zip(axes, table.items()):
     for kind in kinds:
       if kind in best:
@@ -259,11 +250,11 @@ def strategies(runs: list[dict], out_dir: pathlib.Path):
         ax.plot(
           *R.series(best[kind]["run"]["records"], "attribute_loss"), color=colors[kind], label=label
         )
-    R.mark_baseline(ax, R.baseline(next(iter(best.values()))["run"]), label=False)
-    R.log_y(ax)
+    D.mark_baseline(ax, R.baseline(next(iter(best.values()))["run"]), label=False)
+    D.log_y(ax)
     ax.set(xlabel="training step", ylabel="attribute loss (nats)", title=regime_label(regime))
     ax.legend(fontsize=6)
-  paths.append(R.save(fig, out_dir, "strategies_curves"))
+  paths.append(D.save(fig, out_dir, "strategies_curves"))
   lines = [
     f"best of each strategy at {regime_label(reg)} (final loss / accuracy): "
     + "; ".join(
@@ -279,11 +270,11 @@ def strategies(runs: list[dict], out_dir: pathlib.Path):
 
 def grid(runs: list[dict], kind: str, row: str, col: str, out_dir: pathlib.Path):
   """Final attribute loss over two schedule fields of one strategy, a panel per regime."""
-  by_regime = R.group_by(_settings(runs, kind), lambda s: regime_of(s["run"]))
+  by_regime = R.group_by(_settings(runs, kind), lambda s: R.regime_of(s["run"]))
   by_regime = {k: v for k, v in by_regime.items() if len(v) >= 2}
   if not by_regime:
     return None
-  fig, axes = R.panels(len(by_regime), 5.5, 4)
+  fig, axes = D.panels(len(by_regime), 5.5, 4)
   for ax, (regime, settings) in zip(axes, by_regime.items()):
     rows = sorted({R.param(s["run"], row) for s in settings}, key=R.order)
     cols = sorted({R.param(s["run"], col) for s in settings}, key=R.order)
@@ -298,7 +289,7 @@ def grid(runs: list[dict], kind: str, row: str, col: str, out_dir: pathlib.Path)
       ".3g",
     )
     ax.set_xlabel(col)
-  return R.save(fig, out_dir, f"{kind}_grid")
+  return D.save(fig, out_dir, f"{kind}_grid")
 
 
 def draw(runs: list[dict], out_dir: pathlib.Path):

@@ -13,8 +13,9 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
+from bioknow.analysis import runs as R
 from bioknow.figures import pretrain
-from bioknow.figures import runs as R
+from bioknow.figures import runs as D
 
 NEW = {
   "keys": (
@@ -73,7 +74,7 @@ def trajectories(panels: list[dict], out_dir: pathlib.Path, prefix: str, unit: s
       title=panel["title"],
     )
     ax.legend(fontsize=6)
-  paths = [R.save(fig, out_dir, f"{prefix}_frame")]
+  paths = [D.save(fig, out_dir, f"{prefix}_frame")]
   fig, axes = plt.subplots(n, 2, figsize=(11, 3.6 * n), squeeze=False)
   for row, panel in zip(axes, panels):
     for ax, (old, new), what in zip(
@@ -93,7 +94,7 @@ def trajectories(panels: list[dict], out_dir: pathlib.Path, prefix: str, unit: s
     if math.isfinite(panel["baseline"]):
       row[0].axhline(panel["baseline"], color="k", ls=":", lw=0.8)
     row[0].legend(fontsize=6)
-  paths.append(R.save(fig, out_dir, f"{prefix}_steps"))
+  paths.append(D.save(fig, out_dir, f"{prefix}_steps"))
   return paths
 
 
@@ -111,12 +112,12 @@ def split_by_replay(runs: list[dict], size_field: str) -> tuple[list, list]:
   plain = sorted((r for r in runs if weight(r) == 0), key=lambda r: R.param(r, size_field) or 0)
   replay = sorted((r for r in runs if weight(r) > 0), key=weight, reverse=True)
   no_replay = [
-    (f"{size_field}={R.param(r, size_field)}", c, r) for r, c in zip(plain, R.palette(len(plain)))
+    (f"{size_field}={R.param(r, size_field)}", c, r) for r, c in zip(plain, D.palette(len(plain)))
   ]
   sizes = {R.param(r, size_field) for r in replay}
   with_replay = [
     (f"weight_replay={fmt_weight(weight(r))}", c, r)
-    for r, c in zip(replay, R.palette(len(replay), "plasma"))
+    for r, c in zip(replay, D.palette(len(replay), "plasma"))
   ]
   with_replay += [
     (f"no replay ({size_field}={R.param(r, size_field)})", "k", r)
@@ -154,7 +155,7 @@ def draw(runs: list[dict], out_dir: pathlib.Path):
     CELEBRITIES
     | {
       "title": "non-celebrities of a celebrities run",
-      "lines": [(r["name"], c, r) for r, c in zip(celebrity, R.palette(len(celebrity)))],
+      "lines": [(r["name"], c, r) for r, c in zip(celebrity, D.palette(len(celebrity)))],
     },
   ]
   for panel in panels:

@@ -11,7 +11,8 @@ import pathlib
 
 import matplotlib.pyplot as plt
 
-from bioknow.figures import runs as R
+from bioknow.analysis import runs as R
+from bioknow.figures import runs as D
 
 
 def _step(run: dict, name: str):
@@ -74,8 +75,8 @@ def draw(runs: list[dict], out_dir: pathlib.Path):
   some = next(iter(table.values()))[0][1]
   ref = reference(some, by_dir)
   ref_steps = sorted({s for pairs in table.values() for s, _ in pairs})
-  colors = dict(zip(ref_steps, R.palette(len(ref_steps), "plasma")))
-  fig, axes = R.panels(len(table), 4.5, 3.8)
+  colors = dict(zip(ref_steps, D.palette(len(ref_steps), "plasma")))
+  fig, axes = D.panels(len(table), 4.5, 3.8)
   for ax, (start, pairs) in zip(axes, table.items()):
     if ref is not None:
       ax.plot(*R.series(ref["records"], "attribute_loss"), color="k", lw=1.5, label="no patching")
@@ -87,14 +88,14 @@ def draw(runs: list[dict], out_dir: pathlib.Path):
       )
     if start != FROZEN and start:
       ax.axvline(start, color="0.5", ls=":", lw=1)
-    R.mark_baseline(ax, R.baseline(pairs[0][1]), label=False)
-    R.log_y(ax)
+    D.mark_baseline(ax, R.baseline(pairs[0][1]), label=False)
+    D.log_y(ax)
     ax.set(xlabel="training step", ylabel="attribute loss (nats)", title=_title(start))
     ax.legend(fontsize=6)
-  paths = [R.save(fig, out_dir, "patching_curves")]
+  paths = [D.save(fig, out_dir, "patching_curves")]
 
   fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-  start_colors = R.palette(len(table))
+  start_colors = D.palette(len(table))
   x = {s: i for i, s in enumerate(ref_steps)}
   lines = []
   for color, (start, pairs) in zip(start_colors, table.items()):
@@ -128,5 +129,5 @@ def draw(runs: list[dict], out_dir: pathlib.Path):
   axes[0].legend(fontsize=7)
   if axes[1].get_legend_handles_labels()[0]:
     axes[1].legend(fontsize=7)
-  paths.append(R.save(fig, out_dir, "patching_final"))
+  paths.append(D.save(fig, out_dir, "patching_final"))
   return paths, lines

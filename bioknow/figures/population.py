@@ -15,7 +15,8 @@ import pathlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bioknow.figures import runs as R
+from bioknow.analysis import runs as R
+from bioknow.figures import runs as D
 
 
 def plateau_law(runs: list[dict]) -> list[dict]:
@@ -69,7 +70,7 @@ def plateau_law(runs: list[dict]) -> list[dict]:
 def law_figure(law: dict, out_dir: pathlib.Path, name: str) -> pathlib.Path:
   members = law["members"]
   by_n = dict(sorted(R.group_by(members, R.population).items()))
-  colors = dict(zip(by_n, R.palette(len(by_n))))
+  colors = dict(zip(by_n, D.palette(len(by_n))))
   fig, (ax_curves, ax_law) = plt.subplots(1, 2, figsize=(11, 4.2))
   for n, group in by_n.items():
     run = min(group, key=lambda r: str(R.param(r, "seed")))  # one seed per population
@@ -89,8 +90,8 @@ def law_figure(law: dict, out_dir: pathlib.Path, name: str) -> pathlib.Path:
       ax_law.scatter(
         [n], [max(budgets)], marker="^", facecolor="none", edgecolor=colors[n], s=40, zorder=3
       )
-  R.mark_baseline(ax_curves, R.baseline(members[0]))
-  R.log_y(ax_curves)
+  D.mark_baseline(ax_curves, R.baseline(members[0]))
+  D.log_y(ax_curves)
   ax_curves.set(
     xlabel="training step",
     ylabel="attribute loss (nats)",
@@ -133,7 +134,7 @@ def law_figure(law: dict, out_dir: pathlib.Path, name: str) -> pathlib.Path:
     title="plateau length against population",
   )
   ax_law.legend(fontsize=7)
-  return R.save(fig, out_dir, name)
+  return D.save(fig, out_dir, name)
 
 
 def _interval(law: dict) -> str:

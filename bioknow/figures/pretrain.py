@@ -21,8 +21,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import ticker
 
+from bioknow.analysis import runs as R
 from bioknow.figures import attributes
-from bioknow.figures import runs as R
+from bioknow.figures import runs as D
 
 _MAX_OVERLAID = 25  # larger families (e.g. the paper's power-law grid) have their own figures
 
@@ -59,9 +60,9 @@ def learning_curves(run: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
     s, v = R.series(records, key)
     if len(s):
       ax.plot(s, v, label=label, color=color, ls=":" if "train" in key else "-")
-  R.mark_baseline(ax, R.baseline(run))
+  D.mark_baseline(ax, R.baseline(run))
   _phase_spans(ax, run, top=float(np.nanmax(loss)))
-  R.log_y(ax)
+  D.log_y(ax)
   ax.set(
     xlabel="training step", ylabel="attribute loss (nats)", title=f"{run['name']}: attribute loss"
   )
@@ -75,7 +76,7 @@ def learning_curves(run: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
       ax_acc.plot(s, v, color=color, label=label)
   ax_acc.set(xlabel="training step", ylabel="attribute accuracy", ylim=(0, 1))
   ax_acc.legend(fontsize=8)
-  return R.save(fig, out_dir, f"learning_curves_{run['name']}")
+  return D.save(fig, out_dir, f"learning_curves_{run['name']}")
 
 
 _ATTENTION = (
@@ -95,7 +96,7 @@ def attention(run: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
   _, plateau = R.phase_ends(run)
   fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.5), squeeze=False)
   for ax, (_, title, steps, values_TxL) in zip(axes[0], panels):
-    colors = R.palette(values_TxL.shape[1], "plasma")
+    colors = D.palette(values_TxL.shape[1], "plasma")
     for layer in range(values_TxL.shape[1]):
       ax.plot(steps, values_TxL[:, layer], color=colors[layer], label=f"layer {layer + 1}")
     if plateau is not None:
@@ -103,7 +104,7 @@ def attention(run: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
     ax.set(xlabel="training step", title=title)
   axes[0][0].legend(fontsize=7)
   fig.suptitle(f"{run['name']}: attention statistics", fontsize=10)
-  return R.save(fig, out_dir, f"attention_{run['name']}")
+  return D.save(fig, out_dir, f"attention_{run['name']}")
 
 
 def hallucination(run: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
@@ -125,7 +126,7 @@ def hallucination(run: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
     ax.plot(*R.series(records, seen), color="C0", label="seen individuals")
     ax.plot(*R.series(records, unseen), color="C3", label="held-out individuals")
     if seen == "attribute_loss":
-      R.mark_baseline(ax, R.baseline(run))
+      D.mark_baseline(ax, R.baseline(run))
     ax.set(xlabel="training step", title=title)
   if len(auroc[0]):
     ax = axes[0][-1]
@@ -139,7 +140,7 @@ def hallucination(run: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
       ax.axvline(plateau, color="k", ls=":", lw=1, label="plateau end")
     ax.legend(fontsize=7)
   fig.suptitle(f"{run['name']}: hallucinations", fontsize=10)
-  return R.save(fig, out_dir, f"hallucination_{run['name']}")
+  return D.save(fig, out_dir, f"hallucination_{run['name']}")
 
 
 def group_names(records: list[dict], metric: str = "attribute_loss") -> list[str]:
@@ -173,7 +174,7 @@ def groups(run: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
   if not names:
     return None
   colors = dict(
-    zip(names, [f"C{i}" for i in range(len(names))] if len(names) <= 10 else R.palette(len(names)))
+    zip(names, [f"C{i}" for i in range(len(names))] if len(names) <= 10 else D.palette(len(names)))
   )
   fig, axes = plt.subplots(1, 2, figsize=(11, 4))
   for ax, metric in zip(axes, ("attribute_loss", "attribute_accuracy")):
@@ -182,12 +183,12 @@ def groups(run: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
       ax.plot(*R.series(records, f"{name}/{metric}"), color=colors[name], label=name)
     _shade_sequential(ax, run, colors)
     ax.set(xlabel="training step", ylabel=metric.replace("_", " "))
-  R.mark_baseline(axes[0], R.baseline(run))
-  R.log_y(axes[0])
+  D.mark_baseline(axes[0], R.baseline(run))
+  D.log_y(axes[0])
   axes[1].set_ylim(0, 1)
   axes[0].legend(fontsize=7, ncol=2 if len(names) > 8 else 1)
   fig.suptitle(f"{run['name']}: per group", fontsize=10)
-  return R.save(fig, out_dir, f"groups_{run['name']}")
+  return D.save(fig, out_dir, f"groups_{run['name']}")
 
 
 def tuned(members: list[dict]) -> list[dict]:
@@ -215,19 +216,19 @@ def compare(family_name: str, members: list[dict], out_dir: pathlib.Path):
     ["optimizer.lr"] if len({R.learning_rate(r) for r in members}) > 1 else []
   )
   members = _by_keys(members, keys)
-  colors = R.palette(len(members))
+  colors = D.palette(len(members))
   fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
   for run, color in zip(members, colors):
     label = R.describe(run, keys)
     axes[0].plot(*R.series(run["records"], "attribute_loss"), color=color, label=label)
     axes[1].plot(*R.series(run["records"], "attribute_accuracy"), color=color, label=label)
-  R.mark_baseline(axes[0], R.baseline(members[0]))
-  R.log_y(axes[0])
+  D.mark_baseline(axes[0], R.baseline(members[0]))
+  D.log_y(axes[0])
   axes[0].set(xlabel="training step", ylabel="attribute loss (nats)")
   axes[1].set(xlabel="training step", ylabel="attribute accuracy", ylim=(0, 1))
   axes[1].legend(fontsize=6, ncol=2 if len(members) > 10 else 1)
   fig.suptitle(f"{family_name}: {', '.join(keys) or 'runs'}", fontsize=10)
-  return R.save(fig, out_dir, f"compare_{family_name}")
+  return D.save(fig, out_dir, f"compare_{family_name}")
 
 
 def template_diversity(pre: list[dict], out_dir: pathlib.Path):
@@ -266,7 +267,7 @@ def template_diversity(pre: list[dict], out_dir: pathlib.Path):
       f"{R.final(r, 'train_templates_attribute_loss'):.4g} on training templates"
       for n, r in zip(n_V, members)
     ]
-  R.mark_baseline(axes[0], R.baseline(runs[0]))
+  D.mark_baseline(axes[0], R.baseline(runs[0]))
   axes[0].set(ylabel="final attribute loss (nats)")
   axes[1].set(ylabel="final attribute accuracy", ylim=(0, 1))
   for ax in axes:
@@ -276,7 +277,7 @@ def template_diversity(pre: list[dict], out_dir: pathlib.Path):
     ax.set_xlabel("training templates per attribute")
   axes[1].legend(fontsize=7)
   fig.suptitle("template diversity and sentence order", fontsize=10)
-  return R.save(fig, out_dir, "template_diversity"), lines
+  return D.save(fig, out_dir, "template_diversity"), lines
 
 
 def ablations(base: dict, families: dict, out_dir: pathlib.Path) -> pathlib.Path | None:
@@ -285,7 +286,7 @@ def ablations(base: dict, families: dict, out_dir: pathlib.Path) -> pathlib.Path
   families = {k: v for k, v in families.items() if 1 <= len(v) <= _MAX_OVERLAID}
   if len(families) < 2:
     return None
-  fig, axes = R.panels(len(families), 4.2, 3.4, max_cols=3)
+  fig, axes = D.panels(len(families), 4.2, 3.4, max_cols=3)
   for ax, members in zip(axes, families.values()):
     keys = R.varying(members + [base]) or ["optimizer.lr"]
     members = _by_keys(members, keys)
@@ -299,10 +300,10 @@ def ablations(base: dict, families: dict, out_dir: pathlib.Path) -> pathlib.Path
       return steps * (R.param(run, "batch_size") if per_step else 1), loss
 
     ax.plot(*curve(base), color="k", lw=1.8, label=f"base: {R.describe(base, keys)}")
-    for run, color in zip(members, R.palette(len(members), "plasma")):
+    for run, color in zip(members, D.palette(len(members), "plasma")):
       ax.plot(*curve(run), color=color, label=R.describe(run, keys))
-    R.mark_baseline(ax, R.baseline(base), label=False)
-    R.log_y(ax)
+    D.mark_baseline(ax, R.baseline(base), label=False)
+    D.log_y(ax)
     ax.set(
       xlabel="sequences seen" if per_step else "training step",
       ylabel="attribute loss (nats)",
@@ -310,7 +311,7 @@ def ablations(base: dict, families: dict, out_dir: pathlib.Path) -> pathlib.Path
     )
     ax.legend(fontsize=6)
   fig.suptitle("one change at a time to the base run (dashed: no-knowledge baseline)", fontsize=10)
-  return R.save(fig, out_dir, "ablations")
+  return D.save(fig, out_dir, "ablations")
 
 
 def draw(runs: list[dict], out_dir: pathlib.Path):

@@ -6,8 +6,8 @@ import math
 import pathlib
 from typing import Any
 
+from bioknow.analysis import runs as R
 from bioknow.figures import finetune
-from bioknow.figures import runs as R
 
 KEYS = {
   "keys": ("pretrain/loss", "finetune/loss", "pretrain/accuracy", "finetune/accuracy"),

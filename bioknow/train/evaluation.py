@@ -1,7 +1,9 @@
 """Evaluation at scheduled steps: the paper's metrics on the fixed evaluation sets.
 
 `evaluate` turns per-sequence, per-attribute results of the jitted eval step into one flat
-dict of metrics (the keys of metrics.jsonl) plus the per-individual attribute loss.
+dict of metrics (the keys of metrics.jsonl) plus the per-individual attribute loss. The phase
+rules (phase_ends and its constants) are bioknow.train.phases', which needs no jax; they are
+importable from here too, where the loop and the experiments call them.
 """
 
 import dataclasses
@@ -14,6 +16,12 @@ from bioknow.data import pipeline
 from bioknow.data.biography import ROLE_VALUE, Biographies
 from bioknow.train import metrics
 from bioknow.train import step as step_lib
+from bioknow.train.phases import (  # noqa: F401 (evaluation.phase_ends: the loop's, the runs')
+  CONFIRM,
+  FIRST_PHASE_FACTOR,
+  PLATEAU_FACTOR,
+  phase_ends,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,62 +222,3 @@ def evaluate(
   with np.errstate(invalid="ignore", divide="ignore"):
     per_individual = np.where(count > 0, total / count, np.nan).astype(np.float32)
   return m, per_individual
-
-
-# The phase rules, stated once: the loop's summary and the figures both call phase_ends.
-FIRST_PHASE_FACTOR = 1.05  # the first phase ends when the loss is within 5% of the baseline
-PLATEAU_FACTOR = 0.99  # the plateau ends when the loss falls below 0.99 x the baseline
-# A rule must hold at this many consecutive evaluations (or through the last one), so that one
-# noisy evaluation neither ends the first phase nor ends the plateau.
-CONFIRM = 2
-
-
-def _first_step(steps: list[int], holds: list[bool], finished: bool) -> int | None:
-  """The first step from which `holds` is true for CONFIRM evaluations in a row; in a
-  finished run, a run of true values that reaches the last evaluation also counts."""
-  for i, step in enumerate(steps):
-    window = holds[i : i + CONFIRM]
-    reaches_end = finished and i + len(window) == len(holds)
-    if window and all(window) and (len(window) == CONFIRM or reaches_end):
-      return step
-  return None
-
-
-def phase_ends(records: list[dict], finished: bool = True) -> dict:
-  """first_phase_end_step and plateau_end_step, overall and per attribute type (keys
-  'plateau_end_step/birth_date', ...), from metrics records.
-
-  first_phase_end_step: the first evaluation from which the attribute loss is within 5% of the
-  no-knowledge baseline (loss <= 1.05 x baseline) for CONFIRM evaluations in a row.
-  plateau_end_step: the first evaluation from which it is below 0.99 x the baseline (PAPER.md's
-  rule) for CONFIRM evaluations in a row. None where a phase never ends. Per attribute type,
-  the same rules compare 'attribute_loss/<name>' with 'no_knowledge_baseline/<name>'.
-  finished=False (a run still training): a rule that holds only at the last evaluation is
-  not yet confirmed.
-  """
-  out = {}
-  names = [
-    k.split("/", 1)[1]
-    for k in (records[0] if records else {})
-    if k.startswith("no_knowledge_baseline/")
-  ]
-  for suffix in ("", *(f"/{n}" for n in names)):
-    kept = [
-      r
-      for r in records
-      if _finite(r.get(f"attribute_loss{suffix}"))
-      and _finite(r.get(f"no_knowledge_baseline{suffix}"))
-    ]
-    steps = [int(r["step"]) for r in kept]
-    ratio = [r[f"attribute_loss{suffix}"] / r[f"no_knowledge_baseline{suffix}"] for r in kept]
-    out[f"first_phase_end_step{suffix}"] = _first_step(
-      steps, [x <= FIRST_PHASE_FACTOR for x in ratio], finished
-    )
-    out[f"plateau_end_step{suffix}"] = _first_step(
-      steps, [x < PLATEAU_FACTOR for x in ratio], finished
-    )
-  return out
-
-
-def _finite(x) -> bool:
-  return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

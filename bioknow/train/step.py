@@ -116,6 +116,18 @@ def shard_batch(batch: dict, mesh: jax.sharding.Mesh) -> dict:
   return {k: jax.device_put(v, sharding) for k, v in batch.items()}
 
 
+def model_inputs(batch: dict) -> dict:
+  """The arrays the train step reads, from a plain ([B, T]) or a packed ([R, L]) batch."""
+  if "tokens_RxL" in batch:
+    return {
+      "tokens": batch["tokens_RxL"],
+      "role": batch["role_RxL"],
+      "positions": batch["position_RxL"],
+      "segment": batch["segment_RxL"],
+    }
+  return {"tokens": batch["tokens_BxT"], "role": batch["role_BxT"]}
+
+
 def replicate(tree, mesh: jax.sharding.Mesh):
   sharding = NamedSharding(mesh, PartitionSpec())
   return jax.tree.map(lambda x: jax.device_put(x, sharding) if eqx.is_array(x) else x, tree)
