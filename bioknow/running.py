@@ -83,6 +83,10 @@ def run_built(config, experiment: Experiment, run_dir: RunDir) -> dict:
         )
       return done
     experiment.check_sources(run_dir)  # before anything is written
+    if (ckpts := run_dir.checkpoints_dir).exists() and not ckpts.is_dir():  # orbax would hang
+      raise ValueError(
+        f"{ckpts} is not a directory; move it away and run again (the run then starts over)."
+      )
   except Exception:
     run_dir.write_error(traceback.format_exc())  # only where the directory exists
     raise

@@ -10,12 +10,14 @@ import subprocess
 import sys
 
 import fiddle as fdl
+import grain
+import jax.numpy as jnp
 import pytest
 
 import bioknow
 from bioknow import configs, executors, runlock, running
 from bioknow.rundir import RunDir
-from bioknow.train import loop
+from bioknow.train import checkpoint, loop
 from bioknow.train.evaluation import EvalConfig
 
 PRETRAIN = configs.pretrain  # the real one, before a test replaces it
@@ -222,3 +224,56 @@ def test_a_finished_run_with_damaged_metrics_is_reported_and_repaired_as_it_says
   (path / "summary.json").unlink()
   assert bioknow.run(cfg, path)["step"] == 200
   assert (path / "metrics.jsonl").read_text() == whole
+
+
+def test_a_corrupted_checkpoint_is_set_aside_and_the_run_resumes_to_identical_results(
+  tmp_path, capsys
+):
+  cfg = _tiny_pretrain("small")
+  cfg.train.n_steps = 200
+  whole = tmp_path / "whole"
+  bioknow.run(cfg, whole)
+  # Interrupted once it had saved step 200 (no summary yet), then two bytes of the largest
+  # file of that checkpoint flipped on disk.
+  broken = tmp_path / "broken"
+  shutil.copytree(whole, broken)
+  (broken / "summary.json").unlink()
+  largest = max((broken / "checkpoints" / "200").rglob("*"), key=lambda p: p.stat().st_size)
+  data = bytearray(largest.read_bytes())
+  for i in (len(data) // 2, len(data) // 2 + 1):
+    data[i] ^= 0xFF
+  largest.write_bytes(bytes(data))
+  capsys.readouterr()
+  assert bioknow.run(cfg, broken)["step"] == 200
+  out = capsys.readouterr().out
+  assert "skipped checkpoint step 200: it does not restore (CorruptCheckpoint: " in out
+  assert "resuming from step 100" in out
+  assert (broken / "metrics.jsonl").read_text() == (whole / "metrics.jsonl").read_text()
+  assert (broken / "skipped_checkpoints" / "200").is_dir()
+  # A checkpoints/ that is no directory fails at once, in one sentence, dropping nothing.
+  (broken / "summary.json").unlink()
+  shutil.rmtree(broken / "checkpoints")
+  (broken / "checkpoints").write_text("not a directory")
+  records = (broken / "metrics.jsonl").read_text()
+  with pytest.raises(ValueError, match=r"checkpoints is not a directory; move it away"):
+    bioknow.run(cfg, broken)
+  assert (broken / "metrics.jsonl").read_text() == records
+
+
+def test_a_checkpoint_whose_arrays_are_not_those_saved_raises_corrupt_checkpoint(
+  tmp_path, monkeypatch
+):
+  model = {"w": jnp.arange(6.0).reshape(2, 3), "b": jnp.ones(3, jnp.bfloat16)}
+  opt_state = {"count": jnp.array(7, jnp.int32)}
+  assert checkpoint.fingerprint(model, opt_state) == checkpoint.fingerprint(model, opt_state)
+  flipped = {**model, "w": model["w"].at[1, 2].set(-5.0)}
+  assert checkpoint.fingerprint(flipped, opt_state) != checkpoint.fingerprint(model, opt_state)
+  ckpt = checkpoint.Checkpointer(tmp_path / "ckpt")
+  iterator = iter(grain.MapDataset.range(4).to_iter_dataset())
+  real = checkpoint.fingerprint
+  monkeypatch.setattr(checkpoint, "fingerprint", lambda *trees: "not-these-arrays")
+  ckpt.save(0, model, opt_state, iterator, {"step": 0})
+  ckpt.wait()
+  monkeypatch.setattr(checkpoint, "fingerprint", real)
+  with pytest.raises(checkpoint.CorruptCheckpoint, match=r"^checkpoint step 0: its arrays'"):
+    ckpt.restore(0, model, opt_state, iter(grain.MapDataset.range(4).to_iter_dataset()))

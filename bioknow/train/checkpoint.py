@@ -1,16 +1,58 @@
 """Orbax checkpoints of a run: model arrays, optimizer state, data-iterator state and step.
 
 Models are saved as their array leaves (`eqx.partition`) and restored into the skeleton of a
-freshly built model, so the static structure always comes from code and config.
+freshly built model, so the static structure always comes from code and config. Each checkpoint
+carries a fingerprint of its arrays' bits in its meta, computed on the device when it is saved
+and checked when it is restored: a checkpoint whose bytes changed on disk (a flipped bit, a
+torn write that still parses) raises CorruptCheckpoint instead of resuming into wrong results.
 """
 
+import hashlib
 import pathlib
 import shutil
 
 import equinox as eqx
 import grain
 import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
+
+
+class CorruptCheckpoint(ValueError):
+  """A checkpoint restored, but its arrays are not the ones saved (their fingerprint differs)."""
+
+
+def _words(x: jax.Array) -> jax.Array:
+  """The bits of array `x` as uint32 words (narrower types widened, 64-bit ones split)."""
+  if x.dtype == jnp.bool_:
+    return x.astype(jnp.uint32).ravel()
+  width = x.dtype.itemsize
+  if width == 8:
+    return jax.lax.bitcast_convert_type(x, jnp.uint32).ravel()
+  unsigned = {4: jnp.uint32, 2: jnp.uint16, 1: jnp.uint8}[width]
+  return jax.lax.bitcast_convert_type(x, unsigned).astype(jnp.uint32).ravel()
+
+
+@jax.jit
+def _fingerprint_words(leaves: list) -> jax.Array:
+  """Two uint32 sums per leaf of its words times odd weights (2i + 1 and 2i + 1 xor a fixed
+  pattern): a change to any one word always changes the first (an odd weight is invertible
+  mod 2^32), and the second makes several changes that cancel in one unlikely to cancel in
+  both."""
+  sums = []
+  for leaf in leaves:
+    words = _words(leaf)
+    odd = jnp.arange(words.size, dtype=jnp.uint32) * 2 + 1
+    sums += [jnp.sum(words * odd), jnp.sum(words * (odd ^ jnp.uint32(0x9E3779B1)))]
+  return jnp.stack(sums) if sums else jnp.zeros((0,), jnp.uint32)
+
+
+def fingerprint(*trees) -> str:
+  """A hex fingerprint of the bits of every array leaf of `trees`, in tree order."""
+  leaves = [x for tree in trees for x in jax.tree.leaves(eqx.filter(tree, eqx.is_array))]
+  sums = np.asarray(_fingerprint_words(leaves)).astype(np.uint32)
+  return hashlib.sha256(sums.tobytes()).hexdigest()[:32] + f"-{len(leaves)}"
 
 
 class Checkpointer:
@@ -45,6 +87,8 @@ class Checkpointer:
     return moved
 
   def save(self, step: int, model, opt_state, iterator: grain.DatasetIterator, meta: dict):
+    """Saves checkpoint `step`, its meta with the arrays' fingerprint added."""
+    meta = meta | {"fingerprint": fingerprint(model, opt_state)}
     self.manager.save(
       step,
       args=ocp.args.Composite(
@@ -57,7 +101,8 @@ class Checkpointer:
 
   def restore(self, step: int, model, opt_state, iterator: grain.DatasetIterator):
     """Restores into `model`/`opt_state` (skeletons with the right shapes and shardings) and
-    sets `iterator` to its saved position; returns (model, opt_state, meta)."""
+    sets `iterator` to its saved position; returns (model, opt_state, meta). Raises
+    CorruptCheckpoint when the arrays' fingerprint is not the one saved with them."""
     restored = self.manager.restore(
       step,
       args=ocp.args.Composite(
@@ -67,7 +112,14 @@ class Checkpointer:
         meta=ocp.args.JsonRestore(),
       ),
     )
-    return (_combine(restored.model, model), _combine(restored.opt_state, opt_state), restored.meta)
+    model, opt_state = _combine(restored.model, model), _combine(restored.opt_state, opt_state)
+    saved = (restored.meta or {}).get("fingerprint")
+    if saved is not None and saved != (found := fingerprint(model, opt_state)):
+      raise CorruptCheckpoint(
+        f"checkpoint step {step}: its arrays' fingerprint is {found}, not the {saved} saved "
+        "with them"
+      )
+    return model, opt_state, restored.meta
 
   def restore_arrays(self, step: int, **skeletons) -> dict:
     """Some parts of checkpoint `step` (model=..., opt_state=...), each restored into its
