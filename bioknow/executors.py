@@ -45,7 +45,7 @@ def run_point(
   start = time.perf_counter()
   try:
     summary = running.run_built(cfg, experiment, run_dir)
-  except (running.OtherRunError, running.DamagedRun, runlock.RunLocked) as e:  # one sentence
+  except (running.OtherRunError, running.StaleRun, running.DamagedRun, runlock.RunLocked) as e:
     return f"FAILED: {e}", {}
   except Exception as e:  # one failing point does not stop the others
     print(traceback.format_exc(), file=sys.stderr, flush=True)

@@ -277,12 +277,12 @@ def main(argv):
     for p in points:
       print(p.name, " ".join(f"{k}={v}" for k, v in p.overrides.items()))
     for run in replaced:
-      print(f"--overwrite would delete {run.path} (its config.json differs or is unreadable)")
+      print(f"--overwrite would delete {run.path} (another config, an unreadable one, or a stale run)")
     print(f"{len(points)} points, {_estimate(points)}")
     return
 
   for run in replaced:
-    print(f"--overwrite: deleting {run.path} (its config.json differs or is unreadable)")
+    print(f"--overwrite: deleting {run.path} (another config, an unreadable one, or a stale run)")
     run.remove()
   results = executors.run(points, workdir, _EXECUTOR.value, _RAY_ADDRESS.value)
   print(f"\n{'point':40s} {'status':32s} key final metrics")

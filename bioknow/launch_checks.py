@@ -14,6 +14,7 @@ import traceback
 
 import fiddle as fdl
 
+from bioknow import provenance
 from bioknow.rundir import RunDir
 
 # One path component of a point name: letters, digits and a few punctuation marks that need no
@@ -144,7 +145,10 @@ def runs_to_replace(
         f"point {p.name}: {run.path} exists but holds no config.json, so it is no run of this "
         "launcher; move it away or give another --workdir."
       )
-    if (reason := run.identity_problem(p.cfg)) is None:
+    reason = run.identity_problem(p.cfg)
+    if reason is None and (why := provenance.stale(run, p.experiment.sources())) is not None:
+      reason = f"{run.path} is stale: {why}"
+    if reason is None:
       continue
     replace.append(run)
     refusals.append(f"point {p.name}: {reason}")

@@ -18,7 +18,7 @@ import traceback
 
 import fiddle as fdl
 
-from bioknow import runlock
+from bioknow import provenance, runlock
 from bioknow.experiments.common import Experiment
 from bioknow.rundir import RunDir
 
@@ -26,6 +26,10 @@ from bioknow.rundir import RunDir
 class OtherRunError(ValueError):
   """The run directory holds something other than a run of the config; nothing was run or
   written."""
+
+
+class StaleRun(ValueError):
+  """A run whose source changed since it ran (bioknow.provenance); nothing was run."""
 
 
 class DamagedRun(ValueError):
@@ -74,6 +78,10 @@ def run_built(config, experiment: Experiment, run_dir: RunDir) -> dict:
     raise OtherRunError(
       f"{problem}; give another run directory, or delete that one to start afresh."
     )
+  if (why := provenance.stale(run_dir, experiment.sources())) is not None:
+    raise StaleRun(
+      f"{run_dir.path} is stale: {why}; rerun it (the launcher's --overwrite) or delete it."
+    )
   try:
     if (done := run_dir.summary()) is not None:  # ValueError if unreadable
       if (damage := run_dir.damage()) is not None:
@@ -96,6 +104,7 @@ def run_built(config, experiment: Experiment, run_dir: RunDir) -> dict:
         return done
       run_dir.clear_error()
       run_dir.write_config(config)
+      provenance.record(run_dir, experiment.sources())
       return experiment.run(run_dir)
     except Exception:
       run_dir.write_error(traceback.format_exc())

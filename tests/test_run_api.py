@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import types
 
 import fiddle as fdl
 import grain
@@ -15,7 +16,7 @@ import jax.numpy as jnp
 import pytest
 
 import bioknow
-from bioknow import configs, executors, runlock, running
+from bioknow import configs, executors, launch_checks, runlock, running
 from bioknow.rundir import RunDir
 from bioknow.train import checkpoint, loop
 from bioknow.train.evaluation import EvalConfig
@@ -277,3 +278,34 @@ def test_a_checkpoint_whose_arrays_are_not_those_saved_raises_corrupt_checkpoint
   monkeypatch.setattr(checkpoint, "fingerprint", real)
   with pytest.raises(checkpoint.CorruptCheckpoint, match=r"^checkpoint step 0: its arrays'"):
     ckpt.restore(0, model, opt_state, iter(grain.MapDataset.range(4).to_iter_dataset()))
+
+
+def test_a_run_whose_source_changed_is_stale_until_rerun(tmp_path, capsys):
+  source = _tiny_pretrain("small")
+  source.train.n_steps = 100
+  bioknow.run(source, tmp_path / "src")
+  finetune = configs.finetune("small", "src", source, n_finetune=10)
+  finetune.train.n_steps = 20
+  finetune.eval = fdl.Config(
+    EvalConfig, steps=(0, 20), n_sequences=32, batch_size=32, n_attention=0
+  )
+  bioknow.run(finetune, tmp_path / "ft")
+  recorded = json.loads((tmp_path / "ft" / "sources.json").read_text())
+  assert set(recorded["src"]) == {"config", "step", "checkpoint"}
+  assert recorded["src"]["step"] == 100 and recorded["src"]["checkpoint"]
+  assert bioknow.run(finetune, tmp_path / "ft")["step"] == 20  # unchanged source: skipped
+  # The source is rerun to other weights (another seed, same steps): its dependent is stale.
+  shutil.rmtree(tmp_path / "src")
+  source.train.seed = 1
+  bioknow.run(source, tmp_path / "src")
+  with pytest.raises(running.StaleRun, match=r"ft is stale: its source .*src changed since it"):
+    bioknow.run(finetune, tmp_path / "ft")
+  status, _ = executors.run_point("ft", finetune, running.build(finetune), tmp_path)
+  assert status.startswith("FAILED: ") and "(its config and checkpoint differ)" in status
+  # The launcher's check names it too, and --overwrite takes it for a rerun.
+  point = types.SimpleNamespace(name="ft", cfg=finetune, experiment=running.build(finetune))
+  with pytest.raises(ValueError, match=r"point ft: .*ft is stale: its source"):
+    launch_checks.runs_to_replace([point], tmp_path, overwrite=False)
+  assert [r.path for r in launch_checks.runs_to_replace([point], tmp_path, True)] == [
+    tmp_path / "ft"
+  ]
