@@ -309,3 +309,24 @@ def test_a_run_whose_source_changed_is_stale_until_rerun(tmp_path, capsys):
   assert [r.path for r in launch_checks.runs_to_replace([point], tmp_path, True)] == [
     tmp_path / "ft"
   ]
+
+
+def test_the_runs_time_is_summed_over_every_attempt_and_survives_a_rebuild(tmp_path):
+  cfg = _tiny_pretrain("small")
+  cfg.train.n_steps = 200
+  run = tmp_path / "mine"
+  first = bioknow.run(cfg, run)
+  assert first["attempts"] == 1 and first["wall_seconds"] == first["attempt_wall_seconds"]
+  # Killed after step 100: its time up to then is kept, and the resumption's added.
+  (run / "summary.json").unlink()
+  shutil.rmtree(run / "checkpoints" / "200")
+  resumed = bioknow.run(cfg, run)
+  ledger = json.loads((run / "attempts.json").read_text())
+  assert resumed["attempts"] == 2 == len(ledger)
+  assert resumed["wall_seconds"] == pytest.approx(sum(e["wall_seconds"] for e in ledger.values()))
+  assert resumed["wall_seconds"] > first["wall_seconds"]
+  assert [e["steps"] for e in ledger.values()] == [200, 100]
+  # Rebuilding the summary (deleted, run again: it resumes at the last step) loses nothing.
+  (run / "summary.json").unlink()
+  rebuilt = bioknow.run(cfg, run)
+  assert rebuilt["attempts"] == 3 and rebuilt["wall_seconds"] >= resumed["wall_seconds"]

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from bioknow.rundir import RunDir
-from bioknow.train import evaluation
+from bioknow.train import attempts, evaluation
 from bioknow.train import step as step_lib
 from bioknow.train.checkpoint import Checkpointer
 from bioknow.train.hooks import Hooks
@@ -168,10 +168,12 @@ def train(
       run_dir.append_record(record)
       store.append(per_individual)
       ckpt.save(step, model, opt_state, iterator, {"step": step})
+      ledger.note(step - (start or 0))
       records.append(record)
     return record
 
   progress = Progress(step, train_cfg.n_steps, train_cfg.progress_seconds)
+  ledger = attempts.Ledger(run_dir)  # the run's time over every attempt
   loss_sum, n_losses = jnp.zeros(()), 0
   if eval_steps and eval_steps[0] == step:
     run_eval(step, loss_sum, 0)
@@ -216,4 +218,5 @@ def train(
     ckpt.close()
     if hasattr(iterator, "close"):
       iterator.close()
-  return Trained(records, progress.stats(step - (start or 0), n_devices))
+  stats = progress.stats(step - (start or 0), n_devices)
+  return Trained(records, stats | ledger.totals(step - (start or 0)))
