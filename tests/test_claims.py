@@ -8,6 +8,7 @@ import pathlib
 import types
 
 import pytest
+from test_rules_mechanisms import _curriculum_run, _warmup_grid  # the shared synthetic runs
 
 from bioknow.analysis import runs as R
 from bioknow.claims import __main__ as claims_main
@@ -471,83 +472,6 @@ def test_the_lr_walk_steps_down_when_every_start_lr_diverges(tmp_path, monkeypat
 
 
 # Curricula and templates -----------------------------------------------------------------------
-
-
-def _curriculum_run(root, name, seed, schedule=None, n=1200, steps=1500, every=50, **final) -> dict:
-  """A finished pretraining run named as the claims catalog names it (NAME[_seedK]), with
-  the schedule fields `schedule`, evaluations every `every` steps and, at its last one, the
-  `final` metrics (accuracy, loss, train_loss, plateau_end, lr, or any other key)."""
-  lr = final.pop("lr", 8e-3)
-  plateau_end = final.pop("plateau_end", 300)
-  last = {
-    "step": steps,
-    "no_knowledge_baseline": BASELINE,
-    "attribute_accuracy": final.pop("accuracy", 0.5),
-    "attribute_loss": final.pop("loss", BASELINE / 2),
-    "train_loss": final.pop("train_loss", 1.0),
-  } | final
-  records = [
-    {"step": step, "attribute_loss": 3 * BASELINE if step == 0 else BASELINE}
-    | {"no_knowledge_baseline": BASELINE}
-    for step in range(0, steps, every)
-  ] + [last]
-  summary = last | {
-    "experiment": "pretrain",
-    "first_phase_end_step": 50,
-    "plateau_end_step": plateau_end,
-  }
-  leaves = {
-    "data.n_individuals": n,
-    "data.seed": seed,
-    "train.seed": seed,
-    "train.n_steps": steps,
-    "train.batch_size": 64,
-    "optimizer.lr": lr,
-  } | {f"schedule.{k}": v for k, v in (schedule or {}).items()}
-  return _write_run(root / (name + (f"_seed{seed}" if seed else "")), leaves, records, summary)
-
-
-def _warmup_grid(root, warmup_accuracy, uniform_as_alpha0=False) -> list[dict]:
-  """Three seeds of: uniform 0.2, a power law 0.3, celebrities 0.35, a weaker warm-up 0.4 and
-  the warm-up of `warmup_accuracy` (by seed) at its lr x 2, whose copies at lr x 0.5 (more
-  accurate, but a worse training loss) and lr x 1 are not chosen; a power law at another
-  population, more accurate than all, that does not count."""
-  runs = []
-  warm = "warmup_n1200_indiv150_epochs16"
-  for seed in range(3):
-    if uniform_as_alpha0:
-      uniform = ("powerlaw_n1200_steps1500_alpha0", {"alpha": 0.0})
-    else:
-      uniform = ("uniform_n1200", None)
-    for name, schedule, accuracy in (
-      (*uniform, 0.2),
-      ("powerlaw_n1200_steps1500_alpha0.5", {"alpha": 0.5}, 0.3),
-      ("celebrities_n120_w8", {"n_celebrities": 120, "weight_celebrities": 8}, 0.35),
-      ("warmup_n1200_indiv300_epochs4", {"indiv_warmup": 300, "epochs_warmup": 4}, 0.4),
-    ):
-      runs.append(_curriculum_run(root, name, seed, schedule, accuracy=accuracy))
-    schedule = {"indiv_warmup": 150, "epochs_warmup": 16}
-    for suffix, lr, train_loss, accuracy in (
-      ("_lrx0.5", 4e-3, 2.0, 0.99),
-      ("", 8e-3, 1.0, 0.5),
-      ("_lrx2", 1.6e-2, 0.9, warmup_accuracy[seed]),
-    ):
-      own = {"warmup/attribute_accuracy": 0.9, "warmup/attribute_loss": 0.5}  # its 150 people
-      runs.append(
-        _curriculum_run(
-          root,
-          warm + suffix,
-          seed,
-          schedule,
-          lr=lr,
-          train_loss=train_loss,
-          accuracy=accuracy,
-          **own,
-        )
-      )
-    other_population = "powerlaw_n600_steps1500_alpha0.5"
-    runs.append(_curriculum_run(root, other_population, seed, {"alpha": 0.5}, 600, accuracy=0.95))
-  return runs
 
 
 def _alpha_grid(root, best_loss_alpha: dict, plateau_by_alpha=None, every=50) -> list[dict]:

@@ -4,10 +4,9 @@ refuses, fields outside a run's identity, an interrupted sweep. No test trains a
 import pathlib
 
 import pytest
-from absl import flags
-from absl.testing import flagsaver
+from test_hostile_launch import _launch  # the launcher run in this process
 
-from bioknow import configs, executors, launch
+from bioknow import configs, executors
 from bioknow.rundir import NOT_IDENTITY, RunDir
 
 SWEEP = '''"""Three points (a test)."""
@@ -19,17 +18,6 @@ def sweep(scale):
     cfg.train.seed = seed
     yield f"seed{seed}", cfg
 '''
-
-
-def _launch(*args: str) -> tuple[int, str]:
-  """(exit status, the sentence it exits with) of the launcher run in this process."""
-  with flagsaver.flagsaver():
-    argv = flags.FLAGS(["bioknow.launch", *args])
-    try:
-      launch.main(argv)
-    except SystemExit as e:
-      return (e.code, "") if isinstance(e.code, int) else (1, str(e.code))
-  return 0, ""
 
 
 @pytest.fixture
