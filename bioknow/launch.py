@@ -277,7 +277,9 @@ def main(argv):
     for p in points:
       print(p.name, " ".join(f"{k}={v}" for k, v in p.overrides.items()))
     for run in replaced:
-      print(f"--overwrite would delete {run.path} (another config, an unreadable one, or a stale run)")
+      print(
+        f"--overwrite would delete {run.path} (another config, an unreadable one, or a stale run)"
+      )
     print(f"{len(points)} points, {_estimate(points)}")
     return
 
