@@ -18,6 +18,7 @@ from absl import app, flags
 
 from bioknow.analysis import runs as R
 from bioknow.analysis.runs import find_runs, load_run  # noqa: F401 (public)
+from bioknow.rundir import RunDir
 
 # bioknow.launch defines the same flag; a process importing both (the tests) shares it.
 if "workdir" not in flags.FLAGS:
@@ -99,9 +100,23 @@ def report(workdir: pathlib.Path) -> list[pathlib.Path]:
       print(summarise(run))
       for line in attributes.attribute_lines(run):
         print(line)
-  for line in best_lr_lines(runs) + lines:
+  for line in best_lr_lines(runs) + lines + state_lines(runs):
     print(line)
   return paths
+
+
+def state_lines(runs: list[dict]) -> list[str]:
+  """One line per run whose figures are not those of a whole, sound run: unfinished (no
+  summary.json yet: drawn up to its last evaluation) or damaged (its metrics disagree with
+  its summary, RunDir.damage: its figures may show an earlier step as final)."""
+  lines = []
+  for run in runs:
+    if not run["summary"]:
+      last = run["records"][-1]["step"] if run["records"] else None
+      lines.append(f"{run['name']}: UNFINISHED, drawn up to step {last}")
+    elif (damage := RunDir(run["dir"]).damage()) is not None:
+      lines.append(f"{run['name']}: DAMAGED ({damage}); delete its summary.json and run it again")
+  return lines
 
 
 def main(argv):

@@ -14,6 +14,7 @@ from bioknow import report
 from bioknow.analysis import runs as R
 from bioknow.figures import attributes, curricula, population, pretrain, toy
 from bioknow.figures import runs as D
+from bioknow.rundir import RunDir
 
 BASELINE = 4.0
 
@@ -554,3 +555,19 @@ def test_per_attribute_phases_figure_and_lines(tmp_path):
   ]
   path = attributes.attribute_curves(run, tmp_path / "figures")
   assert path.name == "attribute_curves_quickstart.png" and path.stat().st_size > 500
+
+
+def test_the_report_marks_unfinished_and_damaged_runs(tmp_path):
+  for name in ("whole", "damaged", "running"):
+    run = RunDir(tmp_path / name)
+    run.write_records([{"step": s, "attribute_loss": 1.0} for s in (0, 50, 100)])
+    if name != "running":
+      run.write_summary({"step": 100})
+  RunDir(tmp_path / "damaged").write_records([{"step": 0, "attribute_loss": 1.0}])
+  lines = report.state_lines(report.find_runs(tmp_path))
+  assert lines == [
+    "damaged: DAMAGED ("
+    f"{tmp_path / 'damaged' / 'metrics.jsonl'} ends at step 0, but summary.json says the run "
+    "ended at step 100); delete its summary.json and run it again",
+    "running: UNFINISHED, drawn up to step 100",
+  ]
