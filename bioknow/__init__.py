@@ -7,6 +7,7 @@ again, it skips the finished run (an interrupted one resumes); the launcher
 ```python
 import bioknow
 from bioknow import configs
+
 cfg = configs.pretrain("small")
 cfg.train.n_steps = 200
 summary = bioknow.run(cfg, "runs/mine")
