@@ -31,6 +31,12 @@ _PARTS = flags.DEFINE_list(
 )
 
 
+# bench train measures once two consecutive warm-up windows agree within this share, or after
+# WARMUP_WINDOWS windows (then it says it did not converge).
+WARMUP_AGREEMENT = 0.05
+WARMUP_WINDOWS = 40
+
+
 def _pin_to_one_core() -> int:
   """Runs the process on one core, so the figure is per core whatever the machine."""
   core = min(os.sched_getaffinity(0))
@@ -161,15 +167,6 @@ def train_throughput(
       optimizer, model, opt_state, b["t"], b["r"], dtype, None, b.get("p"), b.get("s"), n_compute
     )
 
-  # Warm up for a while (every batch shape compiled): the first few dozen steps on CPU run
-  # at half speed.
-  start = time.perf_counter()
-  for b in device_batches:
-    model, opt_state, loss = train_step(model, opt_state, b)
-  while time.perf_counter() - start < seconds / 2:
-    model, opt_state, loss = train_step(model, opt_state, device_batches[0])
-    loss.block_until_ready()
-
   def timed(batch_at, seconds):
     """(steps, real tokens, seconds) of training for `seconds` on batch_at(i)."""
     nonlocal model, opt_state
@@ -183,7 +180,27 @@ def train_throughput(
     loss.block_until_ready()
     return n_steps, tokens, time.perf_counter() - start
 
-  n_steps, tokens, elapsed = timed(lambda i: device_batches[i % len(device_batches)], seconds)
+  # Warm up (every batch shape compiled, then windows of seconds / 4) until two consecutive
+  # windows agree within WARMUP_AGREEMENT: the first steps on a CPU run at half speed, for as
+  # long as they please, so a fixed warm-up would let the headline depend on it.
+  start = time.perf_counter()
+  for b in device_batches:
+    model, opt_state, loss = train_step(model, opt_state, b)
+  loss.block_until_ready()
+  on_device = lambda i: device_batches[i % len(device_batches)]  # noqa: E731
+  windows: list[float] = []
+  while len(windows) < 2 or (
+    abs(windows[-1] - windows[-2]) > WARMUP_AGREEMENT * windows[-1]
+    and len(windows) < WARMUP_WINDOWS
+  ):
+    w_steps, _, w_elapsed = timed(on_device, seconds / 4)
+    windows.append(w_steps / w_elapsed)
+  warmup = {
+    "warmup_seconds": round(time.perf_counter() - start, 1),
+    "warmup_windows_steps_per_second": [round(w, 3) for w in windows],
+    "warmup_converged": abs(windows[-1] - windows[-2]) <= WARMUP_AGREEMENT * windows[-1],
+  }
+  n_steps, tokens, elapsed = timed(on_device, seconds)
   # As a run feeds it: each step's batch put on the device from host memory just before the
   # step. Slower than the line above when the transfer waits on the device.
   host_steps, _, host_elapsed = timed(
@@ -213,7 +230,7 @@ def train_throughput(
     "model_flops_per_second": round(flops / elapsed / 1e9, 2) * 1e9,
     "peak_matmul_flops_per_second": round(peak / 1e9, 2) * 1e9,
     "mfu": round(flops / elapsed / peak, 4),
-  }
+  } | warmup
 
 
 def bench_train() -> None:

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from bioknow import bench_device
+from bioknow import bench, bench_device
 from bioknow.bench import train_throughput
 
 
@@ -20,6 +20,12 @@ def test_the_reduced_device_check_prints_one_line_per_measurement():
   train, run, projection, memory = result
   assert all(r["bench"] == "device" and r["reduced"] for r in result)
   assert train["tokens_per_second"] > 0 and 0 < train["mfu"] < 1
+  # Measured after warm-up windows that agree (or says they never did), and says what it took.
+  windows = train["warmup_windows_steps_per_second"]
+  assert 2 <= len(windows) <= bench.WARMUP_WINDOWS and train["warmup_seconds"] > 0
+  agree = abs(windows[-1] - windows[-2]) <= bench.WARMUP_AGREEMENT * windows[-1]
+  assert train["warmup_converged"] == agree
+  assert agree or len(windows) == bench.WARMUP_WINDOWS
   assert run["n_steps"] == bench_device.REDUCED.runs[0][1] and run["n_evals"] == 2
   assert run["train_seconds"] + run["eval_seconds"] <= run["wall_seconds"] + 0.02
   assert projection["n_steps"] == 16_000 and projection["wall_seconds"] >= run["wall_seconds"]
