@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench device-check install clean tour
+.PHONY: demo test bench device-check paper-check install clean tour
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ bench: $(STAMP)
 # README Benchmarks). On a CPU it runs a reduced form (tiny model, 4 steps) in 10-30 s.
 device-check: $(STAMP)
 	$(PY) -m bioknow.bench device
+
+# The paper's default run (64k people, 16k steps, every evaluation) to the end in
+# runs/paper_check/phases/phases, then one JSON line (time, speed, memory, phases, final
+# numbers); on a CPU, its reduced form (tiny model, 300 steps). Score it with
+# python -m bioknow.claims --score_only --scale=paper --only=three_phases,hallucination
+# --workdir=runs/paper_check
+paper-check: $(STAMP)
+	$(PY) -m bioknow.bench paper
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

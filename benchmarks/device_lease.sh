@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Everything one short accelerator lease runs, in order of need, inside a deadline:
 #   bash benchmarks/device_lease.sh [SECONDS]   (default 540; logs and traces to $OUT or /tmp)
-# 1. the accelerator check (make device-check: train, the default run's first 1,000 steps,
+# 0. the paper check (make paper-check: the default run to the end, its run directory left in
+#    $OUT/paper_check for the claims command and the report), 1. the accelerator check
+#    (make device-check: train, the default run's first 1,000 steps,
 #    the 163M model's first 200, peak memory), 2. where a training step's time goes
 #    (benchmarks/step_profile.py, paper shape, batch 128), 3. evaluation throughput
 #    (bench eval, paper shape). Each later part runs only if the deadline leaves it time.
@@ -34,6 +36,7 @@ part() {  # part NAME MIN_SECONDS CMD...: runs CMD, logged to $out/NAME.log, if 
   echo "== $name: exit $?, $((SECONDS - start)) s"
   grep -h '^{' "$out/$name.log"
 }
+part paper 420 python3 -m bioknow.bench paper --paper_workdir="$out/paper_check/phases/phases"
 part check 300 python3 -m bioknow.bench device
 part profile 60 python3 benchmarks/step_profile.py --out="$out"
 part eval 40 python3 -m bioknow.bench eval --scales=paper --seconds=3

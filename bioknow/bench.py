@@ -22,6 +22,9 @@ _SECONDS = flags.DEFINE_float("seconds", 5.0, "Minimum measuring time per settin
 # bioknow.data defines the same flag; a process importing both (the tests) shares it.
 if "n_individuals" not in flags.FLAGS:
   flags.DEFINE_integer("n_individuals", 64_000, "Population size.")
+_WORKDIR = flags.DEFINE_string(
+  "paper_workdir", None, "bench paper: its run directory (default runs/paper_check)."
+)
 _SCALES = flags.DEFINE_list("scales", ["paper", "small"], "Model scales for `train` and `eval`.")
 _REDUCED = flags.DEFINE_bool(
   "reduced", None, "`device`: the reduced form (tiny shapes, few steps); default: on CPU only."
@@ -314,7 +317,27 @@ def bench_device() -> None:
   device.main(train_throughput, reduced=_REDUCED.value, only=_PARTS.value)
 
 
-BENCHES = {"data": bench_data, "train": bench_train, "eval": bench_eval, "device": bench_device}
+def bench_paper() -> None:
+  """The paper check (bench_paper.py): the default run to the end, then one JSON line."""
+  import jax
+
+  from bioknow import bench_paper as paper
+
+  reduced = _REDUCED.value or jax.default_backend() == "cpu"
+  # Where the claims command looks for the phases sweep's point: --score_only --scale=paper
+  # --only=three_phases,hallucination --workdir=runs/paper_check scores it.
+  default = "runs/paper_check" + ("_reduced" if reduced else "") + "/phases/phases"
+  workdir = _WORKDIR.value or default
+  print(json.dumps(paper.paper_check(workdir, reduced)), flush=True)
+
+
+BENCHES = {
+  "data": bench_data,
+  "train": bench_train,
+  "eval": bench_eval,
+  "device": bench_device,
+  "paper": bench_paper,
+}
 
 
 def main(argv):

@@ -68,3 +68,21 @@ def test_device_check_parts_are_checked_before_any_compute():
     bench_device.main(train_throughput, reduced=True, emit=print, only=["pape"])
   lines = bench_device.main(train_throughput, reduced=True, emit=lambda _: None, only=["tiny"])
   assert [r["measurement"] for r in lines] == ["run", "projection", "memory"]
+
+
+def test_the_paper_check_runs_to_the_end_in_its_reduced_form(tmp_path):
+  from bioknow import bench_paper
+
+  line = bench_paper.paper_check(str(tmp_path / "phases"), reduced=True)
+  assert json.loads(json.dumps(line)) == line  # one JSON line
+  assert line["n_steps"] == 300 and line["n_evals"] == 7 and line["reduced"]
+  assert (tmp_path / "phases" / "summary.json").is_file()
+  assert 0 < line["compile_and_first_seconds"] < line["wall_seconds"]
+  assert line["train_seconds"] + line["eval_seconds"] == pytest.approx(line["wall_seconds"], 0.01)
+  assert line["steady_steps_per_second"] > 0 and 0 < line["steady_train_mfu"] < 1
+  assert set(line["accuracy_reaches"]) == {"0.01", "0.1", "0.5", "0.9", "0.99"}
+  for key in ("first_phase_end", "plateau_end", "final_attribute_loss", "auroc"):
+    assert key in line
+  assert line["peak_bytes"] > 0
+  again = bench_paper.paper_check(str(tmp_path / "phases"), reduced=True)  # finished: read
+  assert again["final_attribute_loss"] == line["final_attribute_loss"]
