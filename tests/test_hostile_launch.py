@@ -332,6 +332,9 @@ def test_an_unreachable_ray_address_fails_within_seconds(tmp_path, monkeypatch, 
 class _Failing:
   """An experiment that fails after writing its first files."""
 
+  def sources(self):
+    return ()
+
   def check_sources(self, run_dir):
     pass
 
