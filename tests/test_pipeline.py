@@ -122,3 +122,26 @@ def test_a_step_computes_the_mean_real_tokens_plus_six_sigma(small_dataset, sche
   assert k % pipeline.ROW_MULTIPLE == 0 and by_hand <= k < by_hand + pipeline.ROW_MULTIPLE
   real = [pipeline.batch_at(ds, schedule, 16, 1, s)["length_B"].sum() for s in range(200)]
   assert max(real) <= k < 16 * pipeline.plain_row_len(ds, schedule, 16, 1)
+
+
+@pytest.mark.parametrize(
+  "schedule, kwargs, message",
+  [
+    (
+      sch.Uniform(2_050),
+      {},
+      r"^schedule: it draws ids \[0, 2050\) but the training ids are .*the held-out ids "
+      r"\[2000, 2100\) must never be trained on\.$",
+    ),
+    (sch.Uniform(100), {"batch_size": 0}, r"^batch_size: got 0; it must be an integer"),
+    (sch.Uniform(100), {"batch_size": 2.5}, r"^batch_size: got 2.5; it must be an integer"),
+    (sch.Uniform(100), {"n_steps": True}, r"^n_steps: got True; it must be an integer"),
+    (sch.Uniform, {}, r"^schedule: got a type; give a built schedule"),
+  ],
+)
+def test_training_batches_check_their_arguments_when_called(
+  small_dataset, schedule, kwargs, message
+):
+  arguments = {"batch_size": 4, "n_steps": 3, "seed": 0} | kwargs
+  with pytest.raises(ValueError, match=message):
+    pipeline.training_batches(small_dataset, schedule, **arguments)  # not iterated

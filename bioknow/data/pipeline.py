@@ -13,7 +13,7 @@ import zlib
 import grain
 import numpy as np
 
-from bioknow.data import packing
+from bioknow.data import packing, schedules
 from bioknow.data.biography import Biographies
 from bioknow.data.dataset import Dataset
 
@@ -120,10 +120,23 @@ def training_batches(
   themselves do not depend on them. With `pack_shape`, each batch is also packed into
   fixed rows (fields *_RxL, position_RxL, segment_RxL; see packing.py); otherwise, with
   `row_len` (from plain_row_len), its [B, T] fields are trimmed (see trim)."""
-  if batch_size < 1:
-    raise ValueError(f"batch_size: got {batch_size}; it must be >= 1.")
-  if n_steps < 0:
-    raise ValueError(f"n_steps: got {n_steps}; it must be >= 0.")
+  for name, value, low in (
+    ("batch_size", batch_size, 1),
+    ("n_steps", n_steps, 0),
+    ("seed", seed, 0),
+  ):
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+      raise ValueError(f"{name}: got {value!r}; it must be an integer >= {low}.")
+  if isinstance(schedule, type) or not callable(getattr(schedule, "at", None)):
+    raise ValueError(
+      f"schedule: got a {type(schedule).__name__}; give a built schedule (one with at(step)), "
+      "e.g. schedules.Uniform(n_individuals)."
+    )
+  # Checked when called, as a run checks it: no batch may be about a held-out person.
+  n, h, e = ds.config.n_individuals, ds.config.n_heldout, ds.config.n_extra
+  schedules.check_reach(
+    schedule, n_steps, [(0, n), (n + h, n + h + e)], f"the held-out ids [{n}, {n + h})"
+  )
   steps = grain.MapDataset.range(n_steps).map(
     _BatchOfStep(ds, schedule, batch_size, seed, pack_shape, row_len)
   )
