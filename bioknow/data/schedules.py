@@ -15,8 +15,27 @@ a random draw of people, so contiguous blocks are random subsets.
 import dataclasses
 import functools
 import math
+from typing import Protocol
 
 import numpy as np
+
+
+class Distribution(Protocol):
+  """Who a step's sequences are about: what `Schedule.at` returns (Ranges, Weighted)."""
+
+  def sample(self, rng: np.random.Generator, n: int) -> np.ndarray: ...
+
+  def probabilities(self, size: int) -> np.ndarray: ...
+
+  def support(self) -> list[tuple[int, int]]: ...
+
+
+class Schedule(Protocol):
+  """The way to add a curriculum: a frozen dataclass with `at(step)`, a pure function of the
+  step. Fields named n_individuals, batch_size or n_steps are filled in from the run."""
+
+  def at(self, step: int) -> Distribution: ...
+
 
 # Distributions --------------------------------------------------------------------------------
 
