@@ -134,9 +134,8 @@ def training_batches(
     )
   # Checked when called, as a run checks it: no batch may be about a held-out person.
   n, h, e = ds.config.n_individuals, ds.config.n_heldout, ds.config.n_extra
-  schedules.check_reach(
-    schedule, n_steps, [(0, n), (n + h, n + h + e)], f"the held-out ids [{n}, {n + h})"
-  )
+  allowed = [(0, n)] + ([(n + h, n + h + e)] if e else [])  # extra ids: fine-tuning's new people
+  schedules.check_reach(schedule, n_steps, allowed, f"the held-out ids [{n}, {n + h})")
   steps = grain.MapDataset.range(n_steps).map(
     _BatchOfStep(ds, schedule, batch_size, seed, pack_shape, row_len)
   )
