@@ -103,9 +103,16 @@ def test_three_phases_rejects_knowledge_with_no_plateau(tmp_path):
 
 
 def test_three_phases_rejects_a_slow_slope_instead_of_a_plateau(tmp_path):
-  # From 1.05 to 0.99 in a straight line over 1,000 steps: no flat stretch at the floor.
-  slope = np.concatenate([np.linspace(3, 1.06, 4), np.linspace(1.05, 0.99, 20), [0.5] * 6])
+  # From 1.3 to 0.99 in a straight line over 1,000 steps: it passes the floor, never rests on it.
+  slope = np.concatenate([np.linspace(3, 1.31, 4), np.linspace(1.3, 0.99, 20), [0.5] * 6])
   runs = [_run(tmp_path / f"s{s}", s, slope) for s in range(3)]
+  assert rules.three_phases(runs).verdict != rules.HOLDS
+
+
+def test_three_phases_rejects_a_plateau_that_leaves_the_floor(tmp_path):
+  # Down to the floor, then up to 1.1 x the floor and back before knowledge: no plateau.
+  bump = np.concatenate([np.linspace(3, 1.0, 5), [1.0, 1.05, 1.1, 1.1, 1.05] * 2, [0.3] * 6])
+  runs = [_run(tmp_path / f"b{s}", s, bump) for s in range(3)]
   score = rules.three_phases(runs)
   assert score.verdict != rules.HOLDS
   assert score.values["plateau_flat"] == [False] * 3

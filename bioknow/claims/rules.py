@@ -28,18 +28,19 @@ VERDICTS = (HOLDS, WEAK, NOT_SHOWN, CONTRADICTED, NO_RUNS)
 # Three phases: the run must end this far below the baseline to count as knowing (10% under
 # the floor is 20x the evaluation noise, ends.NOISE).
 KNOWS_FRACTION = 0.9
-# Three phases: over the plateau (between the two ends) loss / baseline stays within this
-# distance of 1: four times the evaluation noise, so a slow decline from the first phase's
-# 1.05 to the plateau's 0.99 (no plateau, only a slope) leaves the band at its start.
-PLATEAU_BAND = 0.03
+# Three phases: over the plateau (between the two ends) loss / baseline stays in the band the
+# phase rules themselves allow there (at most FIRST_PHASE_FACTOR once the first phase has
+# ended, at least PLATEAU_FACTOR until the plateau ends), widened by twice the evaluation
+# noise. (0.03 either side of 1 until 2026-12-07: narrower than the first phase's own 1.05,
+# so a plateau sitting at 1.04 failed it by construction; see docs/claims.md.)
+PLATEAU_BAND = (E.PLATEAU_FACTOR - 2 * E.NOISE, E.FIRST_PHASE_FACTOR + 2 * E.NOISE)
 # Plateau law: the paper's "almost linear" (a power law, sub-linear), read generously: the
 # fitted exponent must lie here, over at least MIN_POPULATIONS resolved populations spanning
 # MIN_SPAN x (the paper's grid: 7 populations over 64x).
 EXPONENT_RANGE = (0.5, 1.1)
 MIN_POPULATIONS, MIN_SPAN = 5, 16
-# Hallucination: over the plateau, held-out loss / baseline within this band of 1 (it is the
-# floor there, as the seen people's is, up to 2x the evaluation noise on two sets) ...
-FLOOR_BAND = 0.05
+# Hallucination: over the plateau, held-out loss / baseline in the same band as the seen
+# people's (PLATEAU_BAND; 0.05 either side of 1 until 2026-12-07, see docs/claims.md) ...
 # ... and at the end this far above its baseline (the paper: "must exceed the no knowledge
 # baseline"); 5% is 10x the evaluation noise.
 HALLUCINATION_FRACTION = 1.05
@@ -139,11 +140,12 @@ def _ends(run: dict, attribute: str | None = None) -> tuple[E.End | None, E.End 
 
 
 def _plateau_flat(run: dict, first: E.End, end: E.End) -> bool:
-  """Whether loss / baseline stays within PLATEAU_BAND of 1 at every evaluation strictly
+  """Whether loss / baseline stays within PLATEAU_BAND at every evaluation strictly
   between the first phase's end and the plateau's."""
   steps, ratio = E.ratio(run["records"])
   inside = ratio[(steps > first.step) & (steps < end.step)]
-  return bool(len(inside)) and bool(np.all(abs(inside - 1) <= PLATEAU_BAND))
+  low, high = PLATEAU_BAND
+  return bool(len(inside)) and bool(np.all((inside >= low) & (inside <= high)))
 
 
 def three_phases(runs: list[dict]) -> Score:
@@ -209,7 +211,8 @@ def three_phases(runs: list[dict]) -> Score:
   measured = (
     f"first phase ends at step {E.over_seeds(first_ends).text()}, plateau at "
     f"{E.over_seeds(plateau_ends).text()}: plateau {fmt(values['plateau'])} steps "
-    f"(flat within {PLATEAU_BAND:g} of the floor in {sum(flat)} of {n}), final loss / "
+    f"(within {PLATEAU_BAND[0]:.2f}-{PLATEAU_BAND[1]:.2f} of the floor in {sum(flat)} of "
+    f"{n}), final loss / "
     f"baseline {fmt(values['final_over_baseline'])}"
   )
   return Score(verdict, measured, values, why)
@@ -314,6 +317,8 @@ def _seen_and_unseen_over(run: dict, end: E.End) -> dict:
   during = heldout[(steps > start) & (steps < end.step)]
   return {
     "plateau_distance": float(np.max(abs(during - 1))) if len(during) else math.nan,
+    "plateau_low": float(np.min(during)) if len(during) else math.nan,
+    "plateau_high": float(np.max(during)) if len(during) else math.nan,
     "final": float(heldout[-1]) if len(heldout) else math.nan,
     "auroc": R.final(run, "hallucination_auroc"),
     "entropy_gap": R.final(run, "unseen_entropy") - R.final(run, "seen_entropy"),
@@ -331,7 +336,7 @@ def hallucination(runs: list[dict]) -> Score:
   Per seed, at the best lr (best_lr), with held-out (never seen) people recorded: held-out
   loss / baseline over the plateau (every evaluation between the first phase's end and the
   plateau's), at the end, and the end's top probability, entropy and seen-vs-unseen AUROC. A
-  seed shows the claim when over the plateau held-out loss stays within FLOOR_BAND of the
+  seed shows the claim when over the plateau held-out loss stays within PLATEAU_BAND of the
   floor, ends at least HALLUCINATION_FRACTION x baseline, and seen people are told apart at
   the end: AUROC >= AUROC_MIN, higher top probability and lower entropy on seen people.
   Holds when every seed shows it; weak when every seed hallucinates after the plateau but the
@@ -351,7 +356,8 @@ def hallucination(runs: list[dict]) -> Score:
     end = E.plateau_end(run["records"]) or E.End(math.inf, 0.0, False)
     per_run.append(_seen_and_unseen_over(run, end) | {"ended": end.reached})
   key = lambda name: [x[name] for x in per_run]
-  on_floor = [x["ended"] and x["plateau_distance"] <= FLOOR_BAND for x in per_run]
+  low, high = PLATEAU_BAND
+  on_floor = [x["ended"] and low <= x["plateau_low"] and x["plateau_high"] <= high for x in per_run]
   above = [x["final"] >= HALLUCINATION_FRACTION for x in per_run]
   detected = [
     x["auroc"] >= AUROC_MIN and x["entropy_gap"] > 0 and x["max_prob_gap"] > 0 for x in per_run
