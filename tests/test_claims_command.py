@@ -267,7 +267,6 @@ def test_readme_scorecard_equals_score_only_of_the_evidence(tmp_path, capsys):
   assert _score_only(capsys, dest, tmp_path / "o3", "--only=three_phases") != printed
 
 
-@pytest.mark.skip(reason="evidence not committed yet: enable once README.md holds the scorecard")
 def test_committed_readme_scorecard_matches_committed_evidence(tmp_path, capsys):
   """README.md's scorecard is the score-only output of the committed evidence folder."""
   folder = REPO / evidence.COMMITTED
