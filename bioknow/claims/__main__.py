@@ -42,8 +42,7 @@ model.mixer) is scored "not applicable", with the reason, and the others run; a 
 in --only, or overrides that fit no claim, fail before anything runs.
 
 --executor=ray runs each claim's points as Ray tasks, as many at once as the cluster has CPUs
-(or GPUs): on this 2-core machine two small runs at once do 1.2-1.3x the work of one (README,
-Benchmarks); on a cluster, the whole scorecard spreads over its workers.
+(or GPUs); figures in docs/benchmarks.md.
 """
 
 import pathlib

@@ -41,11 +41,8 @@ SOURCE_FIELDS = ("reference_run", "source")
 # walk a ladder of factors of the base config's lr: every setting starts at x1, x2 and x4
 # (LR_START) and, while seed 0's pick has a neighbour on the ladder that has not run, runs
 # that neighbour (run_claim, lr_neighbours), so each pick ends bracketed by two worse lrs or
-# at the ladder's end. At the CPU scale, with base lr 8e-3: the fixed grid x0.5-x4
-# (2026-11-30) picked x0.5 in none of its 50 settings (alpha, warm-up, templates), x1 in 5 and
-# x4, its top, in 13; the walk then ran those 13 at x8, and each trained worse there. {4e-3,
-# 8e-3, 1.6e-2} before it never bracketed the templates' and the static schedules' picks. At
-# the paper scale x1-x4 is 4e-4-1.6e-3. A claim whose curves bend with the lr (how long the
+# at the ladder's end: a fixed grid left many picks at its top (docs/claims.md). At the paper
+# scale x1-x4 is 4e-4-1.6e-3. A claim whose curves bend with the lr (how long the
 # plateau lasts, which schedule ends best) sweeps it, so that a schedule is not judged at an
 # lr that suits another one. plateau_law has its own structure (seeds in the sweep, runs
 # stopped at their plateau's end, so no final training loss to compare) and keeps the base lr;
@@ -284,13 +281,11 @@ def quick(claim: Claim) -> Claim:
   return dataclasses.replace(claim, only=claim.quick or claim.only, lr_factors=())
 
 
-# --dry_run's estimate at the small scale, one run at a time on 2 cores, from the README's
-# runtimes (quiet, 2026-11-30): RUN_SECONDS to start, then STEP_SECONDS a step of the 64-wide
-# model with its evaluations (45-48 s a power law of 750 steps, 81-89 s one of 1,500, 72 s the
-# quickstart's 1,250, 29 s a fine-tuning run of 400), in proportion to the width (424 s for
-# the 128-wide phases run of 4,000 steps); TOY_SECONDS a toy-memory point (11 s for 7). A run
-# stopped at its plateau's end counts N + 100 steps for N people (README, plateau_law). Two
-# runs at a time (--executor=ray) do RAY_SPEEDUP x the work of one.
+# --dry_run's estimate at the small scale, one run at a time on 2 cores, fitted to the sweeps'
+# runtimes (docs/benchmarks.md): RUN_SECONDS to start, then STEP_SECONDS a step of the 64-wide
+# model with its evaluations, in proportion to the width; TOY_SECONDS a toy-memory point. A run
+# stopped at its plateau's end counts N + 100 steps for N people. Two runs at a time
+# (--executor=ray) do RAY_SPEEDUP x the work of one.
 RUN_SECONDS, STEP_SECONDS, TOY_SECONDS, RAY_SPEEDUP = 9.0, 0.05, 2.0, 1.25
 
 

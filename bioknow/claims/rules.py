@@ -31,8 +31,7 @@ KNOWS_FRACTION = 0.9
 # Three phases: over the plateau (between the two ends) loss / baseline stays in the band the
 # phase rules themselves allow there (at most FIRST_PHASE_FACTOR once the first phase has
 # ended, at least PLATEAU_FACTOR until the plateau ends), widened by twice the evaluation
-# noise. (0.03 either side of 1 until 2026-12-07: narrower than the first phase's own 1.05,
-# so a plateau sitting at 1.04 failed it by construction; see docs/claims.md.)
+# noise; a narrower band would fail a plateau resting at 1.04 by construction (docs/claims.md).
 PLATEAU_BAND = (E.PLATEAU_FACTOR - 2 * E.NOISE, E.FIRST_PHASE_FACTOR + 2 * E.NOISE)
 # Plateau law: the paper's "almost linear" (a power law, sub-linear), read generously: the
 # fitted exponent must lie here, over at least MIN_POPULATIONS resolved populations spanning
@@ -40,7 +39,7 @@ PLATEAU_BAND = (E.PLATEAU_FACTOR - 2 * E.NOISE, E.FIRST_PHASE_FACTOR + 2 * E.NOI
 EXPONENT_RANGE = (0.5, 1.1)
 MIN_POPULATIONS, MIN_SPAN = 5, 16
 # Hallucination: over the plateau, held-out loss / baseline in the same band as the seen
-# people's (PLATEAU_BAND; 0.05 either side of 1 until 2026-12-07, see docs/claims.md) ...
+# people's (PLATEAU_BAND) ...
 # ... and at the end this far above its baseline (the paper: "must exceed the no knowledge
 # baseline"); 5% is 10x the evaluation noise.
 HALLUCINATION_FRACTION = 1.05
