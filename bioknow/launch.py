@@ -223,7 +223,7 @@ def _estimate(points: list[Point]) -> str:
   flops = sum(f for f, _ in costs)
   if not flops:
     return f"{steps} training steps in total"
-  from bioknow.bench_device import peak_matmul_flops  # measures the device: imported when needed
+  from bioknow.hardware import peak_matmul_flops  # measures the device: imported when needed
 
   dtype = costs[0][1]
   peak = peak_matmul_flops(dtype)

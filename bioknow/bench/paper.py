@@ -15,10 +15,12 @@ import math
 import fiddle as fdl
 
 import bioknow
-from bioknow import bench_device, configs
+from bioknow import configs
 from bioknow.analysis import ends
 from bioknow.analysis import runs as R
+from bioknow.bench import device
 from bioknow.data import dataset
+from bioknow.hardware import peak_matmul_flops
 from bioknow.models.transformer import flops_per_token
 from bioknow.rundir import RunDir
 
@@ -82,7 +84,7 @@ def paper_check(workdir: str, reduced: bool) -> dict:
   flops = tokens_per_step * flops_per_token(
     built.model, dataset.vocab_size(built.data), summary["seq_len"]
   )
-  peak = bench_device.peak_matmul_flops(built.train.compute_dtype)
+  peak = peak_matmul_flops(built.train.compute_dtype)
   once = summary["first_step_seconds"] + summary["first_eval_seconds"]
   return {
     "bench": "paper",
@@ -97,5 +99,5 @@ def paper_check(workdir: str, reduced: bool) -> dict:
     "eval_seconds": round(summary["eval_seconds"], 1),
     "steady_steps_per_second": round(steady, 2),
     "steady_train_mfu": round(flops * steady / peak, 4),
-    "peak_bytes": bench_device.peak_memory()["peak_bytes"],
+    "peak_bytes": device.peak_memory()["peak_bytes"],
   } | science(run)

@@ -1,38 +1,12 @@
-"""Throughput benchmarks; each prints one JSON line per measured setting.
-
-  python -m bioknow.bench data   # biographies/s on one core: assembly, then the Grain pipeline
-  python -m bioknow.bench train  # tokens/s, steps/s and model FLOP utilisation, paper and small
-  python -m bioknow.bench eval   # evaluation sequences/s, without and with attention statistics
-  python -m bioknow.bench device # the accelerator check (`make device-check`); reduced on CPU
-
-Benchmarks are not tests: run them on a quiet machine and compare against the targets in the
-README.
-"""
+"""Throughput: biographies/s of the data pipeline, training tokens/s and model FLOP utilisation,
+evaluation sequences/s. The command line (bioknow.bench.__main__) prints what train and eval
+return; data_throughput prints its own lines."""
 
 import json
 import os
-import sys
 import time
 
 import numpy as np
-from absl import app, flags
-
-_BATCH = flags.DEFINE_integer("batch_size", 128, "Biographies per batch.")
-_SECONDS = flags.DEFINE_float("seconds", 5.0, "Minimum measuring time per setting.")
-# bioknow.data defines the same flag; a process importing both (the tests) shares it.
-if "n_individuals" not in flags.FLAGS:
-  flags.DEFINE_integer("n_individuals", 64_000, "Population size.")
-_WORKDIR = flags.DEFINE_string(
-  "paper_workdir", None, "bench paper: its run directory (default runs/paper_check)."
-)
-_SCALES = flags.DEFINE_list("scales", ["paper", "small"], "Model scales for `train` and `eval`.")
-_REDUCED = flags.DEFINE_bool(
-  "reduced", None, "`device`: the reduced form (tiny shapes, few steps); default: on CPU only."
-)
-_PARTS = flags.DEFINE_list(
-  "parts", None, "`device`: run only these parts (train, then model presets); default: all."
-)
-
 
 # bench train measures once two consecutive warm-up windows agree within this share, or after
 # WARMUP_WINDOWS windows (then it says it did not converge).
@@ -57,19 +31,20 @@ def _rate(fn, seconds: float) -> float:
   return n / elapsed
 
 
-def bench_data() -> None:
-  """Assembly alone at 64k people, then the whole Grain pipeline (sampling, assembly,
-  iteration) under the uniform and power-law schedules at 256k people."""
+def data_throughput(batch_size: int, n_individuals: int, seconds: float) -> None:
+  """Assembly alone at `n_individuals` people (64k by default), then the whole Grain pipeline
+  (sampling, assembly, iteration) under the uniform and power-law schedules at 256k people;
+  prints one JSON line per stage."""
   from bioknow.data import pipeline, schedules
   from bioknow.data.dataset import DataConfig, build_dataset
 
   core = _pin_to_one_core()
-  b = _BATCH.value
-  ds = build_dataset(DataConfig(n_individuals=flags.FLAGS.n_individuals, tokenizer="bio_32k"))
+  b = batch_size
+  ds = build_dataset(DataConfig(n_individuals=n_individuals, tokenizer="bio_32k"))
   rng = np.random.default_rng(0)
   rate = _rate(
     lambda: ds.assemble(rng.integers(0, ds.config.n_individuals, size=b), "train", rng),
-    _SECONDS.value,
+    seconds,
   )
   common = {"bench": "data", "core": core, "batch_size": b, "seq_len": ds.seq_len, "target": 20_000}
   print(
@@ -90,7 +65,7 @@ def bench_data() -> None:
     ("power_law", schedules.PowerLaw(n, alpha=0.8)),
   ]:
     it = iter(pipeline.training_batches(ds, schedule, batch_size=b, n_steps=10**9, seed=0))
-    rate = _rate(it.__next__, _SECONDS.value)
+    rate = _rate(it.__next__, seconds)
     print(
       json.dumps(
         common
@@ -211,7 +186,7 @@ def train_throughput(
   )
   slots = sum(a["t"].size for a in arrays) / len(arrays)
   flops = tokens * flops_per_token(model.cfg, ds.vocab_size, ds.seq_len)
-  from bioknow.bench_device import peak_matmul_flops
+  from bioknow.hardware import peak_matmul_flops
 
   peak = peak_matmul_flops(dtype, matmul)
   return {
@@ -234,17 +209,6 @@ def train_throughput(
     "peak_matmul_flops_per_second": round(peak / 1e9, 2) * 1e9,
     "mfu": round(flops / elapsed / peak, 4),
   } | warmup
-
-
-def bench_train() -> None:
-  """Training throughput of the paper-shape (batch 8 on a CPU) and the small-shape model."""
-  import jax
-
-  on_cpu = jax.default_backend() == "cpu"
-  for scale in _SCALES.value:
-    batch_size = 8 if on_cpu and scale == "paper" else None
-    result = train_throughput(scale, batch_size, None, _SECONDS.value)
-    print(json.dumps({"bench": "train"} | result), flush=True)
 
 
 def eval_throughput(
@@ -297,54 +261,3 @@ def eval_throughput(
       }
     )
   return out
-
-
-def bench_eval() -> None:
-  """Evaluation throughput of the paper-shape (batch 64 on a CPU) and the small-shape model."""
-  import jax
-
-  on_cpu = jax.default_backend() == "cpu"
-  for scale in _SCALES.value:
-    batch_size = 64 if on_cpu and scale == "paper" else None
-    for result in eval_throughput(scale, _SECONDS.value, batch_size):
-      print(json.dumps({"bench": "eval"} | result), flush=True)
-
-
-def bench_device() -> None:
-  """The accelerator check (bench_device.py): one JSON line per measurement."""
-  from bioknow import bench_device as device
-
-  device.main(train_throughput, reduced=_REDUCED.value, only=_PARTS.value)
-
-
-def bench_paper() -> None:
-  """The paper check (bench_paper.py): the default run to the end, then one JSON line."""
-  import jax
-
-  from bioknow import bench_paper as paper
-
-  reduced = _REDUCED.value or jax.default_backend() == "cpu"
-  # Where the claims command looks for the phases sweep's point: --score_only --scale=paper
-  # --only=three_phases,hallucination --workdir=runs/paper_check scores it.
-  default = "runs/paper_check" + ("_reduced" if reduced else "") + "/phases/phases"
-  workdir = _WORKDIR.value or default
-  print(json.dumps(paper.paper_check(workdir, reduced)), flush=True)
-
-
-BENCHES = {
-  "data": bench_data,
-  "train": bench_train,
-  "eval": bench_eval,
-  "device": bench_device,
-  "paper": bench_paper,
-}
-
-
-def main(argv):
-  if len(argv) != 2 or argv[1] not in BENCHES:
-    sys.exit(f"usage: python -m bioknow.bench {{{'|'.join(BENCHES)}}} [--flags]")
-  BENCHES[argv[1]]()
-
-
-if __name__ == "__main__":
-  app.run(main)

@@ -22,7 +22,6 @@ import dataclasses
 import json
 import resource
 import tempfile
-import time
 
 import fiddle as fdl
 import jax
@@ -32,6 +31,7 @@ from absl import logging
 from bioknow import configs
 from bioknow.data import dataset
 from bioknow.experiments import pretrain
+from bioknow.hardware import peak_matmul_flops
 from bioknow.models.transformer import flops_per_token
 from bioknow.rundir import RunDir
 
@@ -45,24 +45,6 @@ class Plan:
 
 FULL = Plan(train_seconds=10.0, runs=(("paper", 1_000), ("paper_896", 200)), reduced=False)
 REDUCED = Plan(train_seconds=0.5, runs=(("tiny", 4),), reduced=True)
-
-
-def peak_matmul_flops(dtype, n: int | None = None) -> float:
-  """Best FLOP/s of a large square matmul (n x n) on the default device: the machine's own
-  peak. Random entries: a matrix of ones or zeros flips fewer bits and runs faster than
-  real data (on an H200, 894 against 788 TFLOP/s of random data)."""
-  n = n or (2048 if jax.default_backend() == "cpu" else 8192)
-  a = jax.random.normal(jax.random.key(0), (n, n), dtype)
-  f = jax.jit(lambda a: a @ a)
-  f(a).block_until_ready()
-  best = 0.0
-  for _ in range(5):
-    start = time.perf_counter()
-    for _ in range(4):
-      out = f(a)
-    out.block_until_ready()
-    best = max(best, 4 * 2 * n**3 / (time.perf_counter() - start))
-  return best
 
 
 def run_config(preset: str, n_steps: int, reduced: bool) -> tuple[fdl.Config, int, int]:
@@ -173,7 +155,7 @@ def main(
 ) -> list[dict]:
   """Runs the check (reduced: default on CPU only), or the parts of it in `only`; emits and
   returns its lines (peak memory always comes last).
-  train_throughput: bench.train_throughput (passed in: bench is also run as __main__)."""
+  train_throughput: throughput.train_throughput (passed in, as the command line does)."""
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
   on_cpu = jax.default_backend() == "cpu"
   plan = REDUCED if (on_cpu if reduced is None else reduced) else FULL
