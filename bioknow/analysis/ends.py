@@ -24,6 +24,7 @@ from bioknow.train.phases import (  # noqa: F401 (ends.CONFIRM, ends.confirmed: 
   PLATEAU_FACTOR,
   confirmed,
 )
+from bioknow.validate import is_number
 
 # Standard error of loss / baseline on one evaluation set at the small scale (256 sequences:
 # about 0.5% of the baseline); a crossing is not placed more finely than this noise allows.
@@ -45,13 +46,7 @@ class End(NamedTuple):
 
 def series(records: Sequence[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
   """(steps, values) of the records where `key` holds a finite number."""
-  pairs = [
-    (r["step"], r[key])
-    for r in records
-    if isinstance(r.get(key), (int, float))
-    and not isinstance(r.get(key), bool)
-    and math.isfinite(r[key])
-  ]
+  pairs = [(r["step"], r[key]) for r in records if is_number(r.get(key), finite=True)]
   return np.array([p[0] for p in pairs], dtype=float), np.array([p[1] for p in pairs], dtype=float)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from bioknow.rundir import RunDir
 from bioknow.train import phases
+from bioknow.validate import is_number  # runs.is_number: the figures' and the claims'
 
 # Summary or config fields that only one experiment has: they identify unfinished runs.
 _EXPERIMENT_FIELDS = {
@@ -93,22 +94,14 @@ def experiment(run: dict) -> str:
   return "pretrain"
 
 
-def is_number(v) -> bool:
-  return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def order(value) -> tuple:
   """A sort key: numbers numerically, anything else after them by its text."""
   return (0, value, "") if is_number(value) else (1, 0, str(value))
 
 
-def _finite(v) -> bool:
-  return is_number(v) and math.isfinite(v)
-
-
 def series(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
   """(steps, values) of the records where `key` holds a finite number."""
-  pairs = [(r["step"], r[key]) for r in records if _finite(r.get(key))]
+  pairs = [(r["step"], r[key]) for r in records if is_number(r.get(key), finite=True)]
   return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs], dtype=float)
 
 
@@ -118,7 +111,7 @@ def layer_series(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]
   n_layers = min((len(v) for _, v in rows), default=0)
   return (
     np.array([s for s, _ in rows]),
-    np.array([[x if _finite(x) else np.nan for x in v[:n_layers]] for _, v in rows]),
+    np.array([[x if is_number(x, finite=True) else np.nan for x in v[:n_layers]] for _, v in rows]),
   )
 
 
@@ -128,7 +121,7 @@ def final(run: dict, key: str) -> float:
   if len(values):
     return float(values[-1])
   value = run["summary"].get(key)
-  return float(value) if _finite(value) else math.nan
+  return float(value) if is_number(value, finite=True) else math.nan
 
 
 def baseline(run: dict) -> float:
@@ -181,7 +174,7 @@ def learning_rate(run: dict) -> float:
     lr = next((v for k, v in config.items() if k.endswith(".optimizer.lr")), None)
   if lr is None and run["records"]:
     lr = run["records"][0].get("lr")
-  return float(lr) if _finite(lr) else math.nan
+  return float(lr) if is_number(lr, finite=True) else math.nan
 
 
 # Schedules: which curriculum a pretraining run follows -----------------------------------------
@@ -336,6 +329,6 @@ def power_law_interval(x, y, level: float = 0.95) -> tuple[float, float]:
 
 def fmt_count(n) -> str:
   """4000 -> '4k', 1600 -> '1.6k', 300 -> '300'."""
-  if not _finite(n):
+  if not is_number(n, finite=True):
     return str(n)
   return f"{n / 1000:g}k" if n >= 1000 else f"{n:g}"

@@ -11,6 +11,7 @@ from bioknow.data import lists as lists_lib
 from bioknow.data import tokenizer as tok
 from bioknow.data.population import Population, make_population
 from bioknow.data.templates import ATTRIBUTES, TEMPLATES
+from bioknow.validate import check_bool, check_int
 
 MAX_INDIVIDUALS = 1_000_000  # a design limit (memory of the template table), not a name limit
 
@@ -64,16 +65,13 @@ class DataConfig:
       "n_templates_eval",
       "seed",
     ):
-      value = getattr(self, name)
-      if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{name}: got {value!r}; it must be an integer >= 0.")
+      check_int(name, getattr(self, name), 0, numpy=True)
     if self.n_individuals < 1 or self.n_individuals > MAX_INDIVIDUALS:
       raise ValueError(f"n_individuals: got {self.n_individuals}; allowed 1..{MAX_INDIVIDUALS:,}.")
     if self.n_templates_train < 1 or self.n_templates_eval < 1:
       raise ValueError("n_templates_train and n_templates_eval: each must be at least 1.")
     for name in ("shuffle_sentences", "compact_vocab"):
-      if not isinstance(getattr(self, name), bool):
-        raise ValueError(f"{name}: got {getattr(self, name)!r}; it must be True or False.")
+      check_bool(name, getattr(self, name))
     lists_lib.check_attributes(tuple(self.attributes))
     tok.check_tokenizer(self.tokenizer)
     n_templates = min(len(TEMPLATES[a]) for a in self.attributes)

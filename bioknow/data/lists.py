@@ -23,6 +23,7 @@ import pathlib
 import numpy as np
 
 from bioknow.data.templates import ATTRIBUTES
+from bioknow.validate import is_int
 
 # The repository's checked-in lists (bioknow is used from a clone: `pip install -e .`).
 DEFAULT_LISTS_DIR = pathlib.Path(__file__).resolve().parents[2] / "third_party"
@@ -157,7 +158,7 @@ def load_lists(
       f"{YEARS[0]} <= first <= last <= {YEARS[-1]}."
     )
   for name, value, top in (("birth_months", birth_months, 12), ("birth_days", birth_days, 31)):
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
+    if not (is_int(value) and 1 <= value <= top):
       raise ValueError(
         f"{name}: got {value!r}; allowed: an integer in 1..{top} (the first "
         f"{name.split('_')[1]} of the calendar)."

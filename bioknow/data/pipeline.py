@@ -16,6 +16,7 @@ import numpy as np
 from bioknow.data import packing, schedules
 from bioknow.data.biography import Biographies
 from bioknow.data.dataset import Dataset
+from bioknow.validate import check_int, is_int
 
 BATCH_FIELDS = (
   "tokens_BxT",
@@ -125,8 +126,7 @@ def training_batches(
     ("n_steps", n_steps, 0),
     ("seed", seed, 0),
   ):
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-      raise ValueError(f"{name}: got {value!r}; it must be an integer >= {low}.")
+    check_int(name, value, low)
   if isinstance(schedule, type) or not callable(getattr(schedule, "at", None)):
     raise ValueError(
       f"schedule: got a {type(schedule).__name__}; give a built schedule (one with at(step)), "
@@ -179,7 +179,7 @@ def check_groups(
         f"eval_groups: the name {name!r} is taken; use unique names other than "
         f"{', '.join(STANDARD_SETS)}."
       )
-    if not all(isinstance(x, int) and not isinstance(x, bool) for x in (start, end)):
+    if not (is_int(start) and is_int(end)):
       raise ValueError(f"eval_groups: {name} = [{start!r}, {end!r}) must have integer bounds.")
     if not 0 <= start < end <= stop:
       raise ValueError(

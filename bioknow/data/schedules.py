@@ -19,6 +19,8 @@ from typing import Protocol
 
 import numpy as np
 
+from bioknow import validate
+
 
 class Distribution(Protocol):
   """Who a step's sequences are about: what `Schedule.at` returns (Ranges, Weighted)."""
@@ -138,23 +140,9 @@ def _require(ok: bool, message: str) -> None:
     raise ValueError(message)
 
 
-def _check_int(name: str, value, low: int, high: int | None = None) -> None:
-  bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
-  _require(
-    bool(
-      isinstance(value, (int, np.integer))
-      and not isinstance(value, bool)
-      and value >= low
-      and (high is None or value <= high)
-    ),
-    f"{name}: got {value!r}; it must be an integer {bounds}.",
-  )
-
-
-def _check_number(name: str, value, low: float, *, above: bool = False) -> None:
-  ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-  ok = ok and math.isfinite(value) and (value > low if above else value >= low)
-  _require(ok, f"{name}: got {value!r}; it must be a finite number {'>' if above else '>='} {low}.")
+# A schedule's fields may be numpy scalars (computed with numpy): numpy integers and floats pass.
+_check_int = functools.partial(validate.check_int, numpy=True)
+_check_number = functools.partial(validate.check_number, numpy=True)
 
 
 # Schedules ------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from bioknow.train.checkpoint import Checkpointer
 from bioknow.train.evaluation import EvalConfig
 from bioknow.train.hooks import Hooks
 from bioknow.train.step import OptimizerConfig, learning_rate, make_optimizer
+from bioknow.validate import check_bool, check_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,12 +93,7 @@ class FinetuneConfig:
       raise ValueError(
         f"source: got {self.source!r}; give the run directory of a finished pretraining run."
       )
-    if (
-      not isinstance(self.n_finetune, int)
-      or isinstance(self.n_finetune, bool)
-      or self.n_finetune < 0
-    ):
-      raise ValueError(f"n_finetune: got {self.n_finetune!r}; it must be an integer >= 0.")
+    check_int("n_finetune", self.n_finetune, 0)
     if (
       not isinstance(self.weight_replay, (int, float))
       or not math.isfinite(self.weight_replay)
@@ -108,8 +104,7 @@ class FinetuneConfig:
         ">= 0 (the sampling weight of each pre-training individual; 0 = no "
         "replay)."
       )
-    if not isinstance(self.reset_optimizer, bool):
-      raise ValueError(f"reset_optimizer: got {self.reset_optimizer!r}; allowed: True, False.")
+    check_bool("reset_optimizer", self.reset_optimizer)
     n = self.data.n_individuals
     if self.finetune_ids is None:
       if self.n_finetune < 1:

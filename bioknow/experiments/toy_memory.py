@@ -34,6 +34,7 @@ import optax
 from bioknow.models.toy_memory import ToyMemory
 from bioknow.rundir import RunDir
 from bioknow.train.step import OptimizerConfig, learning_rate, make_optimizer
+from bioknow.validate import check_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,9 +76,7 @@ class ToyMemoryConfig:
       finetune_eval_every=1,
     )
     for name, low in minimum.items():
-      value = getattr(self, name)
-      if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name}: got {value!r}; it must be an integer >= {low}.")
+      check_int(name, getattr(self, name), low)
     if not isinstance(self.seed, int) or self.seed < 0:
       raise ValueError(f"seed: got {self.seed!r}; it must be an integer >= 0.")
     for phase in ("pretrain", "finetune"):

@@ -21,6 +21,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from bioknow.models.attention import Attention
 from bioknow.models.hawk import Hawk
+from bioknow.validate import check_int, is_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,11 +45,8 @@ class ModelConfig:
     shape = dict(zip(("n_layers", "n_heads", "d_model", "d_mlp"), PRESETS[self.preset]))
     shape = {k: v if getattr(self, k) is None else getattr(self, k) for k, v in shape.items()}
     for k, v in shape.items():
-      if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-        raise ValueError(f"model.{k}: got {v!r}; it must be a positive integer.")
-    if self.key_size is not None and (
-      not isinstance(self.key_size, int) or isinstance(self.key_size, bool) or self.key_size < 2
-    ):
+      check_int(f"model.{k}", v, 1)
+    if self.key_size is not None and not (is_int(self.key_size) and self.key_size >= 2):
       raise ValueError(
         f"model.key_size: got {self.key_size!r}; it must be None (d_model / n_heads) or an "
         "even integer >= 2."

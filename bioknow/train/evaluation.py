@@ -22,6 +22,7 @@ from bioknow.train.phases import (  # noqa: F401 (evaluation.phase_ends: the loo
   PLATEAU_FACTOR,
   phase_ends,
 )
+from bioknow.validate import check_int, is_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,11 +43,9 @@ class EvalConfig:
     field)."""
     for name in ("every", "dense_until", "n_spaced", "n_sequences", "batch_size", "n_attention"):
       value, low = getattr(self, name), 0 if name == "n_attention" else 1
-      if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f"eval.{name}: got {value!r}; it must be an integer >= {low}.")
+      check_int(f"eval.{name}", value, low)
     if self.steps is not None and (
-      not isinstance(self.steps, (tuple, list))
-      or not all(isinstance(s, int) and not isinstance(s, bool) for s in self.steps)
+      not isinstance(self.steps, (tuple, list)) or not all(is_int(s) for s in self.steps)
     ):
       raise ValueError(
         f"eval.steps: got {self.steps!r}; give None (every, dense_until and n_spaced decide) "

@@ -26,6 +26,7 @@ from bioknow.train.hooks import Hooks
 from bioknow.train.per_individual import PerIndividual
 from bioknow.train.progress import Progress
 from bioknow.train.resume import resume
+from bioknow.validate import check_bool, check_int, is_int
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -48,12 +49,8 @@ class TrainConfig:
   def check(self) -> None:
     """Validates the fields (one sentence naming the field)."""
     for name, low in (("n_steps", 1), ("batch_size", 1), ("seed", 0), ("data_threads", 0)):
-      value = getattr(self, name)
-      if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f"train.{name}: got {value!r}; it must be an integer >= {low}.")
-    if self.n_devices is not None and (
-      not isinstance(self.n_devices, int) or isinstance(self.n_devices, bool) or self.n_devices < 1
-    ):
+      check_int(f"train.{name}", getattr(self, name), low)
+    if self.n_devices is not None and not (is_int(self.n_devices) and self.n_devices >= 1):
       raise ValueError(
         f"train.n_devices: got {self.n_devices!r}; it must be None (all local devices) or an "
         "integer >= 1."
@@ -62,8 +59,7 @@ class TrainConfig:
     if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
       raise ValueError(f"train.progress_seconds: got {seconds!r}; it must be a finite number >= 0.")
     for name in ("pack", "stop_after_plateau"):
-      if not isinstance(getattr(self, name), bool):
-        raise ValueError(f"train.{name}: got {getattr(self, name)!r}; allowed: True, False.")
+      check_bool(f"train.{name}", getattr(self, name))
     if self.compute_dtype not in DTYPES:
       raise ValueError(
         f"train.compute_dtype: got {self.compute_dtype!r}; allowed: {', '.join(DTYPES)}."

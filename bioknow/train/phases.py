@@ -1,13 +1,15 @@
 """The phase rules, stated once: where the first phase and the plateau end, from metrics records.
 
-Plain Python over records (no jax, no numpy), so that the training loop (which stops at the
-plateau's end), the experiments (which write the ends into summary.json) and everything that
-reads finished runs (bioknow.analysis, the figures, the claims) apply one definition without
-starting an accelerator. bioknow.analysis.ends places the same crossings between evaluations.
+Plain Python over records (no jax; numpy only through bioknow.validate), so that the training
+loop (which stops at the plateau's end), the experiments (which write the ends into
+summary.json) and everything that reads finished runs (bioknow.analysis, the figures, the
+claims) apply one definition without starting an accelerator. bioknow.analysis.ends places
+the same crossings between evaluations.
 """
 
-import math
 from collections.abc import Sequence
+
+from bioknow.validate import is_number
 
 FIRST_PHASE_FACTOR = 1.05  # the first phase ends when the loss is within 5% of the baseline
 PLATEAU_FACTOR = 0.99  # the plateau ends when the loss falls below 0.99 x the baseline
@@ -55,8 +57,8 @@ def phase_ends(records: list[dict], finished: bool = True) -> dict:
     kept = [
       r
       for r in records
-      if _finite(r.get(f"attribute_loss{suffix}"))
-      and _finite(r.get(f"no_knowledge_baseline{suffix}"))
+      if is_number(r.get(f"attribute_loss{suffix}"), finite=True)
+      and is_number(r.get(f"no_knowledge_baseline{suffix}"), finite=True)
     ]
     steps = [int(r["step"]) for r in kept]
     ratio = [r[f"attribute_loss{suffix}"] / r[f"no_knowledge_baseline{suffix}"] for r in kept]
@@ -67,7 +69,3 @@ def phase_ends(records: list[dict], finished: bool = True) -> dict:
       steps, [x < PLATEAU_FACTOR for x in ratio], finished
     )
   return out
-
-
-def _finite(x) -> bool:
-  return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

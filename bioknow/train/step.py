@@ -8,7 +8,6 @@ step index travels as an array, so nothing recompiles as training advances.
 import dataclasses
 import functools
 import inspect
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +21,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from bioknow.models.cross_entropy import tied_cross_entropy
 from bioknow.models.transformer import LanguageModel, take
 from bioknow.train import metrics
+from bioknow.validate import check_number
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,9 +40,7 @@ class OptimizerConfig:
   def check(self) -> None:
     """Validates the fields (one sentence naming the field)."""
     for name in ("lr", "lr_end", "b1", "b2", "weight_decay", "eps"):
-      value = getattr(self, name)
-      if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise ValueError(f"optimizer.{name}: got {value!r}; it must be a finite number.")
+      check_number(f"optimizer.{name}", getattr(self, name))
     if not self.lr > 0:
       raise ValueError(f"optimizer.lr: got {self.lr!r}; it must be > 0.")
     if not self.eps > 0:
