@@ -17,3 +17,31 @@ def small_config() -> DataConfig:
 @pytest.fixture(scope="session")
 def small_dataset(small_config):
   return build_dataset(small_config)
+
+
+# A tiny pretraining run through the launcher: the population every such test uses.
+N, HELDOUT = 50, 16
+
+
+def tiny_overrides(
+  n_steps: int,
+  eval_steps: tuple[int, ...],
+  n_sequences: int = 64,
+  n_attention: int = 32,
+  flag: bool = False,
+) -> list[str]:
+  """The launcher's overrides (set:PATH=VALUE) for a tiny run of the tiny model on N people
+  (HELDOUT held out); with flag, each as a --config= flag of the command line."""
+  steps = ",".join(map(str, eval_steps)) + ("," if len(eval_steps) == 1 else "")
+  overrides = [
+    f"set:train.n_steps={n_steps}",
+    "set:train.batch_size=8",
+    f"set:eval.steps=({steps})",
+    f"set:eval.n_sequences={n_sequences}",
+    "set:eval.batch_size=32",
+    f"set:eval.n_attention={n_attention}",
+    "set:model.preset='tiny'",
+    f"set:data.n_individuals={N}",
+    f"set:data.n_heldout={HELDOUT}",
+  ]
+  return [f"--config={o}" for o in overrides] if flag else overrides

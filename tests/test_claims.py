@@ -5,6 +5,7 @@ import dataclasses
 import json
 import math
 import pathlib
+import shutil
 import types
 
 import pytest
@@ -21,8 +22,15 @@ from bioknow.claims import (
 from bioknow.rundir import RunDir
 from bioknow.train.phases import phase_ends
 
+SWEEPS = pathlib.Path(__file__).resolve().parents[1] / "sweeps"
 BASELINE = 2.0
 ATTRIBUTES = ("birth_date", "birth_city", "university", "major", "company", "current_city")
+
+
+@pytest.fixture(autouse=True)
+def _in_the_checkout(monkeypatch):
+  """The command runs from a bioknow checkout's root, where --sweeps=sweeps finds the sweeps."""
+  monkeypatch.chdir(SWEEPS.parent)
 
 
 def _write_run(path: pathlib.Path, leaves: dict, records: list[dict], summary: dict | None) -> dict:
@@ -64,11 +72,11 @@ def _curve(first: int, plateau: int, final: float) -> list[float]:
 
 
 def test_seeded_repeats_points_with_every_seed_field():
-  module = claims_main.launch_checks.load_sweep(str(catalog.SWEEPS / "quickstart.py"))
+  module = claims_main.launch_checks.load_sweep(str(SWEEPS / "quickstart.py"))
   points = list(catalog.seeded(module.sweep("small"), 3, seeded_sweep=False))
   assert [n for n, _ in points] == ["quickstart", "quickstart_seed1", "quickstart_seed2"]
   assert [(c.data.seed, c.train.seed) for _, c in points] == [(0, 0), (1, 1), (2, 2)]
-  toy = claims_main.launch_checks.load_sweep(str(catalog.BY_NAME["toy_memory"].sweep_path))
+  toy = claims_main.launch_checks.load_sweep(str(catalog.BY_NAME["toy_memory"].sweep_path(SWEEPS)))
   first = next(iter(toy.sweep("small")))
   assert next(iter(catalog.seeded(iter([first]), 2, False))) == first
   assert list(catalog.seeded(iter([first]), 2, False))[1][1].seed == 1
@@ -100,11 +108,44 @@ def test_bad_arguments_fail_in_one_sentence(tmp_path, monkeypatch, argv, message
   assert list(tmp_path.iterdir()) == []  # nothing written
 
 
+def test_missing_sweep_files_fail_before_anything_runs(tmp_path, monkeypatch):
+  """Outside a checkout (no sweeps/ in the current directory), the command, --score_only too,
+  stops in one sentence naming --sweeps, as it does for a folder that lacks a claim's sweep
+  file; nothing is written. A folder holding the sweeps of the claims asked for is enough."""
+  monkeypatch.chdir(tmp_path)
+  partial = tmp_path / "partial"
+  partial.mkdir()
+  shutil.copy(SWEEPS / "phases.py", partial)
+  before = sorted(tmp_path.rglob("*"))
+  holding = "run from a bioknow checkout or pass --sweeps=DIR holding phases.py, population.py"
+  for argv, message in [
+    ([], f"--sweeps: no sweep files in {(tmp_path / 'sweeps').resolve()}; {holding}"),
+    (["--score_only", "--quick"], f"--sweeps: no sweep files in {(tmp_path / 'sweeps').resolve()}"),
+    (
+      ["--sweeps=nowhere", "--dry_run"],
+      f"--sweeps: no sweep files in {tmp_path.resolve()}/nowhere",
+    ),
+    (
+      ["--sweeps=partial", "--only=three_phases,patching"],
+      f"--sweeps: {partial.resolve()} has no patching.py; run from a bioknow checkout or pass "
+      "--sweeps=DIR holding phases.py, patching.py.",
+    ),
+  ]:
+    claims_main.FLAGS.unparse_flags()
+    with pytest.raises(SystemExit) as e:
+      claims_main.main(["claims", *argv])
+    assert message in str(e.value) and "\n" not in str(e.value)
+  assert sorted(tmp_path.rglob("*")) == before  # nothing written
+  claims_main.FLAGS.unparse_flags()
+  argv = ["claims", "--sweeps=partial", "--only=three_phases", "--dry_run"]
+  assert claims_main.main(argv) == 0
+
+
 def test_help_prints_the_usage_and_every_flag(capsys):
   assert claims_main.main(["claims", "--help"]) == 0
   out = capsys.readouterr().out
   assert out.startswith("python -m bioknow.claims")
-  for flag in ("--only", "--seeds", "--config", "--workdir", "--executor", "--dry_run"):
+  for flag in ("--only", "--seeds", "--config", "--workdir", "--sweeps", "--executor", "--dry_run"):
     assert flag in out
 
 
@@ -210,7 +251,9 @@ def test_scorecard_from_finished_runs(tmp_path, capsys):
   already there, are read and scored at the lr with the best training loss (x2, bracketed, so
   the lr walk runs nothing more); nothing trains."""
   sweep_dir = tmp_path / "phases"
-  points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 3, [], tmp_path)[0][0][2]
+  points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 3, [], tmp_path, SWEEPS)[0][
+    0
+  ][2]
   factor = lambda p: catalog.lr_factor_of_point(p.name)
   points = [
     p
@@ -245,7 +288,9 @@ def test_score_only_reads_part_of_a_grid_and_trains_nothing(tmp_path, capsys):
   """--score_only on 3 of three_phases' 5 planned runs (seed 0 at its 3 start lrs): the row is
   scored from those 3, says so, and no run directory is created for the missing points."""
   sweep_dir = tmp_path / "phases"
-  points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 3, [], tmp_path)[0][0][2]
+  points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 3, [], tmp_path, SWEEPS)[0][
+    0
+  ][2]
   points = [
     p
     for p in points
@@ -285,7 +330,9 @@ def _patching_group(tmp_path, name, seed, final_end, inside_end, initial_end) ->
 
 
 def test_seeded_copies_read_their_own_seeds_sources():
-  patching = claims_main.launch_checks.load_sweep(str(catalog.BY_NAME["patching"].sweep_path))
+  patching = claims_main.launch_checks.load_sweep(
+    str(catalog.BY_NAME["patching"].sweep_path(SWEEPS))
+  )
   claim = catalog.BY_NAME["patching"]
   points = dict(catalog.seeded(patching.sweep("small"), 2, False, claim.only))
   assert "patch_start200_ref200" not in points  # frozen runs are not part of the claim
@@ -297,11 +344,13 @@ def test_seeded_copies_read_their_own_seeds_sources():
 def test_a_run_of_another_config_is_refused_before_anything_runs(tmp_path):
   """A phases run stored with another lr stops the scorecard with the launcher's
   sentence; nothing is written."""
-  points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 1, [], tmp_path)[0][0][2]
+  points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 1, [], tmp_path, SWEEPS)[0][
+    0
+  ][2]
   run = _pretrain_run(tmp_path / "phases" / points[0].name, 0, _curve(2, 4, 0.5))
   before = sorted(p for p in tmp_path.rglob("*"))
   with pytest.raises(ValueError, match="holds a run of another config"):
-    claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 1, [], tmp_path)
+    claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 1, [], tmp_path, SWEEPS)
   assert sorted(p for p in tmp_path.rglob("*")) == before and run["summary"]
 
 
@@ -582,7 +631,7 @@ def test_lr_copies_compose_with_seeds():
     only=(),
     lr_factors=(0.5, 1, 2, 4),
   )
-  module = claims_main.launch_checks.load_sweep(str(claim.sweep_path))
+  module = claims_main.launch_checks.load_sweep(str(claim.sweep_path(SWEEPS)))
   points = list(catalog.claim_points(claim, module.sweep("small"), 2))
   assert [n for n, _ in points] == [
     "quickstart_lrx0.5",
@@ -604,7 +653,7 @@ def test_the_phases_sweep_makes_the_runs_the_phases_claims_read():
   the three_phases claim does (so `make tour` and the scorecard share runs), and the claim
   runs seeds 1 and 2 at whichever lr seed 0 picks."""
   claim = catalog.BY_NAME["three_phases"]
-  module = claims_main.launch_checks.load_sweep(str(claim.sweep_path))
+  module = claims_main.launch_checks.load_sweep(str(claim.sweep_path(SWEEPS)))
   claimed = dict(catalog.claim_points(claim, module.sweep("small"), 3))
   own = dict(module.sweep("small"))
   assert sorted(own) == ["phases", "phases_lrx0.5", "phases_lrx2", "phases_seed1", "phases_seed2"]
@@ -616,7 +665,7 @@ def test_the_phases_sweep_makes_the_runs_the_phases_claims_read():
 
 def test_lr_copies_read_their_own_lrs_sources():
   patching = catalog.BY_NAME["patching"]
-  module = claims_main.launch_checks.load_sweep(str(patching.sweep_path))
+  module = claims_main.launch_checks.load_sweep(str(patching.sweep_path(SWEEPS)))
   claim = dataclasses.replace(patching, lr_factors=(1, 2))
   points = dict(catalog.claim_points(claim, module.sweep("small"), 2))
   assert points["patch_start0_ref400_lrx2_seed1"].reference_run == "reference_lrx2_seed1"
@@ -648,7 +697,7 @@ def test_warmup_points_are_those_at_the_warmups_population():
   with pytest.raises(ValueError, match="point celebrities_n120_w8: lr_factors need"):
     list(catalog.with_lrs(iter(swept[3:4]), (1, 2)))
   claim = catalog.BY_NAME["warmup"]
-  module = claims_main.launch_checks.load_sweep(str(claim.sweep_path))
+  module = claims_main.launch_checks.load_sweep(str(claim.sweep_path(SWEEPS)))
   names = [n for n, _ in catalog.claim_points(claim, module.sweep("small"), 1)]
   assert not [n for n in names if n.startswith("growth")]
   assert "warmup_n1200_indiv150_epochs16_lrx2" in names

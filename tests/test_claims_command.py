@@ -15,6 +15,7 @@ from bioknow.rundir import RunDir, config_leaves
 from bioknow.train.phases import phase_ends
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+SWEEPS = REPO / "sweeps"
 BASELINE = 2.0
 # What --quick runs of each claim (catalog.Claim.quick), at seed 0 and the base lr.
 QUICK_POINTS = {
@@ -50,13 +51,21 @@ TINY_TOY = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _in_the_checkout(monkeypatch):
+  """The command runs from a bioknow checkout's root, where --sweeps=sweeps finds the sweeps."""
+  monkeypatch.chdir(REPO)
+
+
 def _main(*argv: str) -> int:
   claims_main.FLAGS.unparse_flags()
   return claims_main.main(["claims", *argv])
 
 
 def _points(claim: str, workdir: pathlib.Path, quick: bool = True) -> list:
-  planned, _ = claims_main.plan([catalog.BY_NAME[claim]], "small", 3, [], workdir, quick=quick)
+  planned, _ = claims_main.plan(
+    [catalog.BY_NAME[claim]], "small", 3, [], workdir, SWEEPS, quick=quick
+  )
   return planned[0][2]
 
 
@@ -125,16 +134,16 @@ def test_help_states_the_verdicts_the_phase_end_rule_and_the_new_flags(capsys):
 
 
 def test_quick_plans_one_seed_at_the_base_lr_in_each_claims_cheapest_regime(tmp_path):
-  planned, unfit = claims_main.plan(catalog.CLAIMS, "small", 3, [], tmp_path, quick=True)
+  planned, unfit = claims_main.plan(catalog.CLAIMS, "small", 3, [], tmp_path, SWEEPS, quick=True)
   assert not unfit
   assert {c.name: [p.name for p in points] for c, _, points in planned} == QUICK_POINTS
   for claim, sweep_dir, points in planned:
-    assert claim.lr_factors == () and sweep_dir == tmp_path / claim.sweep_path.stem
+    assert claim.lr_factors == () and sweep_dir == tmp_path / claim.sweep_name
     assert catalog.planned_runs(points, claim, sweep_dir) == len(points)
   # The sweeps' own points, configs and all: the full scorecard and the launcher share them.
   for claim, _, points in planned:
     swept = dict(
-      launch_checks.swept_points(launch_checks.load_sweep(str(claim.sweep_path)), "small")
+      launch_checks.swept_points(launch_checks.load_sweep(str(claim.sweep_path(SWEEPS))), "small")
     )
     for p in points:
       assert config_leaves(p.cfg) == config_leaves(swept[p.name])
@@ -190,7 +199,7 @@ def test_quick_runs_only_its_points_and_marks_its_table(tmp_path, capsys, monkey
   out = capsys.readouterr().out
   by_sweep: dict[str, list[str]] = {}
   for claim in catalog.CLAIMS:
-    by_sweep.setdefault(claim.sweep_path.stem, []).extend(QUICK_POINTS[claim.name])
+    by_sweep.setdefault(claim.sweep_name, []).extend(QUICK_POINTS[claim.name])
   assert ran == by_sweep  # phases twice: the executor skips a finished point
   table = evidence.between_markers(out)
   lines = table.splitlines()

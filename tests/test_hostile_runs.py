@@ -17,6 +17,7 @@ import sentencepiece as spm
 import tensorstore as ts
 from absl import flags
 from absl.testing import flagsaver
+from conftest import HELDOUT, N, tiny_overrides
 
 from bioknow import configs, executors, launch, report
 from bioknow.data import schedules
@@ -30,18 +31,8 @@ from bioknow.train.evaluation import EvalConfig
 from bioknow.train.step import OptimizerConfig
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-N, HELDOUT, N_STEPS = 50, 16, 40
-TINY = [
-  "set:train.n_steps=20",
-  "set:train.batch_size=8",
-  "set:eval.steps=(0,10,20)",
-  "set:eval.n_sequences=32",
-  "set:eval.batch_size=32",
-  "set:eval.n_attention=0",
-  "set:model.preset='tiny'",
-  f"set:data.n_individuals={N}",
-  f"set:data.n_heldout={HELDOUT}",
-]
+N_STEPS = 40
+TINY = tiny_overrides(20, (0, 10, 20), n_sequences=32, n_attention=0)
 
 # Populations partitioned by construction ------------------------------------------------------
 

@@ -9,21 +9,12 @@ import sys
 import time
 
 import pytest
+from conftest import tiny_overrides
 
 from bioknow import _malloc, executors, launch
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-TINY = [
-  "--config=set:train.n_steps=30",
-  "--config=set:train.batch_size=8",
-  "--config=set:eval.steps=(0,10,20,30)",
-  "--config=set:eval.n_sequences=64",
-  "--config=set:eval.batch_size=32",
-  "--config=set:eval.n_attention=32",
-  "--config=set:model.preset='tiny'",
-  "--config=set:data.n_individuals=50",
-  "--config=set:data.n_heldout=16",
-]
+TINY = tiny_overrides(30, (0, 10, 20, 30), flag=True)
 TWO_POINTS = '''"""python -m bioknow.launch --sweep=two_points.py: two tiny seeds (a test)."""
 from bioknow import configs
 

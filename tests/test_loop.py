@@ -12,6 +12,7 @@ import jax
 import numpy as np
 import pytest
 import tensorstore as ts
+from conftest import tiny_overrides
 
 from bioknow.data.dataset import DataConfig
 from bioknow.experiments.pretrain import PretrainConfig
@@ -21,17 +22,7 @@ from bioknow.train import step as step_lib
 from bioknow.train.evaluation import EvalConfig
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-TINY = [
-  "--config=set:train.n_steps=40",
-  "--config=set:train.batch_size=8",
-  "--config=set:eval.steps=(0,10,20,30,40)",
-  "--config=set:eval.n_sequences=64",
-  "--config=set:eval.batch_size=32",
-  "--config=set:eval.n_attention=32",
-  "--config=set:model.preset='tiny'",
-  "--config=set:data.n_individuals=50",
-  "--config=set:data.n_heldout=16",
-]
+TINY = tiny_overrides(40, (0, 10, 20, 30, 40), flag=True)
 
 
 def _launch(workdir, *extra, wait=True):

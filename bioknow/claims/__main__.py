@@ -1,5 +1,5 @@
 """python -m bioknow.claims [--only=NAME,...] [--seeds=3 | --quick] [--config=set:PATH=VALUE ...]
-    [--workdir=runs] [--dry_run] [--score_only] [--out=DIR] [--evidence=DIR]
+    [--workdir=runs] [--sweeps=sweeps] [--dry_run] [--score_only] [--out=DIR] [--evidence=DIR]
     [--executor=inline|ray] [--ray_address=...]
 
 The paper's claims as one scorecard. For each claim it runs (or reuses: finished runs are
@@ -33,6 +33,10 @@ WORKDIR/claims/quick, apart from the full scorecard's.
 no checkpoints) into DIR/SWEEP/POINT, so that --score_only --workdir=DIR (with --quick for a
 quick one) prints the same table in seconds (bioknow/claims/evidence.py). The table is
 printed between the lines <!-- scorecard --> and <!-- /scorecard -->, as README.md holds it.
+
+--sweeps is the folder of the sweep files (sweeps/phases.py, ...) whose points the claims need,
+--score_only included (a run is found by its point's name): by default sweeps/ of the current
+directory, the root of a bioknow checkout.
 
 --config overrides apply to every run ("does the claim hold for Hawk?" is
 --config=set:model.mixer='"hawk"' --workdir=runs/hawk); runs with overrides need a workdir
@@ -87,6 +91,13 @@ flags.DEFINE_multi_string(
   "config", [], "Overrides for every run: set:PATH=VALUE.", flag_values=FLAGS
 )
 flags.DEFINE_string("workdir", "runs", "Root of the sweeps' run directories.", flag_values=FLAGS)
+flags.DEFINE_string(
+  "sweeps",
+  catalog.DEFAULT_SWEEPS,
+  "Folder of the sweep files the claims' points come from (default: sweeps/ of the current "
+  "directory, a bioknow checkout's root).",
+  flag_values=FLAGS,
+)
 flags.DEFINE_enum("scale", "small", configs.SCALES, "Grid of the sweeps.", flag_values=FLAGS)
 flags.DEFINE_enum(
   "executor",
@@ -139,10 +150,12 @@ def plan(
   seeds: int,
   directives: list[str],
   workdir: pathlib.Path,
+  sweeps_dir: pathlib.Path,
   skip_unfit: bool = False,
   quick: bool = False,
 ):
-  """(claim, sweep workdir, points) for each claim: every point built and checked first.
+  """(claim, sweep workdir, points) for each claim: every point built and checked first, from
+  its sweep file in sweeps_dir (catalog.check_sweeps: one sentence if any is missing).
   With skip_unfit, a claim whose points the overrides do not fit is left out and returned
   in the second list as (claim, reason), unless no claim fits (then the first reason is
   raised: the overrides, not the claims, are wrong). With quick, each claim as --quick runs
@@ -151,15 +164,16 @@ def plan(
     raise ValueError(f"--seeds: got {seeds}; it must be an integer >= 1.")
   if quick and scale != "small":
     raise ValueError(f"--quick: picks points of the small grids; got --scale={scale}.")
+  catalog.check_sweeps(claims, sweeps_dir)
   planned, unfit, seeds = [], [], 1 if quick else seeds
   for claim in map(catalog.quick, claims) if quick else claims:
-    module = launch_checks.load_sweep(str(claim.sweep_path))
+    module = launch_checks.load_sweep(str(claim.sweep_path(sweeps_dir)))
     shim = types.SimpleNamespace(
       sweep=lambda s, m=module, c=claim: catalog.claim_points(c, m.sweep(s), seeds),
       base=module.base,
       __file__=module.__file__,
     )
-    sweep_dir = workdir / claim.sweep_path.stem
+    sweep_dir = workdir / claim.sweep_name
     try:
       points = launch.build_points(shim, scale, directives, None, sweep_dir)
     except ValueError as e:
@@ -352,14 +366,24 @@ def main(argv: list[str]) -> int:
     sys.exit(f"claims: unexpected argument {rest[1]!r}; every option is a --flag.")
   if not FLAGS.workdir:
     sys.exit("--workdir: got an empty value; give a directory, or leave the flag out.")
+  if not FLAGS.sweeps:
+    sys.exit("--sweeps: got an empty value; give the folder of the sweep files, or leave it out.")
   if FLAGS.config and FLAGS.workdir == DEFAULT_WORKDIR:
     sys.exit("--config changes every run: give them a --workdir of their own, e.g. runs/hawk.")
   try:
     workdir = launch_checks.resolve_workdir(FLAGS.workdir)
     out_dir, dest = _folders(workdir)
     claims = select(FLAGS.only)
+    sweeps_dir = pathlib.Path(FLAGS.sweeps).expanduser().resolve()
     planned, unfit = plan(
-      claims, FLAGS.scale, FLAGS.seeds, FLAGS.config, workdir, not FLAGS.only, FLAGS.quick
+      claims,
+      FLAGS.scale,
+      FLAGS.seeds,
+      FLAGS.config,
+      workdir,
+      sweeps_dir,
+      not FLAGS.only,
+      FLAGS.quick,
     )
     if not FLAGS.dry_run:
       for flag, folder in (("--out", out_dir), ("--workdir", workdir), ("--evidence", dest)):

@@ -31,7 +31,9 @@ from bioknow.claims import (
   rules_warmup,
 )
 
-SWEEPS = pathlib.Path(__file__).resolve().parents[2] / "sweeps"
+# The sweep files' folder, relative to the current directory: the claims command runs from a
+# bioknow checkout (--sweeps names another).
+DEFAULT_SWEEPS = "sweeps"
 # Config paths that seed a run, for each kind of experiment config.
 SEED_PATHS = (("data", "seed"), ("train", "seed"), ("seed",))
 # Config fields naming another point of the sweep that a point reads: a seeded copy reads the
@@ -62,7 +64,7 @@ class Claim:
   name: str
   statement: str
   paper: str  # the paper's figure and numbers
-  sweep: str  # sweep file name under sweeps/
+  sweep: str  # sweep file name in the sweeps folder (--sweeps)
   score: Callable[[list[dict]], rules.Score]
   figure: Callable[[list[dict], pathlib.Path], pathlib.Path | None]
   seeded_sweep: bool = False  # the sweep's points already carry _seedK in their names
@@ -75,9 +77,31 @@ class Claim:
   regime_of: str = ""
   quick: tuple[str, ...] = ()  # --quick: globs of the points it keeps (default: all)
 
+  def sweep_path(self, sweeps_dir: pathlib.Path) -> pathlib.Path:
+    """Its sweep file in the folder of sweep files."""
+    return sweeps_dir / self.sweep
+
   @property
-  def sweep_path(self) -> pathlib.Path:
-    return SWEEPS / self.sweep
+  def sweep_name(self) -> str:
+    """Its sweep's name: the runs live in WORKDIR/SWEEP_NAME/POINT."""
+    return pathlib.Path(self.sweep).stem
+
+
+def check_sweeps(claims, sweeps_dir: pathlib.Path) -> None:
+  """Refuses, in one sentence naming --sweeps, a folder that lacks a sweep file of the claims."""
+  needed = list(dict.fromkeys(c.sweep for c in claims))
+  missing = [s for s in needed if not (sweeps_dir / s).is_file()]
+  if not missing:
+    return
+  where = (
+    f"no sweep files in {sweeps_dir}"
+    if len(missing) == len(needed)
+    else f"{sweeps_dir} has no {', '.join(missing)}"
+  )
+  raise ValueError(
+    f"--sweeps: {where}; run from a bioknow checkout or pass --sweeps=DIR holding "
+    f"{', '.join(needed)}."
+  )
 
 
 CLAIMS = (
