@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy bioknow
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -n auto
 
 bench: $(STAMP)
 	$(PY) -m bioknow.bench data

@@ -1,10 +1,29 @@
-"""Shared fixtures: one small dataset built from the shipped lists and the small tokenizer."""
+"""Shared test setup: two CPU devices, one compilation cache, the tiny-run overrides, and one
+small dataset built from the shipped lists and the small tokenizer."""
+
+import atexit
+import os
+import shutil
+import tempfile
 
 import jax
 import pytest
 
 # Two CPU devices for the data-parallel tests; must happen before any backend use.
 jax.config.update("jax_num_cpu_devices", 2)
+
+# One compilation cache for the whole session, the launcher subprocesses (which inherit the
+# environment) and xdist's workers: many tests compile the same tiny programs, and compiling
+# is most of their time. Programs and results are the same with or without it.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  _cache = tempfile.mkdtemp(prefix="bioknow-test-jax-cache-")
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+  atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 from bioknow.data.dataset import DataConfig, build_dataset  # noqa: E402 (after the device count)
 

@@ -5,6 +5,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from bioknow.analysis import ends as E
 from bioknow.analysis import runs as R
 from bioknow.train import phases
@@ -28,6 +30,7 @@ READERS = (
 )
 
 
+@pytest.mark.slow
 def test_reading_and_scoring_import_neither_jax_nor_matplotlib():
   code = (
     "import importlib, json, sys\n"

@@ -9,6 +9,7 @@ from bioknow.bench import device, throughput
 from bioknow.bench.throughput import train_throughput
 
 
+@pytest.mark.slow
 def test_the_reduced_device_check_prints_one_line_per_measurement():
   lines = []
   start = time.perf_counter()
@@ -70,6 +71,7 @@ def test_device_check_parts_are_checked_before_any_compute():
   assert [r["measurement"] for r in lines] == ["run", "projection", "memory"]
 
 
+@pytest.mark.slow
 def test_the_paper_check_runs_to_the_end_in_its_reduced_form(tmp_path):
   from bioknow.bench import paper
 

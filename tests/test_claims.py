@@ -149,6 +149,7 @@ def test_help_prints_the_usage_and_every_flag(capsys):
     assert flag in out
 
 
+@pytest.mark.slow
 def test_dry_run_lists_every_claim(tmp_path, capsys):
   claims_main.FLAGS.unparse_flags()
   assert claims_main.main(["claims", "--dry_run", f"--workdir={tmp_path}"]) == 0
@@ -170,6 +171,7 @@ def test_dry_run_lists_every_claim(tmp_path, capsys):
   assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_hawk_scorecard_leaves_out_the_claims_it_does_not_fit(tmp_path, capsys):
   """The README's Hawk command (scoring only): attention patching and the toy memory (no
   model.mixer) are "not applicable" under Hawk and say why, the others are planned with Hawk;
@@ -199,6 +201,7 @@ def test_hawk_scorecard_leaves_out_the_claims_it_does_not_fit(tmp_path, capsys):
 
 
 # Ray starts its local cluster's processes with fork + exec, which JAX warns about.
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
 def test_claims_command_trains_scores_and_then_reuses(tmp_path, capsys):
   """End to end, with real training: the toy-memory claim at one seed, shrunk by overrides

@@ -236,6 +236,7 @@ def test_evidence_rescores_to_the_same_table(tmp_path, capsys):
   assert card[0]["runs"] == [p.name for p in points]
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
 def test_quick_trains_exports_and_rescores_the_same_table(tmp_path, capsys):
   """End to end with real training: the quick toy_memory claim (tiny memories) trains its 7
@@ -276,6 +277,7 @@ def test_readme_scorecard_equals_score_only_of_the_evidence(tmp_path, capsys):
   assert _score_only(capsys, dest, tmp_path / "o3", "--only=three_phases") != printed
 
 
+@pytest.mark.slow
 def test_committed_readme_scorecard_matches_committed_evidence(tmp_path, capsys):
   """README.md's scorecard is the score-only output of the committed evidence folder."""
   folder = REPO / evidence.COMMITTED

@@ -117,6 +117,7 @@ def test_statistics_are_consistent(small_dataset):
   )
 
 
+@pytest.mark.slow
 def test_command_line_prints_biographies_then_json():
   out = subprocess.run(
     [

@@ -144,6 +144,7 @@ def test_bad_configs_fail_in_one_sentence(kwargs, message):
     _config(**kwargs).check()
 
 
+@pytest.mark.slow
 def test_missing_unfinished_or_different_source_fails_before_compute(tmp_path, source):
   run_dir = tmp_path / "ft"
   run_dir.mkdir()
@@ -161,6 +162,7 @@ def test_missing_unfinished_or_different_source_fails_before_compute(tmp_path, s
     dataclasses.replace(ok, model=ModelConfig(preset="mini")).check_sources(run_dir)
 
 
+@pytest.mark.slow
 def test_tiny_finetune_end_to_end(source, monkeypatch):
   cfg = _config(weight_replay=0.25)
   assert cfg.train.pack
@@ -198,6 +200,7 @@ def test_tiny_finetune_end_to_end(source, monkeypatch):
   assert summary["min_pretrain_accuracy"] == min(r["pretrain/attribute_accuracy"] for r in records)
 
 
+@pytest.mark.slow
 def test_optimizer_state_carried_over_from_the_source(source, monkeypatch):
   cfg = _config(source=str(source / "pretrain"), reset_optimizer=False)
   ds = finetune.finetune_dataset(cfg)

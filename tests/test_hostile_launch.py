@@ -361,6 +361,7 @@ def test_a_failure_shows_its_whole_first_line_and_leaves_its_traceback(
   assert not (tmp_path / "q").exists()
 
 
+@pytest.mark.slow
 def test_a_stray_argument_is_refused_on_the_command_line(tmp_path):
   out = subprocess.run(
     [sys.executable, "-m", "bioknow.launch", "--sweep=sweeps/quickstart.py", "quickstart"],

@@ -133,6 +133,7 @@ def test_ray_workers_start_with_the_malloc_settings(monkeypatch, tmp_path):
   assert seen["runtime_env"] == {"env_vars": _malloc.ENV}
 
 
+@pytest.mark.slow
 def test_the_malloc_environment_keeps_a_threads_large_blocks_mapped():
   """In a process started with _malloc.ENV, a thread that allocates, touches and frees a
   64 MB block ten times faults its pages in once; without it (glibc's defaults), ten times."""
@@ -165,6 +166,7 @@ print(faults[0])
   assert faults["tuned"] < 2 * pages < 5 * pages < faults["default"], faults
 
 
+@pytest.mark.slow
 def test_dry_run_estimates_time(tmp_path):
   out = _launch(REPO / "sweeps" / "quickstart.py", tmp_path / "d", "--dry_run")
   assert out.returncode == 0, out.stderr[-2000:]
@@ -172,6 +174,7 @@ def test_dry_run_estimates_time(tmp_path):
   assert not (tmp_path / "d").exists()
 
 
+@pytest.mark.slow
 def test_two_point_sweep_killed_and_resumed_inline_and_through_ray(tmp_path):
   pytest.importorskip("ray")
   sweep = tmp_path / "two_points.py"

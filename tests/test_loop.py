@@ -61,6 +61,7 @@ def _zarr(run):
   return ts.open(spec).result().read().result()
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_identical_metrics(tmp_path):
   done = _launch(tmp_path / "a")
   assert done.returncode == 0, done.stderr[-2000:]
@@ -123,6 +124,7 @@ def test_killed_run_resumes_to_identical_metrics(tmp_path):
   assert again.returncode == 0 and "done (skipped)" in again.stdout
 
 
+@pytest.mark.slow
 def test_bad_config_fails_before_anything_is_written(tmp_path):
   out = _launch(tmp_path / "c", "--config=set:model.n_heads=3")
   assert out.returncode != 0
@@ -136,6 +138,7 @@ def test_bad_config_fails_before_anything_is_written(tmp_path):
   assert "eval.steps" in out.stderr and not (tmp_path / "c").exists()
 
 
+@pytest.mark.slow
 def test_dry_run_lists_points_and_runs_nothing(tmp_path):
   out = _launch(tmp_path / "d", "--dry_run")
   assert out.returncode == 0
@@ -143,6 +146,7 @@ def test_dry_run_lists_points_and_runs_nothing(tmp_path):
   assert not (tmp_path / "d").exists()
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
   real_step = step_lib.train_step
   calls = []
@@ -180,6 +184,7 @@ def test_an_eval_group_may_not_take_a_standard_set_name(name):
     cfg.check()
 
 
+@pytest.mark.slow
 def test_stop_after_plateau_ends_the_run_at_the_confirming_evaluation(tmp_path, monkeypatch):
   """With train.stop_after_plateau the run stops at the evaluation that confirms the plateau's
   end (here faked at the evaluation of step 10, confirmed at step 20), and the lr logged is the
@@ -199,6 +204,7 @@ def test_stop_after_plateau_ends_the_run_at_the_confirming_evaluation(tmp_path, 
   assert records[-1]["lr"] == pytest.approx(float(full(20)))
 
 
+@pytest.mark.slow
 def test_nothing_compiles_after_the_first_step_and_evaluation(tmp_path, monkeypatch):
   """The loop compiles its programs at the first evaluation and the first step (and the
   scalar ops of the first progress line); later steps, evaluations (with attention
@@ -228,6 +234,7 @@ def test_nothing_compiles_after_the_first_step_and_evaluation(tmp_path, monkeypa
   assert max(compiled_at) <= 2, f"compiled during train_step calls {sorted(set(compiled_at))}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("planned", [None, 10])
 def test_steps_compute_real_tokens_unless_a_batch_has_more_than_planned(
   tmp_path, monkeypatch, planned

@@ -182,6 +182,7 @@ def test_phase_ends_per_attribute():
   assert ends["first_phase_end_step"] == 10 and ends["plateau_end_step"] == 20
 
 
+@pytest.mark.slow
 def test_value_token_scores_are_token_scores_at_the_value_tokens():
   """Scoring value tokens only, from hidden states and the tied table: at value tokens the
   scores of the whole logits, elsewhere the unscored fill; extra rows (fillers) change

@@ -30,11 +30,13 @@ def test_paper_preset_parameter_count():
   assert 40e6 < total < 45e6
 
 
+@pytest.mark.slow
 def test_small_preset_is_about_a_million_parameters():
   m = LanguageModel(ModelConfig(preset="small"), 4096, key=jax.random.key(0))
   assert 1.0e6 < count_parameters(m)["total"] < 1.6e6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mixer", ["attention", "hawk"])
 def test_outputs_and_causality(mixer):
   m = _model(mixer=mixer)
@@ -53,6 +55,7 @@ def test_patterns_are_causal_distributions():
   assert float(jnp.abs(jnp.triu(patterns, k=1)).max()) == 0.0
 
 
+@pytest.mark.slow
 def test_patching_with_own_patterns_changes_nothing():
   m, tokens = _model("mini"), _tokens()
   logits, patterns = m(tokens, return_patterns=True)
@@ -61,6 +64,7 @@ def test_patching_with_own_patterns_changes_nothing():
   np.testing.assert_array_equal(used, patterns)
 
 
+@pytest.mark.slow
 def test_packed_biographies_do_not_see_each_other():
   m = _model("mini", mixer="attention")
   for mixer in ("attention", "hawk"):
@@ -106,6 +110,7 @@ def test_bad_model_configs(kwargs, match):
     ModelConfig(**kwargs).resolved()
 
 
+@pytest.mark.slow
 def test_bf16_compute_keeps_float32_parameters_and_logits():
   m = _model("mini")
   logits, _ = m(_tokens(), dtype=jnp.bfloat16)
@@ -114,6 +119,7 @@ def test_bf16_compute_keeps_float32_parameters_and_logits():
   np.testing.assert_allclose(logits, m(_tokens())[0], atol=0.1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("t", [1, 2, 7, 12])
 def test_causal_attend_matches_full_attention(t):
   """The two query halves give the full computation's outputs, patterns and gradients, for
@@ -138,6 +144,7 @@ def test_causal_attend_matches_full_attention(t):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cpu_layout", [True, False])
 def test_attend_backward_matches_autodiff(cpu_layout, monkeypatch):
   """`attend`'s hand-written backward, in the layout for XLA:CPU's fast matmuls and in the

@@ -60,6 +60,7 @@ def twins():
   return _model(seed=0), _model(seed=1), _tokens()
 
 
+@pytest.mark.slow
 def test_self_patching_gives_the_unpatched_loss_and_gradients(twins):
   """With its own current patterns, a model's loss is unchanged (bit for bit), and so is the
   gradient of every parameter that the patterns do not depend on (the last layer's values,
@@ -81,6 +82,7 @@ def test_self_patching_gives_the_unpatched_loss_and_gradients(twins):
   assert float(jnp.abs(_query_key(grads)).max()) > 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_heads", [1, 2, 4])
 def test_patched_layers_use_the_reference_patterns(twins, n_heads):
   _, reference, tokens = twins
@@ -163,6 +165,7 @@ def runs(tmp_path_factory):
   return root, summary, seen
 
 
+@pytest.mark.slow
 def test_patching_starts_with_a_fresh_optimizer(runs):
   _, _, seen = runs
   assert [patched for _, patched, _ in seen] == [False] * START + [True] * (N_STEPS - START)

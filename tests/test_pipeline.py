@@ -34,6 +34,7 @@ def test_same_batches_whatever_the_threads(small_dataset, schedule):
   assert not np.array_equal(one[0]["tokens_BxT"], other[0]["tokens_BxT"])
 
 
+@pytest.mark.slow
 def test_same_batches_with_worker_processes(small_dataset, schedule):
   flags.FLAGS.mark_as_parsed()  # grain's mp_prefetch reads an absl flag
   kw = dict(batch_size=8, n_steps=4, seed=1)

@@ -213,6 +213,7 @@ def test_plateau_law_interval_by_hand(tmp_path):
   )
 
 
+@pytest.mark.slow
 def test_partial_population_sweep(tmp_path, capsys):
   """Unfinished runs (no summary), one with a half-written line, one not started, and a
   population that never left the plateau: the report draws what exists."""
@@ -458,6 +459,7 @@ def test_toy_finetune_phase():
     assert phase[0]["pretrain/loss"] == pytest.approx(0.4), clock
 
 
+@pytest.mark.slow
 def test_toy_memory_and_command_line(tmp_path):
   clocks = ("own", "continue", "restart", "own")
   for clock, (n_new, weight) in zip(clocks, [(32, 0), (128, 0), (128, 0.5), (128, 0.125)]):
@@ -502,6 +504,7 @@ def test_ablations_share_the_base_run(tmp_path, capsys):
   assert R.varying([base, hawk]) == ["model.mixer"]
 
 
+@pytest.mark.slow
 def test_template_diversity(tmp_path, capsys):
   """Runs that vary the number of training templates and the sentence order get Figure A and
   one line each with their final loss on both kinds of template."""

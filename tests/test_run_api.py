@@ -55,6 +55,7 @@ def _no_training(*args, **kwargs):
   raise AssertionError("nothing may train here")
 
 
+@pytest.mark.slow
 def test_the_readme_python_example_runs(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)
   monkeypatch.setattr(configs, "pretrain", _tiny_pretrain)
@@ -176,6 +177,7 @@ def _hold_lock(path: pathlib.Path) -> subprocess.Popen:
   return holder
 
 
+@pytest.mark.slow
 def test_a_run_held_by_another_process_is_refused_naming_it_and_freed_when_it_is_killed(
   tmp_path, monkeypatch
 ):
@@ -204,6 +206,7 @@ def test_a_run_held_by_another_process_is_refused_naming_it_and_freed_when_it_is
   assert bioknow.run(cfg, path)["step"] == 100
 
 
+@pytest.mark.slow
 def test_a_finished_run_with_damaged_metrics_is_reported_and_repaired_as_it_says(tmp_path):
   cfg = _tiny_pretrain("small")
   cfg.train.n_steps = 200
@@ -227,6 +230,7 @@ def test_a_finished_run_with_damaged_metrics_is_reported_and_repaired_as_it_says
   assert (path / "metrics.jsonl").read_text() == whole
 
 
+@pytest.mark.slow
 def test_a_corrupted_checkpoint_is_set_aside_and_the_run_resumes_to_identical_results(
   tmp_path, capsys
 ):
@@ -280,6 +284,7 @@ def test_a_checkpoint_whose_arrays_are_not_those_saved_raises_corrupt_checkpoint
     ckpt.restore(0, model, opt_state, iter(grain.MapDataset.range(4).to_iter_dataset()))
 
 
+@pytest.mark.slow
 def test_a_run_whose_source_changed_is_stale_until_rerun(tmp_path, capsys):
   source = _tiny_pretrain("small")
   source.train.n_steps = 100
@@ -311,6 +316,7 @@ def test_a_run_whose_source_changed_is_stale_until_rerun(tmp_path, capsys):
   ]
 
 
+@pytest.mark.slow
 def test_the_runs_time_is_summed_over_every_attempt_and_survives_a_rebuild(tmp_path):
   cfg = _tiny_pretrain("small")
   cfg.train.n_steps = 200

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import fiddle as fdl
+import pytest
 
 from bioknow import configs
 from bioknow.experiments.finetune import FinetuneConfig
@@ -35,6 +36,7 @@ def test_dataclass_defaults_are_expanded_into_leaves():
   assert leaves["model.preset"] == "paper" and leaves["optimizer.schedule"] == "constant"
 
 
+@pytest.mark.slow
 def test_reading_a_run_imports_neither_jax_nor_fiddle():
   code = (
     "import sys; from bioknow.rundir import RunDir; RunDir('x').leaves(); RunDir('x').records();"

@@ -40,6 +40,7 @@ def _assert_same_step(result_a, result_b) -> None:
     np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_two_devices_give_the_losses_of_one(small_dataset):
   assert len(jax.local_devices()) >= 2
   np.testing.assert_allclose(_losses(small_dataset, 2), _losses(small_dataset, 1), rtol=1e-5)
@@ -82,6 +83,7 @@ def test_bad_optimizer_configs(kwargs, match):
     step_lib.OptimizerConfig(**kwargs).check()
 
 
+@pytest.mark.slow
 def test_packed_rows_give_the_loss_and_gradients_of_padded_ones(small_dataset):
   """Biographies end to end in rows (positions restart, attention stays inside each) train
   exactly like one padded biography per row."""
@@ -111,6 +113,7 @@ def test_packed_rows_give_the_loss_and_gradients_of_padded_ones(small_dataset):
   _assert_same_step(*results)
 
 
+@pytest.mark.slow
 def test_rows_cut_to_the_longest_biography_train_and_evaluate_like_full_ones(small_dataset):
   """Cutting padding columns (pipeline.trim, and evaluation sets) changes no loss, gradient or
   evaluation metric."""
@@ -166,6 +169,7 @@ def test_a_fresh_state_keeps_the_lr_schedule_on_the_global_step():
   np.testing.assert_allclose(updates["w_DxD"], expected, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_every_evaluation_set_of_a_run_is_cut_to_one_length(small_dataset, monkeypatch):
   """One column count for all of a run's sets: one evaluation program per model (and one with
   attention statistics), not one per set."""
@@ -196,6 +200,7 @@ def test_every_evaluation_set_of_a_run_is_cut_to_one_length(small_dataset, monke
   np.testing.assert_allclose(record["attribute_loss"], alone["loss"].mean(axis=1).mean(), rtol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["plain", "packed", "patterns", "hawk"])
 def test_computing_only_real_tokens_gives_the_loss_and_gradients_of_every_position(
   small_dataset, layout
@@ -232,6 +237,7 @@ def test_computing_only_real_tokens_gives_the_loss_and_gradients_of_every_positi
   _assert_same_step(results[0], results[2])
 
 
+@pytest.mark.slow
 def test_train_step_matches_equinox_filter_jit_bit_for_bit_and_donates_model_and_state(
   small_dataset,
 ):
@@ -262,6 +268,7 @@ def test_train_step_matches_equinox_filter_jit_bit_for_bit_and_donates_model_and
   assert given.embed_VxD.is_deleted() and not tokens.is_deleted()
 
 
+@pytest.mark.slow
 def test_layers_unroll_fully_off_a_cpu_and_every_unroll_gives_the_same_logits(
   small_dataset, monkeypatch
 ):

@@ -9,6 +9,7 @@ from bioknow import launch
 SWEEPS = sorted((pathlib.Path(__file__).resolve().parents[1] / "sweeps").glob("*.py"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scale", ["small", "paper"])
 @pytest.mark.parametrize("path", SWEEPS, ids=[p.stem for p in SWEEPS])
 def test_sweep_dry_runs(path, scale):
@@ -21,6 +22,7 @@ def test_sweep_dry_runs(path, scale):
   assert len({name for name, *_ in points}) == len(points)
 
 
+@pytest.mark.slow
 def test_sweep_point_counts():
   counts = {
     (p.stem, s): len(launch.build_points(launch.load_sweep(str(p)), s, [], None))

@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 
 from bioknow.data import schedules
+from bioknow.data.lists import load_lists
 from bioknow.data.pipeline import check_groups
+from bioknow.experiments.finetune import FinetuneConfig
+from bioknow.experiments.toy_memory import ToyMemoryConfig
 from bioknow.models.transformer import ModelConfig
 from bioknow.train.evaluation import EvalConfig
 from bioknow.train.loop import TrainConfig
@@ -115,6 +118,11 @@ def test_check_bool():
     (lambda: schedules.Uniform(True), "n_individuals: got True; it must be an integer >= 1."),
     (lambda: schedules.PowerLaw(10, np.inf), "alpha: got inf; it must be a finite number >= 0."),
     (lambda: check_groups((("a", 0, True),), 10), "eval_groups: a = [0, True) must have integer"),
+    (lambda: TrainConfig(progress_seconds=True).check(), "train.progress_seconds: got True"),
+    (lambda: ToyMemoryConfig(seed=True).check(), "seed: got True; it must be an integer"),
+    (lambda: ToyMemoryConfig(weight_replay=True).check(), "weight_replay: got True; it must"),
+    (lambda: FinetuneConfig(source="x", weight_replay=True).check(), "weight_replay: got True"),
+    (lambda: load_lists(max_values=True), "max_values: got True; it must be None"),
   ],
 )
 def test_sites_refuse_bools_and_name_the_field(check, message):
@@ -139,6 +147,7 @@ def test_phase_rule_skips_bools_and_non_finite_records():
   assert phase_ends(records)["plateau_end_step"] == 3
 
 
+@pytest.mark.slow
 def test_importing_it_starts_neither_jax_nor_matplotlib():
   code = (
     "import sys, bioknow.validate\n"

@@ -146,7 +146,7 @@ def load_lists(
     ("n_last_names", n_last_names),
     ("max_values", max_values),
   ):
-    if cap is not None and (not isinstance(cap, int) or cap < 1):
+    if cap is not None and not (is_int(cap) and cap >= 1):
       raise ValueError(f"{name}: got {cap!r}; it must be None (whole list) or an integer >= 1.")
   if not (
     isinstance(birth_years, (tuple, list))

@@ -26,7 +26,6 @@ pretrain_accuracy_before_finetune, min_pretrain_accuracy, min_pretrain_accuracy_
 """
 
 import dataclasses
-import math
 
 import equinox as eqx
 import jax
@@ -43,7 +42,7 @@ from bioknow.train.checkpoint import Checkpointer
 from bioknow.train.evaluation import EvalConfig
 from bioknow.train.hooks import Hooks
 from bioknow.train.step import OptimizerConfig, learning_rate, make_optimizer
-from bioknow.validate import check_bool, check_int
+from bioknow.validate import check_bool, check_int, is_number
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,11 +93,7 @@ class FinetuneConfig:
         f"source: got {self.source!r}; give the run directory of a finished pretraining run."
       )
     check_int("n_finetune", self.n_finetune, 0)
-    if (
-      not isinstance(self.weight_replay, (int, float))
-      or not math.isfinite(self.weight_replay)
-      or self.weight_replay < 0
-    ):
+    if not (is_number(self.weight_replay, finite=True) and self.weight_replay >= 0):
       raise ValueError(
         f"weight_replay: got {self.weight_replay!r}; it must be a finite number "
         ">= 0 (the sampling weight of each pre-training individual; 0 = no "

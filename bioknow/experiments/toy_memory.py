@@ -34,7 +34,7 @@ import optax
 from bioknow.models.toy_memory import ToyMemory
 from bioknow.rundir import RunDir
 from bioknow.train.step import OptimizerConfig, learning_rate, make_optimizer
-from bioknow.validate import check_int
+from bioknow.validate import check_int, is_int, is_number
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +77,7 @@ class ToyMemoryConfig:
     )
     for name, low in minimum.items():
       check_int(name, getattr(self, name), low)
-    if not isinstance(self.seed, int) or self.seed < 0:
+    if not is_int(self.seed) or self.seed < 0:
       raise ValueError(f"seed: got {self.seed!r}; it must be an integer >= 0.")
     for phase in ("pretrain", "finetune"):
       steps, every = getattr(self, f"{phase}_steps"), getattr(self, f"{phase}_eval_every")
@@ -90,11 +90,7 @@ class ToyMemoryConfig:
         getattr(self, f"{phase}_optimizer").check()
       except ValueError as e:
         raise ValueError(f"{phase}_{e}") from None
-    if not (
-      isinstance(self.weight_replay, (int, float))
-      and math.isfinite(self.weight_replay)
-      and self.weight_replay >= 0
-    ):
+    if not (is_number(self.weight_replay, finite=True) and self.weight_replay >= 0):
       raise ValueError(
         f"weight_replay: got {self.weight_replay!r}; it must be a finite number "
         ">= 0 (0 = no replay)."

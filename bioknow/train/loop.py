@@ -26,7 +26,7 @@ from bioknow.train.hooks import Hooks
 from bioknow.train.per_individual import PerIndividual
 from bioknow.train.progress import Progress
 from bioknow.train.resume import resume
-from bioknow.validate import check_bool, check_int, is_int
+from bioknow.validate import check_bool, check_int, is_int, is_number
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -56,7 +56,7 @@ class TrainConfig:
         "integer >= 1."
       )
     seconds = self.progress_seconds
-    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
+    if not is_number(seconds, finite=True) or seconds < 0:
       raise ValueError(f"train.progress_seconds: got {seconds!r}; it must be a finite number >= 0.")
     for name in ("pack", "stop_after_plateau"):
       check_bool(f"train.{name}", getattr(self, name))

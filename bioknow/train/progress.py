@@ -1,5 +1,5 @@
 """What one call of the training loop prints and times: a progress line every few seconds, a
-line per evaluation, and the throughput figures that summary.json and bench_device read."""
+line per evaluation, and the throughput figures that summary.json and bioknow.bench.device read."""
 
 import contextlib
 import time
@@ -21,7 +21,7 @@ class Progress:
     self.start = time.perf_counter()
     self.eval_seconds = 0.0
     # The first evaluation and the first step of this process include compiling their
-    # programs: kept apart so that a projection counts compilation once (bench_device), as is
+    # programs: kept apart so that a projection counts compilation once (bench.device), as is
     # the timeline [step, seconds since start, evaluation seconds so far] at each evaluation.
     self.first_seconds: dict[str, float] = {}
     self.timeline: list[list[float]] = []
