@@ -21,8 +21,8 @@ BASELINE = 2.0
 QUICK_POINTS = {
   "three_phases": ["phases"],
   "plateau_law": [f"n{n}_seed0_lr0.008" for n in (100, 200, 400, 800, 1600)],
-  "patching": ["reference"] + [f"patch_start0_ref{s}" for s in (0, 200, 400, 1250)],
-  "alpha": [f"powerlaw_n600_steps750_alpha{a}" for a in ("0", "0.25", "0.5", "0.75", "1", "1.2")],
+  "patching": ["reference"] + [f"patch_start0_ref{s}" for s in (0, 200, 1250)],
+  "alpha": [f"powerlaw_n600_steps750_alpha{a}" for a in ("0", "0.5", "0.75", "1")],
   "warmup": [
     "powerlaw_n1200_steps1500_alpha0",
     "powerlaw_n1200_steps1500_alpha0.75",
@@ -32,8 +32,8 @@ QUICK_POINTS = {
   "hallucination": ["phases"],
   "toy_memory": [f"new{n}_noreplay" for n in (16, 32, 64, 256)]
   + [f"new32_replay1_{w}" for w in (2, 32, 512)],
-  "finetune": ["pretrain", "new50", "new100", "new200", "new400", "new800"]
-  + [f"new100_replay{w}" for w in ("8", "2", "1_2", "1_8")]
+  "finetune": ["pretrain", "new50", "new100", "new800"]
+  + [f"new100_replay{w}" for w in ("2", "1_2", "1_8")]
   + ["celebrities_pretrain", "celebrities_finetune"],
   "templates": ["templates1_shuffled", "templates16_shuffled", "templates16_fixed"],
 }
