@@ -27,6 +27,7 @@ READERS = (
   "bioknow.claims.rules_templates",
   "bioknow.claims.rules_warmup",
   "bioknow.report",
+  "bioknow.validate",
 )
 
 

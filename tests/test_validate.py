@@ -3,8 +3,6 @@ bounds hold, non-finite numbers fail, and every message names the field and what
 
 import math
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -145,13 +143,3 @@ def test_phase_rule_skips_bools_and_non_finite_records():
     {"step": 4, "attribute_loss": 1.0, **base},
   ]
   assert phase_ends(records)["plateau_end_step"] == 3
-
-
-@pytest.mark.slow
-def test_importing_it_starts_neither_jax_nor_matplotlib():
-  code = (
-    "import sys, bioknow.validate\n"
-    "print(sorted(m for m in ('jax', 'matplotlib') if m in sys.modules))\n"
-  )
-  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-  assert out.stdout.strip() == "[]"
