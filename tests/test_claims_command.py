@@ -153,7 +153,7 @@ def test_quick_dry_run_prints_the_total_and_its_estimate(tmp_path, capsys):
   assert _main("--dry_run", "--quick", f"--workdir={tmp_path}") == 0
   out = capsys.readouterr().out
   assert "warmup: 4 runs of curricula.py" in out and "lr x" not in out
-  assert "\n  patch_start0_ref400  lr 0.008\n" in out and "_seed1" not in out
+  assert "\n  patch_start0_ref200  lr 0.008\n" in out and "_seed1" not in out
   total = re.search(
     r"total: (\d+) distinct runs, ([\d,]+) training steps of language models; about (\d+) min "
     r"one at a time on 2 cores, (\d+) min with --executor=ray",
