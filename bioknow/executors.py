@@ -5,7 +5,8 @@ only after the points it reads (its `sources`) have finished: points whose run d
 already holds summary.json are skipped, interrupted points continue from their latest
 checkpoint (the launcher has checked that their stored config is the one asked for). A
 failing point is reported, not raised: the others go on, except those that read it; its
-traceback goes to its run directory's error.txt.
+traceback goes to its run directory's error.txt. A job is a point with the sweep workdir it
+runs in, so one call can run the points of several sweeps (the claims scorecard does).
 
 With Ray, each point is one task that rebuilds its config from the serialized fiddle config
 (the same JSON written to config.json), so sweep files need not be importable on workers. The
@@ -21,16 +22,19 @@ import sys
 import threading
 import time
 import traceback
+from typing import Any
 
 import fiddle as fdl
 from fiddle.experimental import serialization
 
-from bioknow import _malloc, runlock, running
+from bioknow import _malloc, compile_cache, runlock, running
 from bioknow.experiments.common import Experiment
 from bioknow.rundir import RunDir
 
 # (name, status, summary) of each point, in run order.
 Result = tuple[str, str, dict]
+# (sweep workdir, point): the point's run directory is WORKDIR/NAME, its sources WORKDIR/SOURCE.
+Job = tuple[pathlib.Path, Any]
 
 
 def run_point(
@@ -58,18 +62,31 @@ INTERRUPTED = "interrupted (re-run to resume)"
 NOT_STARTED = "not started"
 
 
-def _blocked_by(point, statuses: dict[str, str]) -> str | None:
-  """The first source of `point` that failed, if any."""
-  return next((s for s in point.sources if statuses.get(s, "").startswith("FAILED")), None)
+def _key(job: Job) -> pathlib.Path:
+  """The job's run directory: what identifies it."""
+  return job[0] / job[1].name
+
+
+def _blocked_by(job: Job, statuses: dict[pathlib.Path, str]) -> str | None:
+  """The first source of the job's point that failed, if any."""
+  workdir, point = job
+  return next(
+    (s for s in point.sources if statuses.get(workdir / s, "").startswith("FAILED")), None
+  )
 
 
 def run_inline(points, workdir: pathlib.Path) -> list[Result]:
   """Runs the points here, in order (sources come first: see launch.build_points)."""
+  return run_jobs_inline([(workdir, p) for p in points])
+
+
+def run_jobs_inline(jobs: list[Job]) -> list[Result]:
+  """Runs the jobs here, in order (each after its sources)."""
   results: list[Result] = []
-  statuses: dict[str, str] = {}
-  for i, p in enumerate(points):
+  statuses: dict[pathlib.Path, str] = {}
+  for i, (workdir, p) in enumerate(jobs):
     summary: dict = {}
-    if (failed := _blocked_by(p, statuses)) is not None:
+    if (failed := _blocked_by((workdir, p), statuses)) is not None:
       status = f"FAILED: its source {failed} failed"
     else:
       if not RunDir(workdir / p.name).is_finished():
@@ -78,8 +95,8 @@ def run_inline(points, workdir: pathlib.Path) -> list[Result]:
         status, summary = run_point(p.name, p.cfg, p.experiment, workdir)
       except KeyboardInterrupt:  # Ctrl-C: the table of what ran, not a traceback
         results.append((p.name, INTERRUPTED, {}))
-        return results + [(q.name, NOT_STARTED, {}) for q in points[i + 1 :]]
-    statuses[p.name] = status
+        return results + [(q.name, NOT_STARTED, {}) for _, q in jobs[i + 1 :]]
+    statuses[workdir / p.name] = status
     results.append((p.name, status, summary))
   return results
 
@@ -123,8 +140,15 @@ def _give_up_unless(connected: threading.Event, address: str, timeout_s: float =
 
 
 def run_ray(points, workdir: pathlib.Path, address: str | None) -> list[Result]:
-  """One Ray task per point, each asking for one GPU where the cluster has any; a point is
-  submitted once the points it reads have finished."""
+  """The points as Ray tasks (run_jobs_ray)."""
+  return run_jobs_ray([(workdir, p) for p in points], address)
+
+
+def run_jobs_ray(jobs: list[Job], address: str | None) -> list[Result]:
+  """One Ray task per job, each asking for one GPU where the cluster has any, else one CPU. A
+  job is submitted once the jobs it reads have finished, and no more are in flight than the
+  cluster has GPUs (or CPUs): of the jobs ready to start, the first in `jobs` goes first, so
+  the caller's order decides (Ray's own queue would not keep it)."""
   try:
     import ray  # pylint: disable=import-outside-toplevel
   except ImportError:
@@ -141,7 +165,8 @@ def run_ray(points, workdir: pathlib.Path, address: str | None) -> list[Result]:
       address=address,
       logging_level=logging.WARNING,
       log_to_driver=True,
-      runtime_env={"env_vars": _malloc.ENV},  # workers start threads before bioknow loads
+      # Workers start threads before bioknow loads, and compile in their own processes.
+      runtime_env={"env_vars": _malloc.ENV | compile_cache.env()},
     )
     connected.set()
   except Exception as e:  # no cluster at `address`, or Ray cannot start one here
@@ -151,43 +176,45 @@ def run_ray(points, workdir: pathlib.Path, address: str | None) -> list[Result]:
       "or leave --ray_address out to start one here."
     ) from None
   try:
-    gpus = ray.cluster_resources().get("GPU", 0)
+    resources = ray.cluster_resources()
+    gpus = resources.get("GPU", 0)
+    slots = max(1, int(gpus or resources.get("CPU", 1)))
     task = ray.remote(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1, max_retries=0)(
       _run_serialized
     )
-    by_name = {p.name: p for p in points}
-    selected = set(by_name)
-    statuses: dict[str, str] = {}
-    summaries: dict[str, dict] = {}
-    waiting = list(points)
-    running: dict = {}  # object ref -> name
+    selected = {_key(j) for j in jobs}
+    statuses: dict[pathlib.Path, str] = {}
+    summaries: dict[pathlib.Path, dict] = {}
+    waiting = list(jobs)
+    running: dict = {}  # object ref -> run directory
     while waiting or running:  # Ctrl-C: KeyboardInterrupt, handled below
-      for p in list(waiting):
-        pending = [s for s in p.sources if s in selected and s not in statuses]
-        if (failed := _blocked_by(p, statuses)) is not None:
-          statuses[p.name], summaries[p.name] = f"FAILED: its source {failed} failed", {}
-          waiting.remove(p)
-        elif not pending:
+      for job in list(waiting):
+        workdir, p = job
+        pending = [s for s in p.sources if workdir / s in selected and workdir / s not in statuses]
+        if (failed := _blocked_by(job, statuses)) is not None:
+          statuses[_key(job)], summaries[_key(job)] = f"FAILED: its source {failed} failed", {}
+          waiting.remove(job)
+        elif not pending and len(running) < slots:
           print(f"== {p.name} (submitted to Ray)", flush=True)
           ref = task.remote(p.name, serialization.dump_json(p.cfg), str(workdir.resolve()))
-          running[ref] = p.name
-          waiting.remove(p)
+          running[ref] = _key(job)
+          waiting.remove(job)
       if running:
         (ref,), _ = ray.wait(list(running), num_returns=1)
-        name = running.pop(ref)
+        done = running.pop(ref)
         try:
-          statuses[name], summaries[name] = ray.get(ref)
+          statuses[done], summaries[done] = ray.get(ref)
         except Exception as e:  # the worker died, or Ray could not run the task
-          statuses[name] = f"FAILED: {type(e).__name__}: {e}".splitlines()[0]
-          summaries[name] = {}
+          statuses[done] = f"FAILED: {type(e).__name__}: {e}".splitlines()[0]
+          summaries[done] = {}
   except KeyboardInterrupt:  # Ctrl-C: the table of what ran, not a traceback
-    for name in running.values():
-      statuses[name], summaries[name] = INTERRUPTED, {}
-    for p in waiting:
-      statuses[p.name], summaries[p.name] = NOT_STARTED, {}
+    for done in running.values():
+      statuses[done], summaries[done] = INTERRUPTED, {}
+    for job in waiting:
+      statuses[_key(job)], summaries[_key(job)] = NOT_STARTED, {}
   finally:
     ray.shutdown()
-  return [(p.name, statuses[p.name], summaries[p.name]) for p in points]
+  return [(j[1].name, statuses[_key(j)], summaries[_key(j)]) for j in jobs]
 
 
 EXECUTORS = ("inline", "ray")
@@ -200,6 +227,18 @@ def run(
   claims command's --executor choose."""
   if executor == "ray":
     return run_ray(points, workdir, ray_address)
-  if executor != "inline":
-    raise ValueError(f"--executor: got {executor!r}; allowed: {', '.join(EXECUTORS)}.")
+  _check_executor(executor)
   return run_inline(points, workdir)
+
+
+def run_jobs(jobs: list[Job], executor: str, ray_address: str | None = None) -> list[Result]:
+  """Runs (sweep workdir, point) jobs, of one sweep or several, with the named executor."""
+  if executor == "ray":
+    return run_jobs_ray(jobs, ray_address)
+  _check_executor(executor)
+  return run_jobs_inline(jobs)
+
+
+def _check_executor(executor: str) -> None:
+  if executor not in EXECUTORS:
+    raise ValueError(f"--executor: got {executor!r}; allowed: {', '.join(EXECUTORS)}.")

@@ -29,7 +29,7 @@ from absl import app, flags, logging
 from fiddle import absl_flags as fdl_flags
 from fiddle import printing
 
-from bioknow import configs, executors, running
+from bioknow import compile_cache, configs, executors, running
 from bioknow.experiments.common import Experiment
 from bioknow.launch_checks import (
   check_writable,
@@ -266,6 +266,7 @@ def main(argv):
   if len(argv) > 1:
     sys.exit(f"unexpected argument {argv[1]!r}; every option is a flag such as --sweep=PATH.")
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
+  compile_cache.enable()
   if not _SWEEP.value:
     sys.exit("--sweep is required, e.g. --sweep=sweeps/quickstart.py")
   try:

@@ -11,6 +11,7 @@ import types
 import pytest
 from test_rules_mechanisms import _curriculum_run, _warmup_grid  # the shared synthetic runs
 
+from bioknow import executors as executors_module
 from bioknow.analysis import runs as R
 from bioknow.claims import __main__ as claims_main
 from bioknow.claims import (
@@ -18,6 +19,7 @@ from bioknow.claims import (
   catalog,
   figures,
   rules,
+  stages,
 )
 from bioknow.rundir import RunDir
 from bioknow.train.phases import phase_ends
@@ -429,14 +431,14 @@ def _fake_lr_runs(
   `diverge` points a run that diverged (no summary, TrainingDiverged in error.txt)."""
   calls = []
 
-  def fake_run(batch, sweep_dir, executor, address):
-    calls.append([p.name for p in batch])
-    for p in batch:
+  def fake_run(jobs, executor, address):
+    calls.append([p.name for _, p in jobs])
+    for sweep_dir, p in jobs:
       lr = p.cfg.optimizer.lr
       if p.name not in fail and not (sweep_dir / p.name).is_dir():  # finished: skipped
         loss = 0.5 + abs(math.log2(lr / best[p.name[0]]))
         _lr_run(sweep_dir / p.name, catalog.seed_of_point(p.name), lr, loss, p.name in diverge)
-    return [(p.name, "FAILED" if p.name in fail + diverge else "done", None) for p in batch]
+    return [(p.name, "FAILED" if p.name in fail + diverge else "done", None) for _, p in jobs]
 
   return calls, fake_run
 
@@ -463,9 +465,9 @@ def test_an_lr_sweep_walks_its_ladder_then_runs_the_other_seeds_at_the_pick(
   )
   points = _ladder_points()
   calls, fake_run = _fake_lr_runs({"p": 3.2e-2, "q": 4e-3})
-  monkeypatch.setattr(claims_main.executors, "run", fake_run)
+  monkeypatch.setattr(stages.executors, "run_jobs", fake_run)
   assert catalog.planned_runs(points, claim, tmp_path) == 8  # 4 start, 4 seeds: nothing run
-  results = claims_main.run_claim(claim, tmp_path, points, "inline", None)
+  results = stages.run_claims([(claim, tmp_path, points)], "inline", None)
   assert calls == [
     ["p", "p_lrx2", "q", "q_lrx2"],
     ["p_lrx4", "q_lrx0.5"],
@@ -478,7 +480,7 @@ def test_an_lr_sweep_walks_its_ladder_then_runs_the_other_seeds_at_the_pick(
   assert catalog.planned_runs(points, dataclasses.replace(claim, lr_factors=())) == 24
   # Bracketed picks run nothing more: a second call only re-submits the start lrs and seeds.
   calls.clear()
-  claims_main.run_claim(claim, tmp_path, points, "inline", None)
+  stages.run_claims([(claim, tmp_path, points)], "inline", None)
   assert len(calls) == 2
 
 
@@ -492,20 +494,20 @@ def test_the_lr_walk_stops_at_a_bracketed_pick_and_at_a_failed_neighbour(tmp_pat
   )
   claim_q = dataclasses.replace(claim, lr_start=(1, 2))
   calls, fake_run = _fake_lr_runs({"p": 1.6e-2, "q": 3.2e-2}, fail=("q_lrx4",))
-  monkeypatch.setattr(claims_main.executors, "run", fake_run)
-  claims_main.run_claim(claim, tmp_path / "p", _ladder_points()[:12], "inline", None)
+  monkeypatch.setattr(stages.executors, "run_jobs", fake_run)
+  stages.run_claims([(claim, tmp_path / "p", _ladder_points()[:12])], "inline", None)
   assert calls == [["p", "p_lrx2", "p_lrx4"], ["p_lrx2_seed1", "p_lrx2_seed2"]]
   calls.clear()
-  claims_main.run_claim(claim_q, tmp_path / "q", _ladder_points()[12:], "inline", None)
+  stages.run_claims([(claim_q, tmp_path / "q", _ladder_points()[12:])], "inline", None)
   assert calls == [["q", "q_lrx2"], ["q_lrx4"], ["q_lrx2_seed1", "q_lrx2_seed2"]]
   calls, fake_run = _fake_lr_runs({"q": 3.2e-2}, diverge=("q_lrx4",))
-  monkeypatch.setattr(claims_main.executors, "run", fake_run)
-  claims_main.run_claim(claim_q, tmp_path / "q_nan", _ladder_points()[12:], "inline", None)
+  monkeypatch.setattr(stages.executors, "run_jobs", fake_run)
+  stages.run_claims([(claim_q, tmp_path / "q_nan", _ladder_points()[12:])], "inline", None)
   assert calls == [["q", "q_lrx2"], ["q_lrx4"], ["q_lrx2_seed1", "q_lrx2_seed2"]]
   calls.clear()  # called again: the diverged x4 brackets the pick and is not sent again
-  claims_main.run_claim(claim_q, tmp_path / "q_nan", _ladder_points()[12:], "inline", None)
+  stages.run_claims([(claim_q, tmp_path / "q_nan", _ladder_points()[12:])], "inline", None)
   assert calls == [["q", "q_lrx2"], ["q_lrx2_seed1", "q_lrx2_seed2"]]
-  runs = claims_main._runs(tmp_path / "q_nan", _ladder_points()[12:])
+  runs = stages.finished_runs(tmp_path / "q_nan", _ladder_points()[12:])
   assert rules.lr_at_top(runs) == ([], 1)  # x2 tops the finished lrs, but x4 diverged
 
 
@@ -517,10 +519,116 @@ def test_the_lr_walk_steps_down_when_every_start_lr_diverges(tmp_path, monkeypat
     catalog.BY_NAME["templates"], lr_factors=(0.5, 1, 2, 4), lr_start=(1, 2)
   )
   calls, fake_run = _fake_lr_runs({"p": 4e-3}, diverge=("p", "p_lrx2"))
-  monkeypatch.setattr(claims_main.executors, "run", fake_run)
-  claims_main.run_claim(claim, tmp_path, _ladder_points()[:12], "inline", None)
+  monkeypatch.setattr(stages.executors, "run_jobs", fake_run)
+  stages.run_claims([(claim, tmp_path, _ladder_points()[:12])], "inline", None)
   assert calls == [["p", "p_lrx2"], ["p_lrx0.5"], ["p_lrx0.5_seed1", "p_lrx0.5_seed2"]]
   assert [catalog.lr_factor_of_point(n) for n in ("q", "q_lrx0.5_seed2", "q_lrx16")] == [1, 0.5, 16]
+
+
+def _job_point(name: str, sources=(), steps: int = 100):
+  """A point with an experiment of `steps` steps of the 64-wide model (catalog.cost reads it)."""
+  model = types.SimpleNamespace(resolved=lambda: types.SimpleNamespace(d_model=64))
+  experiment = types.SimpleNamespace(n_steps=steps, model=model)
+  return types.SimpleNamespace(name=name, sources=tuple(sources), experiment=experiment, cfg=None)
+
+
+def test_a_stage_runs_the_longest_path_first_and_every_source_before_its_readers(tmp_path):
+  """A short pretraining run that a long fine-tuning reads goes before a long run alone; the
+  fine-tuning after its source; equal paths keep their order."""
+  a, b = tmp_path / "a", tmp_path / "b"
+  jobs = [
+    (a, _job_point("short", steps=100)),
+    (a, _job_point("alone", steps=3_000)),
+    (b, _job_point("finetune", sources=("pretrain",), steps=2_000)),
+    (b, _job_point("pretrain", steps=1_500)),
+    (a, _job_point("short2", steps=100)),
+  ]
+  order = [p.name for _, p in stages.by_longest_path(jobs)]
+  assert order == ["pretrain", "alone", "finetune", "short", "short2"]
+
+
+def test_the_claims_runs_of_a_stage_go_to_the_executor_at_once_and_shared_runs_once(
+  tmp_path, monkeypatch
+):
+  """Two claims without an lr sweep, of two sweeps, and a third claim on the first sweep
+  that shares one of its points: one executor call, each run directory once."""
+  calls = []
+
+  def fake_run(jobs, executor, address):
+    calls.append(sorted(str(d / p.name) for d, p in jobs))
+    return [(p.name, "done", {}) for _, p in jobs]
+
+  monkeypatch.setattr(stages.executors, "run_jobs", fake_run)
+  plain = dataclasses.replace(catalog.BY_NAME["toy_memory"], lr_factors=())
+  a, b = tmp_path / "a", tmp_path / "b"
+  planned = [
+    (plain, a, [_job_point("x"), _job_point("y")]),
+    (plain, b, [_job_point("x")]),
+    (plain, a, [_job_point("y"), _job_point("z")]),
+  ]
+  stages.run_claims(planned, "inline", None)
+  assert calls == [[str(a / "x"), str(a / "y"), str(a / "z"), str(b / "x")]]
+
+
+def test_ray_keeps_no_more_runs_in_flight_than_slots_and_starts_them_in_order(
+  tmp_path, monkeypatch
+):
+  """With 2 CPUs, 4 ready jobs and one that reads the first: at most 2 tasks at once,
+  submitted in the given order, the reader only after its source returned."""
+  events, in_flight, most = [], set(), [0]
+
+  class Ref:
+    def __init__(self, name):
+      self.name = name
+
+  class FakeRay:
+    @staticmethod
+    def init(**kwargs):
+      pass
+
+    @staticmethod
+    def shutdown():
+      pass
+
+    @staticmethod
+    def cluster_resources():
+      return {"CPU": 2.0}
+
+    @staticmethod
+    def remote(**kwargs):
+      def wrap(fn):
+        def submit(name, config_json, workdir):
+          events.append(f"start {name}")
+          in_flight.add(name)
+          most[0] = max(most[0], len(in_flight))
+          return Ref(name)
+
+        return types.SimpleNamespace(remote=submit)
+
+      return wrap
+
+    @staticmethod
+    def wait(refs, num_returns):
+      first = refs[0]
+      in_flight.discard(first.name)
+      events.append(f"end {first.name}")
+      return [first], refs[1:]
+
+    @staticmethod
+    def get(ref):
+      return "done", {}
+
+  monkeypatch.setitem(__import__("sys").modules, "ray", FakeRay)
+  monkeypatch.setattr(executors_module.serialization, "dump_json", lambda cfg: "{}")
+  w = tmp_path / "w"
+  jobs = [(w, _job_point(n)) for n in ("p", "q", "r")]
+  jobs.insert(1, (w, _job_point("reads_p", sources=("p",))))
+  results = executors_module.run_jobs(jobs, "ray")
+  assert most[0] == 2
+  assert events.index("start reads_p") > events.index("end p")
+  starts = [e.split()[1] for e in events if e.startswith("start")]
+  assert starts == ["p", "q", "reads_p", "r"]
+  assert [r[:2] for r in results] == [(n, "done") for n in ("p", "reads_p", "q", "r")]
 
 
 # Curricula and templates -----------------------------------------------------------------------

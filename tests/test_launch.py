@@ -11,7 +11,7 @@ import time
 import pytest
 from conftest import tiny_overrides
 
-from bioknow import _malloc, executors, launch
+from bioknow import _malloc, compile_cache, executors, launch
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY = tiny_overrides(30, (0, 10, 20, 30), flag=True)
@@ -130,7 +130,7 @@ def test_ray_workers_start_with_the_malloc_settings(monkeypatch, tmp_path):
   monkeypatch.setitem(sys.modules, "ray", FakeRay)
   with pytest.raises(SystemExit, match="--ray_address"):
     executors.run_ray([], tmp_path, None)
-  assert seen["runtime_env"] == {"env_vars": _malloc.ENV}
+  assert seen["runtime_env"] == {"env_vars": _malloc.ENV | compile_cache.env()}
 
 
 @pytest.mark.slow
@@ -215,3 +215,15 @@ def test_an_override_of_a_field_the_sweep_varies_is_refused():
     launch.build_points(module, "paper", ["set:optimizer.lr=1e-3"], "n4000_seed0_lr0.0001")
   (point,) = launch.build_points(module, "paper", ["set:train.n_steps=100"], "n4000_seed0_lr0.0001")
   assert point.experiment.n_steps == 100
+
+
+def test_the_compilation_cache_keeps_a_users_setting_and_defaults_to_the_user_cache(
+  monkeypatch, tmp_path
+):
+  monkeypatch.setenv(compile_cache.VARIABLE, str(tmp_path / "mine"))
+  assert compile_cache.env() == {compile_cache.VARIABLE: str(tmp_path / "mine")}
+  monkeypatch.setenv(compile_cache.VARIABLE, "")  # empty: compile every time
+  assert compile_cache.directory() is None and compile_cache.env()[compile_cache.VARIABLE] == ""
+  monkeypatch.delenv(compile_cache.VARIABLE)
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+  assert compile_cache.directory() == tmp_path / "xdg" / "bioknow" / "jax"

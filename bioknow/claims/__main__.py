@@ -6,7 +6,8 @@ The paper's claims as one scorecard. For each claim it runs (or reuses: finished
 skipped, interrupted ones resume) the sweep points it needs over --seeds seeds, and where
 the claim sweeps the learning rate (catalog.Claim.lr_factors) over its lrs, at the CPU scale
 (in two stages: seed 0 walks the lr ladder until each setting's pick is bracketed, then the
-other seeds run at each setting's best lr of seed 0; run_claim), then scores them with the
+other seeds run at each setting's best lr of seed 0; every claim's runs of a stage go to the
+executor together, the longest path first: stages.py), then scores them with the
 rule written next to the claim (bioknow/claims/rules*.py; a claim with lr copies is scored
 at the lr with the best final training loss of each setting) and prints a table: the claim,
 the paper's figure and numbers, what was measured (mean and spread over seeds), the verdict
@@ -45,8 +46,8 @@ the overrides do not fit (attention patching under Hawk; the toy memory, which h
 model.mixer) is scored "not applicable", with the reason, and the others run; a claim named
 in --only, or overrides that fit no claim, fail before anything runs.
 
---executor=ray runs each claim's points as Ray tasks, as many at once as the cluster has CPUs
-(or GPUs); figures in docs/benchmarks.md.
+--executor=ray runs the points as Ray tasks, as many at once as the cluster has CPUs (or
+GPUs), those of every claim together; figures in docs/benchmarks.md.
 """
 
 import pathlib
@@ -57,10 +58,9 @@ import types
 
 from absl import flags
 
-from bioknow import configs, executors, launch, launch_checks
+from bioknow import compile_cache, configs, executors, launch, launch_checks
 from bioknow.analysis import ends
-from bioknow.analysis import runs as R
-from bioknow.claims import catalog, evidence, rules
+from bioknow.claims import catalog, evidence, rules, stages
 from bioknow.claims.evidence import table
 
 PHASE_ENDS = "\n" + textwrap.fill(
@@ -193,45 +193,6 @@ def plan(
   return planned, unfit
 
 
-def run_claim(claim: catalog.Claim, sweep_dir: pathlib.Path, points, executor: str, address):
-  """Runs the claim's points (finished ones are skipped by the executors). A claim that sweeps
-  the lr over several seeds runs in two stages. Seed 0 walks the lr ladder: the start lrs,
-  then, while some setting's pick (rules.best_lr) has an unrun neighbour on the ladder, that
-  neighbour (catalog.lr_neighbours). Then the other seeds run at each setting's best lr (over
-  the finished runs, seed 0's alone where the other lrs have no other seed), so that the
-  seeds repeat only the lr that is scored."""
-  first, rest = catalog.lr_stages(points, claim)
-  batch, tried, results = catalog.lr_start_points(first, claim), set(), []
-  while batch:
-    results += executors.run(batch, sweep_dir, executor, address)
-    tried |= {p.name for p in batch}
-    if len(claim.lr_factors) < 2:
-      break
-    batch = [
-      p for p in catalog.lr_neighbours(first, _runs(sweep_dir, points)) if p.name not in tried
-    ]
-    if batch:
-      print(
-        f"{claim.name}: seed 0's lr pick is not bracketed yet; next: "
-        + ", ".join(p.name for p in batch),
-        flush=True,
-      )
-  if rest:
-    _, picked = rules.best_lr([r for r in _runs(sweep_dir, points) if r["summary"]])
-    print(
-      f"{claim.name}: the other seeds run at "
-      + ", ".join(f"{s} lr {lr:g}" for s, lr in picked.items()),
-      flush=True,
-    )
-    results += executors.run(catalog.at_picked_lrs(rest, picked), sweep_dir, executor, address)
-  return results
-
-
-def _runs(sweep_dir: pathlib.Path, points) -> list[dict]:
-  """The runs of the points that have a run directory."""
-  return [R.load_run(sweep_dir / p.name) for p in points if (sweep_dir / p.name).is_dir()]
-
-
 def dry_run(claim: catalog.Claim, sweep_dir: pathlib.Path, points) -> None:
   """Prints the claim's runs, steps and every point (lr and seed copies), marking those that
   run only if the lr walk reaches them or seed 0 picks their lr."""
@@ -295,7 +256,7 @@ def not_applicable(claim: catalog.Claim, reason: str) -> dict:
 
 def score(claim: catalog.Claim, sweep_dir: pathlib.Path, points, out_dir: pathlib.Path) -> dict:
   """The claim's row: its score and figure from the runs of its points."""
-  runs = _runs(sweep_dir, points)
+  runs = stages.finished_runs(sweep_dir, points)
   result = claim.score(runs)
   figure = claim.figure(runs, out_dir / "figures")
   rule = " ".join((claim.score.__doc__ or "").split())
@@ -362,6 +323,7 @@ def main(argv: list[str]) -> int:
   except flags.Error as e:
     sys.exit(str(e))
   flags.FLAGS.mark_as_parsed()
+  compile_cache.enable()
   if len(rest) > 1:
     sys.exit(f"claims: unexpected argument {rest[1]!r}; every option is a --flag.")
   if not FLAGS.workdir:
@@ -398,14 +360,14 @@ def main(argv: list[str]) -> int:
       dry_run(claim, sweep_dir, points)
     print(estimate(planned, FLAGS.scale))
     return 0
-  rows, failed, start = [], False, time.perf_counter()
+  failed, start = False, time.perf_counter()
   for claim, sweep_dir, points in planned:
     n_runs = catalog.planned_runs(points, claim, sweep_dir)
     print(f"=== claim {claim.name}: {n_runs} runs of {claim.sweep} planned", flush=True)
-    if not FLAGS.score_only:
-      results = run_claim(claim, sweep_dir, points, FLAGS.executor, FLAGS.ray_address)
-      failed |= any(status.startswith("FAILED") for _, status, _ in results)
-    rows.append(score(claim, sweep_dir, points, out_dir))
+  if not FLAGS.score_only:
+    results = stages.run_claims(planned, FLAGS.executor, FLAGS.ray_address)
+    failed = any(status.startswith("FAILED") for _, status, _ in results)
+  rows = [score(claim, sweep_dir, points, out_dir) for claim, sweep_dir, points in planned]
   rows += [not_applicable(claim, reason) for claim, reason in unfit]
   rows.sort(key=lambda r: [c.name for c in catalog.CLAIMS].index(r["claim"]))
   for row in rows:

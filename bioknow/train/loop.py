@@ -148,6 +148,8 @@ def train(
   patterns_fn, stop = hooks.patterns, hooks.stop
 
   def run_eval(step: int, loss_sum, n_losses: int) -> dict:
+    # The steps queued before it are training time, not evaluation time.
+    jax.block_until_ready(model)
     with progress.evaluation(step):
       # A patched run is evaluated as it trains: with the patterns it would use at this step.
       eval_patterns = (lambda batch: patterns_fn(batch, step)) if patterns_fn else None
