@@ -134,7 +134,7 @@ def test_help_states_the_verdicts_the_phase_end_rule_and_the_new_flags(capsys):
 
 
 def test_quick_plans_one_seed_at_the_base_lr_in_each_claims_cheapest_regime(tmp_path):
-  planned, unfit = claims_main.plan(catalog.CLAIMS, "small", 3, [], tmp_path, SWEEPS, quick=True)
+  planned, unfit = claims_main.plan(catalog.CLAIMS, "small", 1, [], tmp_path, SWEEPS, quick=True)
   assert not unfit
   assert {c.name: [p.name for p in points] for c, _, points in planned} == QUICK_POINTS
   for claim, sweep_dir, points in planned:
@@ -167,10 +167,26 @@ def test_quick_dry_run_prints_the_total_and_its_estimate(tmp_path, capsys):
   assert list(tmp_path.iterdir()) == []
 
 
+def test_quick_over_three_seeds_runs_the_same_points_and_says_so(tmp_path, capsys):
+  """--quick --seeds=3: the quick points and their _seed1, _seed2 copies; the table is headed
+  with its seeds and goes to claims/quick_seeds3."""
+  assert _main("--dry_run", "--quick", "--seeds=3", f"--workdir={tmp_path}") == 0
+  out = capsys.readouterr().out
+  assert "\n  patch_start0_ref200_seed2  lr 0.008\n" in out and "lr x" not in out
+  rows = [{"claim": "toy_memory", "quick": True, "seeds": 3, "compute_seconds": 0}]
+  header = evidence.table(
+    [r | {"statement": "", "paper": "", "measured": "", "verdict": "v"} for r in rows]
+  )
+  assert header.startswith("Quick check (`python -m bioknow.claims --quick --seeds=3`): 3 seeds,")
+  assert (
+    _main("--quick", "--seeds=3", "--score_only", "--only=toy_memory", f"--workdir={tmp_path}") == 0
+  )
+  assert (tmp_path / "claims" / "quick_seeds3" / "claims.json").is_file()
+
+
 @pytest.mark.parametrize(
   "argv, message",
   [
-    (["--quick", "--seeds=3"], "--quick runs one seed; got --seeds=3"),
     (["--quick", "--scale=paper"], "--quick: picks points of the small grids"),
     (["--dry_run", "--evidence=ev"], "--evidence copies scored runs; --dry_run scores none"),
     (["--workdir=runs", "--evidence=runs/ev"], "--evidence: "),
@@ -190,17 +206,18 @@ def test_quick_runs_only_its_points_and_marks_its_table(tmp_path, capsys, monkey
   the full scorecard's claims.json."""
   ran: dict[str, list[str]] = {}
 
-  def run(points, sweep_dir, executor, address):
-    ran.setdefault(sweep_dir.name, []).extend(p.name for p in points)
-    return [(p.name, "done", {}) for p in points]
+  def run_jobs(jobs, executor, address):
+    for sweep_dir, p in jobs:
+      ran.setdefault(sweep_dir.name, []).append(p.name)
+    return [(p.name, "done", {}) for _, p in jobs]
 
-  monkeypatch.setattr(claims_main.executors, "run", run)
+  monkeypatch.setattr(claims_main.executors, "run_jobs", run_jobs)
   assert _main("--quick", f"--workdir={tmp_path}") == 0
   out = capsys.readouterr().out
-  by_sweep: dict[str, list[str]] = {}
+  by_sweep: dict[str, set[str]] = {}
   for claim in catalog.CLAIMS:
-    by_sweep.setdefault(claim.sweep_name, []).extend(QUICK_POINTS[claim.name])
-  assert ran == by_sweep  # phases twice: the executor skips a finished point
+    by_sweep.setdefault(claim.sweep_name, set()).update(QUICK_POINTS[claim.name])
+  assert {k: sorted(v) for k, v in ran.items()} == {k: sorted(v) for k, v in by_sweep.items()}
   table = evidence.between_markers(out)
   lines = table.splitlines()
   assert lines[0] == evidence.QUICK and lines[2].startswith("| claim |")

@@ -22,13 +22,14 @@ puts both elsewhere). --dry_run lists every point (lr and seed copies included) 
 then the distinct runs, their steps and the estimated wall time. --score_only runs nothing
 and scores the finished runs; a verdict on part of a grid says so ("holds (15 of 45 runs)").
 
---quick is a quick check, 30-40 minutes on 2 cores (--dry_run --quick prints the estimate):
-one seed, each claim at its sweep's base lr (no lr ladder), in its cheapest regime
+--quick is a quick check, aimed at 30 minutes on 2 cores (--dry_run --quick prints the
+estimate): one seed, each claim at its sweep's base lr (no lr ladder), in its cheapest regime
 (catalog.Claim.quick: e.g. alpha at the smallest population and budget, templates at the
 fewest and the most). Its points are points of the full scorecard, with the same names and
 configs, so the two share runs both ways (a run's identity is its config: nothing mixes);
 its table is headed as quick and flags every verdict "(quick)", and it is written to
-WORKDIR/claims/quick, apart from the full scorecard's.
+WORKDIR/claims/quick, apart from the full scorecard's. --quick --seeds=3 runs the same points
+over 3 seeds; its table says so and goes to WORKDIR/claims/quick_seeds3.
 
 --evidence=DIR copies the runs that were scored (config.json, summary.json, metrics.jsonl;
 no checkpoints) into DIR/SWEEP/POINT, so that --score_only --workdir=DIR (with --quick for a
@@ -165,7 +166,7 @@ def plan(
   if quick and scale != "small":
     raise ValueError(f"--quick: picks points of the small grids; got --scale={scale}.")
   catalog.check_sweeps(claims, sweeps_dir)
-  planned, unfit, seeds = [], [], 1 if quick else seeds
+  planned, unfit = [], []
   for claim in map(catalog.quick, claims) if quick else claims:
     module = launch_checks.load_sweep(str(claim.sweep_path(sweeps_dir)))
     shim = types.SimpleNamespace(
@@ -225,19 +226,15 @@ def estimate(planned, scale: str) -> str:
   """The distinct runs planned (those two claims share counted once; with an lr sweep, seed 0
   at its start lrs and one lr of the other seeds, before any walk), their steps and, at the
   small scale, their wall time on 2 cores (catalog.cost): one at a time, and two at a time
-  within a claim (--executor=ray runs one claim's points at once, so a claim of one run gains
-  nothing)."""
+  (--executor=ray runs every claim's points of a stage at once: stages.py)."""
   chosen: dict[pathlib.Path, object] = {}
-  inline = ray = 0.0
   for claim, sweep_dir, points in planned:
     first, rest = catalog.lr_stages(points, claim)
     rest = [p for p in rest if catalog.lr_factor_of_point(p.name) == 1]  # stands for the pick
     new = {sweep_dir / p.name: p.experiment for p in catalog.lr_start_points(first, claim) + rest}
-    new = {k: e for k, e in new.items() if k not in chosen}
-    seconds = sum(catalog.cost(e)[1] for e in new.values())
-    inline += seconds
-    ray += seconds / catalog.RAY_SPEEDUP if len(new) > 1 else seconds
-    chosen |= new
+    chosen |= {k: e for k, e in new.items() if k not in chosen}
+  inline = sum(catalog.cost(e)[1] for e in chosen.values())
+  ray = inline / catalog.RAY_SPEEDUP if len(chosen) > 1 else inline
   lm = sum(catalog.cost(e)[0] for e in chosen.values() if getattr(e, "model", None))
   line = f"total: {len(chosen)} distinct runs, {lm:,} training steps of language models"
   if scale != "small":
@@ -290,14 +287,19 @@ def _row(
   }
 
 
+def _seeds() -> int:
+  """--seeds, or 1 with --quick where --seeds is not given."""
+  return 1 if FLAGS.quick and not FLAGS["seeds"].present else FLAGS.seeds
+
+
 def _folders(workdir: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path | None]:
   """(out, evidence): where the scorecard and the evidence copy go, checked (ValueError, one
   sentence) before anything runs."""
-  if FLAGS.quick and FLAGS["seeds"].present and FLAGS.seeds != 1:
-    raise ValueError(f"--quick runs one seed; got --seeds={FLAGS.seeds}: leave one of them out.")
   if FLAGS.evidence and FLAGS.dry_run:
     raise ValueError("--evidence copies scored runs; --dry_run scores none: leave one out.")
-  out = workdir / "claims" / ("quick" if FLAGS.quick else "")
+  seeds = _seeds()
+  quick = ("quick" if seeds == 1 else f"quick_seeds{seeds}") if FLAGS.quick else ""
+  out = workdir / "claims" / quick
   out = _as("--out", launch_checks.resolve_workdir, FLAGS.out) if FLAGS.out else out
   if not FLAGS.evidence:
     return out, None
@@ -340,7 +342,7 @@ def main(argv: list[str]) -> int:
     planned, unfit = plan(
       claims,
       FLAGS.scale,
-      FLAGS.seeds,
+      _seeds(),
       FLAGS.config,
       workdir,
       sweeps_dir,
@@ -371,7 +373,7 @@ def main(argv: list[str]) -> int:
   rows += [not_applicable(claim, reason) for claim, reason in unfit]
   rows.sort(key=lambda r: [c.name for c in catalog.CLAIMS].index(r["claim"]))
   for row in rows:
-    row["quick"] = FLAGS.quick
+    row["quick"], row["seeds"] = FLAGS.quick, _seeds()
   out_dir.mkdir(parents=True, exist_ok=True)
   card = out_dir / "claims.json"
   evidence.write_card(rows, card)

@@ -36,11 +36,18 @@ QUICK = (
 )
 
 
+def quick_header(seeds: int) -> str:
+  """The line above a quick check's table: QUICK, or with --seeds its seeds."""
+  if seeds == 1:
+    return QUICK
+  return QUICK.replace("--quick`): one seed,", f"--quick --seeds={seeds}`): {seeds} seeds,")
+
+
 def table(rows: list[dict]) -> str:
   """The scorecard as a Markdown table; a quick check's is headed by QUICK and flags every
   verdict "(quick)"."""
   quick = any(r.get("quick") for r in rows)
-  lines = [QUICK, ""] if quick else []
+  lines = [quick_header(max(r.get("seeds", 1) for r in rows)), ""] if quick else []
   lines += [
     "| claim | paper | measured (mean, range over seeds) | verdict | compute |",
     "| --- | --- | --- | --- | --- |",
