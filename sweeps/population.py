@@ -3,11 +3,12 @@ python -m bioknow.report --workdir=runs/population
 
 Plateau length against the number of individuals (claim 1).
 
-Grid: small, 5 populations (100 to 1,600 people, 16x) x 3 seeds at the quickstart's lr, each
+Grid: small, 6 populations (100 to 3,200 people, 32x) x 3 seeds at the quickstart's lr, each
 run stopped once its plateau has ended (train.stop_after_plateau); paper, 7 populations (4k to
 256k) x 5 seeds x 5 learning rates = 175 runs of 16k steps (spread them with
---executor=ray). The CPU grid stops at 1,600 people: 3,200 people stay on the plateau for more
-than 3,000 steps, over an hour a seed on 2 cores. Runtimes: the README's table.
+--executor=ray). At 100 people the first phase and the plateau end together (no plateau to
+measure), so the power law rests on 200 to 3,200 people: 5 populations over 16x. 3,200
+people stay on the plateau for about 3,000 steps. Runtimes: the README's table.
 Reproduces Figure 2 (right) of the paper: the plateau grows almost linearly (a power law
 with exponent below 1) with the population. The report keeps per population the learning
 rate with the best final training loss (mean over seeds), fits plateau_end = c N^k over every
@@ -18,7 +19,7 @@ from bioknow import configs
 
 PAPER_N = (4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000)
 PAPER_LR = (1e-4, 2e-4, 4e-4, 8e-4, 1.6e-3)
-SMALL_N = (100, 200, 400, 800, 1_600)
+SMALL_N = (100, 200, 400, 800, 1_600, 3_200)
 SMALL_SEEDS = 3
 
 

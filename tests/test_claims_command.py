@@ -20,7 +20,7 @@ BASELINE = 2.0
 # What --quick runs of each claim (catalog.Claim.quick), at seed 0 and the base lr.
 QUICK_POINTS = {
   "three_phases": ["phases"],
-  "plateau_law": [f"n{n}_seed0_lr0.008" for n in (100, 200, 400, 800, 1600)],
+  "plateau_law": [f"n{n}_seed0_lr0.008" for n in (200, 400, 800, 1600, 3200)],
   "patching": ["reference"] + [f"patch_start0_ref{s}" for s in (0, 200, 1250)],
   "alpha": [f"powerlaw_n600_steps750_alpha{a}" for a in ("0", "0.5", "0.75", "1")],
   "warmup": [
