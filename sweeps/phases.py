@@ -1,8 +1,8 @@
 """python -m bioknow.launch --sweep=sweeps/phases.py [--only='phases']
 python -m bioknow.report --workdir=runs/phases
-(5 runs: seed 0 at lr 4e-3, 8e-3 and 1.6e-2, then seeds 1 and 2 at 8e-3; the claims
-scorecard walks the same point's lr from x1, x2, x4 until seed 0's pick is bracketed and runs
-its other seeds at that pick)
+(6 runs: seed 0 at lr 4e-3, 8e-3 and 1.6e-2, then seeds 1 and 2 at 8e-3, and phases_n800,
+the quick check's smaller run; the claims scorecard walks the same point's lr from x1, x2, x4
+until seed 0's pick is bracketed and runs its other seeds at that pick)
 
 The three phases with knowledge that emerges fully, over 3 seeds: 1,600 people (twice the
 quickstart's) with a model twice as wide (2 layers, d 128, MLP 512) trained for 4,000 steps.
@@ -53,3 +53,11 @@ def sweep(scale: str):
     twin = base(scale)
     twin.data.seed = twin.train.seed = seed
     yield f"phases_seed{seed}", twin
+  # The quick check's regime (three_phases and hallucination under `claims --quick`): the
+  # quickstart's run, 800 people with the 64-wide model for 1,250 steps, the cheapest run
+  # that shows the three phases (its knowledge stays partial, 20-40% accuracy), evaluated
+  # every 25 steps through its plateau (it ended near step 540 in the quickstart). The run
+  # above takes 4,000 steps of a model twice as wide: over 30 minutes on 2 busy cores.
+  quick = configs.pretrain(scale)
+  quick.eval.every, quick.eval.dense_until = 25, 1_000
+  yield "phases_n800", quick

@@ -19,7 +19,7 @@ SWEEPS = REPO / "sweeps"
 BASELINE = 2.0
 # What --quick runs of each claim (catalog.Claim.quick), at seed 0 and the base lr.
 QUICK_POINTS = {
-  "three_phases": ["phases"],
+  "three_phases": ["phases_n800"],
   "plateau_law": [f"n{n}_seed0_lr0.008" for n in (200, 400, 800, 1600, 3200)],
   "patching": ["reference"] + [f"patch_start0_ref{s}" for s in (0, 200, 1250)],
   "alpha": [f"powerlaw_n600_steps750_alpha{a}" for a in ("0", "0.5", "0.75", "1")],
@@ -29,7 +29,7 @@ QUICK_POINTS = {
     "celebrities_n120_w8",
     "warmup_n1200_indiv300_epochs40",
   ],
-  "hallucination": ["phases"],
+  "hallucination": ["phases_n800"],
   "toy_memory": [f"new{n}_noreplay" for n in (16, 32, 64, 256)]
   + [f"new32_replay1_{w}" for w in (2, 32, 512)],
   "finetune": ["pretrain", "new50", "new100", "new800"]

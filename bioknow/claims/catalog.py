@@ -118,6 +118,7 @@ CLAIMS = (
     figures.three_phases,
     only=("phases",),
     lr_factors=LR_FACTORS,
+    quick=("phases_n800",),  # the quickstart's 800 people: `phases` alone takes over 30 min
   ),
   Claim(
     "plateau_law",
@@ -183,6 +184,7 @@ CLAIMS = (
     figures.hallucination,
     only=("phases",),
     lr_factors=LR_FACTORS,
+    quick=("phases_n800",),
   ),
   Claim(
     "toy_memory",
