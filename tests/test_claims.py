@@ -767,7 +767,9 @@ def test_the_phases_sweep_makes_the_runs_the_phases_claims_read():
   module = claims_main.launch_checks.load_sweep(str(claim.sweep_path(SWEEPS)))
   claimed = dict(catalog.claim_points(claim, module.sweep("small"), 3))
   own = dict(module.sweep("small"))
+  quick = own.pop("phases_n800")  # the quick check's smaller run, not the full claim's
   assert sorted(own) == ["phases", "phases_lrx0.5", "phases_lrx2", "phases_seed1", "phases_seed2"]
+  assert quick.data.n_individuals == 800 and claim.quick == ("phases_n800",)
   for name, cfg in own.items():
     assert cfg == claimed[name], name
   assert "phases_lrx0.5_seed2" in claimed and len(claimed) == 21  # 7 lrs x 3 seeds

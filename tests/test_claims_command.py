@@ -298,9 +298,9 @@ def test_readme_scorecard_equals_score_only_of_the_evidence(tmp_path, capsys):
 def test_committed_readme_scorecard_matches_committed_evidence(tmp_path, capsys):
   """README.md's scorecard is the score-only output of the committed evidence folder."""
   folder = REPO / evidence.COMMITTED
-  quick = ["--quick"] if folder.name == "quick" else []
   work = tmp_path / "evidence"
   shutil.copytree(folder, work)  # scoring writes nothing into the repository
-  assert _score_only(capsys, work, tmp_path / "out", *quick) == evidence.readme_table(
+  flags = evidence.COMMITTED_FLAGS
+  assert _score_only(capsys, work, tmp_path / "out", *flags) == evidence.readme_table(
     REPO / "README.md"
   )

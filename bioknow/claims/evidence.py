@@ -1,11 +1,12 @@
 """The scorecard as it is printed, stored and shipped: the table, claims.json, the runs behind
 them (the evidence) and the README's copy of the table.
 
-  python -m bioknow.claims --quick --score_only --evidence=evidence/quick
-      copies the runs the quick scorecard reads from WORKDIR (default runs) into
-      evidence/quick/SWEEP/POINT: their config.json, summary.json and metrics.jsonl, nothing
-      else (no checkpoints, no per-individual arrays, no config.txt);
-  python -m bioknow.claims --quick --score_only --workdir=evidence/quick --out=/tmp/card
+  python -m bioknow.claims --quick --seeds=3 --score_only --evidence=evidence/quick_seeds3
+      copies the runs the scorecard reads from WORKDIR (default runs) into
+      evidence/quick_seeds3/SWEEP/POINT: their config.json, summary.json and metrics.jsonl,
+      nothing else (no checkpoints, no per-individual arrays, no config.txt);
+  python -m bioknow.claims --quick --seeds=3 --score_only --workdir=evidence/quick_seeds3 \
+      --out=/tmp/card
       scores that copy in seconds and prints the same table (--out keeps claims.json and the
       figures out of the evidence folder).
 
@@ -14,7 +15,8 @@ lr pick (a diverged run counts as worse than any finished one) reads the same in
 other error.txt is copied (a failed run counts as unfinished either way). The table holds no
 path, and its compute column sums the summaries' wall_seconds, copied with them. The command
 prints its table between MARKERS; README.md holds the same block, pasted, and
-tests/test_claims_command.py keeps it equal to `--score_only` on the folder COMMITTED.
+tests/test_claims_command.py keeps it equal to `--score_only` (with COMMITTED_FLAGS) on the
+folder COMMITTED.
 """
 
 import json
@@ -26,7 +28,7 @@ from bioknow.claims import catalog
 from bioknow.rundir import RunDir
 
 # The evidence folder behind the README's scorecard (relative to the repository root).
-COMMITTED = "evidence/quick"
+COMMITTED, COMMITTED_FLAGS = "evidence/quick", ("--quick",)
 FILES = ("config.json", "summary.json", "metrics.jsonl")
 DIVERGED = "TrainingDiverged"  # what RunDir.diverged looks for in error.txt
 MARKERS = ("<!-- scorecard -->", "<!-- /scorecard -->")
@@ -118,7 +120,7 @@ def check_destination(dest: pathlib.Path, workdir: pathlib.Path) -> None:
   if dest == workdir or workdir in dest.parents:
     raise ValueError(
       f"--evidence: {dest} is inside the workdir {workdir}; give a folder outside it, e.g. "
-      "evidence/quick."
+      "evidence/quick_seeds3."
     )
 
 
