@@ -190,6 +190,17 @@ def test_population_plateau_law_and_best_lr(tmp_path):
   )
 
 
+def test_populations_evaluated_on_other_schedules_are_one_sweep(tmp_path):
+  """The small grid evaluates up to 400 people every 10 steps and larger ones every 25: the
+  law still spans every population (it once split into two sweeps and drew the larger)."""
+  for n in (200, 400, 800, 1600, 3200):
+    every = {"eval.every": 10 if n <= 400 else 25, "eval.n_sequences": 128}
+    pretrain_run(tmp_path, f"n{n}_seed0", n, 8_000, 2 * n**0.9, schedule=every)
+  [law] = population.plateau_law(R.find_runs(tmp_path))
+  assert list(law["n"]) == [200, 400, 800, 1600, 3200]
+  np.testing.assert_allclose(law["k"], 0.9, rtol=1e-6)
+
+
 def test_plateau_law_interval_by_hand(tmp_path):
   """Three seeds per population with plateau ends 2 N^0.8 times 0.9, 1 and 1.1: the mean, the
   range and the 95% interval of k match a hand computation."""

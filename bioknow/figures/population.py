@@ -18,6 +18,15 @@ import numpy as np
 from bioknow.analysis import runs as R
 from bioknow.figures import runs as D
 
+# What may differ between the populations of one sweep: the population, and when and on how
+# many sequences a run is evaluated (the small grid evaluates up to 400 people every 10 steps,
+# larger ones every 25), which changes no training step.
+_NOT_TRAINING = (
+  "data.n_individuals",
+  *(f"eval.{k}" for k in ("every", "dense_until", "n_spaced", "steps", "n_sequences")),
+  *(f"eval.{k}" for k in ("batch_size", "n_attention")),
+)
+
 
 def plateau_law(runs: list[dict]) -> list[dict]:
   """One dict per population sweep found: n [P], plateau [P] (mean over seeds, NaN where no
@@ -35,7 +44,7 @@ def plateau_law(runs: list[dict]) -> list[dict]:
   ]
   sweeps = []
   kept = R.best_lr(uniform)
-  for members in R.group_by(kept, lambda r: R.setting(r, ("data.n_individuals",))).values():
+  for members in R.group_by(kept, lambda r: R.setting(r, _NOT_TRAINING)).values():
     by_n = dict(sorted(R.group_by(members, R.population).items()))
     if len(by_n) < 2:
       continue
