@@ -446,7 +446,12 @@ def _fake_lr_runs(
 def _ladder_points(factors=(0.5, 1, 2, 4)) -> list:
   cfg = lambda lr: types.SimpleNamespace(optimizer=types.SimpleNamespace(lr=lr))
   return [
-    types.SimpleNamespace(name=f"{s}{'' if f == 1 else f'_lrx{f:g}'}{seed_part}", cfg=cfg(8e-3 * f))
+    types.SimpleNamespace(
+      name=f"{s}{'' if f == 1 else f'_lrx{f:g}'}{seed_part}",
+      cfg=cfg(8e-3 * f),
+      experiment=None,
+      sources=(),
+    )
     for s in ("p", "q")
     for f in factors
     for seed_part in ("", "_seed1", "_seed2")

@@ -19,9 +19,8 @@ from bioknow.claims import catalog, rules
 
 
 def _seconds(point) -> float:
-  """A point's estimated wall time (catalog.cost); 1 s for a point that has no experiment."""
-  experiment = getattr(point, "experiment", None)
-  return catalog.cost(experiment)[1] if experiment is not None else 1.0
+  """A point's estimated wall time (catalog.cost); 1 s for a point without an experiment."""
+  return catalog.cost(point.experiment)[1] if point.experiment is not None else 1.0
 
 
 def by_longest_path(jobs: list[executors.Job]) -> list[executors.Job]:
@@ -31,7 +30,7 @@ def by_longest_path(jobs: list[executors.Job]) -> list[executors.Job]:
   by_key = {workdir / p.name: (workdir, p) for workdir, p in jobs}
   readers: dict[pathlib.Path, list[pathlib.Path]] = {k: [] for k in by_key}
   for workdir, p in jobs:
-    for source in p.sources if hasattr(p, "sources") else ():
+    for source in p.sources:
       if workdir / source in readers:
         readers[workdir / source].append(workdir / p.name)
   path: dict[pathlib.Path, float] = {}
