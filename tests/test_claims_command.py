@@ -173,6 +173,7 @@ def test_quick_over_three_seeds_runs_the_same_points_and_says_so(tmp_path, capsy
   assert _main("--dry_run", "--quick", "--seeds=3", f"--workdir={tmp_path}") == 0
   out = capsys.readouterr().out
   assert "\n  patch_start0_ref200_seed2  lr 0.008\n" in out and "lr x" not in out
+  assert "\n  n3200_seed2_lr0.008  lr 0.008\n" in out  # a sweep with its own seeds keeps them
   rows = [{"claim": "toy_memory", "quick": True, "seeds": 3, "compute_seconds": 0}]
   header = evidence.table(
     [r | {"statement": "", "paper": "", "measured": "", "verdict": "v"} for r in rows]
