@@ -18,6 +18,7 @@ from bioknow.claims import (
   attributes,
   catalog,
   figures,
+  ladder,
   rules,
   stages,
 )
@@ -259,14 +260,14 @@ def test_scorecard_from_finished_runs(tmp_path, capsys):
   points = claims_main.plan([catalog.BY_NAME["three_phases"]], "small", 3, [], tmp_path, SWEEPS)[0][
     0
   ][2]
-  factor = lambda p: catalog.lr_factor_of_point(p.name)
+  factor = lambda p: ladder.lr_factor_of_point(p.name)
   points = [
     p
     for p in points
-    if factor(p) in catalog.LR_START and (catalog.seed_of_point(p.name) == 0 or factor(p) == 2)
+    if factor(p) in catalog.LR_START and (ladder.seed_of_point(p.name) == 0 or factor(p) == 2)
   ]
   for p in points:
-    seed = catalog.seed_of_point(p.name)
+    seed = ladder.seed_of_point(p.name)
     train_loss = 1.0 if factor(p) == 2 else 1.5  # twice the base lr trains best
     _pretrain_run(sweep_dir / p.name, seed, _curve(2, 8, 0.5), extra={"train_loss": train_loss})
     (sweep_dir / p.name / "config.json").unlink()
@@ -299,7 +300,7 @@ def test_score_only_reads_part_of_a_grid_and_trains_nothing(tmp_path, capsys):
   points = [
     p
     for p in points
-    if catalog.seed_of_point(p.name) == 0 and catalog.lr_factor_of_point(p.name) in (1, 2, 4)
+    if ladder.seed_of_point(p.name) == 0 and ladder.lr_factor_of_point(p.name) in (1, 2, 4)
   ]
   for p in points:
     _pretrain_run(sweep_dir / p.name, 0, _curve(2, 4, 0.5), extra={"train_loss": 1.0})
@@ -437,7 +438,7 @@ def _fake_lr_runs(
       lr = p.cfg.optimizer.lr
       if p.name not in fail and not (sweep_dir / p.name).is_dir():  # finished: skipped
         loss = 0.5 + abs(math.log2(lr / best[p.name[0]]))
-        _lr_run(sweep_dir / p.name, catalog.seed_of_point(p.name), lr, loss, p.name in diverge)
+        _lr_run(sweep_dir / p.name, ladder.seed_of_point(p.name), lr, loss, p.name in diverge)
     return [(p.name, "FAILED" if p.name in fail + diverge else "done", None) for _, p in jobs]
 
   return calls, fake_run
@@ -471,18 +472,18 @@ def test_an_lr_sweep_walks_its_ladder_then_runs_the_other_seeds_at_the_pick(
   points = _ladder_points()
   calls, fake_run = _fake_lr_runs({"p": 3.2e-2, "q": 4e-3})
   monkeypatch.setattr(stages.executors, "run_jobs", fake_run)
-  assert catalog.planned_runs(points, claim, tmp_path) == 8  # 4 start, 4 seeds: nothing run
+  assert ladder.planned_runs(points, claim, tmp_path) == 8  # 4 start, 4 seeds: nothing run
   results = stages.run_claims([(claim, tmp_path, points)], "inline", None)
   assert calls == [
     ["p", "p_lrx2", "q", "q_lrx2"],
     ["p_lrx4", "q_lrx0.5"],
     ["p_lrx4_seed1", "p_lrx4_seed2", "q_lrx0.5_seed1", "q_lrx0.5_seed2"],
   ]
-  assert len(results) == 10 == catalog.planned_runs(points, claim, tmp_path)
+  assert len(results) == 10 == ladder.planned_runs(points, claim, tmp_path)
   out = capsys.readouterr().out
   assert "templates: seed 0's lr pick is not bracketed yet; next: p_lrx4, q_lrx0.5" in out
   assert "templates: the other seeds run at p lr 0.032, q lr 0.004" in out
-  assert catalog.planned_runs(points, dataclasses.replace(claim, lr_factors=())) == 24
+  assert ladder.planned_runs(points, dataclasses.replace(claim, lr_factors=())) == 24
   # Bracketed picks run nothing more: a second call only re-submits the start lrs and seeds.
   calls.clear()
   stages.run_claims([(claim, tmp_path, points)], "inline", None)
@@ -527,7 +528,7 @@ def test_the_lr_walk_steps_down_when_every_start_lr_diverges(tmp_path, monkeypat
   monkeypatch.setattr(stages.executors, "run_jobs", fake_run)
   stages.run_claims([(claim, tmp_path, _ladder_points()[:12])], "inline", None)
   assert calls == [["p", "p_lrx2"], ["p_lrx0.5"], ["p_lrx0.5_seed1", "p_lrx0.5_seed2"]]
-  assert [catalog.lr_factor_of_point(n) for n in ("q", "q_lrx0.5_seed2", "q_lrx16")] == [1, 0.5, 16]
+  assert [ladder.lr_factor_of_point(n) for n in ("q", "q_lrx0.5_seed2", "q_lrx16")] == [1, 0.5, 16]
 
 
 def _job_point(name: str, sources=(), steps: int = 100):

@@ -10,7 +10,7 @@ import pytest
 
 from bioknow import launch_checks
 from bioknow.claims import __main__ as claims_main
-from bioknow.claims import catalog, evidence
+from bioknow.claims import catalog, evidence, ladder
 from bioknow.rundir import RunDir, config_leaves
 from bioknow.train.phases import phase_ends
 
@@ -107,7 +107,7 @@ def _phases_runs(workdir: pathlib.Path) -> list:
   points = _points("three_phases", workdir, quick=False)
   kept = []
   for p in points:
-    factor, seed = catalog.lr_factor_of_point(p.name), catalog.seed_of_point(p.name)
+    factor, seed = ladder.lr_factor_of_point(p.name), ladder.seed_of_point(p.name)
     if factor in catalog.LR_START and (seed == 0 or factor == 2):
       train_loss = 1.0 if factor == 2 else 1.5
       _finished_run(workdir / "phases" / p.name, p, seed, train_loss, diverged=factor == 4)
@@ -139,7 +139,7 @@ def test_quick_plans_one_seed_at_the_base_lr_in_each_claims_cheapest_regime(tmp_
   assert {c.name: [p.name for p in points] for c, _, points in planned} == QUICK_POINTS
   for claim, sweep_dir, points in planned:
     assert claim.lr_factors == () and sweep_dir == tmp_path / claim.sweep_name
-    assert catalog.planned_runs(points, claim, sweep_dir) == len(points)
+    assert ladder.planned_runs(points, claim, sweep_dir) == len(points)
   # The sweeps' own points, configs and all: the full scorecard and the launcher share them.
   for claim, _, points in planned:
     swept = dict(

@@ -61,7 +61,7 @@ from absl import flags
 
 from bioknow import compile_cache, configs, executors, launch, launch_checks
 from bioknow.analysis import ends
-from bioknow.claims import catalog, evidence, rules, stages
+from bioknow.claims import catalog, evidence, ladder, rules, stages
 from bioknow.claims.evidence import table
 
 PHASE_ENDS = "\n" + textwrap.fill(
@@ -197,21 +197,21 @@ def plan(
 def dry_run(claim: catalog.Claim, sweep_dir: pathlib.Path, points) -> None:
   """Prints the claim's runs, steps and every point (lr and seed copies), marking those that
   run only if the lr walk reaches them or seed 0 picks their lr."""
-  first, rest = catalog.lr_stages(points, claim)
-  start = catalog.lr_start_points(first, claim)
+  first, rest = ladder.lr_stages(points, claim)
+  start = ladder.lr_start_points(first, claim)
   n_lrs = max(len(claim.lr_factors), 1)
   steps = sum(catalog.cost(p.experiment)[0] for p in start)  # runs stopped early: estimated
   steps += sum(catalog.cost(p.experiment)[0] for p in rest) // n_lrs
-  ladder, staged = "", ""
+  lrs, staged = "", ""
   if rest or len(start) < len(first):
-    ladder = f", lr x {', '.join(f'{x:g}' for x in claim.lr_factors)}"
+    lrs = f", lr x {', '.join(f'{x:g}' for x in claim.lr_factors)}"
     staged = (
       f" (seed 0 at lr x {', '.join(f'{x:g}' for x in claim.lr_start)}, "
       "more where its pick is not bracketed, then one lr of the other seeds)"
     )
   print(
-    f"{claim.name}: {catalog.planned_runs(points, claim, sweep_dir)} runs{staged} of "
-    f"{claim.sweep} in {sweep_dir}, {steps} steps{ladder}"
+    f"{claim.name}: {ladder.planned_runs(points, claim, sweep_dir)} runs{staged} of "
+    f"{claim.sweep} in {sweep_dir}, {steps} steps{lrs}"
   )
   on_demand = {p.name for p in first} - {p.name for p in start}
   picked_only = {p.name for p in rest}
@@ -229,9 +229,9 @@ def estimate(planned, scale: str) -> str:
   (--executor=ray runs every claim's points of a stage at once: stages.py)."""
   chosen: dict[pathlib.Path, object] = {}
   for claim, sweep_dir, points in planned:
-    first, rest = catalog.lr_stages(points, claim)
-    rest = [p for p in rest if catalog.lr_factor_of_point(p.name) == 1]  # stands for the pick
-    new = {sweep_dir / p.name: p.experiment for p in catalog.lr_start_points(first, claim) + rest}
+    first, rest = ladder.lr_stages(points, claim)
+    rest = [p for p in rest if ladder.lr_factor_of_point(p.name) == 1]  # stands for the pick
+    new = {sweep_dir / p.name: p.experiment for p in ladder.lr_start_points(first, claim) + rest}
     chosen |= {k: e for k, e in new.items() if k not in chosen}
   inline = sum(catalog.cost(e)[1] for e in chosen.values())
   ray = inline / catalog.RAY_SPEEDUP if len(chosen) > 1 else inline
@@ -257,7 +257,7 @@ def score(claim: catalog.Claim, sweep_dir: pathlib.Path, points, out_dir: pathli
   result = claim.score(runs)
   figure = claim.figure(runs, out_dir / "figures")
   rule = " ".join((claim.score.__doc__ or "").split())
-  planned = catalog.planned_runs(points, claim, sweep_dir)
+  planned = ladder.planned_runs(points, claim, sweep_dir)
   return _row(claim, result, rule, runs, planned, figure)
 
 
@@ -364,7 +364,7 @@ def main(argv: list[str]) -> int:
     return 0
   failed, start = False, time.perf_counter()
   for claim, sweep_dir, points in planned:
-    n_runs = catalog.planned_runs(points, claim, sweep_dir)
+    n_runs = ladder.planned_runs(points, claim, sweep_dir)
     print(f"=== claim {claim.name}: {n_runs} runs of {claim.sweep} planned", flush=True)
   if not FLAGS.score_only:
     results = stages.run_claims(planned, FLAGS.executor, FLAGS.ray_address)

@@ -2,7 +2,7 @@
 
 The runs go in stages. First the start points of every claim (all of a claim without an lr
 sweep; with one, seed 0 at its lr_start factors). Then, while some claim's seed-0 lr pick
-(rules.best_lr) has an unrun neighbour on its ladder, those neighbours (catalog.lr_neighbours),
+(rules.best_lr) has an unrun neighbour on its ladder, those neighbours (ladder.lr_neighbours),
 of every claim at once. Last, the other seeds at each setting's picked lr. Within a stage the
 runs of all claims go to the executor together, so two claims never wait on each other's
 last run: with Ray, a claim of one long run (three_phases) shares the cores with the others
@@ -15,7 +15,7 @@ import pathlib
 
 from bioknow import executors
 from bioknow.analysis import runs as R
-from bioknow.claims import catalog, rules
+from bioknow.claims import catalog, ladder, rules
 
 
 def _seconds(point) -> float:
@@ -62,7 +62,7 @@ def run_claims(planned, executor: str, address: str | None) -> list[executors.Re
   the module docstring (finished points are skipped by the executors); returns every
   stage's results."""
   results: list[executors.Result] = []
-  start = [(d, catalog.lr_start_points(catalog.lr_stages(pts, c)[0], c)) for c, d, pts in planned]
+  start = [(d, ladder.lr_start_points(ladder.lr_stages(pts, c)[0], c)) for c, d, pts in planned]
   jobs = _stage(start)
   results += executors.run_jobs(jobs, executor, address)
   tried = {d / p.name for d, p in jobs}
@@ -71,8 +71,8 @@ def run_claims(planned, executor: str, address: str | None) -> list[executors.Re
     for claim, sweep_dir, points in planned:
       if len(claim.lr_factors) < 2:
         continue
-      first, _ = catalog.lr_stages(points, claim)
-      walk = catalog.lr_neighbours(first, finished_runs(sweep_dir, points))
+      first, _ = ladder.lr_stages(points, claim)
+      walk = ladder.lr_neighbours(first, finished_runs(sweep_dir, points))
       walk = [p for p in walk if sweep_dir / p.name not in tried]
       if walk:
         names = ", ".join(p.name for p in walk)
@@ -84,13 +84,13 @@ def run_claims(planned, executor: str, address: str | None) -> list[executors.Re
     tried |= {d / p.name for d, p in jobs}
   seeds = []
   for claim, sweep_dir, points in planned:
-    rest = catalog.lr_stages(points, claim)[1]
+    rest = ladder.lr_stages(points, claim)[1]
     if not rest:
       continue
     _, picked = rules.best_lr([r for r in finished_runs(sweep_dir, points) if r["summary"]])
     lrs = ", ".join(f"{s} lr {lr:g}" for s, lr in picked.items())
     print(f"{claim.name}: the other seeds run at {lrs}", flush=True)
-    seeds.append((sweep_dir, catalog.at_picked_lrs(rest, picked)))
+    seeds.append((sweep_dir, ladder.at_picked_lrs(rest, picked)))
   if jobs := _stage(seeds):
     results += executors.run_jobs(jobs, executor, address)
   return results
