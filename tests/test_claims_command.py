@@ -296,12 +296,12 @@ def test_readme_scorecard_equals_score_only_of_the_evidence(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_committed_readme_scorecard_matches_committed_evidence(tmp_path, capsys):
-  """README.md's scorecard is the score-only output of the committed evidence folder."""
-  folder = REPO / evidence.COMMITTED
+@pytest.mark.parametrize("document, folder, flags", evidence.COMMITTED)
+def test_committed_scorecards_match_their_evidence(tmp_path, capsys, document, folder, flags):
+  """Each committed scorecard (README.md's, docs/claims.md's) is the score-only output of its
+  committed evidence folder."""
   work = tmp_path / "evidence"
-  shutil.copytree(folder, work)  # scoring writes nothing into the repository
-  flags = evidence.COMMITTED_FLAGS
+  shutil.copytree(REPO / folder, work)  # scoring writes nothing into the repository
   assert _score_only(capsys, work, tmp_path / "out", *flags) == evidence.readme_table(
-    REPO / "README.md"
+    REPO / document
   )

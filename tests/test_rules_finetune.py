@@ -230,6 +230,24 @@ def test_finetune_rejects_replay_at_one_weight(tmp_path):
   assert score.why == "replay: replay at 1 weight(s), 3 needed"
 
 
+def test_finetune_rejects_replay_at_two_weights(tmp_path):
+  """Replay graded over 8 and 2 only: two points make a difference, not a grading."""
+  score = rules_finetune.finetune(_finetune_grid(tmp_path, lost_by_weight={8: 0.02, 2: 0.05}))
+  assert score.verdict != rules.HOLDS
+  assert score.verdict == rules.WEAK
+  assert score.why == "replay: replay at 2 weight(s), 3 needed"
+
+
+def test_finetune_rejects_saturated_forgetting(tmp_path):
+  """Every size erases ~0.7 of 0.8; the means creep up by 0.03, beyond both margins (0.01
+  each) but under GROWTH_MARGIN: saturated, not intensified."""
+  saturated = {50: 0.7, 100: 0.72, 200: 0.73}
+  score = rules_finetune.finetune(_finetune_grid(tmp_path, saturated))
+  assert score.verdict != rules.HOLDS
+  assert score.verdict == rules.WEAK
+  assert score.why == "grows: 200 against 50 new people forget +0.030, under 0.05"
+
+
 def test_finetune_rejects_replay_that_makes_forgetting_worse(tmp_path):
   worse = {8: 0.7, 2: 0.6, 1 / 2: 0.55, 1 / 8: 0.5}
   score = rules_finetune.finetune(_finetune_grid(tmp_path, lost_by_weight=worse))
@@ -384,6 +402,28 @@ def test_toy_memory_rejects_replay_at_one_weight(tmp_path):
   score = rules_finetune.toy_memory(_toy_grid(tmp_path, lost_by_weight={1 / 2: 0.05}))
   assert score.verdict == rules.WEAK
   assert score.why == "replay: replay at 1 weight(s), 3 needed"
+
+
+def test_toy_memory_rejects_replay_at_two_weights(tmp_path):
+  """Replay graded over 1/2 and 1/32 only: two points make a difference, not a grading."""
+  score = rules_finetune.toy_memory(_toy_grid(tmp_path, lost_by_weight={1 / 2: 0.0, 1 / 32: 0.1}))
+  assert score.verdict != rules.HOLDS
+  assert score.verdict == rules.WEAK
+  assert score.why == "replay: replay at 2 weight(s), 3 needed"
+
+
+def test_toy_memory_rejects_replay_that_makes_forgetting_worse(tmp_path):
+  """Heavier replay erases more old pairs than lighter replay and than none (0.45 at 32 new
+  pairs), beyond the seeds' spread: the opposite of the paper's."""
+  worse = {1 / 2: 0.7, 1 / 32: 0.6, 1 / 512: 0.5}
+  score = rules_finetune.toy_memory(_toy_grid(tmp_path, lost_by_weight=worse))
+  assert score.verdict == rules.CONTRADICTED
+  assert score.values["parts"] == {
+    "forgets": rules.HOLDS,
+    "grows": rules.HOLDS,
+    "replay": rules.CONTRADICTED,
+  }
+  assert score.why == "replay: weight 1/2 forgets more than 1/512 beyond spread"
 
 
 def test_toy_memory_rejects_growth_within_the_seed_spread(tmp_path):

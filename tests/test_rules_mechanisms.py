@@ -141,6 +141,24 @@ def test_templates_rejects_fixed_order_winning(tmp_path):
   assert "fixed sentence order ends lower than shuffled at 16 templates" in score.why
 
 
+def test_templates_rejects_fixed_order_winning_below_the_most_templates(tmp_path):
+  """Fixed order ends 0.34 and 0.22 baselines lower at 4 and 8 templates, beyond the seeds'
+  spread, and ties at 16: the other way at two counts, whatever 16 templates show."""
+  score = _templates(
+    tmp_path,
+    t4_fixed=[(0.30, 0.25), (0.32, 0.27)],
+    t8_shuffled=[(0.50, 0.40), (0.56, 0.45)],
+    t8_fixed=[(0.30, 0.25), (0.32, 0.27)],
+    t16_fixed=GOOD[16, "shuffled"],
+  )
+  assert score.verdict == rules.CONTRADICTED, score.why
+  assert score.values["shuffled_vs_fixed"] == {"1": -1, "4": 1, "8": 1, "16": 0}
+  assert score.why.startswith(
+    "fixed sentence order ends lower than shuffled at 4 and 8 templates (0.31 against 0.65, "
+    "0.31 against 0.53 baselines)"
+  )
+
+
 def test_templates_rejects_an_order_blind_model(tmp_path):
   """Shuffled and fixed order learn alike: textual diversity shows, random order does not."""
   score = _templates(tmp_path, t16_fixed=GOOD[16, "shuffled"])

@@ -11,7 +11,7 @@ import pytest
 
 from bioknow.analysis import ends as E
 from bioknow.analysis import runs as R
-from bioknow.claims import rules
+from bioknow.claims import rules, rules_phases
 
 BASELINE = 2.0
 EVERY = 50
@@ -86,7 +86,7 @@ def test_ties_are_differences_within_resolution_or_seed_spread():
 
 def test_three_phases_holds_for_a_flat_plateau_longer_than_the_first_phase(tmp_path):
   runs = [_run(tmp_path / f"a{s}", s, _phases(4, 12 + s, 0.3)) for s in range(3)]
-  score = rules.three_phases(runs)
+  score = rules_phases.three_phases(runs)
   assert score.verdict == rules.HOLDS, score.why
   assert score.values["first_phase"]["min"] == pytest.approx(4 * EVERY - EVERY * 0.05 / 0.5)
   assert score.values["final_over_baseline"]["max"] == pytest.approx(0.3)
@@ -94,69 +94,133 @@ def test_three_phases_holds_for_a_flat_plateau_longer_than_the_first_phase(tmp_p
 
 def test_three_phases_rejects_no_learning(tmp_path):
   runs = [_run(tmp_path / f"n{s}", s, _phases(4, 20, 1.0)) for s in range(3)]
-  assert rules.three_phases(runs).verdict == rules.NOT_SHOWN
+  assert rules_phases.three_phases(runs).verdict == rules.NOT_SHOWN
 
 
 def test_three_phases_rejects_knowledge_with_no_plateau(tmp_path):
   runs = [_run(tmp_path / f"k{s}", s, _phases(4, 0, 0.3)) for s in range(3)]
-  assert rules.three_phases(runs).verdict == rules.CONTRADICTED
+  assert rules_phases.three_phases(runs).verdict == rules.CONTRADICTED
 
 
 def test_three_phases_rejects_a_slow_slope_instead_of_a_plateau(tmp_path):
   # From 1.3 to 0.99 in a straight line over 1,000 steps: it passes the floor, never rests on it.
   slope = np.concatenate([np.linspace(3, 1.31, 4), np.linspace(1.3, 0.99, 20), [0.5] * 6])
   runs = [_run(tmp_path / f"s{s}", s, slope) for s in range(3)]
-  assert rules.three_phases(runs).verdict != rules.HOLDS
+  assert rules_phases.three_phases(runs).verdict != rules.HOLDS
 
 
 def test_three_phases_rejects_a_plateau_that_leaves_the_floor(tmp_path):
   # Down to the floor, then up to 1.1 x the floor and back before knowledge: no plateau.
   bump = np.concatenate([np.linspace(3, 1.0, 5), [1.0, 1.05, 1.1, 1.1, 1.05] * 2, [0.3] * 6])
   runs = [_run(tmp_path / f"b{s}", s, bump) for s in range(3)]
-  score = rules.three_phases(runs)
+  score = rules_phases.three_phases(runs)
   assert score.verdict != rules.HOLDS
   assert score.values["plateau_flat"] == [False] * 3
 
 
 def test_three_phases_rejects_a_plateau_within_the_first_phases_resolution(tmp_path):
   runs = [_run(tmp_path / f"r{s}", s, _phases(8, 8, 0.3)) for s in range(3)]
-  assert rules.three_phases(runs).verdict != rules.HOLDS
+  assert rules_phases.three_phases(runs).verdict != rules.HOLDS
+
+
+def test_three_phases_rejects_a_steady_slope_after_a_short_first_phase(tmp_path):
+  # First phase over by step 200; then a straight fall from 1.05 to 0.99 x the floor over
+  # 1,450 steps, inside the band all the way: the band alone passed it.
+  slope = np.concatenate([np.linspace(3, 1.1, 4), np.linspace(1.05, 0.99, 30), [0.9, 0.7, 0.5]])
+  runs = [_run(tmp_path / f"t{s}", s, np.concatenate([slope, [0.3] * 3])) for s in range(3)]
+  score = rules_phases.three_phases(runs)
+  assert score.verdict == rules.NOT_SHOWN, score.why
+  assert score.values["plateau_flat"] == [False] * 3
+  assert score.values["plateau_change"]["mean"] == pytest.approx(-0.06, abs=0.005)
+  assert "not flat" in score.why
+
+
+def test_three_phases_rejects_a_plateau_tied_with_the_first_phase_as_contradicted(tmp_path):
+  # A 363-step plateau beside a 390-step first phase: the plateau is there (beyond both
+  # resolutions), its comparison with the first phase a tie: neither holds nor contradicted.
+  runs = [_run(tmp_path / f"e{s}", s, _phases(8, 8, 0.3)) for s in range(3)]
+  score = rules_phases.three_phases(runs)
+  assert score.values["first_phase"]["mean"] == pytest.approx(390.0)
+  assert score.values["plateau"]["mean"] == pytest.approx(363, abs=1)
+  assert score.verdict == rules.NOT_SHOWN, score.why
+  assert "plateau not longer than the first phase beyond resolution in 3" in score.why
+
+
+def test_three_phases_rejects_a_resolvable_plateau_shorter_than_the_first_phase_as_contradicted(
+  tmp_path,
+):
+  # A first phase of 585 steps, then a flat plateau of 168: shorter, but a plateau.
+  runs = [_run(tmp_path / f"o{s}", s, _phases(12, 4, 0.3)) for s in range(3)]
+  score = rules_phases.three_phases(runs)
+  assert score.values["plateau"]["mean"] == pytest.approx(168, abs=1)
+  assert score.verdict == rules.NOT_SHOWN, score.why
 
 
 # plateau_law -----------------------------------------------------------------------------------
 
+POPULATIONS = (100, 200, 400, 800, 1600)
 
-def _law(tmp_path, name: str, end_by_n, seeds: int = 3) -> list[dict]:
+
+def _law(tmp_path, name: str, end_by_n, seeds: int = 3, populations=POPULATIONS) -> list[dict]:
   """Runs whose plateau ends at end_by_n(n) evaluations (plus one per seed)."""
   return [
     _run(tmp_path / f"{name}{n}_{s}", s, _phases(3, max(end_by_n(n) + s - 3, 0), 0.3), n)
-    for n in (100, 200, 400, 800, 1600)
+    for n in populations
     for s in range(seeds)
   ]
 
 
 def test_plateau_law_holds_for_a_near_linear_law_over_16x(tmp_path):
-  score = rules.plateau_law(_law(tmp_path, "l", lambda n: round(0.3 * n**0.9)))
+  score = rules_phases.plateau_law(_law(tmp_path, "l", lambda n: round(0.3 * n**0.9)))
   assert score.verdict == rules.HOLDS, score.why
   assert 0.8 < score.values["k"] < 1.0
+  assert 0.5 <= score.values["k_low"] and score.values["k_high"] <= 1.1  # the whole interval
   assert score.values["populations"] == [100, 200, 400, 800, 1600]
 
 
 def test_plateau_law_rejects_a_plateau_that_does_not_grow(tmp_path):
-  score = rules.plateau_law(_law(tmp_path, "f", lambda n: 12))
-  assert score.verdict == rules.NOT_SHOWN
+  # The same plateau at every population, over 5 populations spanning 16x: k's interval lies
+  # around 0, wholly below 0.5, on a grid wide enough to say so.
+  score = rules_phases.plateau_law(_law(tmp_path, "f", lambda n: 12))
+  assert score.values["k_high"] < 0.5
+  assert score.verdict == rules.CONTRADICTED, score.why
 
 
 def test_plateau_law_rejects_a_quadratic_law(tmp_path):
-  score = rules.plateau_law(_law(tmp_path, "q", lambda n: round(4e-4 * n**2) + 4))
-  assert score.verdict in (rules.CONTRADICTED, rules.WEAK)
-  assert score.values["k"] > 1.1
+  score = rules_phases.plateau_law(_law(tmp_path, "q", lambda n: round(4e-4 * n**2) + 4))
+  assert score.verdict == rules.CONTRADICTED, score.why
+  assert score.values["k_low"] > 1.1
+
+
+def test_plateau_law_rejects_a_superlinear_interval_on_a_small_grid_as_contradicted(tmp_path):
+  # The quadratic law over 4 populations spanning 8x: clearly super-linear, but on a grid too
+  # small to say the paper's law is wrong.
+  quadratic = lambda n: round(4e-4 * n**2) + 4
+  score = rules_phases.plateau_law(_law(tmp_path, "s", quadratic, populations=POPULATIONS[:4]))
+  assert score.values["k_low"] > 1.1
+  assert score.verdict == rules.NOT_SHOWN, score.why
+  assert "4 resolved populations over 8x (need 5, 16x)" in score.why
+
+
+def test_plateau_law_rejects_an_interval_reaching_outside_the_range_as_holding(tmp_path):
+  # A linear law whose seeds scatter 3x either way: k near 1, its interval far wider than
+  # 0.5-1.1.
+  runs = [
+    _run(tmp_path / f"w{n}_{s}", s, _phases(3, round(0.1 * n * 3.0 ** (s - 1)), 0.3), n)
+    for n in POPULATIONS
+    for s in range(3)
+  ]
+  score = rules_phases.plateau_law(runs)
+  assert 0.5 <= score.values["k"] <= 1.1
+  assert score.values["k_low"] < 0.5 or score.values["k_high"] > 1.1
+  assert score.verdict == rules.WEAK, score.why
+  assert "reaches outside" in score.why
 
 
 def test_plateau_law_names_and_drops_populations_it_cannot_resolve(tmp_path):
   # The two smallest populations end their plateau with their first phase: 3 left, over 4x.
   runs = _law(tmp_path, "d", lambda n: 3 if n <= 200 else round(0.3 * n**0.9))
-  score = rules.plateau_law(runs)
+  score = rules_phases.plateau_law(runs)
   assert score.verdict == rules.WEAK
   assert set(score.values["left_out"]) == {"100", "200"}
   assert "N=100 left out: 2 of 3 end it with their first phase" in score.measured
@@ -166,9 +230,15 @@ def test_plateau_law_names_and_drops_populations_it_cannot_resolve(tmp_path):
 # hallucination ---------------------------------------------------------------------------------
 
 
-def _heldout(tmp_path, name: str, heldout, seeds: int = 3, auroc=0.8, entropy_gap=0.3) -> list:
-  """Runs with the phases of _phases(4, 12, 0.3) and held-out loss / baseline `heldout`."""
+def _heldout(
+  tmp_path, name: str, heldout, seeds: int = 3, auroc=0.8, entropy_gap=0.3, max_prob_gap=None
+) -> list:
+  """Runs with the phases of _phases(4, 12, 0.3) and held-out loss / baseline `heldout`; the
+  entropy and top-probability gaps between held-out and seen people open as knowledge does
+  (none until the plateau's end, the full gap at the end)."""
   ratios = _phases(4, 12, 0.3)
+  known = [max(1.0 - x, 0.0) / 0.7 for x in ratios]
+  max_prob_gap = entropy_gap / 3 if max_prob_gap is None else max_prob_gap
   return [
     _run(
       tmp_path / f"{name}{s}",
@@ -177,9 +247,9 @@ def _heldout(tmp_path, name: str, heldout, seeds: int = 3, auroc=0.8, entropy_ga
       unseen_attribute_loss=[h * BASELINE for h in heldout(ratios)],
       hallucination_auroc=auroc,
       seen_entropy=1.0,
-      unseen_entropy=1.0 + entropy_gap,
+      unseen_entropy=[1.0 + entropy_gap * k for k in known],
       seen_max_prob=0.6,
-      unseen_max_prob=0.6 - entropy_gap / 3,
+      unseen_max_prob=[0.6 - max_prob_gap * k for k in known],
     )
     for s in range(seeds)
   ]
@@ -191,7 +261,7 @@ def _mirror(ratios):
 
 
 def test_hallucination_holds_when_heldout_loss_leaves_the_floor_with_knowledge(tmp_path):
-  score = rules.hallucination(_heldout(tmp_path, "h", _mirror))
+  score = rules_phases.hallucination(_heldout(tmp_path, "h", _mirror))
   assert score.verdict == rules.HOLDS, score.why
   assert score.values["heldout_over_baseline"]["mean"] == pytest.approx(2.4)
   assert score.values["heldout_plateau_distance_from_floor"]["max"] == pytest.approx(0.0)
@@ -199,24 +269,52 @@ def test_hallucination_holds_when_heldout_loss_leaves_the_floor_with_knowledge(t
 
 def test_hallucination_rejects_no_learning(tmp_path):
   runs = _heldout(tmp_path, "n", lambda r: [max(x, 1.0) for x in r])
-  assert rules.hallucination(runs).verdict == rules.NOT_SHOWN
+  assert rules_phases.hallucination(runs).verdict == rules.NOT_SHOWN
 
 
 def test_hallucination_rejects_heldout_loss_above_the_floor_from_the_start(tmp_path):
   runs = _heldout(tmp_path, "a", lambda r: [max(x, 1.3) for x in _mirror(r)])
-  score = rules.hallucination(runs)
+  score = rules_phases.hallucination(runs)
   assert score.verdict == rules.WEAK
   assert score.values["heldout_plateau_distance_from_floor"]["min"] == pytest.approx(0.3)
 
 
 def test_hallucination_rejects_a_model_as_confident_on_unseen_people(tmp_path):
   runs = _heldout(tmp_path, "c", _mirror, auroc=0.5, entropy_gap=0.0)
-  assert rules.hallucination(runs).verdict == rules.WEAK
+  assert rules_phases.hallucination(runs).verdict == rules.WEAK
 
 
 def test_hallucination_rejects_a_model_that_generalises_to_unseen_people(tmp_path):
   runs = _heldout(tmp_path, "g", lambda r: [min(x, 1.0) if x < 1 else x for x in r])
-  assert rules.hallucination(runs).verdict == rules.CONTRADICTED
+  assert rules_phases.hallucination(runs).verdict == rules.CONTRADICTED
+
+
+def test_hallucination_rejects_an_entropy_gap_within_its_resolution(tmp_path):
+  # Held-out people's entropy ends 1e-6 nats above seen people's: a sign, not a measurement.
+  runs = _heldout(tmp_path, "e", _mirror, entropy_gap=1e-6, max_prob_gap=0.1)
+  score = rules_phases.hallucination(runs)
+  assert score.verdict == rules.WEAK, score.why
+  assert "detectable in 0 of 3" in score.why
+  assert score.values["entropy_resolution"]["min"] == pytest.approx(2 * E.NOISE)
+
+
+def test_hallucination_rejects_heldout_loss_a_hair_under_the_floor_as_contradicted(tmp_path):
+  # Held-out loss ends at 0.999 x the floor: a tie with it, not generalisation.
+  hair = lambda r: [x if x >= 1 else 0.999 for x in r]
+  runs = _heldout(tmp_path, "u", hair, auroc=0.5, entropy_gap=0.0)
+  score = rules_phases.hallucination(runs)
+  assert score.values["heldout_over_baseline"]["mean"] == pytest.approx(0.999)
+  assert score.verdict == rules.NOT_SHOWN, score.why
+
+
+def test_hallucination_rejects_two_failing_parts_as_weak(tmp_path):
+  # Above the floor from the start and as confident on unseen people: 1 part of 3 holds.
+  runs = _heldout(
+    tmp_path, "w", lambda r: [max(x, 1.3) for x in _mirror(r)], auroc=0.5, entropy_gap=0.0
+  )
+  score = rules_phases.hallucination(runs)
+  assert score.verdict == rules.NOT_SHOWN, score.why
+  assert score.why.startswith("1 of 3 parts hold")
 
 
 def test_hallucination_reads_each_attribute_against_its_own_floor(tmp_path):
@@ -229,7 +327,7 @@ def test_hallucination_reads_each_attribute_against_its_own_floor(tmp_path):
         floor = 3.0 if a == "birth_date" else BASELINE
         record[f"no_knowledge_baseline/{a}"] = floor
         record[f"unseen_attribute_loss/{a}"] = (bd if a == "birth_date" else 1.5) * floor
-  score = rules.hallucination(runs)
+  score = rules_phases.hallucination(runs)
   assert score.values["heldout_over_baseline_by_attribute"]["birth_date"]["min"] == pytest.approx(
     1.02
   )

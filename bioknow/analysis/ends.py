@@ -6,8 +6,9 @@ confirmed: the ratio stays past the threshold for CONFIRM evaluations in a row (
 last evaluation of a finished run), so that one noisy evaluation ends nothing. The end is then
 placed between the last evaluation before the crossing and the first after it, by linear
 interpolation of the ratio, and carries a resolution in steps: how far the true crossing may lie
-from that estimate. Two ends closer than their resolutions, or than their spread over seeds,
-are a tie (`compare`), and a tie never decides a verdict.
+from that estimate, given the noise of the run's own evaluation set (`noise`, `phase_ends`).
+Two ends closer than their resolutions, or than their spread over seeds, are a tie (`compare`),
+and a tie never decides a verdict.
 """
 
 import math
@@ -26,13 +27,28 @@ from bioknow.train.phases import (  # noqa: F401 (ends.CONFIRM, ends.confirmed: 
 )
 from bioknow.validate import is_number
 
-# Standard error of loss / baseline on one evaluation set at the small scale (256 sequences:
-# about 0.5% of the baseline); a crossing is not placed more finely than this noise allows.
+# Standard error of loss / baseline on one evaluation set of EVAL_SEQUENCES sequences (the
+# small scale's: about 0.5% of the baseline); a crossing is not placed more finely than the
+# noise allows. A run evaluated on n sequences has noise(n) = NOISE * sqrt(EVAL_SEQUENCES / n):
+# the standard error of a mean over n (the population sweep's 128: about 0.7%).
 NOISE = 0.005
+EVAL_SEQUENCES = 256
 # The curve's shape between two evaluations is unknown (a plateau ends in a kink, not a
 # straight line): the interpolated step is trusted to no better than this share of their
 # spacing.
 BEND = 0.5
+
+
+def noise(n_sequences: int = EVAL_SEQUENCES) -> float:
+  """The evaluation noise of loss / baseline on a set of `n_sequences` sequences."""
+  return NOISE * math.sqrt(EVAL_SEQUENCES / n_sequences)
+
+
+def eval_sequences(run: dict) -> int:
+  """The sequences per evaluation set of a run (its config's eval.n_sequences), else
+  EVAL_SEQUENCES."""
+  n = run.get("config", {}).get("eval.n_sequences")
+  return int(n) if is_number(n, finite=True) and n > 0 else EVAL_SEQUENCES
 
 
 class End(NamedTuple):
@@ -63,12 +79,17 @@ def ratio(records: Sequence[dict], attribute: str | None = None) -> tuple[np.nda
 
 
 def crossing(
-  steps: np.ndarray, values: np.ndarray, threshold: float, finished: bool = True
+  steps: np.ndarray,
+  values: np.ndarray,
+  threshold: float,
+  finished: bool = True,
+  n_sequences: int = EVAL_SEQUENCES,
 ) -> End | None:
   """Where `values` first falls below `threshold` (confirmed), interpolated between the
-  evaluation before and the one at the confirmed crossing. The resolution is the noise over
-  the slope there (NOISE), at least BEND of the spacing and at most the spacing. None without
-  evaluations; End(last step, 0, False) where the values never fall below."""
+  evaluation before and the one at the confirmed crossing. The resolution is the noise of an
+  `n_sequences` evaluation set (noise) over the slope there, at least BEND of the spacing and
+  at most the spacing. None without evaluations; End(last step, 0, False) where the values
+  never fall below."""
   if not len(steps):
     return None
   i = confirmed([bool(v < threshold) for v in values], finished)
@@ -81,19 +102,31 @@ def crossing(
   drop = v0 - v1  # > 0: v0 >= threshold > v1
   at = s0 + spacing * (v0 - threshold) / drop
   slope = drop / spacing
-  return End(at, float(np.clip(NOISE / slope, BEND * spacing, spacing)), True)
+  resolution = noise(n_sequences) / slope
+  return End(at, float(np.clip(resolution, BEND * spacing, spacing)), True)
 
 
-def plateau_end(records: Sequence[dict], attribute: str | None = None) -> End | None:
+def plateau_end(
+  records: Sequence[dict], attribute: str | None = None, n_sequences: int = EVAL_SEQUENCES
+) -> End | None:
   """The plateau end: loss / baseline below PLATEAU_FACTOR (confirmed, interpolated)."""
-  return crossing(*ratio(records, attribute), PLATEAU_FACTOR)
+  return crossing(*ratio(records, attribute), PLATEAU_FACTOR, n_sequences=n_sequences)
 
 
-def first_phase_end(records: Sequence[dict], attribute: str | None = None) -> End | None:
+def first_phase_end(
+  records: Sequence[dict], attribute: str | None = None, n_sequences: int = EVAL_SEQUENCES
+) -> End | None:
   """The first phase's end: loss / baseline at or below FIRST_PHASE_FACTOR (confirmed,
   interpolated as the ratio falls through it)."""
   steps, values = ratio(records, attribute)
-  return crossing(steps, values, FIRST_PHASE_FACTOR + 1e-12)
+  return crossing(steps, values, FIRST_PHASE_FACTOR + 1e-12, n_sequences=n_sequences)
+
+
+def phase_ends(run: dict, attribute: str | None = None) -> tuple[End | None, End | None]:
+  """(first phase end, plateau end) of a loaded run, each resolved with the noise of the
+  run's own evaluation set (eval_sequences)."""
+  n = eval_sequences(run)
+  return first_phase_end(run["records"], attribute, n), plateau_end(run["records"], attribute, n)
 
 
 class Ends(NamedTuple):

@@ -26,6 +26,7 @@ from bioknow.claims import (
   rules_curricula,
   rules_finetune,
   rules_patching,
+  rules_phases,
   rules_templates,
   rules_warmup,
 )
@@ -113,7 +114,7 @@ CLAIMS = (
     # as the first phase. The sweep's own seed and lr copies carry the names the claim gives
     # its copies of `phases`, so the two share runs.
     "phases.py",
-    rules.three_phases,
+    rules_phases.three_phases,
     figures.three_phases,
     only=("phases",),
     lr_factors=LR_FACTORS,
@@ -124,7 +125,7 @@ CLAIMS = (
     "the plateau grows almost linearly with the population",
     "Fig. 2 right: power law, exponent below 1, over 4k-256k people",
     "population.py",
-    rules.plateau_law,
+    rules_phases.plateau_law,
     figures.plateau_law,
     seeded_sweep=True,
     # The 5 populations over 16x the rule needs; 100 people end their plateau with their first
@@ -179,7 +180,7 @@ CLAIMS = (
     "held-out people's loss rises above the floor as knowledge emerges; less confidence",
     "Fig. 2 left and Fig. 6: held-out loss above the baseline, lower max-probability",
     "phases.py",  # three_phases' runs: no run of its own
-    rules.hallucination,
+    rules_phases.hallucination,
     figures.hallucination,
     only=("phases",),
     lr_factors=LR_FACTORS,

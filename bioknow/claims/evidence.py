@@ -14,9 +14,9 @@ A run whose training diverged keeps one line of its error.txt, the exception's, 
 lr pick (a diverged run counts as worse than any finished one) reads the same in the copy; no
 other error.txt is copied (a failed run counts as unfinished either way). The table holds no
 path, and its compute column sums the summaries' wall_seconds, copied with them. The command
-prints its table between MARKERS; README.md holds the same block, pasted, and
-tests/test_claims_command.py keeps it equal to `--score_only` (with COMMITTED_FLAGS) on the
-folder COMMITTED.
+prints its table between MARKERS; each document of COMMITTED (README.md: the quick check;
+docs/claims.md: the full small grid) holds the same block, pasted, and
+tests/test_claims_command.py keeps it equal to `--score_only` with its flags on its folder.
 """
 
 import json
@@ -27,8 +27,9 @@ from collections.abc import Iterable
 from bioknow.claims import catalog
 from bioknow.rundir import RunDir
 
-# The evidence folder behind the README's scorecard (relative to the repository root).
-COMMITTED, COMMITTED_FLAGS = "evidence/quick_seeds2", ("--quick", "--seeds=2")
+# (document, evidence folder, flags): the scorecard each document holds is `--score_only
+# --workdir=FOLDER FLAGS` (paths relative to the repository root).
+COMMITTED = (("README.md", "evidence/quick_seeds2", ("--quick", "--seeds=2")),)
 FILES = ("config.json", "summary.json", "metrics.jsonl")
 DIVERGED = "TrainingDiverged"  # what RunDir.diverged looks for in error.txt
 MARKERS = ("<!-- scorecard -->", "<!-- /scorecard -->")
