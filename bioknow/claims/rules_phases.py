@@ -30,13 +30,13 @@ from bioknow.claims.rules import (
 # ended, at least PLATEAU_FACTOR until the plateau ends), widened by twice the evaluation
 # noise; a narrower band would fail a plateau resting at 1.04 by construction (docs/claims.md).
 PLATEAU_BAND = (E.PLATEAU_FACTOR - 2 * E.NOISE, E.FIRST_PHASE_FACTOR + 2 * E.NOISE)
-# ... and it is flat: the band alone admits any slope between its two crossings (1.05 and
-# 0.99, 12x the noise apart), so a steady fall from one to the other would pass it. The
-# least-squares line through loss / baseline over the plateau may change by at most twice the
-# evaluation noise from the first phase's end to the plateau's: a flat plateau measured at 4
-# evaluations or more stays within it (the line's change has a standard error of 0.6-1.3x
-# NOISE there), a fall from 1.05 to 0.99 exceeds it sixfold.
-FLAT_CHANGE = 2 * E.NOISE
+# ... and it ends in a kink: the band alone admits a steady fall through the floor (gradual
+# learning, no plateau). Knowledge must leave the floor (from PLATEAU_FACTOR down to
+# KNOWS_FRACTION) at least KINK x as fast per step as the least-squares line over the plateau
+# falls: a steady fall gives 1, one that slows as it goes less; the paper's plateau is a
+# resting level and knowledge a sharp fall from it. The level may settle within the band
+# (a value prior still being fitted, 1.05 -> 1.00): "at the no knowledge baseline" is the band.
+KINK = 4.0
 # Plateau law: the paper's sentence is "grows almost linearly"; the whole 95% interval of the
 # fitted exponent k must lie in this range. 0.5, the square root, is where a law stops being
 # closer to linear than to no growth at all. 1.1: the paper's fit is sub-linear, so a clearly
@@ -70,18 +70,23 @@ def _ends(run: dict) -> tuple[E.End | None, E.End | None]:
 
 
 def _plateau_shape(run: dict, first: E.End, end: E.End) -> tuple[bool, float]:
-  """(in band, change): whether loss / baseline stays within PLATEAU_BAND at every evaluation
-  strictly between the first phase's end and the plateau's, and the change of the
-  least-squares line through those evaluations from one end to the other (nan with fewer
-  than 2 evaluations: a slope not measured is not flat)."""
+  """(in band, kink): whether loss / baseline stays within PLATEAU_BAND at every evaluation
+  strictly between the first phase's end and the plateau's, and how many times faster per
+  step it falls after the plateau (from the plateau's end to the KNOWS_FRACTION crossing)
+  than the least-squares line through the plateau's evaluations falls (inf for a plateau
+  that does not fall; nan with fewer than 2 evaluations in it, or no knowledge: a shape not
+  measured is not a plateau)."""
   steps, ratio = E.ratio(run["records"])
   keep = (steps > first.step) & (steps < end.step)
   at, inside = steps[keep], ratio[keep]
   low, high = PLATEAU_BAND
   in_band = bool(len(inside)) and bool(np.all((inside >= low) & (inside <= high)))
-  if len(inside) < 2:
+  knows = E.crossing(steps, ratio, KNOWS_FRACTION, n_sequences=E.eval_sequences(run))
+  if len(inside) < 2 or knows is None or not knows.reached or knows.step <= end.step:
     return in_band, math.nan
-  return in_band, float(np.polyfit(at, inside, 1)[0] * (end.step - first.step))
+  fall_plateau = -float(np.polyfit(at, inside, 1)[0])
+  fall_knowledge = (E.PLATEAU_FACTOR - KNOWS_FRACTION) / (knows.step - end.step)
+  return in_band, fall_knowledge / fall_plateau if fall_plateau > 0 else math.inf
 
 
 def three_phases(runs: list[dict]) -> Score:
@@ -89,24 +94,24 @@ def three_phases(runs: list[dict]) -> Score:
   performance plateau before acquiring precise factual knowledge"; "The model's performance
   then plateaus at the no knowledge baseline".
 
-  Per seed, at the best lr (best_lr): the first phase's end and the plateau's end
-  (analysis.ends: interpolated, each with its resolution), the loss over the plateau and the
-  final loss over the baseline. A seed shows the phases when its plateau is flat (loss /
-  baseline within PLATEAU_BAND at every evaluation, and its least-squares line changing by at
-  most FLAT_CHANGE across the plateau), lasts longer than its first phase by more than both
-  resolutions, and its final loss is below KNOWS_FRACTION x baseline. Holds when every seed
-  shows them; weak when most seeds do; contradicted when every seed learns with no plateau at
-  all (plateau end - first phase end within the sum of their resolutions); not shown
-  otherwise, a resolvable plateau no longer than the first phase (or tied with it) included.
+  Per seed, at the best lr (best_lr): the first phase's end and the plateau's end (analysis.ends:
+  interpolated, each with its resolution), the loss over the plateau and the final loss over the
+  baseline. A seed shows the phases when its plateau is flat (loss / baseline within PLATEAU_BAND
+  at every evaluation, and knowledge leaving the floor at least KINK x as fast per step as the
+  plateau's least-squares line falls), lasts longer than its first phase by more than both
+  resolutions, and its final loss is below KNOWS_FRACTION x baseline. Holds when every seed shows
+  them; weak when most seeds do; contradicted when every seed learns with no plateau at all
+  (plateau end - first phase end within the sum of their resolutions); not shown otherwise, a
+  resolvable plateau no longer than the first phase (or tied with it) included.
   Rejects (tests/test_rules_phases.py): no learning at all (the loss stays on the floor);
-  knowledge with no plateau (the loss falls through the floor); a slow slope through the
-  floor instead of a flat plateau; a plateau that leaves the floor; a steady slope from 1.05
-  to 0.99 after a short first phase; a plateau within the first phase's resolution; a
-  plateau tied with the first phase, or shorter but resolvable, as contradicted."""
+  knowledge with no plateau (the loss falls through the floor); a slow slope through the floor
+  instead of a flat plateau; a plateau that leaves the floor; a steady fall from 1.05 through the
+  floor after a short first phase (gradual learning); a plateau within the first phase's
+  resolution; a plateau tied with the first phase, or shorter but resolvable, as contradicted."""
   runs, lrs = best_lr(finished(runs, "pretrain"))
   if not runs:
     return Score(NO_RUNS, "no finished run", {})
-  first, plateau, final, change, flat, shows, no_plateau = [], [], [], [], [], [], []
+  first, plateau, final, kink, flat, shows, no_plateau = [], [], [], [], [], [], []
   first_ends, plateau_ends, fails = [], [], collections.Counter[str]()
   for run in runs:
     f, p = _ends(run)
@@ -118,29 +123,29 @@ def three_phases(runs: list[dict]) -> Score:
     if f is None or p is None or not (f.reached and p.reached):
       first.append(f.step if f is not None and f.reached else math.nan)
       plateau.append(math.nan)
-      change.append(math.nan)
+      kink.append(math.nan)
       flat.append(False)
       shows.append(False)
       no_plateau.append(knows)  # knowledge without a first phase
       fails["never ends both phases"] += 1
       continue
-    in_band, drift = _plateau_shape(run, f, p)
+    in_band, times = _plateau_shape(run, f, p)
     first.append(f.step)
     plateau.append(p.step - f.step)
-    change.append(drift)
-    flat.append(in_band and abs(drift) <= FLAT_CHANGE)
+    kink.append(times)
+    flat.append(in_band and times >= KINK)
     longer = (p.step - f.step) - f.step > p.resolution + 2 * f.resolution
     none = p.step - f.step <= p.resolution + f.resolution  # no plateau beyond resolution
     shows.append(flat[-1] and longer and knows)
     no_plateau.append(knows and none)
     fails["no plateau beyond resolution"] += none
     fails["plateau not longer than the first phase beyond resolution"] += not (longer or none)
-    fails[f"not flat (out of the band or changing by over {FLAT_CHANGE:g})"] += not flat[-1]
+    fails[f"no plateau (out of the band, or knowledge under {KINK:g}x its fall)"] += not flat[-1]
     fails[f"final loss not below {KNOWS_FRACTION:g} x baseline"] += not knows
   values: dict = {
     "first_phase": spread(first),
     "plateau": spread(plateau),
-    "plateau_change": spread(change),
+    "knowledge_over_plateau_fall": spread(kink),
     "final_over_baseline": spread(final),
     "plateau_flat": flat,
     "seeds_showing_phases": sum(shows),
@@ -162,8 +167,9 @@ def three_phases(runs: list[dict]) -> Score:
   measured = (
     f"first phase ends at step {E.over_seeds(first_ends).text()}, plateau at "
     f"{E.over_seeds(plateau_ends).text()}: plateau {fmt(values['plateau'])} steps "
-    f"(within {PLATEAU_BAND[0]:.2f}-{PLATEAU_BAND[1]:.2f} of the floor and changing by at most "
-    f"{FLAT_CHANGE:g} in {sum(flat)} of {n}; change {fmt(values['plateau_change'], 2)}), "
+    f"(within {PLATEAU_BAND[0]:.2f}-{PLATEAU_BAND[1]:.2f} of the floor, then left >= {KINK:g}x "
+    f"as fast as it fell over it, in {sum(flat)} of {n}; "
+    f"{fmt(values['knowledge_over_plateau_fall'], 2)}x), "
     f"final loss / baseline {fmt(values['final_over_baseline'])}"
   )
   return Score(verdict, measured, values, why)
