@@ -45,8 +45,8 @@ def test_a_128_sequence_crossing_is_resolved_sqrt2_times_coarser():
 def test_phase_ends_read_the_runs_own_evaluation_set():
   """The population sweep evaluates 128 sequences: its plateau end is resolved with that
   noise; a run without the config entry keeps 256's."""
-  small = E.phase_ends(_run(RATIOS, 128))
-  default = E.phase_ends(_run(RATIOS))
+  small = E.resolved_ends(_run(RATIOS, 128))
+  default = E.resolved_ends(_run(RATIOS))
   assert E.eval_sequences(_run(RATIOS, 128)) == 128 and E.eval_sequences(_run(RATIOS)) == 256
   assert default[1] == E.plateau_end(_run(RATIOS)["records"])
   assert small[1].resolution == pytest.approx(math.sqrt(2) * default[1].resolution)

@@ -122,7 +122,7 @@ def first_phase_end(
   return crossing(steps, values, FIRST_PHASE_FACTOR + 1e-12, n_sequences=n_sequences)
 
 
-def phase_ends(run: dict, attribute: str | None = None) -> tuple[End | None, End | None]:
+def resolved_ends(run: dict, attribute: str | None = None) -> tuple[End | None, End | None]:
   """(first phase end, plateau end) of a loaded run, each resolved with the noise of the
   run's own evaluation set (eval_sequences)."""
   n = eval_sequences(run)

@@ -48,7 +48,7 @@ def first_reaching(records: list[dict], key: str, level: float) -> int | None:
 
 def science(run: dict) -> dict:
   """The run's phases and final numbers, as the paper's Figure 2 reads them."""
-  first, plateau = ends.phase_ends(run)
+  first, plateau = ends.resolved_ends(run)
   baseline = R.baseline(run)
   return {
     "first_phase_end": round(first.step) if first and first.reached else None,

@@ -41,7 +41,7 @@ PAPER_RANGE = (0.6, 0.8)
 def _plateau_end(run: dict, attribute: str | None = None) -> E.End:
   """The run's interpolated plateau end; a plateau that never ends counts as the run's last
   evaluated step, not reached (a lower bound, so runs stuck on the plateau are ranked)."""
-  return E.phase_ends(run, attribute)[1] or E.End(math.inf, 0.0, False)
+  return E.resolved_ends(run, attribute)[1] or E.End(math.inf, 0.0, False)
 
 
 def _shortest(by_alpha: dict[float, list[dict]], attribute: str | None = None) -> tuple:

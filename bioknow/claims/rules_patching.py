@@ -52,7 +52,7 @@ def _ends(runs: list[dict], refs: dict) -> dict:
   for run in runs:
     if R.param(run, "start_patching") or seed_of(run) not in refs:
       continue
-    end = ends.phase_ends(run)[1]
+    end = ends.resolved_ends(run)[1]
     if end is not None:
       out.setdefault(R.param(run, "reference_step"), {})[seed_of(run)] = end
   return dict(sorted(out.items(), key=lambda kv: R.order(kv[0])))
@@ -83,8 +83,8 @@ def patching(runs: list[dict]) -> Score:
   if not by_step:
     return Score(NO_RUNS, "no reference with patched runs", {})
   seeds = sorted({s for by in by_step.values() for s in by})
-  first = {s: ends.phase_ends(refs[s])[0] for s in seeds}
-  plateau = {s: ends.phase_ends(refs[s])[1] for s in seeds}
+  first = {s: ends.resolved_ends(refs[s])[0] for s in seeds}
+  plateau = {s: ends.resolved_ends(refs[s])[1] for s in seeds}
   reference = ends.over_seeds([e for e in plateau.values() if e is not None])
   over = {step: ends.over_seeds(list(by.values())) for step, by in by_step.items()}
   values: dict = {

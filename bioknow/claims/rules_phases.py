@@ -64,11 +64,6 @@ AUROC_MIN = 0.6
 GAP_NOISE = 2 * E.NOISE
 
 
-def _ends(run: dict) -> tuple[E.End | None, E.End | None]:
-  """(first phase end, plateau end) of a run, interpolated, each with its resolution."""
-  return E.phase_ends(run)
-
-
 def _plateau_shape(run: dict, first: E.End, end: E.End) -> tuple[bool, float]:
   """(in band, kink): whether loss / baseline stays within PLATEAU_BAND at every evaluation
   strictly between the first phase's end and the plateau's, and how many times faster per
@@ -114,7 +109,7 @@ def three_phases(runs: list[dict]) -> Score:
   first, plateau, final, kink, flat, shows, no_plateau = [], [], [], [], [], [], []
   first_ends, plateau_ends, fails = [], [], collections.Counter[str]()
   for run in runs:
-    f, p = _ends(run)
+    f, p = E.resolved_ends(run)
     ratio = R.final(run, "attribute_loss") / R.baseline(run)
     knows = bool(ratio < KNOWS_FRACTION)
     final.append(ratio)
@@ -186,7 +181,7 @@ def _law_points(runs: list[dict]) -> tuple[dict, dict]:
   ]
   kept, dropped = {}, {}
   for n, group in sorted(R.group_by(uniform, R.population).items()):
-    ends = [_ends(r) for r in group]
+    ends = [E.resolved_ends(r) for r in group]
     never = sum(1 for f, p in ends if p is None or not p.reached)
     tied = sum(
       1
@@ -291,7 +286,7 @@ def _seen_and_unseen_over(run: dict, end: E.End) -> dict:
   base_steps, base = E.series(run["records"], "no_knowledge_baseline")
   heldout = heldout[np.isin(steps, base_steps)] / base[np.isin(base_steps, steps)]
   steps = steps[np.isin(steps, base_steps)]
-  first = E.phase_ends(run)[0]
+  first = E.resolvedE.resolved_ends(run)[0]
   start = first.step if first is not None and first.reached else math.inf
   during = heldout[(steps > start) & (steps < end.step)]
   entropy = _gap(run, "seen_entropy", "unseen_entropy", 1, start, end.step)
@@ -341,7 +336,7 @@ def hallucination(runs: list[dict]) -> Score:
     return Score(NO_RUNS, "no finished run with held-out people", {})
   per_run = []
   for run in runs:
-    end = E.phase_ends(run)[1] or E.End(math.inf, 0.0, False)
+    end = E.resolvedE.resolved_ends(run)[1] or E.End(math.inf, 0.0, False)
     per_run.append(_seen_and_unseen_over(run, end) | {"ended": end.reached})
   key = lambda name: [x[name] for x in per_run]
   low, high = PLATEAU_BAND
