@@ -286,7 +286,7 @@ def _seen_and_unseen_over(run: dict, end: E.End) -> dict:
   base_steps, base = E.series(run["records"], "no_knowledge_baseline")
   heldout = heldout[np.isin(steps, base_steps)] / base[np.isin(base_steps, steps)]
   steps = steps[np.isin(steps, base_steps)]
-  first = E.resolvedE.resolved_ends(run)[0]
+  first = E.resolved_ends(run)[0]
   start = first.step if first is not None and first.reached else math.inf
   during = heldout[(steps > start) & (steps < end.step)]
   entropy = _gap(run, "seen_entropy", "unseen_entropy", 1, start, end.step)
@@ -336,7 +336,7 @@ def hallucination(runs: list[dict]) -> Score:
     return Score(NO_RUNS, "no finished run with held-out people", {})
   per_run = []
   for run in runs:
-    end = E.resolvedE.resolved_ends(run)[1] or E.End(math.inf, 0.0, False)
+    end = E.resolved_ends(run)[1] or E.End(math.inf, 0.0, False)
     per_run.append(_seen_and_unseen_over(run, end) | {"ended": end.reached})
   key = lambda name: [x[name] for x in per_run]
   low, high = PLATEAU_BAND
