@@ -14,8 +14,8 @@ A run whose training diverged keeps one line of its error.txt, the exception's, 
 lr pick (a diverged run counts as worse than any finished one) reads the same in the copy; no
 other error.txt is copied (a failed run counts as unfinished either way). The table holds no
 path, and its compute column sums the summaries' wall_seconds, copied with them. The command
-prints its table between MARKERS; each document of COMMITTED (README.md: the quick check;
-docs/claims.md: the full small grid) holds the same block, pasted, and
+prints its table between MARKERS; each document of COMMITTED (README.md: the small grid;
+docs/claims.md: the quick check over 3 seeds) holds the same block, pasted, and
 tests/test_claims_command.py keeps it equal to `--score_only` with its flags on its folder.
 """
 
@@ -28,8 +28,12 @@ from bioknow.claims import catalog
 from bioknow.rundir import RunDir
 
 # (document, evidence folder, flags): the scorecard each document holds is `--score_only
-# --workdir=FOLDER FLAGS` (paths relative to the repository root).
-COMMITTED = (("README.md", "evidence/quick_seeds2", ("--quick", "--seeds=2")),)
+# --workdir=FOLDER FLAGS` (paths relative to the repository root). One folder serves both:
+# the quick grid's points are points of the full grid.
+COMMITTED = (
+  ("README.md", "evidence/small", ()),
+  ("docs/claims.md", "evidence/small", ("--quick", "--seeds=3")),
+)
 FILES = ("config.json", "summary.json", "metrics.jsonl")
 DIVERGED = "TrainingDiverged"  # what RunDir.diverged looks for in error.txt
 MARKERS = ("<!-- scorecard -->", "<!-- /scorecard -->")
