@@ -254,6 +254,22 @@ def test_evidence_rescores_to_the_same_table(tmp_path, capsys):
   assert card[0]["runs"] == [p.name for p in points]
 
 
+def test_evidence_leaves_out_runs_still_training(tmp_path):
+  """A run without summary.json (training, or killed) is not copied: its partial metrics are
+  no evidence, and scoring counts it as unfinished either way."""
+  runs, dest = tmp_path / "runs", tmp_path / "evidence"
+  for name, done in (("done", True), ("training", False)):
+    run = runs / "phases" / name
+    run.mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    (run / "metrics.jsonl").write_text('{"step": 0}\n')
+    if done:
+      (run / "summary.json").write_text('{"step": 0}')
+  copied = evidence.export(sorted((runs / "phases").iterdir()), runs, dest)
+  assert copied["runs"] == 1
+  assert sorted(p.name for p in (dest / "phases").iterdir()) == ["done"]
+
+
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
 def test_quick_trains_exports_and_rescores_the_same_table(tmp_path, capsys):

@@ -130,12 +130,15 @@ def check_destination(dest: pathlib.Path, workdir: pathlib.Path) -> None:
 
 
 def export(run_dirs: Iterable[pathlib.Path], workdir: pathlib.Path, dest: pathlib.Path) -> dict:
-  """Copies FILES of each run directory (under workdir) to the same relative place under dest,
-  replacing those files of an earlier copy (other runs in dest are left as they are); a
-  diverged run also gets its exception's line as error.txt. Returns {"runs": n, "bytes": b}:
-  what was written."""
+  """Copies FILES of each finished or diverged run directory (under workdir) to the same
+  relative place under dest, replacing those files of an earlier copy (other runs in dest are
+  left as they are); a diverged run also gets its exception's line as error.txt. A run still
+  training, or killed, is left out: it is scored as unfinished either way, and its partial
+  metrics would ship as evidence. Returns {"runs": n, "bytes": b}: what was written."""
   n_runs, n_bytes = 0, 0
   for run in dict.fromkeys(run_dirs):  # each once, in order
+    if not (RunDir(run).is_finished() or RunDir(run).diverged()):
+      continue
     target = RunDir(dest / run.relative_to(workdir))
     target.path.mkdir(parents=True, exist_ok=True)
     for name in (*FILES, "error.txt"):
