@@ -231,10 +231,11 @@ def test_plateau_law_rejects_an_interval_reaching_outside_the_range_as_holding(t
 
 
 def test_plateau_law_names_and_drops_populations_it_cannot_resolve(tmp_path):
-  # The two smallest populations end their plateau with their first phase: 3 left, over 4x.
+  # The two smallest populations end their plateau with their first phase: 3 left, over 4x,
+  # too small a grid to read the exponent from even where it is the paper's (0.9).
   runs = _law(tmp_path, "d", lambda n: 3 if n <= 200 else round(0.3 * n**0.9))
   score = rules_phases.plateau_law(runs)
-  assert score.verdict == rules.WEAK
+  assert score.verdict == rules.NOT_SHOWN
   assert set(score.values["left_out"]) == {"100", "200"}
   assert "N=100 left out: 2 of 3 end it with their first phase" in score.measured
   assert "3 resolved populations over 4x" in score.why

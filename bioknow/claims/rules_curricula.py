@@ -142,8 +142,8 @@ def _range_part(levels: list[str]) -> str:
 def _alpha_verdict(parts: dict[str, str], levels: list[str]) -> tuple[str, str]:
   """(verdict, why) from the three parts ('holds', 'contradicted', 'tie' or 'untested'):
   contradicted when one goes the other way; holds when all three hold; weak when a strict
-  majority of the tested parts hold (an untested part, such as the trends on a one-regime
-  grid, counts toward neither side but forbids holds); not shown otherwise."""
+  majority hold and every part was tested (an untested part, such as the trends on a
+  one-regime grid, could go either way); not shown otherwise."""
   tested = [p for p in parts.values() if p != "untested"]
   held = tested.count("holds")
   clause = (
@@ -162,7 +162,7 @@ def _alpha_verdict(parts: dict[str, str], levels: list[str]) -> tuple[str, str]:
   untested = len(parts) - len(tested)
   if untested:
     count += f" ({untested} the grid cannot test)"
-  return (WEAK if 2 * held > len(tested) else NOT_SHOWN), f"{count}: {clause}"
+  return (WEAK if 2 * held > len(parts) and not untested else NOT_SHOWN), f"{count}: {clause}"
 
 
 def alpha(runs: list[dict]) -> Score:
@@ -183,9 +183,9 @@ def alpha(runs: list[dict]) -> Score:
   real step and none the other way (_trend; a grid with one regime per budget, or per
   population, cannot test it). Contradicted when at some regime the shortest plateau lies at
   alpha 0 or >= 1, told apart from every alpha inside (0, 1), or a trend goes the other way
-  only; holds when (a), (b) and (c) hold; weak when a strict majority of the parts the grid
-  tests hold (an untested part counts toward neither side, but forbids holds: the quick
-  grid's one regime is at most weak); not shown otherwise (_alpha_verdict). Beside the
+  only; holds when (a), (b) and (c) hold; weak when a strict majority hold and the grid
+  tests every part (an untested part could go either way: the quick grid's one regime is at
+  most not shown); not shown otherwise (_alpha_verdict). Beside the
   verdict, per attribute: whether its own shortest plateau lies inside (0, 1) at every
   regime.
   Rejects (tests/test_rules_curricula.py): a best alpha that never moves (not shown: only

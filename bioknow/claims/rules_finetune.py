@@ -7,7 +7,8 @@ larger (`compare`); closer, they tie, and a tie never holds. Each part of a rule
 shown (a tie, too few settings, nothing recorded) or is contradicted (measured beyond the
 margins opposite to the paper). A rule holds when every part holds; is contradicted when any
 part is (each part is a sentence of the paper's: all are central); is weak when all parts but
-one hold; is not shown otherwise."""
+one hold and every part ran (a part whose runs the grid lacks, such as the quick check's rare
+seen people, could go either way); is not shown otherwise."""
 
 import fractions
 import math
@@ -60,6 +61,7 @@ NUMBER_WORDS = {2: "two", 3: "three", 4: "four"}
 class Part(NamedTuple):
   state: str  # HOLDS, NOT_SHOWN or CONTRADICTED
   why: str  # the clause that decided it
+  ran: bool = True  # False: the grid lacks the runs the part reads (it cannot go either way)
 
 
 def margin(s: dict) -> float:
@@ -100,13 +102,13 @@ def growth(by_size: dict, items: str) -> Part:
   (neighbours may tie); contradicted when the most forget less than the fewest beyond them."""
   sizes = [n for n, s in by_size.items() if s["n"]]
   if len(sizes) < 2:
-    return Part(NOT_SHOWN, f"forgetting measured at {len(sizes)} number of new {items}")
+    return Part(NOT_SHOWN, f"forgetting measured at {len(sizes)} number of new {items}", False)
   fewest, most = by_size[sizes[0]], by_size[sizes[-1]]
   gain, pair = most["mean"] - fewest["mean"], f"{sizes[-1]} against {sizes[0]} new {items}"
   if compare(most, fewest) < 0:
     return Part(CONTRADICTED, f"{pair} forget {gain:+.3f}, less beyond the seeds' spread")
   if len(sizes) < MIN_SIZES:
-    return Part(NOT_SHOWN, f"{len(sizes)} numbers of new {items} run ({MIN_SIZES} needed)")
+    return Part(NOT_SHOWN, f"{len(sizes)} numbers of new {items} run ({MIN_SIZES} needed)", False)
   for i, small in enumerate(sizes):
     for large in sizes[i + 1 :]:
       if compare(by_size[large], by_size[small]) < 0:
@@ -144,7 +146,7 @@ def graded_replay(runs: list[dict], size: str, forgetting) -> tuple[Part, dict]:
     "share_saved_by_replay": spread(saved),
   }
   if not weights or not none["n"]:
-    return Part(NOT_SHOWN, "no replay run with a run without replay beside it"), values
+    return Part(NOT_SHOWN, "no replay run with a run without replay beside it", False), values
   if none["mean"] <= ACCURACY_RESOLUTION:
     return Part(NOT_SHOWN, "no forgetting without replay for replay to keep away"), values
   levels = by_weight | {0.0: none}
@@ -154,7 +156,8 @@ def graded_replay(runs: list[dict], size: str, forgetting) -> tuple[Part, dict]:
       clause = f"weight {weight_text(heavy)} forgets more than {weight_text(other)}"
       return Part(CONTRADICTED, clause + " beyond spread"), values
   if len(weights) < MIN_WEIGHTS:
-    return Part(NOT_SHOWN, f"replay at {len(weights)} weight(s), {MIN_WEIGHTS} needed"), values
+    clause = f"replay at {len(weights)} weight(s), {MIN_WEIGHTS} needed"
+    return Part(NOT_SHOWN, clause, False), values
   ladder = [*weights, 0.0]
   for i, a in enumerate(ladder):
     for b in ladder[i + 1 :]:
@@ -181,7 +184,8 @@ def verdict(parts: dict[str, Part]) -> tuple[str, str]:
   failing = [f"{k}: {p.why}" for k, p in parts.items() if p.state != HOLDS]
   if not failing:
     return HOLDS, f"all {NUMBER_WORDS.get(len(parts), len(parts))} parts hold"
-  return WEAK if len(failing) == 1 else NOT_SHOWN, "; ".join(failing)
+  weak = len(failing) == 1 and all(p.ran for p in parts.values())
+  return WEAK if weak else NOT_SHOWN, "; ".join(failing)
 
 
 def large_loss(lost: list[float], before: list[float], net: list[float], items: str) -> Part:
@@ -189,7 +193,7 @@ def large_loss(lost: list[float], before: list[float], net: list[float], items: 
   (`before`); contradicted when every one ends more accurate than it started (before minus
   end, `net`, below -ACCURACY_RESOLUTION) without a drop beyond it on the way."""
   if not lost:
-    return Part(NOT_SHOWN, f"no run on new {items} without replay")
+    return Part(NOT_SHOWN, f"no run on new {items} without replay", False)
   rose = [n < -ACCURACY_RESOLUTION and x <= ACCURACY_RESOLUTION for x, n in zip(lost, net)]
   if all(rose):
     return Part(CONTRADICTED, f"old accuracy rises while fine-tuning on new {items}")
@@ -282,9 +286,9 @@ def rare_seen(seen: list[dict], fewest: dict, n_fewest: int) -> tuple[Part, dict
   every seed; contradicted when it costs more beyond the margins."""
   lost = spread([kept_out_forgetting(r) for r in seen])
   if not lost["n"]:
-    return Part(NOT_SHOWN, "no run on seen people reports a group it keeps out"), lost
+    return Part(NOT_SHOWN, "no run on seen people reports a group it keeps out", False), lost
   if not fewest["n"]:
-    return Part(NOT_SHOWN, "no run on new people to compare with"), lost
+    return Part(NOT_SHOWN, "no run on new people to compare with", False), lost
   costs = f"seen people cost those kept out {lost['max']:.2f}, {n_fewest} new people"
   costs += f" cost {fewest['mean']:.2f}"
   if compare(lost, fewest) > 0:

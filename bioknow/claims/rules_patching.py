@@ -73,11 +73,12 @@ def patching(runs: list[dict]) -> Score:
   rises, last-layer attention from the first value token to the name at P over F is at
   least ATTENTION_RISE in every seed. Contradicted when an early checkpoint's patterns end
   the plateau before the initial ones beyond the margins; holds when all three parts hold;
-  weak when the final patterns remove the plateau on the mean over seeds; does not hold
-  otherwise, and where a reference never ends its plateau (nothing to remove). A plateau
-  that never ends counts as ending at the run's last evaluation (a lower bound). Rejects:
-  no learning at all, early patterns better than the initial ones, final patterns that
-  remove nothing."""
+  weak when the final patterns remove the plateau on the mean over seeds and early patterns
+  ran against the initial ones (a grid without them, the quick check's, could go either way);
+  does not hold otherwise, and where a reference never ends its plateau (nothing to remove).
+  A plateau that never ends counts as ending at the run's last evaluation (a lower bound).
+  Rejects: no learning at all, early patterns better than the initial ones, final patterns
+  that remove nothing, the final patterns alone (no early ones run) as weak."""
   refs = {seed_of(r): r for r in finished(runs, "pretrain") if r["name"].startswith("reference")}
   by_step = _ends(finished(runs, "patching"), refs)
   if not by_step:
@@ -153,6 +154,10 @@ def _verdict(parts: dict, mean_removed: bool, early_vs_initial: dict, last) -> t
     )
   if all(parts.values()):
     return HOLDS, "final patterns remove the plateau, early ones do worse than the initial"
+  if (
+    not early_vs_initial
+  ):  # the grid lacks early or initial patterns: that part could go either way
+    return NOT_SHOWN, "early patterns against the initial ones not run"
   if not mean_removed:
     return NOT_SHOWN, (
       f"the patterns of step {last} do not end the plateau before the reference by "
@@ -160,8 +165,7 @@ def _verdict(parts: dict, mean_removed: bool, early_vs_initial: dict, last) -> t
     )
   missing = {
     "removed": f"not every seed loses {PLATEAU_REMOVED:g} of its plateau",
-    "early": "early patterns do not end it later than the initial ones"
-    + ("" if early_vs_initial else " (not run)"),
+    "early": "early patterns do not end it later than the initial ones",
     "rises": f"attention to the name rises under x{ATTENTION_RISE:g} in some seed",
   }
   return WEAK, "; ".join(text for part, text in missing.items() if not parts[part])

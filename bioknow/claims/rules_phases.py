@@ -210,15 +210,14 @@ def _law_verdict(k: float, k_low: float, k_high: float, n: int, span: float) -> 
   outside = k_high < low or k_low > high
   if math.isnan(k_low):
     return NOT_SHOWN, "k's interval not measured (fewer than 3 runs)"
-  if wide and inside:
+  if not wide:  # too few or too close populations to read a law's exponent from, either way
+    return NOT_SHOWN, f"k = {k:.2f} ({interval}), but only {small}"
+  if inside:
     return HOLDS, f"{interval} inside {low:g}-{high:g} over {grid}"
-  if wide and outside:
+  if outside:
     return CONTRADICTED, f"{interval} lies outside {low:g}-{high:g} over {grid}"
   if low <= k <= high and k_low > 0:
-    fails = ([] if inside else [f"{interval} reaches outside"]) + ([small] if small else [])
-    return WEAK, f"k = {k:.2f} in {low:g}-{high:g}, but " + " and ".join(fails)
-  if outside:
-    return NOT_SHOWN, f"{interval} outside {low:g}-{high:g}, but only {small}"
+    return WEAK, f"k = {k:.2f} in {low:g}-{high:g}, but {interval} reaches outside"
   if not k_low > 0:
     return NOT_SHOWN, f"{interval} includes 0"
   return NOT_SHOWN, f"k = {k:.2f} outside {low:g}-{high:g}, {interval} reaching into it"
@@ -230,17 +229,18 @@ def plateau_law(runs: list[dict]) -> Score:
 
   plateau_end = c N^k fitted in log-log over every seed's interpolated plateau end, over the
   populations whose every seed ends its plateau later than its first phase beyond both
-  resolutions (_law_points); every population left out is named with its reason. Holds when
-  at least MIN_POPULATIONS resolved populations span MIN_SPAN x and the whole 95% interval of
-  k lies in EXPONENT_RANGE (0.5-1.1, reasons beside it); weak when k lies in it and its
-  interval excludes 0 but the interval reaches outside the range or the grid is smaller;
-  contradicted when the interval lies wholly outside the range (shrinking, flat, or clearly
-  super-linear) on a grid of that size; not shown otherwise (such an interval on a smaller
-  grid included).
+  resolutions (_law_points); every population left out is named with its reason. Below
+  MIN_POPULATIONS resolved populations over MIN_SPAN x the grid cannot read the exponent and
+  the verdict is not shown, whatever k (the quick check's 3 populations over 4x). On such a
+  grid: holds when the whole 95% interval of k lies in EXPONENT_RANGE (0.5-1.1, reasons beside
+  it); contradicted when it lies wholly outside (shrinking, flat, or clearly super-linear);
+  weak when k lies in the range, its interval excludes 0 but reaches outside; not shown
+  otherwise.
   Rejects (tests/test_rules_phases.py): a plateau that does not grow with N; a quadratic
   one; a law over too few or too close populations; populations whose plateau ends with the
   first phase (dropped, with the reason); a point estimate in the range whose interval
-  reaches outside it, as holding; a super-linear interval on a small grid, as contradicted."""
+  reaches outside it, as holding; a super-linear interval, or a linear one, on a small grid,
+  as contradicted or weak."""
   kept, dropped = _law_points(runs)
   reasons = "; ".join(f"N={R.fmt_count(n)} left out: {why}" for n, why in dropped.items())
   values: dict = {
