@@ -20,9 +20,9 @@ BASELINE = 2.0
 # What --quick runs of each claim (catalog.Claim.quick), at seed 0 and the base lr.
 QUICK_POINTS = {
   "three_phases": ["phases_n800"],
-  "plateau_law": [f"n{n}_seed0_lr0.008" for n in (200, 400, 800, 1600, 3200)],
-  "patching": ["reference"] + [f"patch_start0_ref{s}" for s in (0, 200, 1250)],
-  "alpha": [f"powerlaw_n600_steps750_alpha{a}" for a in ("0", "0.5", "0.75", "1")],
+  "plateau_law": [f"n{n}_seed0_lr0.008" for n in (200, 400, 800)],
+  "patching": ["reference", "patch_start0_ref1250"],
+  "alpha": ["powerlaw_n1200_steps1500_alpha0", "powerlaw_n1200_steps1500_alpha0.75"],
   "warmup": [
     "powerlaw_n1200_steps1500_alpha0",
     "powerlaw_n1200_steps1500_alpha0.75",
@@ -33,9 +33,8 @@ QUICK_POINTS = {
   "toy_memory": [f"new{n}_noreplay" for n in (16, 32, 64, 256)]
   + [f"new32_replay1_{w}" for w in (2, 32, 512)],
   "finetune": ["pretrain", "new50", "new100", "new800"]
-  + [f"new100_replay{w}" for w in ("2", "1_2", "1_8")]
-  + ["celebrities_pretrain", "celebrities_finetune"],
-  "templates": ["templates1_shuffled", "templates16_shuffled", "templates16_fixed"],
+  + [f"new100_replay{w}" for w in ("2", "1_2", "1_8")],
+  "templates": ["templates1_shuffled", "templates16_shuffled"],
 }
 # Tiny toy memories: the quick toy_memory claim trains for real in a few seconds.
 TINY_TOY = [
@@ -153,7 +152,7 @@ def test_quick_dry_run_prints_the_total_and_its_estimate(tmp_path, capsys):
   assert _main("--dry_run", "--quick", f"--workdir={tmp_path}") == 0
   out = capsys.readouterr().out
   assert "warmup: 4 runs of curricula.py" in out and "lr x" not in out
-  assert "\n  patch_start0_ref200  lr 0.008\n" in out and "_seed1" not in out
+  assert "\n  patch_start0_ref1250  lr 0.008\n" in out and "_seed1" not in out
   total = re.search(
     r"total: (\d+) distinct runs, ([\d,]+) training steps of language models; about (\d+) min "
     r"one at a time on 2 cores, (\d+) min with --executor=ray",
@@ -163,7 +162,8 @@ def test_quick_dry_run_prints_the_total_and_its_estimate(tmp_path, capsys):
   runs, steps = int(total[1]), int(total[2].replace(",", ""))
   inline, ray = int(total[3]), int(total[4])
   assert runs == len({n for names in QUICK_POINTS.values() for n in names})  # phases once
-  assert 30_000 < steps < 40_000 and ray < inline <= 45
+  # The budget: 30 minutes on 2 cores, by the estimate fitted to the slowest machine measured.
+  assert 15_000 < steps < 20_000 and ray < inline and ray <= 30
   assert list(tmp_path.iterdir()) == []
 
 
@@ -172,8 +172,8 @@ def test_quick_over_three_seeds_runs_the_same_points_and_says_so(tmp_path, capsy
   with its seeds and goes to claims/quick_seeds3."""
   assert _main("--dry_run", "--quick", "--seeds=3", f"--workdir={tmp_path}") == 0
   out = capsys.readouterr().out
-  assert "\n  patch_start0_ref200_seed2  lr 0.008\n" in out and "lr x" not in out
-  assert "\n  n3200_seed2_lr0.008  lr 0.008\n" in out  # a sweep with its own seeds keeps them
+  assert "\n  patch_start0_ref1250_seed2  lr 0.008\n" in out and "lr x" not in out
+  assert "\n  n800_seed2_lr0.008  lr 0.008\n" in out  # a sweep with its own seeds keeps them
   rows = [{"claim": "toy_memory", "quick": True, "seeds": 3, "compute_seconds": 0}]
   header = evidence.table(
     [r | {"statement": "", "paper": "", "measured": "", "verdict": "v"} for r in rows]

@@ -137,15 +137,20 @@ def test_alpha_on_one_regime_cannot_hold(tmp_path):
   """One regime, alphas 0, 0.5, 0.75 and 1. The trends are untested and could go either
   way, so even the right model is not shown, and a shortest plateau at 0.25 (in (0, 1),
   outside the paper's range) leaves no tested part holding."""
-  quick = {"regimes": ((600, 750),), "alphas": (0.0, 0.5, 0.75, 1.0)}
-  score = rules_curricula.alpha(_grid(tmp_path / "right", **quick))
+  one_regime = {"regimes": ((600, 750),), "alphas": (0.0, 0.5, 0.75, 1.0)}
+  score = rules_curricula.alpha(_grid(tmp_path / "right", **one_regime))
   assert score.verdict == rules.NOT_SHOWN, score.why
-  assert score.values["parts"]["shrinks_with_budget"] == "untested"
+  assert score.values["parts"] == {
+    "range": "holds",
+    "grows_with_population": "untested",
+    "shrinks_with_budget": "untested",
+  }
   assert score.why.startswith("1 of 1 tested parts hold (2 the grid cannot test)")
   at_quarter = {0.0: 600, 0.25: 250, 0.5: 400, 0.75: 450, 1.0: 500}
-  quick["alphas"] = (0.0, 0.25, 0.75, 1.0)
-  score = rules_curricula.alpha(_grid(tmp_path / "quarter", ends=at_quarter, **quick))
+  one_regime["alphas"] = (0.0, 0.25, 0.75, 1.0)
+  score = rules_curricula.alpha(_grid(tmp_path / "quarter", ends=at_quarter, **one_regime))
   assert score.verdict == rules.NOT_SHOWN, score.why
+  assert score.values["parts"]["range"] != "holds"  # the shortest, 0.25, is outside 0.6-0.8
 
 
 def test_alpha_rejects_plateau_ends_the_evaluations_cannot_tell_apart(tmp_path):

@@ -224,6 +224,19 @@ def test_finetune_rejects_replay_that_does_not_grade_with_its_weight(tmp_path):
   assert score.why == "replay: weight 1/8 keeps away no less than weight 8"
 
 
+def test_finetune_without_three_sizes_or_rare_seen_people_is_not_weak(tmp_path):
+  """The right model on a cut grid: two sizes (100 and 200), or no run on seen people at all
+  (the quick grid). Each missing part could go either way, so even this model is not shown."""
+  two = {n: x for n, x in GROWING.items() if n in (100, 200)}
+  score = rules_finetune.finetune(_finetune_grid(tmp_path / "two", lost_by_n=two))
+  assert score.values["parts"]["grows"] == rules.NOT_SHOWN
+  assert score.verdict == rules.NOT_SHOWN
+  assert score.why == "grows: 2 numbers of new people run (3 needed)"
+  runs = [r for r in _finetune_grid(tmp_path / "quick") if "celebrities" not in r["name"]]
+  score = rules_finetune.finetune(runs)
+  assert score.verdict == rules.NOT_SHOWN and score.why == "rare: no run on seen people"
+
+
 def test_finetune_rejects_replay_at_one_weight(tmp_path):
   score = rules_finetune.finetune(_finetune_grid(tmp_path, lost_by_weight={8: 0.02}))
   assert score.verdict == rules.NOT_SHOWN

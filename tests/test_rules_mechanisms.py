@@ -319,7 +319,7 @@ def test_patching_holds_for_the_right_model(tmp_path):
 def test_patching_without_early_or_initial_patterns_is_not_weak(tmp_path):
   """The quick check's grid, the reference and the final patterns: those remove the plateau
   and attention rises, but early patterns against the initial ones could go either way (they
-  are better in the full small grid), so the right model and the wrong one read the same."""
+  are better in the full small grid), so even the right model is not shown."""
   final_only = {1250: RIGHT[1250]}
   score = rules_patching.patching(_patching(tmp_path, REFERENCES, final_only))
   assert score.verdict == rules.NOT_SHOWN
@@ -390,6 +390,16 @@ def test_patching_rejects_attention_that_does_not_rise_as_holding(tmp_path):
   score = rules_patching.patching(_patching(tmp_path, REFERENCES, RIGHT, rise=1.05))
   assert score.verdict == rules.WEAK
   assert "attention to the name rises under x1.2" in score.why
+
+
+def test_patching_rejects_one_part_of_three_as_weak(tmp_path):
+  """Final patterns remove the plateau on the mean but not in seed 2 (0.125 of it), and
+  attention does not rise: one part of three holds, whatever the mean removal."""
+  final = {1250: [150, 150, 450]}
+  score = rules_patching.patching(_patching(tmp_path, REFERENCES, RIGHT | final, rise=1.05))
+  assert score.values["parts"] == {"removed": False, "early": True, "rises": False}
+  assert score.values["plateau_removed_by_final_patterns"]["mean"] >= 0.5
+  assert score.verdict == rules.NOT_SHOWN, score.why
 
 
 def test_patching_without_patched_runs_is_not_run(tmp_path):

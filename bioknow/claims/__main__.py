@@ -12,8 +12,9 @@ rule written next to the claim (bioknow/claims/rules*.py; a claim with lr copies
 at the lr with the best final training loss of each setting) and prints a table: the claim,
 the paper's figure and numbers, what was measured (mean and spread over seeds), the verdict
 and, beside it, the clause of the rule that decided it (rules.Score.why). Verdicts: holds;
-weak (part of the rule holds, or only the means over seeds); not shown (neither the effect
-nor its opposite is measured beyond its resolution); contradicted (the effect is measured,
+weak (most of the rule holds, or only the means over seeds, none of it the other way, every
+part run); not shown (neither the effect nor its opposite is measured beyond its resolution,
+or a part of the rule not run); contradicted (the effect is measured,
 beyond its resolution and the spread over seeds, in the direction opposite to the paper's);
 not run (no finished run to score); not applicable (below). It writes WORKDIR/claims/
 claims.json (the claims scored now replace their rows; the others stay; each row with its
@@ -241,7 +242,7 @@ def estimate(planned, scale: str) -> str:
     return line
   return (
     f"{line}; about {inline / 60:.0f} min one at a time on 2 cores, {ray / 60:.0f} min with "
-    "--executor=ray (two at a time), from the README's runtimes (catalog.cost)"
+    "--executor=ray (two at a time), from measured runtimes (catalog.cost)"
   )
 
 

@@ -285,6 +285,8 @@ def rare_seen(seen: list[dict], fewest: dict, n_fewest: int) -> tuple[Part, dict
   than the fewest new people cost, beyond the margins, and at most 1 - KEPT_AWAY of it in
   every seed; contradicted when it costs more beyond the margins."""
   lost = spread([kept_out_forgetting(r) for r in seen])
+  if not seen:
+    return Part(NOT_SHOWN, "no run on seen people", False), lost
   if not lost["n"]:
     return Part(NOT_SHOWN, "no run on seen people reports a group it keeps out", False), lost
   if not fewest["n"]:

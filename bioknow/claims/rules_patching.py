@@ -73,8 +73,9 @@ def patching(runs: list[dict]) -> Score:
   rises, last-layer attention from the first value token to the name at P over F is at
   least ATTENTION_RISE in every seed. Contradicted when an early checkpoint's patterns end
   the plateau before the initial ones beyond the margins; holds when all three parts hold;
-  weak when the final patterns remove the plateau on the mean over seeds and early patterns
-  ran against the initial ones (a grid without them, the quick check's, could go either way);
+  weak when the final patterns remove the plateau on the mean over seeds, two of the three
+  parts hold and early patterns ran against the initial ones (a grid without them, the quick
+  check's, could go either way);
   does not hold otherwise, and where a reference never ends its plateau (nothing to remove).
   A plateau that never ends counts as ending at the run's last evaluation (a lower bound).
   Rejects: no learning at all, early patterns better than the initial ones, final patterns
@@ -154,9 +155,8 @@ def _verdict(parts: dict, mean_removed: bool, early_vs_initial: dict, last) -> t
     )
   if all(parts.values()):
     return HOLDS, "final patterns remove the plateau, early ones do worse than the initial"
-  if (
-    not early_vs_initial
-  ):  # the grid lacks early or initial patterns: that part could go either way
+  if not early_vs_initial:
+    # The grid lacks early or initial patterns: that part could go either way.
     return NOT_SHOWN, "early patterns against the initial ones not run"
   if not mean_removed:
     return NOT_SHOWN, (
@@ -168,4 +168,5 @@ def _verdict(parts: dict, mean_removed: bool, early_vs_initial: dict, last) -> t
     "early": "early patterns do not end it later than the initial ones",
     "rises": f"attention to the name rises under x{ATTENTION_RISE:g} in some seed",
   }
-  return WEAK, "; ".join(text for part, text in missing.items() if not parts[part])
+  failing = [text for part, text in missing.items() if not parts[part]]
+  return (WEAK if len(failing) == 1 else NOT_SHOWN), "; ".join(failing)  # weak: 2 of 3 hold

@@ -231,11 +231,11 @@ def plateau_law(runs: list[dict]) -> Score:
   populations whose every seed ends its plateau later than its first phase beyond both
   resolutions (_law_points); every population left out is named with its reason. Below
   MIN_POPULATIONS resolved populations over MIN_SPAN x the grid cannot read the exponent and
-  the verdict is not shown, whatever k (the quick check's 3 populations over 4x). On such a
-  grid: holds when the whole 95% interval of k lies in EXPONENT_RANGE (0.5-1.1, reasons beside
-  it); contradicted when it lies wholly outside (shrinking, flat, or clearly super-linear);
-  weak when k lies in the range, its interval excludes 0 but reaches outside; not shown
-  otherwise.
+  the verdict is not shown, whatever k (the quick check's 3 populations over 4x). On a grid
+  of at least that size: holds when the whole 95% interval of k lies in EXPONENT_RANGE
+  (0.5-1.1, reasons beside it); contradicted when it lies wholly outside (shrinking, flat, or
+  clearly super-linear); weak when k lies in the range, its interval excludes 0 but reaches
+  outside; not shown otherwise.
   Rejects (tests/test_rules_phases.py): a plateau that does not grow with N; a quadratic
   one; a law over too few or too close populations; populations whose plateau ends with the
   first phase (dropped, with the reason); a point estimate in the range whose interval
