@@ -32,8 +32,7 @@ QUICK_POINTS = {
   "hallucination": ["phases_n800"],
   "toy_memory": [f"new{n}_noreplay" for n in (16, 32, 64, 256)]
   + [f"new32_replay1_{w}" for w in (2, 32, 512)],
-  "finetune": ["pretrain", "new50", "new100", "new800"]
-  + [f"new100_replay{w}" for w in ("2", "1_2", "1_8")],
+  "finetune": ["pretrain", "new100", "new800", "new100_replay2"],
   "templates": ["templates1_shuffled", "templates16_shuffled"],
 }
 # Tiny toy memories: the quick toy_memory claim trains for real in a few seconds.
