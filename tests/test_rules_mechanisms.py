@@ -564,6 +564,16 @@ def test_warmup_rejects_no_learning_at_all(tmp_path):
   assert "nothing learned" in score.why
 
 
+def test_warmup_without_a_celebrity_mix_is_not_weak(tmp_path):
+  """The right model, but the grid ran no celebrity mix at the warm-up's regime: the warm-up
+  beats the one power law that ran, and "every static mix" could still go either way."""
+  grid = [r for r in _warmup_grid(tmp_path, (0.65, 0.7, 0.6)) if "celebrities" not in r["name"]]
+  score = rules_warmup.warmup(grid)
+  assert score.values["settings"]["static"] == "powerlaw_n1200_steps1500_alpha0.5"
+  assert score.verdict == rules.NOT_SHOWN
+  assert score.why.endswith("; but no celebrity mix run at N=1.2k, 1.5k steps")
+
+
 def test_warmup_rejects_a_win_short_of_the_margins_in_one_seed_as_holding(tmp_path):
   """The means win beyond the spread, but seed 0 is only 0.05 above celebrities."""
   score = rules_warmup.warmup(_warmup_grid(tmp_path, (0.4, 0.8, 0.8)))

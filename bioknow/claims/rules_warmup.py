@@ -141,8 +141,10 @@ def warmup(runs: list[dict]) -> Score:
   LEARNED_FRACTION x the baseline, and in every seed ends at least WARMUP_OVER_STATIC above
   the best static schedule and WARMUP_OVER_UNIFORM above uniform sampling (paired by seed);
   weak when it wins against both without those margins in every seed; does not hold
-  otherwise (a tie). Rejects: a warm-up tied with the best static schedule within the
-  seeds' spread, one worse than uniform sampling, no learning at all."""
+  otherwise (a tie), nor where no power law or no celebrity mix ran at that population and
+  budget (every static mix is not tested). Rejects: a warm-up tied with the best static
+  schedule within the seeds' spread, one worse than uniform sampling, no learning at all, a
+  grid without celebrity mixes."""
   runs, lrs = best_lr(finished(runs, "pretrain"))
   warmups = [r for r in runs if R.strategy(r) == "warmup"]
   if not warmups:
@@ -198,6 +200,10 @@ def warmup(runs: list[dict]) -> Score:
     a >= WARMUP_OVER_STATIC and b >= WARMUP_OVER_UNIFORM for a, b in zip(over_static, over_uniform)
   )
   verdict, why = _verdict(versus, every, loss)
+  families = {"powerlaw": "power law", "celebrities": "celebrity mix"}
+  unrun = [name for kind, name in families.items() if not any(R.strategy(r) == kind for r in here)]
+  if unrun and verdict in (HOLDS, WEAK):  # "every static mix" could go either way
+    verdict, why = NOT_SHOWN, f"{why}; but no {' or '.join(unrun)} run at {where}"
   measured = (
     f"final accuracy at {where}: uniform {fmt(values['uniform'], 2)}, best static "
     f"({static_name}) {fmt(values['best_static'], 2)}, best warm-up ({warmup_name}) "
