@@ -331,6 +331,21 @@ def test_hallucination_rejects_two_failing_parts_as_weak(tmp_path):
   assert score.why.startswith("1 of 3 parts hold")
 
 
+def test_hallucination_rejects_runs_without_confidence_metrics_as_weak(tmp_path):
+  """Held-out loss leaves the floor with knowledge, but no run recorded the AUROC, entropy or
+  top probability: (a) and (b) hold, (c) could go either way."""
+  runs = _heldout(tmp_path, "m", _mirror)
+  confidence = ("hallucination_auroc", "seen_entropy", "unseen_entropy")
+  confidence += ("seen_max_prob", "unseen_max_prob")
+  for run in runs:
+    for record in [*run["records"], run["summary"]]:
+      for key in confidence:
+        record.pop(key, None)
+  score = rules_phases.hallucination(runs)
+  assert score.verdict == rules.NOT_SHOWN, score.why
+  assert score.why.endswith("(detectable: not recorded)")
+
+
 def test_hallucination_reads_each_attribute_against_its_own_floor(tmp_path):
   """birth_date's floor is 3, the others' 2; held-out loss 1.5x its floor in every attribute
   but birth_date in seed 1 (1.02x), so 5 of 6."""

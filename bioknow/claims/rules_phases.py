@@ -322,14 +322,16 @@ def hallucination(runs: list[dict]) -> Score:
   yet, whichever is larger). A part holds when every seed shows it, so the seeds' spread
   never reaches the other side. Holds when all three do; contradicted when every seed that
   learned ends with held-out loss below GENERALISES_FRACTION x baseline (twice the noise
-  under it); weak when two of three hold (a strict majority), none contradicted; not shown
-  otherwise. Beside the verdict, per attribute: held-out loss over that attribute's own
-  baseline, and whether it ends >= HALLUCINATION_FRACTION in every seed.
+  under it); weak when two of three hold (a strict majority), none contradicted, and the
+  runs recorded the confidence metrics (c) reads; not shown otherwise. Beside the verdict,
+  per attribute: held-out loss over that attribute's own baseline, and whether it ends >=
+  HALLUCINATION_FRACTION in every seed.
   Rejects (tests/test_rules_phases.py): no learning (held-out loss on the floor to the end);
   held-out loss above the floor from the start (not emerging with knowledge); a model as
   confident on unseen people as on seen ones; a model that generalises to unseen people; an
   entropy gap within its resolution; held-out loss ending a hair under the floor, as
-  contradicted; two of three parts failing, as weak."""
+  contradicted; two of three parts failing, as weak; runs without confidence metrics, as
+  weak."""
   runs, lrs = best_lr(finished(runs, "pretrain"))
   runs = [r for r in runs if "unseen_attribute_loss" in r["summary"]]
   if not runs:
@@ -373,13 +375,18 @@ def hallucination(runs: list[dict]) -> Score:
   below = bool(learned) and max(learned) < GENERALISES_FRACTION  # the seeds' whole range
   holding = [name for name, shown in parts.items() if all(shown)]
   counts = ", ".join(f"{name} in {sum(shown)} of {n}" for name, shown in parts.items())
+  # Runs without the confidence metrics cannot test "detectable": it could go either way.
+  confidence = ("auroc", "entropy_gap", "max_prob_gap")
+  unmeasured = not all(math.isfinite(x[k]) for x in per_run for k in confidence)
+  if unmeasured:
+    counts += " (detectable: not recorded)"
   if len(holding) == len(parts):
     verdict = HOLDS
     why = f"all {n} seeds: on the floor over the plateau, above it after, detectable"
   elif below:
     verdict = CONTRADICTED
     why = f"held-out loss ends below {GENERALISES_FRACTION:g} x its baseline in every seed"
-  elif len(holding) > len(parts) / 2:
+  elif len(holding) > len(parts) / 2 and not unmeasured:
     verdict, why = WEAK, f"{len(holding)} of {len(parts)} parts hold: {counts}"
   else:
     verdict, why = NOT_SHOWN, f"{len(holding)} of {len(parts)} parts hold: {counts}"
