@@ -218,6 +218,16 @@ def test_templates_without_fixed_order_runs_is_not_shown_and_without_two_counts_
   assert rules_templates.templates([]).verdict == rules.NO_RUNS
 
 
+def test_templates_rejects_order_untested_below_the_most_templates_as_holding(tmp_path):
+  """Every part holds with fixed order run at 16 templates only: at 1 and 4 fixed order could
+  still win (and contradict), so the right model on that grid is not shown."""
+  table = {k: v for k, v in GOOD.items() if k[1] == "shuffled" or k[0] == 16}
+  score = rules_templates.templates(_templates_runs(tmp_path, table))
+  assert score.values["parts"] == dict.fromkeys(score.values["parts"], True)
+  assert score.verdict == rules.NOT_SHOWN
+  assert score.why == "textual diversity holds; sentence order not run at 1, 4 templates"
+
+
 def test_templates_by_attribute(tmp_path):
   """Per attribute, over its own baseline: gap 1 + 0.2 x seed at one template, 0.05 at 16,
   except the university, whose gap at 16 templates stays 0.3 in seed 1 (over
