@@ -376,10 +376,9 @@ def hallucination(runs: list[dict]) -> Score:
   holding = [name for name, shown in parts.items() if all(shown)]
   counts = ", ".join(f"{name} in {sum(shown)} of {n}" for name, shown in parts.items())
   # Runs without the confidence metrics cannot test "detectable": it could go either way.
-  confidence = ("auroc", "entropy_gap", "max_prob_gap")
-  unmeasured = not all(math.isfinite(x[k]) for x in per_run for k in confidence)
-  if unmeasured:
-    counts += " (detectable: not recorded)"
+  confidence = [x[k] for x in per_run for k in ("auroc", "entropy_gap", "max_prob_gap")]
+  unmeasured = not all(map(math.isfinite, confidence))  # (c) untested: could go either way
+  counts += " (detectable: not recorded)" if unmeasured else ""
   if len(holding) == len(parts):
     verdict = HOLDS
     why = f"all {n} seeds: on the floor over the plateau, above it after, detectable"
